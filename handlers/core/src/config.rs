@@ -1,0 +1,265 @@
+//! Configuration, read once at start-up from environment variables.
+//!
+//! `Config::from_lookup` takes any lookup function so tests inject a map instead of mutating
+//! the process environment. Variable names are the external contract in `design.md`.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use lettre::message::Mailbox;
+use url::Url;
+
+/// A value that must never reach a log: `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is handed to the component that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where mail goes.
+#[derive(Clone, Debug)]
+pub enum MailTarget {
+    /// An SMTP server URL in lettre syntax (`smtp://`, `smtps://`, `?tls=required`, credentials).
+    Smtp(Secret),
+    /// A directory that receives every message as `.eml` plus `.html`.
+    Outbox(PathBuf),
+}
+
+/// Where run data comes from.
+#[derive(Clone, Debug)]
+pub enum DataSource {
+    /// A JSON snapshot of ARG tables (`PATCHWATCH_SNAPSHOT`).
+    Snapshot(PathBuf),
+    /// Azure Resource Graph over REST.
+    ResourceGraph,
+}
+
+/// Every setting patchwatch reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mail: MailTarget,
+    pub mail_from: Mailbox,
+    pub mail_to: Vec<Mailbox>,
+    pub data: DataSource,
+    pub arm_endpoint: Url,
+    pub arm_scope: String,
+    /// How long after the post event missing results are waited for before they count as NoResult.
+    pub result_grace: Duration,
+    pub templates_dir: Option<PathBuf>,
+    pub portal_url: Url,
+    /// User-assigned managed identity client id (`AZURE_CLIENT_ID`).
+    pub azure_client_id: Option<String>,
+    /// Set when the platform provides a managed-identity endpoint.
+    pub managed_identity: bool,
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is required: {hint}")]
+    Missing { name: &'static str, hint: &'static str },
+    #[error("{name} is invalid: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+/// Defaults a particular binary applies when a variable is unset.
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub outbox: Option<PathBuf>,
+    pub snapshot: Option<PathBuf>,
+}
+
+pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
+pub const DEFAULT_ARM_SCOPE: &str = "https://management.azure.com/.default";
+pub const DEFAULT_GRACE_MINUTES: u64 = 15;
+const DEFAULT_FROM: &str = "patchwatch <patchwatch@localhost>";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok(), defaults)
+    }
+
+    /// Reads settings through `lookup`; empty values count as unset.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        defaults: &Defaults,
+    ) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let mail = match (get("PATCHWATCH_OUTBOX"), get("PATCHWATCH_SMTP_URL")) {
+            (Some(dir), _) => MailTarget::Outbox(PathBuf::from(dir)),
+            (None, Some(url)) => {
+                check_smtp_url(&url)?;
+                MailTarget::Smtp(Secret::new(url))
+            }
+            (None, None) => match &defaults.outbox {
+                Some(dir) => MailTarget::Outbox(dir.clone()),
+                None => {
+                    return Err(ConfigError::Missing {
+                        name: "PATCHWATCH_SMTP_URL",
+                        hint: "set an SMTP URL such as smtp://host:587?tls=required, or PATCHWATCH_OUTBOX to a directory",
+                    });
+                }
+            },
+        };
+        let mail_from = parse_mailbox(
+            "PATCHWATCH_MAIL_FROM",
+            &get("PATCHWATCH_MAIL_FROM").unwrap_or_else(|| DEFAULT_FROM.to_owned()),
+        )?;
+        let mail_to = match get("PATCHWATCH_MAIL_TO") {
+            Some(list) => parse_mailbox_list("PATCHWATCH_MAIL_TO", &list)?,
+            None => match mail {
+                MailTarget::Outbox(_) => vec![parse_mailbox("PATCHWATCH_MAIL_TO", "operations@localhost")?],
+                MailTarget::Smtp(_) => {
+                    return Err(ConfigError::Missing {
+                        name: "PATCHWATCH_MAIL_TO",
+                        hint: "comma-separated recipient addresses",
+                    });
+                }
+            },
+        };
+        let data = match get("PATCHWATCH_SNAPSHOT").map(PathBuf::from).or_else(|| defaults.snapshot.clone()) {
+            Some(path) => DataSource::Snapshot(path),
+            None => DataSource::ResourceGraph,
+        };
+        let arm_endpoint = parse_url(
+            "PATCHWATCH_ARM_ENDPOINT",
+            &get("PATCHWATCH_ARM_ENDPOINT").unwrap_or_else(|| DEFAULT_ARM_ENDPOINT.to_owned()),
+        )?;
+        let result_grace = match get("PATCHWATCH_RESULT_GRACE_MINUTES") {
+            Some(v) => Duration::from_secs(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|m| *m <= 24 * 60)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "PATCHWATCH_RESULT_GRACE_MINUTES",
+                        problem: format!("expected whole minutes between 0 and 1440, got {v:?}"),
+                    })?
+                    * 60,
+            ),
+            None => Duration::from_secs(DEFAULT_GRACE_MINUTES * 60),
+        };
+        let portal_url = parse_url(
+            "PATCHWATCH_PORTAL_URL",
+            &get("PATCHWATCH_PORTAL_URL").unwrap_or_else(|| "https://portal.azure.com".to_owned()),
+        )?;
+        Ok(Self {
+            mail,
+            mail_from,
+            mail_to,
+            data,
+            arm_endpoint,
+            arm_scope: get("PATCHWATCH_ARM_SCOPE").unwrap_or_else(|| DEFAULT_ARM_SCOPE.to_owned()),
+            result_grace,
+            templates_dir: get("PATCHWATCH_TEMPLATES").map(PathBuf::from),
+            portal_url,
+            azure_client_id: get("AZURE_CLIENT_ID"),
+            managed_identity: get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_some(),
+        })
+    }
+}
+
+fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, problem: format!("{e} in {value:?}") })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid { name, problem: format!("expected an http(s) URL, got scheme {:?}", url.scheme()) });
+    }
+    Ok(url)
+}
+
+/// Validates the SMTP URL without echoing it (it may carry a password).
+fn check_smtp_url(value: &str) -> Result<(), ConfigError> {
+    let name = "PATCHWATCH_SMTP_URL";
+    let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(ConfigError::Invalid { name, problem: format!("expected smtp:// or smtps://, got {:?}", url.scheme()) });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::Invalid { name, problem: "no host".to_owned() });
+    }
+    Ok(())
+}
+
+fn parse_mailbox(name: &'static str, value: &str) -> Result<Mailbox, ConfigError> {
+    value.parse::<Mailbox>().map_err(|e| ConfigError::Invalid { name, problem: format!("{value:?} is not an email address ({e})") })
+}
+
+fn parse_mailbox_list(name: &'static str, value: &str) -> Result<Vec<Mailbox>, ConfigError> {
+    let list = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_mailbox(name, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() {
+        return Err(ConfigError::Invalid { name, problem: "no address given".to_owned() });
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)], defaults: &Defaults) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|k| map.get(k).cloned(), defaults)
+    }
+
+    #[test]
+    fn config_without_mail_target_names_the_variable() {
+        let err = cfg(&[], &Defaults::default()).unwrap_err().to_string();
+        assert!(err.contains("PATCHWATCH_SMTP_URL"), "{err}");
+    }
+
+    #[test]
+    fn config_smtp_url_password_never_in_debug_or_errors() {
+        let c = cfg(
+            &[("PATCHWATCH_SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"), ("PATCHWATCH_MAIL_TO", "a@example.com, b@example.com")],
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.mail_to.len(), 2);
+        let err = cfg(&[("PATCHWATCH_SMTP_URL", "http://user:hunter2@h")], &Defaults::default()).unwrap_err().to_string();
+        assert!(err.contains("PATCHWATCH_SMTP_URL") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn config_bad_values_name_the_variable() {
+        let d = Defaults { outbox: Some("/tmp/x".into()), snapshot: None };
+        for (k, v) in [
+            ("PATCHWATCH_MAIL_TO", "not an address"),
+            ("PATCHWATCH_MAIL_FROM", "x@"),
+            ("PATCHWATCH_ARM_ENDPOINT", "ftp://x"),
+            ("PATCHWATCH_RESULT_GRACE_MINUTES", "soon"),
+        ] {
+            let err = cfg(&[(k, v)], &d).unwrap_err().to_string();
+            assert!(err.contains(k), "{k}: {err}");
+        }
+    }
+
+    #[test]
+    fn config_defaults_apply() {
+        let d = Defaults { outbox: Some("/tmp/o".into()), snapshot: Some("/tmp/s.json".into()) };
+        let c = cfg(&[], &d).unwrap();
+        assert!(matches!(c.mail, MailTarget::Outbox(_)));
+        assert!(matches!(c.data, DataSource::Snapshot(_)));
+        assert_eq!(c.result_grace, Duration::from_secs(900));
+        assert_eq!(c.arm_endpoint.as_str(), "https://management.azure.com/");
+    }
+}

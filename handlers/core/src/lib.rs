@@ -1,0 +1,21 @@
+//! patchwatch-core: what every patchwatch handler shares.
+//!
+//! - [`event`]: Event Grid / CloudEvents intake; [`envelope`]: Functions custom-handler envelopes
+//! - [`rundata`]: run data from snapshots or Azure Resource Graph ([`azure`])
+//! - [`summary`]: the honest outcome of a run; [`render`]: handlebars email; [`mail`]: delivery
+//! - [`pipeline`]: event → summary → email; [`runtime`], [`telemetry`], [`error`]: the edges
+//! - [`simulate`]: realistic runs for demos, tests and benchmarks
+
+pub mod azure;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod mail;
+pub mod pipeline;
+pub mod render;
+pub mod rundata;
+pub mod runtime;
+pub mod simulate;
+pub mod summary;
+pub mod telemetry;

@@ -1,0 +1,222 @@
+//! The pipeline one event goes through: load run data → summarise → render → deliver.
+//!
+//! Each event ends in one of the outcomes of the design's table; entry points map them to what
+//! their upstream understands.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use lettre::message::Mailbox;
+use time::OffsetDateTime;
+use tracing::{Instrument, error, info, warn};
+
+use crate::{
+    azure::{
+        credential,
+        resource_graph::{ResourceGraphClient, ResourceGraphOptions},
+    },
+    config::{Config, DataSource},
+    event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
+    mail::{Delivered, MailError, Mailer, file_stem},
+    render::{RenderError, Templates},
+    rundata::{RunDataSource, RunQuery},
+    summary::{Decision, RunSummary, summarise},
+};
+
+/// A clock, injectable so tests can stand inside or after the grace period.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Why a pipeline could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Templates(#[from] RenderError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("Azure credential: {0}")]
+    Credential(azure_core::Error),
+}
+
+/// What happened to one event.
+#[derive(Debug)]
+pub enum EventOutcome {
+    Sent(Box<Processed>),
+    /// Another event type: acknowledged, not processed.
+    Ignored { event_type: String },
+    /// Nothing was sent; the upstream should deliver again later.
+    RetryLater { reason: String, after: Duration },
+    /// Failed for good (broken template, recipient refused): logged and acknowledged.
+    Failed { reason: String },
+}
+
+/// A summary that was delivered.
+#[derive(Debug)]
+pub struct Processed {
+    pub summary: RunSummary,
+    pub delivered: Delivered,
+}
+
+/// What happened to a whole delivery.
+#[derive(Debug)]
+pub enum DeliveryOutcome {
+    /// Event Grid subscription validation: answer with this code.
+    Validation { code: String },
+    Done(Vec<EventOutcome>),
+    RetryLater { reason: String, after: Duration },
+    Rejected(EventError),
+}
+
+/// Everything needed to process events.
+pub struct Pipeline {
+    pub source: RunDataSource,
+    pub mailer: Mailer,
+    pub templates: Templates,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub grace: Duration,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("source", &self.source.describe())
+            .field("mailer", &self.mailer.describe())
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Builds the pipeline from configuration. Does no network I/O.
+    pub fn from_config(config: &Config) -> Result<Self, StartupError> {
+        let source = match &config.data {
+            DataSource::Snapshot(path) => RunDataSource::SnapshotFile(path.clone()),
+            DataSource::ResourceGraph => {
+                let credential = credential::from_config(config).map_err(StartupError::Credential)?;
+                let options = ResourceGraphOptions { scope: config.arm_scope.clone(), ..Default::default() };
+                RunDataSource::ResourceGraph(Arc::new(ResourceGraphClient::new(
+                    config.arm_endpoint.clone(),
+                    credential,
+                    options,
+                )))
+            }
+        };
+        Ok(Self {
+            source,
+            mailer: Mailer::new(&config.mail)?,
+            templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,
+            from: config.mail_from.clone(),
+            to: config.mail_to.clone(),
+            grace: config.result_grace,
+            clock: Arc::new(OffsetDateTime::now_utc),
+        })
+    }
+
+    /// Processes every event of a validated delivery.
+    pub async fn handle(&self, items: Vec<Incoming>) -> DeliveryOutcome {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Incoming::Validation { code } => {
+                    info!("Event Grid subscription validation answered.");
+                    return DeliveryOutcome::Validation { code };
+                }
+                Incoming::Ignored { id, event_type } => {
+                    info!(event_id = %id, event_type = %event_type, "Event of another type acknowledged and ignored.");
+                    outcomes.push(EventOutcome::Ignored { event_type });
+                }
+                Incoming::Maintenance(event) => outcomes.push(self.process(&event).await),
+            }
+        }
+        // Event Grid redelivers a batch all or nothing, so one event that must wait holds the batch.
+        let wait = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                EventOutcome::RetryLater { reason, after } => Some((reason.clone(), *after)),
+                _ => None,
+            })
+            .max_by_key(|(_, after)| *after);
+        match wait {
+            Some((reason, after)) => DeliveryOutcome::RetryLater { reason, after },
+            None => DeliveryOutcome::Done(outcomes),
+        }
+    }
+
+    /// Runs one maintenance event through the pipeline.
+    pub async fn process(&self, event: &MaintenanceEvent) -> EventOutcome {
+        let run = last_segment(&event.correlation_id).to_owned();
+        let span = tracing::info_span!("run", configuration = %event.configuration_name(), run = %run, phase = event.phase.as_str());
+        self.process_inner(event, &run).instrument(span).await
+    }
+
+    async fn process_inner(&self, event: &MaintenanceEvent, run: &str) -> EventOutcome {
+        let query = RunQuery {
+            correlation_id: event.correlation_id.clone(),
+            subscription_ids: event.subscription_ids.clone(),
+            include_results: event.phase == Phase::Post,
+            since: Some(event.start),
+        };
+        let data = match self.source.load(&query).await {
+            Ok(d) => d,
+            Err(e) => {
+                return match e.retry_after() {
+                    Some(after) => {
+                        error!(error = %e, "Run data could not be loaded; the event will be retried.");
+                        EventOutcome::RetryLater { reason: e.to_string(), after }
+                    }
+                    None => {
+                        error!(error = %e, "Run data is unusable; the event is dropped.");
+                        EventOutcome::Failed { reason: e.to_string() }
+                    }
+                };
+            }
+        };
+        let now = (self.clock)();
+        let summary = match summarise(event, &data, now, self.grace) {
+            Decision::Ready(s) => *s,
+            Decision::Wait { missing, total, retry_after } => {
+                info!(missing, total, "Results still missing inside the grace period; retrying later.");
+                return EventOutcome::RetryLater {
+                    reason: format!("{missing} of {total} machines have no result yet; waiting up to the grace period"),
+                    after: retry_after,
+                };
+            }
+        };
+        let rendered = match self.templates.render(&summary) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "Summary could not be rendered.");
+                return EventOutcome::Failed { reason: e.to_string() };
+            }
+        };
+        let stem = file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
+        match self.mailer.send(&self.from, &self.to, &rendered, &stem).await {
+            Ok(delivered) => {
+                info!(verdict = summary.verdict.label(), machines = summary.counts.total, "Run summary delivered.");
+                EventOutcome::Sent(Box::new(Processed { summary, delivered }))
+            }
+            Err(e) if e.is_transient() => {
+                warn!(error = %e, "Email could not be delivered; the event will be retried.");
+                EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(60) }
+            }
+            Err(e) => {
+                error!(error = %e, "Email was refused for good; the event is dropped.");
+                EventOutcome::Failed { reason: e.to_string() }
+            }
+        }
+    }
+}
+
+/// The embedded example snapshot and events (also used by `patchwatch serve`).
+pub mod example {
+    pub const SNAPSHOT: &str = include_str!("../../../examples/snapshot.json");
+    pub const POST_EVENT: &str = include_str!("../../../examples/events/post-maintenance.json");
+    pub const PRE_EVENT: &str = include_str!("../../../examples/events/pre-maintenance.json");
+}
+
+/// The local data directory for the `patchwatch` CLI's default outbox.
+pub fn default_outbox() -> PathBuf {
+    PathBuf::from("outbox")
+}

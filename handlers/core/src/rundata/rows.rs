@@ -1,0 +1,400 @@
+//! The one parser for Azure Resource Graph rows, shared by live queries and snapshot files.
+//!
+//! Rows arrive unprojected (`id`, `type`, `properties`, …) exactly as ARG returns them. A
+//! [`RunCollector`] keeps only what belongs to one run and drops the rest as it goes, so a
+//! snapshot with many runs or a whole tenant's patch rows stays within bounded memory.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData};
+
+/// ARG tables patchwatch reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    MaintenanceResources,
+    PatchInstallationResources,
+    PatchAssessmentResources,
+    Resources,
+}
+
+impl Table {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "maintenanceresources" => Some(Self::MaintenanceResources),
+            "patchinstallationresources" => Some(Self::PatchInstallationResources),
+            "patchassessmentresources" => Some(Self::PatchAssessmentResources),
+            "resources" => Some(Self::Resources),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaintenanceResources => "maintenanceresources",
+            Self::PatchInstallationResources => "patchinstallationresources",
+            Self::PatchAssessmentResources => "patchassessmentresources",
+            Self::Resources => "resources",
+        }
+    }
+}
+
+/// One ARG row; unknown columns are skipped without being materialised.
+#[derive(Debug, Deserialize)]
+pub struct Row {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, rename = "resourceGroup")]
+    pub resource_group: Option<String>,
+    #[serde(default)]
+    pub tags: Option<HashMap<String, Value>>,
+    #[serde(default)]
+    pub properties: Props,
+}
+
+/// The union of the `properties` fields patchwatch reads across row types. Numbers and booleans
+/// are accepted as strings too: ARG projections sometimes stringify them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Props {
+    correlation_id: Option<String>,
+    resource_id: Option<String>,
+    maintenance_run_id: Option<String>,
+    status: Option<String>,
+    #[serde(deserialize_with = "lenient_u32")]
+    installed_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_u32")]
+    failed_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_u32")]
+    pending_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_bool")]
+    maintenance_window_exceeded: Option<bool>,
+    reboot_status: Option<String>,
+    start_date_time: Option<String>,
+    last_modified_date_time: Option<String>,
+    os_type: Option<String>,
+    error_details: Option<Value>,
+    installation_state: Option<String>,
+    patch_name: Option<String>,
+    #[serde(alias = "Kbid", alias = "kbid", alias = "KBId")]
+    kb_id: Option<String>,
+    version: Option<String>,
+    classifications: Option<Value>,
+    // `resources` rows (VMs and Arc machines).
+    extended: Option<Extended>,
+    storage_profile: Option<StorageProfile>,
+    os_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Extended {
+    instance_view: Option<InstanceView>,
+}
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct InstanceView {
+    power_state: Option<PowerState>,
+}
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PowerState {
+    code: Option<String>,
+}
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct StorageProfile {
+    os_disk: Option<OsDisk>,
+}
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct OsDisk {
+    os_type: Option<String>,
+}
+
+fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Bool(b)) => Some(b),
+        Some(Value::String(s)) => s.trim().parse().ok().or_else(|| Some(s.eq_ignore_ascii_case("true"))),
+        _ => None,
+    })
+}
+
+fn parse_time(s: Option<&String>) -> Option<OffsetDateTime> {
+    s.and_then(|s| OffsetDateTime::parse(s.trim(), &Rfc3339).ok())
+}
+
+/// The part of `id` before `/{marker}/` (case-insensitive), lower-cased: the owning machine.
+pub fn parent_of(id: &str, marker: &str) -> Option<String> {
+    let lower = id.to_ascii_lowercase();
+    lower.find(marker).map(|at| lower[..at].trim_end_matches('/').to_owned())
+}
+
+/// Accumulates the rows of one run.
+#[derive(Debug)]
+pub struct RunCollector {
+    run_id: String,
+    expected: HashMap<String, ExpectedMachine>,
+    results: HashMap<String, InstallResult>,
+    /// Failed patch rows keyed by their parent installation-result id; matched to the run at the end.
+    failed_by_result: HashMap<String, Vec<FailedPatch>>,
+    info: HashMap<String, MachineInfo>,
+    pub rows_seen: u64,
+}
+
+impl RunCollector {
+    pub fn new(correlation_id: &str) -> Self {
+        Self {
+            run_id: normalise_run_id(correlation_id),
+            expected: HashMap::new(),
+            results: HashMap::new(),
+            failed_by_result: HashMap::new(),
+            info: HashMap::new(),
+            rows_seen: 0,
+        }
+    }
+
+    /// Feeds one row of `table`.
+    pub fn accept(&mut self, table: Table, row: Row) {
+        self.rows_seen += 1;
+        let kind = row.kind.to_ascii_lowercase();
+        match table {
+            Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => self.accept_apply_update(row),
+            Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults") => self.accept_result(row),
+            Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults/softwarepatches") => {
+                self.accept_patch(row)
+            }
+            Table::Resources if is_machine_type(&kind) => self.accept_machine(row),
+            _ => {}
+        }
+    }
+
+    fn accept_apply_update(&mut self, row: Row) {
+        let props = row.properties;
+        if props.correlation_id.as_deref().map(normalise_run_id).as_deref() != Some(self.run_id.as_str()) {
+            return;
+        }
+        let machine_id = props
+            .resource_id
+            .filter(|r| !r.trim().is_empty())
+            .or_else(|| {
+                let lower = row.id.to_ascii_lowercase();
+                lower.find("/providers/microsoft.maintenance/applyupdates").map(|at| row.id[..at].to_owned())
+            })
+            .unwrap_or(row.id);
+        let key = machine_id.to_ascii_lowercase();
+        self.expected.entry(key).or_insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
+    }
+
+    fn accept_result(&mut self, row: Row) {
+        let p = row.properties;
+        if p.maintenance_run_id.as_deref().map(normalise_run_id).as_deref() != Some(self.run_id.as_str()) {
+            return;
+        }
+        let Some(machine_key) = parent_of(&row.id, "/patchinstallationresults/") else { return };
+        let result = InstallResult {
+            result_id: row.id.to_ascii_lowercase(),
+            machine_id: row.id[..machine_key.len()].to_owned(),
+            resource_group: row.resource_group,
+            status: p.status.unwrap_or_default(),
+            installed: p.installed_patch_count.unwrap_or(0),
+            failed: p.failed_patch_count.unwrap_or(0),
+            pending: p.pending_patch_count.unwrap_or(0),
+            window_exceeded: p.maintenance_window_exceeded.unwrap_or(false),
+            reboot_status: p.reboot_status,
+            started: parse_time(p.start_date_time.as_ref()),
+            last_modified: parse_time(p.last_modified_date_time.as_ref()),
+            os_type: p.os_type,
+            errors: error_messages(p.error_details.as_ref()),
+        };
+        // Several results for one machine and run (a retried install): the latest one counts.
+        match self.results.get(&machine_key) {
+            Some(existing) if existing.last_modified >= result.last_modified => {}
+            _ => {
+                self.results.insert(machine_key, result);
+            }
+        }
+    }
+
+    fn accept_patch(&mut self, row: Row) {
+        let p = row.properties;
+        if !p.installation_state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("failed")) {
+            return;
+        }
+        let Some(result_id) = parent_of(&row.id, "/softwarepatches/") else { return };
+        let classifications = match p.classifications {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(s)) => vec![s],
+            _ => Vec::new(),
+        };
+        let name = p.patch_name.unwrap_or_else(|| crate::event::last_segment(&row.id).to_owned());
+        self.failed_by_result.entry(result_id).or_default().push(FailedPatch {
+            machine_id: String::new(),
+            name,
+            kb_id: p.kb_id.filter(|k| !k.trim().is_empty()),
+            version: p.version.filter(|v| !v.trim().is_empty()),
+            classifications,
+        });
+    }
+
+    fn accept_machine(&mut self, row: Row) {
+        let p = row.properties;
+        let power_state = p
+            .extended
+            .and_then(|e| e.instance_view)
+            .and_then(|i| i.power_state)
+            .and_then(|s| s.code)
+            .map(|c| c.trim_start_matches("PowerState/").to_owned());
+        let os_type = p.storage_profile.and_then(|s| s.os_disk).and_then(|d| d.os_type).or(p.os_type).or(p.os_name);
+        let tags = row
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+            .collect();
+        // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
+        let agent_status = if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
+        self.info.insert(row.id.to_ascii_lowercase(), MachineInfo { os_type, power_state, agent_status, tags });
+    }
+
+    /// Finishes collection: attaches failed patches to this run's results.
+    pub fn finish(mut self) -> RunData {
+        let mut failed_patches = Vec::new();
+        for (machine_key, result) in &self.results {
+            if let Some(patches) = self.failed_by_result.remove(&result.result_id) {
+                for mut p in patches {
+                    p.machine_id.clone_from(machine_key);
+                    failed_patches.push(p);
+                }
+            }
+        }
+        let mut expected: Vec<ExpectedMachine> = self.expected.into_values().collect();
+        expected.sort_unstable_by(|a, b| a.id.to_ascii_lowercase().cmp(&b.id.to_ascii_lowercase()));
+        RunData { expected, results: self.results, failed_patches, machines: self.info }
+    }
+
+    /// Lower-cased ids of the expected machines seen so far.
+    pub fn expected_ids(&self) -> impl Iterator<Item = &String> {
+        self.expected.keys()
+    }
+
+    pub fn has_machine_info(&self, key: &str) -> bool {
+        self.info.contains_key(key)
+    }
+
+    pub fn result_keys(&self) -> impl Iterator<Item = &String> {
+        self.results.keys()
+    }
+}
+
+/// Run ids are compared lower-cased and without a trailing slash (ARG lower-cases some ids).
+pub fn normalise_run_id(id: &str) -> String {
+    id.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+pub fn is_machine_type(kind_lower: &str) -> bool {
+    kind_lower == "microsoft.compute/virtualmachines" || kind_lower == "microsoft.hybridcompute/machines"
+}
+
+/// `errorDetails` holds up to five errors, as an ARM error object (`code`, `message`, `details[]`),
+/// an array of them, or a plain string. Messages are flattened, most specific first.
+fn error_messages(v: Option<&Value>) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_owned()),
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(o) => {
+                if let Some(details) = o.get("details") {
+                    walk(details, out);
+                }
+                let message = o.get("message").and_then(Value::as_str).map(str::trim).filter(|m| !m.is_empty());
+                let code = o.get("code").and_then(Value::as_str).map(str::trim).filter(|c| !c.is_empty());
+                match (code, message) {
+                    (Some(c), Some(m)) => out.push(format!("{c}: {m}")),
+                    (None, Some(m)) => out.push(m.to_owned()),
+                    (Some(c), None) => out.push(c.to_owned()),
+                    (None, None) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(v) = v {
+        walk(v, &mut out);
+    }
+    out.dedup();
+    out.truncate(5);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const RUN: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.maintenance/maintenanceconfigurations/mc/providers/microsoft.maintenance/applyupdates/20230509150000";
+    const VM: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/vm1";
+
+    fn row(v: Value) -> Row {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn collector_matches_run_case_insensitively_and_attaches_failed_patches() {
+        let mut c = RunCollector::new(&RUN.to_uppercase());
+        c.accept(
+            Table::MaintenanceResources,
+            row(json!({"id": format!("{VM}/providers/microsoft.maintenance/applyupdates/20230509150000"), "type": "Microsoft.Maintenance/applyUpdates",
+                      "properties": {"correlationId": RUN, "resourceId": VM}})),
+        );
+        let rid = format!("{}/patchInstallationResults/abc", VM.to_lowercase());
+        c.accept(Table::PatchInstallationResources, row(json!({"id": format!("{rid}/softwarePatches/p1"), "type": "microsoft.compute/virtualmachines/patchinstallationresults/softwarepatches",
+            "properties": {"installationState": "Failed", "patchName": "2023-05 Cumulative Update", "kbId": "5026361", "classifications": ["Security"]}})));
+        c.accept(Table::PatchInstallationResources, row(json!({"id": rid, "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+            "properties": {"maintenanceRunId": RUN, "status": "Failed", "failedPatchCount": "1", "installedPatchCount": 3, "maintenanceWindowExceeded": "false",
+                           "errorDetails": {"code": "PatchFailed", "message": "One or more updates failed", "details": [{"code": "0x80070643", "message": "Fatal error during installation"}]}}})));
+        // A result of another run is ignored.
+        c.accept(Table::PatchInstallationResources, row(json!({"id": format!("{rid}x"), "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+            "properties": {"maintenanceRunId": "/other"}})));
+        let data = c.finish();
+        assert_eq!(data.expected.len(), 1);
+        let r = &data.results[&VM.to_lowercase()];
+        assert_eq!((r.failed, r.installed, r.window_exceeded), (1, 3, false));
+        assert_eq!(r.errors, vec!["0x80070643: Fatal error during installation", "PatchFailed: One or more updates failed"]);
+        assert_eq!(data.failed_patches.len(), 1);
+        assert_eq!(data.failed_patches[0].kb_id.as_deref(), Some("5026361"));
+    }
+
+    #[test]
+    fn applyupdate_without_resource_id_uses_its_parent() {
+        let mut c = RunCollector::new(RUN);
+        c.accept(
+            Table::MaintenanceResources,
+            row(json!({"id": format!("{VM}/providers/Microsoft.Maintenance/applyUpdates/x"), "type": "microsoft.maintenance/applyupdates", "properties": {"correlationId": RUN}})),
+        );
+        assert_eq!(c.finish().expected[0].id, VM);
+    }
+
+    #[test]
+    fn machine_rows_give_power_state_and_os() {
+        let mut c = RunCollector::new(RUN);
+        c.accept(Table::Resources, row(json!({"id": VM, "type": "Microsoft.Compute/virtualMachines", "tags": {"PatchOwner": "db"},
+            "properties": {"storageProfile": {"osDisk": {"osType": "Windows"}}, "extended": {"instanceView": {"powerState": {"code": "PowerState/deallocated"}}}}})));
+        let info = &c.finish().machines[&VM.to_lowercase()];
+        assert_eq!(info.power_state.as_deref(), Some("deallocated"));
+        assert_eq!(info.os_type.as_deref(), Some("Windows"));
+        assert_eq!(info.tags["PatchOwner"], "db");
+    }
+}

@@ -1,0 +1,118 @@
+//! Snapshot files: one JSON object whose keys are ARG table names and whose values are arrays of
+//! unprojected rows. Parsed as a stream of rows into the shared [`RunCollector`], so the file is
+//! never held as a tree of `Value`s.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::{
+    RunData, RunQuery,
+    rows::{Row, RunCollector, Table},
+};
+
+/// Parses snapshot bytes for one run. The error names the table and row index.
+pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
+    let mut collector = RunCollector::new(&query.correlation_id);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut failure = None;
+    let seed = Tables { collector: &mut collector, failure: &mut failure };
+    match seed.deserialize(&mut de).and_then(|()| de.end()) {
+        Ok(()) => Ok(collector.finish()),
+        Err(e) => Err(failure.unwrap_or_else(|| format!("invalid JSON: {e}"))),
+    }
+}
+
+struct Tables<'a> {
+    collector: &'a mut RunCollector,
+    failure: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Tables<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Tables<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of ARG table names to arrays of rows")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<String>()? {
+            match Table::from_name(&name) {
+                Some(table) => map.next_value_seed(Rows {
+                    table,
+                    collector: &mut *self.collector,
+                    failure: &mut *self.failure,
+                })?,
+                // Unknown tables are tolerated so that exports with extra tables still load.
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Rows<'a> {
+    table: Table,
+    collector: &'a mut RunCollector,
+    failure: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Rows<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Rows<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an array of {} rows", self.table.name())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            match seq.next_element::<Row>() {
+                Ok(Some(row)) => self.collector.accept(self.table, row),
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    *self.failure = Some(format!("{}[{index}]: {e}", self.table.name()));
+                    return Err(e);
+                }
+            }
+            index += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q() -> RunQuery {
+        RunQuery { correlation_id: "/x/providers/microsoft.maintenance/applyupdates/1".into(), subscription_ids: vec![], include_results: true, since: None }
+    }
+
+    #[test]
+    fn snapshot_errors_name_table_and_row() {
+        let err = parse(br#"{"maintenanceresources": [{"id": "a", "type": "t"}, {"type": "t"}]}"#, &q()).unwrap_err();
+        assert!(err.starts_with("maintenanceresources[1]: missing field `id`"), "{err}");
+        let err = parse(br#"{"resources": {}}"#, &q()).unwrap_err();
+        assert!(err.contains("resources"), "{err}");
+        assert!(parse(b"[1]", &q()).unwrap_err().contains("invalid JSON"));
+        assert!(parse(b"{} trailing", &q()).is_err());
+    }
+
+    #[test]
+    fn snapshot_tolerates_unknown_tables() {
+        let data = parse(br#"{"somethingelse": [1, 2], "resources": []}"#, &q()).unwrap();
+        assert!(data.expected.is_empty());
+    }
+}

@@ -1,0 +1,60 @@
+//! One router, several hosts: AWS Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise the
+//! Azure Functions custom-handler port on loopback. Handlers never branch on the host.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is required (set by the Azure Functions host), or AWS_LAMBDA_RUNTIME_API on Lambda")]
+    NoPort,
+    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is invalid: {0:?} is not a port number")]
+    BadPort(String),
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("Lambda runtime failed: {0}")]
+    Lambda(lambda_http::Error),
+}
+
+/// Serves `router` on whichever host this process runs under.
+pub async fn serve(router: Router) -> Result<(), RuntimeError> {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        info!("Starting under the AWS Lambda runtime.");
+        return lambda_http::run(router).await.map_err(RuntimeError::Lambda);
+    }
+    let port = match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
+        Ok(p) => p.trim().parse::<u16>().map_err(|_| RuntimeError::BadPort(p))?,
+        Err(_) => return Err(RuntimeError::NoPort),
+    };
+    serve_on(router, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+}
+
+/// Serves `router` on `addr` until SIGINT or SIGTERM.
+pub async fn serve_on(router: Router, addr: SocketAddr) -> Result<(), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })?;
+    info!(%addr, "Listening.");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await.map_err(RuntimeError::Serve)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    info!("Shutting down.");
+}

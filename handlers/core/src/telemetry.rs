@@ -1,0 +1,16 @@
+//! Logging setup: readable lines on stderr, JSON with `LOG_FORMAT=json`, Lambda's own format
+//! on Lambda. `RUST_LOG` filters (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init_tracing() {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        lambda_http::tracing::init_default_subscriber();
+        return;
+    }
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // A second init (tests) is harmless: try_init fails quietly.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
