@@ -522,7 +522,7 @@ fn advice(s: &RunSummary, data: &RunData) -> Vec<String> {
             .count();
         let mut line = format!("{} machine{} never reported a result for this run", c.no_result, plural(c.no_result));
         if stopped > 0 {
-            line.push_str(&format!(" ({stopped} of them stopped, deallocated or disconnected)"));
+            line.push_str(&format!(" ({stopped} stopped, deallocated or disconnected when last seen)"));
         }
         line.push_str(": deallocated VMs and disconnected Arc machines are not patched; check power state, the patch orchestration mode and the Arc agent.");
         out.push(line);

@@ -3,12 +3,13 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init_tracing() {
+/// `default` applies when `RUST_LOG` is unset (`info` for handlers, `warn` for the CLI).
+pub fn init_tracing(default: &str) {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         lambda_http::tracing::init_default_subscriber();
         return;
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // A second init (tests) is harmless: try_init fails quietly.

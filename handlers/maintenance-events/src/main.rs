@@ -1,1 +1,30 @@
-fn main(){}
+//! maintenance-events: the Azure Functions custom handler (or Lambda function) for Update
+//! Manager pre/post maintenance events.
+
+use std::{process::ExitCode, sync::Arc};
+
+use maintenance_events::{AppState, router};
+use patchwatch_core::{
+    config::{Config, Defaults},
+    pipeline::Pipeline,
+    runtime, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init_tracing("info");
+    let pipeline = match Config::from_env(&Defaults::default()).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "Configuration is invalid; not starting.");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime::serve(router(AppState { pipeline: Arc::new(pipeline) })).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Handler stopped.");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,44 @@
-fn main(){}
+//! patchwatch: local runner and operator CLI.
+//!
+//! `replay` runs one event through the whole pipeline, `serve` runs every handler on
+//! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events.
+
+mod print;
+mod replay;
+mod serve;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Know what happened in every Azure Update Manager patch run.
+#[derive(Parser, Debug)]
+#[command(name = "patchwatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Replay(replay::Args),
+    Serve(serve::Args),
+    Simulate(simulate::Args),
+}
+
+/// Exit code for "nothing sent yet, try again later" (EX_TEMPFAIL).
+pub const EXIT_RETRY_LATER: u8 = 75;
+/// Exit code for bad input or configuration (EX_USAGE-like).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    patchwatch_core::telemetry::init_tracing("warn");
+    match cli.command {
+        Command::Replay(args) => replay::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Simulate(args) => simulate::run(&args),
+    }
+}

@@ -1,0 +1,64 @@
+//! The terminal summary `replay` prints.
+
+use patchwatch_core::{
+    event::Phase,
+    mail::Delivered,
+    render::{format_minutes, format_time},
+    summary::{Outcome, RunSummary},
+};
+
+/// Most machine lines printed; the email has the rest.
+const MAX_LINES: usize = 20;
+
+pub fn summary(s: &RunSummary, delivered: &Delivered) {
+    println!("{}", s.subject());
+    println!(
+        "  window {} – {} ({}), subscriptions {}",
+        format_time(s.window_start),
+        format_time(s.window_end),
+        format_minutes(s.window_minutes()),
+        s.subscriptions.join(", ")
+    );
+    if s.phase == Phase::Post {
+        let totals: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|o| s.counts.of(**o) > 0)
+            .map(|o| format!("{} {}", o.label(), s.counts.of(*o)))
+            .collect();
+        println!("  {}", if totals.is_empty() { "no machines".to_owned() } else { totals.join(" · ") });
+    }
+    let attention: Vec<_> = s.machines.iter().filter(|m| s.phase == Phase::Pre || m.outcome != Outcome::Succeeded).collect();
+    if !attention.is_empty() {
+        println!("\n{}", if s.phase == Phase::Pre { "Machines in scope:" } else { "Needs attention:" });
+        for m in attention.iter().take(MAX_LINES) {
+            let label = if s.phase == Phase::Pre { String::new() } else { format!("{:<24} ", m.outcome.label()) };
+            println!(
+                "  {}{:<24} {:<22} {:<8} {}",
+                label,
+                m.name,
+                m.resource_group,
+                m.os.as_deref().unwrap_or("-"),
+                m.note.as_deref().unwrap_or("")
+            );
+        }
+        if attention.len() > MAX_LINES {
+            println!("  … and {} more (see the email)", attention.len() - MAX_LINES);
+        }
+    }
+    if !s.failed_patches.is_empty() {
+        println!("\nFailed patches:");
+        for p in s.failed_patches.iter().take(10) {
+            println!("  {:<12} {} machine(s)  {}", p.key, p.machines.len(), p.title);
+        }
+    }
+    if !s.advice.is_empty() {
+        println!("\nAdvice:");
+        for a in &s.advice {
+            println!("  - {a}");
+        }
+    }
+    match delivered {
+        Delivered::Smtp { recipients } => println!("\nEmail sent over SMTP to {recipients} recipient(s)."),
+        Delivered::Outbox { eml, html } => println!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display()),
+    }
+}

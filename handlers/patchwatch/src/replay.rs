@@ -1,0 +1,102 @@
+//! `patchwatch replay EVENT.json`: one delivery through the whole pipeline.
+
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use patchwatch_core::{
+    config::{Config, Defaults},
+    event::{Incoming, parse_delivery},
+    pipeline::{EventOutcome, Pipeline, default_outbox},
+};
+
+use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, print};
+
+/// Run one event file through the pipeline and print the summary.
+///
+/// Mail goes to PATCHWATCH_SMTP_URL, or to PATCHWATCH_OUTBOX, or to ./outbox when neither is
+/// set. Run data comes from --snapshot, PATCHWATCH_SNAPSHOT, or Azure Resource Graph (with your
+/// `az login`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Event Grid delivery: a JSON array of events or one event (either schema).
+    event: PathBuf,
+    /// Snapshot of ARG tables to use instead of Azure Resource Graph.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Write email here instead of sending it (overrides PATCHWATCH_SMTP_URL).
+    #[arg(long)]
+    outbox: Option<PathBuf>,
+    /// Minutes after the post event that missing results are waited for.
+    #[arg(long)]
+    grace_minutes: Option<u64>,
+    /// Print elapsed time and peak memory to stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let started = Instant::now();
+    let defaults = Defaults { outbox: Some(default_outbox()), snapshot: args.snapshot.clone() };
+    let overrides = |k: &str| -> Option<String> {
+        match k {
+            "PATCHWATCH_SNAPSHOT" if args.snapshot.is_some() => args.snapshot.as_ref().map(|p| p.display().to_string()),
+            "PATCHWATCH_OUTBOX" if args.outbox.is_some() => args.outbox.as_ref().map(|p| p.display().to_string()),
+            "PATCHWATCH_RESULT_GRACE_MINUTES" if args.grace_minutes.is_some() => args.grace_minutes.map(|m| m.to_string()),
+            _ => std::env::var(k).ok(),
+        }
+    };
+    let pipeline = match Config::from_lookup(overrides, &defaults).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let body = match std::fs::read(&args.event) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("patchwatch: {}: {e}", args.event.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let items = match parse_delivery(&body) {
+        Ok(items) => items,
+        Err(e) => {
+            eprintln!("patchwatch: {}: {e}", args.event.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
+    let mut code = ExitCode::SUCCESS;
+    for item in items {
+        match item {
+            Incoming::Maintenance(event) => match pipeline.process(&event).await {
+                EventOutcome::Sent(p) => print::summary(&p.summary, &p.delivered),
+                EventOutcome::RetryLater { reason, after } => {
+                    println!("Not sent yet: {reason}. An upstream would retry in {} s.", after.as_secs());
+                    code = ExitCode::from(EXIT_RETRY_LATER);
+                }
+                EventOutcome::Failed { reason } => {
+                    println!("Failed: {reason}");
+                    code = ExitCode::FAILURE;
+                }
+                EventOutcome::Ignored { .. } => {}
+            },
+            Incoming::Validation { code } => println!("Subscription validation event (code {code}); nothing to do."),
+            Incoming::Ignored { event_type, .. } => println!("Ignored an event of type {event_type}."),
+        }
+    }
+    if args.stats {
+        eprintln!(
+            "stats: elapsed {:.3} s, peak memory {}",
+            started.elapsed().as_secs_f64(),
+            peak_rss().map(|kb| format!("{:.1} MiB", kb as f64 / 1024.0)).unwrap_or_else(|| "unknown".to_owned())
+        );
+    }
+    code
+}
+
+/// Peak resident set size in KiB (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

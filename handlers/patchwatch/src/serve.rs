@@ -1,0 +1,56 @@
+//! `patchwatch serve`: every handler in one process, for local use.
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+
+use patchwatch_core::{
+    config::{Config, DataSource, Defaults},
+    pipeline::{Pipeline, default_outbox, example},
+    rundata::RunDataSource,
+    runtime,
+};
+
+use crate::EXIT_BAD_INPUT;
+
+/// Serve every route on one local address.
+///
+/// Without PATCHWATCH_SNAPSHOT the embedded example snapshot answers run-data queries (use
+/// --resource-graph for live data); without PATCHWATCH_SMTP_URL mail goes to ./outbox.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    addr: SocketAddr,
+    /// Query Azure Resource Graph instead of the embedded example snapshot.
+    #[arg(long)]
+    resource_graph: bool,
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let defaults = Defaults { outbox: Some(default_outbox()), snapshot: None };
+    let config = match Config::from_env(&defaults) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut pipeline = match Pipeline::from_config(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if matches!(config.data, DataSource::ResourceGraph) && !args.resource_graph {
+        pipeline.source = RunDataSource::SnapshotText(Arc::from(example::SNAPSHOT));
+    }
+    eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
+    let router = maintenance_events::router(maintenance_events::AppState { pipeline: Arc::new(pipeline) });
+    match runtime::serve_on(router, args.addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
