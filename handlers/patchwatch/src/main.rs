@@ -3,6 +3,14 @@
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
 //! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events.
 
+/// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod print;
 mod replay;
 mod serve;

@@ -11,8 +11,8 @@ use patchwatch_core::{
 const MAX_LINES: usize = 20;
 
 pub fn summary(s: &RunSummary, delivered: &Delivered) {
-    println!("{}", s.subject());
-    println!(
+    out!("{}", s.subject());
+    out!(
         "  window {} – {} ({}), subscriptions {}",
         format_time(s.window_start),
         format_time(s.window_end),
@@ -25,14 +25,14 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
             .filter(|o| s.counts.of(**o) > 0)
             .map(|o| format!("{} {}", o.label(), s.counts.of(*o)))
             .collect();
-        println!("  {}", if totals.is_empty() { "no machines".to_owned() } else { totals.join(" · ") });
+        out!("  {}", if totals.is_empty() { "no machines".to_owned() } else { totals.join(" · ") });
     }
     let attention: Vec<_> = s.machines.iter().filter(|m| s.phase == Phase::Pre || m.outcome != Outcome::Succeeded).collect();
     if !attention.is_empty() {
-        println!("\n{}", if s.phase == Phase::Pre { "Machines in scope:" } else { "Needs attention:" });
+        out!("\n{}", if s.phase == Phase::Pre { "Machines in scope:" } else { "Needs attention:" });
         for m in attention.iter().take(MAX_LINES) {
             let label = if s.phase == Phase::Pre { String::new() } else { format!("{:<24} ", m.outcome.label()) };
-            println!(
+            out!(
                 "  {}{:<24} {:<22} {:<8} {}",
                 label,
                 m.name,
@@ -42,23 +42,23 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
             );
         }
         if attention.len() > MAX_LINES {
-            println!("  … and {} more (see the email)", attention.len() - MAX_LINES);
+            out!("  … and {} more (see the email)", attention.len() - MAX_LINES);
         }
     }
     if !s.failed_patches.is_empty() {
-        println!("\nFailed patches:");
+        out!("\nFailed patches:");
         for p in s.failed_patches.iter().take(10) {
-            println!("  {:<12} {} machine(s)  {}", p.key, p.machines.len(), p.title);
+            out!("  {:<12} {} machine(s)  {}", p.key, p.machines.len(), p.title);
         }
     }
     if !s.advice.is_empty() {
-        println!("\nAdvice:");
+        out!("\nAdvice:");
         for a in &s.advice {
-            println!("  - {a}");
+            out!("  - {a}");
         }
     }
     match delivered {
-        Delivered::Smtp { recipients } => println!("\nEmail sent over SMTP to {recipients} recipient(s)."),
-        Delivered::Outbox { eml, html } => println!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display()),
+        Delivered::Smtp { recipients } => out!("\nEmail sent over SMTP to {recipients} recipient(s)."),
+        Delivered::Outbox { eml, html } => out!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display()),
     }
 }

@@ -72,17 +72,17 @@ pub async fn run(args: Args) -> ExitCode {
             Incoming::Maintenance(event) => match pipeline.process(&event).await {
                 EventOutcome::Sent(p) => print::summary(&p.summary, &p.delivered),
                 EventOutcome::RetryLater { reason, after } => {
-                    println!("Not sent yet: {reason}. An upstream would retry in {} s.", after.as_secs());
+                    out!("Not sent yet: {reason}. An upstream would retry in {} s.", after.as_secs());
                     code = ExitCode::from(EXIT_RETRY_LATER);
                 }
                 EventOutcome::Failed { reason } => {
-                    println!("Failed: {reason}");
+                    out!("Failed: {reason}");
                     code = ExitCode::FAILURE;
                 }
                 EventOutcome::Ignored { .. } => {}
             },
-            Incoming::Validation { code } => println!("Subscription validation event (code {code}); nothing to do."),
-            Incoming::Ignored { event_type, .. } => println!("Ignored an event of type {event_type}."),
+            Incoming::Validation { code } => out!("Subscription validation event (code {code}); nothing to do."),
+            Incoming::Ignored { event_type, .. } => out!("Ignored an event of type {event_type}."),
         }
     }
     if args.stats {

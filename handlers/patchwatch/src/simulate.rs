@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     match write_all(&opts, &args.out) {
         Ok(()) => {
-            println!(
+            out!(
                 "Wrote {}/snapshot.json, pre-maintenance.json and post-maintenance.json ({} machines).",
                 args.out.display(),
                 args.machines
