@@ -17,7 +17,8 @@ async fn handler() -> Handler {
 async fn handler_at(now: Option<time::OffsetDateTime>) -> Handler {
     let outbox = tempfile::tempdir().unwrap();
     let snap = root().join("examples/snapshot.json").display().to_string();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &outbox.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", &snap)]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &outbox.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", &snap)]);
     if let Some(now) = now {
         p = at(p, now);
     }
@@ -61,7 +62,10 @@ async fn event_grid_trigger_envelope_is_processed_and_answered() {
         let (status, _, body) = h.post("/maintenance-event", envelope("event", value)).await;
         assert_eq!(status, 200);
         assert!(body["Outputs"].is_object() && body["Logs"].is_array() && body.get("ReturnValue").is_some(), "{body}");
-        assert!(body["Logs"][0]["outcome"] == "sent" || body["Logs"][0].as_str().is_some_and(|l| l.contains("\"sent\"")), "{body}");
+        assert!(
+            body["Logs"][0]["outcome"] == "sent" || body["Logs"][0].as_str().is_some_and(|l| l.contains("\"sent\"")),
+            "{body}"
+        );
     }
     // The outbox keeps one file per run and phase: the second send replaced the first.
     assert_eq!(h.sent(), 1);
@@ -72,7 +76,8 @@ async fn queue_trigger_accepts_base64_plain_and_double_encoded_messages() {
     let h = handler().await;
     let text = post_event_object().to_string();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
-    for value in [json!(b64), json!(text.clone()), json!(Value::String(text.clone()).to_string()), post_event_object()] {
+    for value in [json!(b64), json!(text.clone()), json!(Value::String(text.clone()).to_string()), post_event_object()]
+    {
         let (status, _, body) = h.post("/maintenance-queue", envelope("message", value)).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["Logs"][0].as_str().unwrap().contains("sent"), "{body}");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{example, files, graph, pipeline, spawn_handler, http};
+use integration_tests::{example, files, graph, http, pipeline, spawn_handler};
 use patchwatch_core::{
     event::{Incoming, MaintenanceEvent, parse_delivery},
     pipeline::EventOutcome,
@@ -53,7 +53,12 @@ async fn graph_pages_give_the_same_summary_as_the_snapshot() {
         assert_eq!(subs.len(), event.subscription_ids.len(), "every query is scoped to the event's subscriptions");
     }
     let queries: Vec<&str> = bodies.iter().map(|b| b["query"].as_str().unwrap()).collect();
-    assert!(queries.iter().any(|q| q.contains("microsoft.maintenance/applyupdates") && q.contains(&event.correlation_id.to_lowercase())));
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("microsoft.maintenance/applyupdates")
+                && q.contains(&event.correlation_id.to_lowercase()))
+    );
     assert!(queries.iter().any(|q| q.contains("maintenanceRunId")));
     // Per-machine ARM calls are never made: only Resource Graph queries, a handful per run.
     assert!(requests.iter().all(|r| r.url.path() == "/providers/Microsoft.ResourceGraph/resources"));
@@ -70,7 +75,8 @@ async fn graph_429_is_retried_after_retry_after() {
         .await;
     graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000)).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
     p.source = graph::source(&server, Duration::from_secs(5));
     let started = Instant::now();
     let outcome = p.process(&post_event()).await;
@@ -89,7 +95,8 @@ async fn graph_throttling_beyond_the_budget_is_retry_later_not_a_partial_email()
         .mount(&server)
         .await;
     let out = tempfile::tempdir().unwrap();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
     p.source = graph::source(&server, Duration::from_secs(5));
     let started = Instant::now();
     match p.process(&post_event()).await {
@@ -114,7 +121,8 @@ async fn graph_quota_exhaustion_waits_for_the_reset() {
     }
     graph::mount(&server, Quota(graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000))).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
     p.source = graph::source(&server, Duration::from_secs(10));
     let started = Instant::now();
     assert!(subject(&p.process(&post_event()).await).contains("patched"));
@@ -133,7 +141,8 @@ async fn graph_server_error_is_retried_then_succeeds() {
         .await;
     graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000)).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
     p.source = graph::source(&server, Duration::from_secs(5));
     assert!(subject(&p.process(&post_event()).await).contains("patched"));
 }
@@ -148,7 +157,8 @@ async fn graph_403_is_retry_later_over_http_and_sends_nothing() {
         .mount(&server)
         .await;
     let out = tempfile::tempdir().unwrap();
-    let mut p = pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
     p.source = graph::source(&server, Duration::from_secs(5));
     let addr = spawn_handler(p).await;
     let resp = http()

@@ -60,7 +60,11 @@ async fn post_event_summary_arrives_as_multipart_alternative() {
 async fn pre_event_heads_up_lists_the_machines_in_scope() {
     let sink = SmtpSink::start();
     let snap = snapshot();
-    let p = pipeline(&[("PATCHWATCH_SMTP_URL", &sink.url()), ("PATCHWATCH_SNAPSHOT", &snap), ("PATCHWATCH_MAIL_TO", "ops@example.com")]);
+    let p = pipeline(&[
+        ("PATCHWATCH_SMTP_URL", &sink.url()),
+        ("PATCHWATCH_SNAPSHOT", &snap),
+        ("PATCHWATCH_MAIL_TO", "ops@example.com"),
+    ]);
     assert!(matches!(p.process(&events("events/pre-maintenance.json")).await, EventOutcome::Sent(_)));
     let messages = sink.wait_for(1);
     let mail = parse_mail(&messages[0]).unwrap();
@@ -68,7 +72,8 @@ async fn pre_event_heads_up_lists_the_machines_in_scope() {
     assert_eq!(subject, "Ring2-Prod: patching starts 2026-11-10 22:00 UTC — 40 machines in scope");
     let text = mail.subparts[0].get_body().unwrap();
     assert!(text.contains("Cancel until:   2026-11-10 21:50 UTC"), "{text}");
-    let lines = text.lines().filter(|l| l.starts_with("- ") && (l.contains("(Azure VM,") || l.contains("(Arc,"))).count();
+    let lines =
+        text.lines().filter(|l| l.starts_with("- ") && (l.contains("(Azure VM,") || l.contains("(Arc,"))).count();
     assert_eq!(lines, 40, "one line per machine in scope");
     assert!(text.contains("1 machine is not running or not connected"), "{text}");
 }
@@ -125,7 +130,11 @@ async fn smtp_down_is_retry_later_and_the_redelivery_sends() {
     let port = integration_tests::smtp::free_port();
     let snap = snapshot();
     let url = format!("smtp://127.0.0.1:{port}");
-    let p = pipeline(&[("PATCHWATCH_SMTP_URL", &url), ("PATCHWATCH_SNAPSHOT", &snap), ("PATCHWATCH_MAIL_TO", "ops@example.com")]);
+    let p = pipeline(&[
+        ("PATCHWATCH_SMTP_URL", &url),
+        ("PATCHWATCH_SNAPSHOT", &snap),
+        ("PATCHWATCH_MAIL_TO", "ops@example.com"),
+    ]);
     let event = events("events/post-maintenance.json");
     match p.process(&event).await {
         EventOutcome::RetryLater { reason, .. } => assert!(reason.contains("SMTP"), "{reason}"),

@@ -42,7 +42,10 @@ impl Respond for FakeGraph {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let body: Value = match serde_json::from_slice(&req.body) {
             Ok(b) => b,
-            Err(_) => return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "BadRequest", "message": "body"}})),
+            Err(_) => {
+                return ResponseTemplate::new(400)
+                    .set_body_json(json!({"error": {"code": "BadRequest", "message": "body"}}));
+            }
         };
         let query = body["query"].as_str().unwrap_or_default();
         let table = query.split_whitespace().next().unwrap_or_default().to_owned();

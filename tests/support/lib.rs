@@ -47,7 +47,9 @@ pub async fn spawn_handler(pipeline: Pipeline) -> SocketAddr {
 /// Files in `dir` with extension `ext`, sorted.
 pub fn files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect()
+        }
         Err(_) => Vec::new(),
     };
     out.sort();

@@ -58,7 +58,10 @@ impl SmtpSink {
                     use std::io::Read;
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("aiosmtpd exited with {status}: {err}\n(is aiosmtpd installed for {}? run .ci/run)", py.display());
+                panic!(
+                    "aiosmtpd exited with {status}: {err}\n(is aiosmtpd installed for {}? run .ci/run)",
+                    py.display()
+                );
             }
             assert!(Instant::now() < deadline, "aiosmtpd did not listen on {addr} within 15 s");
             std::thread::sleep(Duration::from_millis(50));

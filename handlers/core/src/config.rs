@@ -93,10 +93,7 @@ impl Config {
     }
 
     /// Reads settings through `lookup`; empty values count as unset.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-        defaults: &Defaults,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, defaults: &Defaults) -> Result<Self, ConfigError> {
         let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let mail = match (get("PATCHWATCH_OUTBOX"), get("PATCHWATCH_SMTP_URL")) {
@@ -141,14 +138,10 @@ impl Config {
         )?;
         let result_grace = match get("PATCHWATCH_RESULT_GRACE_MINUTES") {
             Some(v) => Duration::from_secs(
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|m| *m <= 24 * 60)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name: "PATCHWATCH_RESULT_GRACE_MINUTES",
-                        problem: format!("expected whole minutes between 0 and 1440, got {v:?}"),
-                    })?
-                    * 60,
+                v.parse::<u64>().ok().filter(|m| *m <= 24 * 60).ok_or_else(|| ConfigError::Invalid {
+                    name: "PATCHWATCH_RESULT_GRACE_MINUTES",
+                    problem: format!("expected whole minutes between 0 and 1440, got {v:?}"),
+                })? * 60,
             ),
             None => Duration::from_secs(DEFAULT_GRACE_MINUTES * 60),
         };
@@ -175,7 +168,10 @@ impl Config {
 fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, problem: format!("{e} in {value:?}") })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::Invalid { name, problem: format!("expected an http(s) URL, got scheme {:?}", url.scheme()) });
+        return Err(ConfigError::Invalid {
+            name,
+            problem: format!("expected an http(s) URL, got scheme {:?}", url.scheme()),
+        });
     }
     Ok(url)
 }
@@ -185,7 +181,10 @@ fn check_smtp_url(value: &str) -> Result<(), ConfigError> {
     let name = "PATCHWATCH_SMTP_URL";
     let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })?;
     if !matches!(url.scheme(), "smtp" | "smtps") {
-        return Err(ConfigError::Invalid { name, problem: format!("expected smtp:// or smtps://, got {:?}", url.scheme()) });
+        return Err(ConfigError::Invalid {
+            name,
+            problem: format!("expected smtp:// or smtps://, got {:?}", url.scheme()),
+        });
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::Invalid { name, problem: "no host".to_owned() });
@@ -194,7 +193,9 @@ fn check_smtp_url(value: &str) -> Result<(), ConfigError> {
 }
 
 fn parse_mailbox(name: &'static str, value: &str) -> Result<Mailbox, ConfigError> {
-    value.parse::<Mailbox>().map_err(|e| ConfigError::Invalid { name, problem: format!("{value:?} is not an email address ({e})") })
+    value
+        .parse::<Mailbox>()
+        .map_err(|e| ConfigError::Invalid { name, problem: format!("{value:?} is not an email address ({e})") })
 }
 
 fn parse_mailbox_list(name: &'static str, value: &str) -> Result<Vec<Mailbox>, ConfigError> {
@@ -229,13 +230,17 @@ mod tests {
     #[test]
     fn config_smtp_url_password_never_in_debug_or_errors() {
         let c = cfg(
-            &[("PATCHWATCH_SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"), ("PATCHWATCH_MAIL_TO", "a@example.com, b@example.com")],
+            &[
+                ("PATCHWATCH_SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
+                ("PATCHWATCH_MAIL_TO", "a@example.com, b@example.com"),
+            ],
             &Defaults::default(),
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.mail_to.len(), 2);
-        let err = cfg(&[("PATCHWATCH_SMTP_URL", "http://user:hunter2@h")], &Defaults::default()).unwrap_err().to_string();
+        let err =
+            cfg(&[("PATCHWATCH_SMTP_URL", "http://user:hunter2@h")], &Defaults::default()).unwrap_err().to_string();
         assert!(err.contains("PATCHWATCH_SMTP_URL") && !err.contains("hunter2"), "{err}");
     }
 

@@ -34,9 +34,9 @@ pub struct InvocationMeta {
 pub fn binding_json(body: &[u8], binding: &str) -> Result<(Vec<u8>, InvocationMeta), EventError> {
     let envelope: Value =
         serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("invalid JSON: {e}")))?;
-    let obj = envelope
-        .as_object()
-        .ok_or_else(|| EventError::malformed("body", "expected the Functions envelope object {\"Data\": …, \"Metadata\": …}"))?;
+    let obj = envelope.as_object().ok_or_else(|| {
+        EventError::malformed("body", "expected the Functions envelope object {\"Data\": …, \"Metadata\": …}")
+    })?;
     let data = match get_ci(obj, "Data") {
         Some(Value::Object(d)) => d,
         Some(_) => return Err(EventError::malformed("Data", "expected an object")),
@@ -49,11 +49,7 @@ pub fn binding_json(body: &[u8], binding: &str) -> Result<(Vec<u8>, InvocationMe
     };
     let meta = match get_ci(obj, "Metadata") {
         Some(Value::Object(m)) => InvocationMeta {
-            method_name: m
-                .get("sys")
-                .and_then(|s| s.get("MethodName"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            method_name: m.get("sys").and_then(|s| s.get("MethodName")).and_then(Value::as_str).map(str::to_owned),
             dequeue_count: get_ci(m, "DequeueCount").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())),
         },
         _ => InvocationMeta::default(),

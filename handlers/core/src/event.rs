@@ -70,9 +70,14 @@ impl MaintenanceEvent {
 pub enum Incoming {
     Maintenance(Box<MaintenanceEvent>),
     /// Event Grid subscription validation handshake.
-    Validation { code: String },
+    Validation {
+        code: String,
+    },
     /// A well-formed event of another type: acknowledged and logged, not processed.
-    Ignored { id: String, event_type: String },
+    Ignored {
+        id: String,
+        event_type: String,
+    },
 }
 
 /// What was wrong with a delivery.
@@ -141,8 +146,8 @@ fn parse_raw(raw: &RawValue, path: &str) -> Result<Incoming, EventError> {
     if raw.get().len() > MAX_EVENT_BYTES {
         return Err(EventError::too_large(field, raw.get().len()));
     }
-    let value: Value =
-        serde_json::from_str(raw.get()).map_err(|e| EventError::malformed(field.clone(), format!("invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| EventError::malformed(field.clone(), format!("invalid JSON: {e}")))?;
     parse_event(&value, path)
 }
 
@@ -150,7 +155,10 @@ fn parse_raw(raw: &RawValue, path: &str) -> Result<Incoming, EventError> {
 pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
     let f = |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
     let obj = value.as_object().ok_or_else(|| {
-        EventError::malformed(if path.is_empty() { "event" } else { path }, format!("expected an event object, got {}", kind(value)))
+        EventError::malformed(
+            if path.is_empty() { "event" } else { path },
+            format!("expected an event object, got {}", kind(value)),
+        )
     })?;
     let cloud = obj.contains_key("specversion");
     let schema = if cloud { Schema::CloudEvents } else { Schema::EventGrid };
@@ -194,8 +202,14 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
         ));
     }
     let maintenance_configuration_id = req_str("maintenanceConfigurationId")?.trim().to_owned();
-    if !maintenance_configuration_id.to_ascii_lowercase().contains("/providers/microsoft.maintenance/maintenanceconfigurations/") {
-        return Err(EventError::malformed(df("maintenanceConfigurationId"), "expected a maintenance configuration resource id"));
+    if !maintenance_configuration_id
+        .to_ascii_lowercase()
+        .contains("/providers/microsoft.maintenance/maintenanceconfigurations/")
+    {
+        return Err(EventError::malformed(
+            df("maintenanceConfigurationId"),
+            "expected a maintenance configuration resource id",
+        ));
     }
     let start = parse_time(req_str("startDateTime")?, &df("startDateTime"))?;
     let end = parse_time(req_str("endDateTime")?, &df("endDateTime"))?;
@@ -226,7 +240,11 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
 
 /// `resourceSubscriptionIds` is documented as a string but shown as an array: accept both, and
 /// fall back to the configuration's own subscription when it is absent.
-fn subscription_ids(data: &Map<String, Value>, df: &dyn Fn(&str) -> String, mc_id: &str) -> Result<Vec<String>, EventError> {
+fn subscription_ids(
+    data: &Map<String, Value>,
+    df: &dyn Fn(&str) -> String,
+    mc_id: &str,
+) -> Result<Vec<String>, EventError> {
     let name = "resourceSubscriptionIds";
     let ids: Vec<String> = match get_ci(data, name) {
         None | Some(Value::Null) => subscription_of(mc_id).into_iter().collect(),
@@ -235,12 +253,14 @@ fn subscription_ids(data: &Map<String, Value>, df: &dyn Fn(&str) -> String, mc_i
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_str()
-                    .map(|s| s.trim().to_owned())
-                    .ok_or_else(|| EventError::malformed(df(&format!("{name}[{i}]")), format!("expected a string, got {}", kind(v))))
+                v.as_str().map(|s| s.trim().to_owned()).ok_or_else(|| {
+                    EventError::malformed(df(&format!("{name}[{i}]")), format!("expected a string, got {}", kind(v)))
+                })
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(EventError::malformed(df(name), format!("expected an array of strings, got {}", kind(other)))),
+        Some(other) => {
+            return Err(EventError::malformed(df(name), format!("expected an array of strings, got {}", kind(other))));
+        }
     };
     for (i, id) in ids.iter().enumerate() {
         if !is_guid(id) {
@@ -253,7 +273,10 @@ fn subscription_ids(data: &Map<String, Value>, df: &dyn Fn(&str) -> String, mc_i
     Ok(ids)
 }
 
-fn data_object<'a>(obj: &'a Map<String, Value>, f: &dyn Fn(&str) -> String) -> Result<&'a Map<String, Value>, EventError> {
+fn data_object<'a>(
+    obj: &'a Map<String, Value>,
+    f: &dyn Fn(&str) -> String,
+) -> Result<&'a Map<String, Value>, EventError> {
     match obj.get("data") {
         Some(Value::Object(m)) => Ok(m),
         Some(other) => Err(EventError::malformed(f("data"), format!("expected an object, got {}", kind(other)))),
@@ -266,7 +289,11 @@ pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, f: &dyn Fn(&str) -> String) -> Result<Option<&'a str>, EventError> {
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    f: &dyn Fn(&str) -> String,
+) -> Result<Option<&'a str>, EventError> {
     match get_ci(obj, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -275,8 +302,9 @@ fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, f: &dyn Fn(&str) -> Strin
 }
 
 fn parse_time(s: &str, field: &str) -> Result<OffsetDateTime, EventError> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .map_err(|_| EventError::malformed(field, format!("{s:?} is not an RFC 3339 date-time such as 2023-05-09T15:00:00Z")))
+    OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|_| {
+        EventError::malformed(field, format!("{s:?} is not an RFC 3339 date-time such as 2023-05-09T15:00:00Z"))
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -358,10 +386,7 @@ mod tests {
     fn pascal_case_data_keys_parse() {
         let mut e = post_event();
         let data = e["data"].as_object().unwrap().clone();
-        let pascal: Map<String, Value> = data
-            .into_iter()
-            .map(|(k, v)| (k[..1].to_uppercase() + &k[1..], v))
-            .collect();
+        let pascal: Map<String, Value> = data.into_iter().map(|(k, v)| (k[..1].to_uppercase() + &k[1..], v)).collect();
         e["data"] = Value::Object(pascal);
         let m = maintenance(one(&e).unwrap());
         assert_eq!(m.correlation_id, RUN);
@@ -398,7 +423,9 @@ mod tests {
                         "eventTime": "2022-10-28T04:23:35.1981776Z", "data": {"validationCode": "512d38b6"}}]);
         assert!(matches!(one(&v).unwrap(), Incoming::Validation { code } if code == "512d38b6"));
         let o = json!([{"id": "y", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}]);
-        assert!(matches!(one(&o).unwrap(), Incoming::Ignored { event_type, .. } if event_type == "Microsoft.Storage.BlobCreated"));
+        assert!(
+            matches!(one(&o).unwrap(), Incoming::Ignored { event_type, .. } if event_type == "Microsoft.Storage.BlobCreated")
+        );
     }
 
     fn reject(body: &[u8]) -> EventError {

@@ -64,10 +64,11 @@ impl Mailer {
         match target {
             MailTarget::Smtp(url) => {
                 // Never echo the URL: it may hold a password.
-                let transport: AsyncSmtpTransport<Tokio1Executor> = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-                    .map_err(|e| MailError::Url(e.to_string().replace(url.expose(), "***")))?
-                    .timeout(Some(Duration::from_secs(20)))
-                    .build();
+                let transport: AsyncSmtpTransport<Tokio1Executor> =
+                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                        .map_err(|e| MailError::Url(e.to_string().replace(url.expose(), "***")))?
+                        .timeout(Some(Duration::from_secs(20)))
+                        .build();
                 Ok(Self::Smtp(transport))
             }
             MailTarget::Outbox(dir) => Ok(Self::Outbox(dir.clone())),
@@ -184,7 +185,10 @@ mod tests {
     #[test]
     fn stems_are_file_safe() {
         let t = time::macros::datetime!(2023-05-09 15:55:00 UTC);
-        assert_eq!(file_stem(t, "Ring2/Prod ../x", "post", "20230509150000"), "20230509T155500Z-ring2-prod----x-20230509150000-post");
+        assert_eq!(
+            file_stem(t, "Ring2/Prod ../x", "post", "20230509150000"),
+            "20230509T155500Z-ring2-prod----x-20230509150000-post"
+        );
     }
 
     #[tokio::test]

@@ -43,11 +43,18 @@ pub enum StartupError {
 pub enum EventOutcome {
     Sent(Box<Processed>),
     /// Another event type: acknowledged, not processed.
-    Ignored { event_type: String },
+    Ignored {
+        event_type: String,
+    },
     /// Nothing was sent; the upstream should deliver again later.
-    RetryLater { reason: String, after: Duration },
+    RetryLater {
+        reason: String,
+        after: Duration,
+    },
     /// Failed for good (broken template, recipient refused): logged and acknowledged.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// A summary that was delivered.
@@ -61,9 +68,14 @@ pub struct Processed {
 #[derive(Debug)]
 pub enum DeliveryOutcome {
     /// Event Grid subscription validation: answer with this code.
-    Validation { code: String },
+    Validation {
+        code: String,
+    },
     Done(Vec<EventOutcome>),
-    RetryLater { reason: String, after: Duration },
+    RetryLater {
+        reason: String,
+        after: Duration,
+    },
     Rejected(EventError),
 }
 

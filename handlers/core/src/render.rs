@@ -242,7 +242,12 @@ impl EmailModel {
             .collect();
         let timing = match (s.first_start, s.last_finish) {
             (Some(a), Some(b)) => {
-                let mut t = format!("Installs ran from {} to {} ({})", format_time(a), format_time(b), format_minutes((b - a).whole_minutes()));
+                let mut t = format!(
+                    "Installs ran from {} to {} ({})",
+                    format_time(a),
+                    format_time(b),
+                    format_minutes((b - a).whole_minutes())
+                );
                 if let Some((name, mins)) = &s.longest_install {
                     t.push_str(&format!("; the longest took {} on {name}", format_minutes(*mins)));
                 }
@@ -254,9 +259,9 @@ impl EmailModel {
         let verdict_color = match s.verdict {
             crate::summary::Verdict::Succeeded => outcome_color(Outcome::Succeeded),
             crate::summary::Verdict::Failed => outcome_color(Outcome::Failed),
-            crate::summary::Verdict::Incomplete | crate::summary::Verdict::NoMachines | crate::summary::Verdict::Cancelled => {
-                outcome_color(Outcome::NoResult)
-            }
+            crate::summary::Verdict::Incomplete
+            | crate::summary::Verdict::NoMachines
+            | crate::summary::Verdict::Cancelled => outcome_color(Outcome::NoResult),
             crate::summary::Verdict::WindowExceeded => outcome_color(Outcome::WindowExceeded),
             _ => outcome_color(Outcome::CompletedWithWarnings),
         };

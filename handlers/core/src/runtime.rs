@@ -8,7 +8,9 @@ use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is required (set by the Azure Functions host), or AWS_LAMBDA_RUNTIME_API on Lambda")]
+    #[error(
+        "FUNCTIONS_CUSTOMHANDLER_PORT is required (set by the Azure Functions host), or AWS_LAMBDA_RUNTIME_API on Lambda"
+    )]
     NoPort,
     #[error("FUNCTIONS_CUSTOMHANDLER_PORT is invalid: {0:?} is not a port number")]
     BadPort(String),

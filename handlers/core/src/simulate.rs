@@ -92,8 +92,11 @@ const WINDOWS_KBS: [(&str, &str, &str); 4] = [
     ("890830", "Windows Malicious Software Removal Tool x64 (KB890830)", "UpdateRollup"),
     ("5031989", "2023-11 .NET Framework Cumulative Update (KB5031989)", "Critical"),
 ];
-const LINUX_PACKAGES: [(&str, &str, &str); 3] =
-    [("openssl", "3.0.2-0ubuntu1.12", "Security"), ("linux-image-azure", "6.2.0-1018.18", "Security"), ("curl", "7.81.0-1ubuntu1.15", "Critical")];
+const LINUX_PACKAGES: [(&str, &str, &str); 3] = [
+    ("openssl", "3.0.2-0ubuntu1.12", "Security"),
+    ("linux-image-azure", "6.2.0-1018.18", "Security"),
+    ("curl", "7.81.0-1ubuntu1.15", "Critical"),
+];
 
 struct Machine {
     id: String,
@@ -176,7 +179,15 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
                 Fate::WindowExceeded => opts.window_minutes + 5 + rng.below(40) as i64,
                 _ => 4 + rng.below((opts.window_minutes as u64 * 2 / 3).max(1)) as i64,
             };
-            Machine { id: format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}"), rg, sub, windows, arc, fate, minutes }
+            Machine {
+                id: format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}"),
+                rg,
+                sub,
+                windows,
+                arc,
+                fate,
+                minutes,
+            }
         })
         .collect();
     let last_finish = machines.iter().map(|m| m.minutes).max().unwrap_or(10);
@@ -205,23 +216,71 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
         // A result of last month's run for some machines: must be ignored.
         if i % 20 == 0 {
             let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
-            w.row(&result_row(&rid, m, &previous_run, "Succeeded", 2, 0, 0, false, "NotNeeded", opts.start - Duration::days(28), 20, &[]))?;
+            w.row(&result_row(
+                &rid,
+                m,
+                &previous_run,
+                "Succeeded",
+                2,
+                0,
+                0,
+                false,
+                "NotNeeded",
+                opts.start - Duration::days(28),
+                20,
+                &[],
+            ))?;
         }
         if matches!(m.fate, Fate::NoResultDeallocated | Fate::NoResultSilent) {
             continue;
         }
         let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
-        let (status, failed, pending, exceeded, reboot, errors): (&str, u32, u32, bool, &str, Vec<Value>) = match m.fate {
+        let (status, failed, pending, exceeded, reboot, errors): (&str, u32, u32, bool, &str, Vec<Value>) = match m.fate
+        {
             Fate::Succeeded => ("Succeeded", 0, 0, false, if m.windows { "Completed" } else { "NotNeeded" }, vec![]),
-            Fate::Warnings => ("CompletedWithWarnings", 0, 0, false, "Completed", vec![json!({"code": "PackageManagerWarning", "message": "Some updates were superseded and skipped"})]),
-            Fate::FailedPatches => ("Failed", 1 + rng.below(2) as u32, 0, false, "NotNeeded", vec![json!({"code": "PatchInstallationFailed", "message": "One or more updates failed to install"})]),
-            Fate::FailedNoPatch => ("Failed", 0, 0, false, "NotNeeded", vec![json!({"code": "ExtensionOperationFailed", "message": "The patch extension did not respond in time; the VM agent may be unhealthy"})]),
-            Fate::WindowExceeded => ("Failed", 0, 3, true, "NotNeeded", vec![json!({"code": "MaintenanceWindowExceeded", "message": "The maintenance window ended before all updates were installed"})]),
+            Fate::Warnings => (
+                "CompletedWithWarnings",
+                0,
+                0,
+                false,
+                "Completed",
+                vec![json!({"code": "PackageManagerWarning", "message": "Some updates were superseded and skipped"})],
+            ),
+            Fate::FailedPatches => (
+                "Failed",
+                1 + rng.below(2) as u32,
+                0,
+                false,
+                "NotNeeded",
+                vec![json!({"code": "PatchInstallationFailed", "message": "One or more updates failed to install"})],
+            ),
+            Fate::FailedNoPatch => (
+                "Failed",
+                0,
+                0,
+                false,
+                "NotNeeded",
+                vec![
+                    json!({"code": "ExtensionOperationFailed", "message": "The patch extension did not respond in time; the VM agent may be unhealthy"}),
+                ],
+            ),
+            Fate::WindowExceeded => (
+                "Failed",
+                0,
+                3,
+                true,
+                "NotNeeded",
+                vec![
+                    json!({"code": "MaintenanceWindowExceeded", "message": "The maintenance window ended before all updates were installed"}),
+                ],
+            ),
             Fate::RebootPending => ("Succeeded", 0, 0, false, "Required", vec![]),
             Fate::NoResultDeallocated | Fate::NoResultSilent => unreachable!("skipped above"),
         };
         let installed = 3 + rng.below(6) as u32;
-        w.row(&result_row(&rid, m, &run_lower, status, installed, failed, pending, exceeded, reboot, opts.start, m.minutes, &errors))?;
+        w.row(&result_row(
+            &rid, m, &run_lower, status, installed, failed, pending, exceeded, reboot, opts.start, m.minutes, &errors,
+        ))?;
         for n in 0..2 {
             w.row(&patch_row(&rid, m, n, "Installed", &mut rng))?;
         }
@@ -239,7 +298,8 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
                     "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
                     "properties": { "status": status, "osName": os.to_ascii_lowercase(), "osType": os } })
         } else {
-            let power = if m.fate == Fate::NoResultDeallocated { "PowerState/deallocated" } else { "PowerState/running" };
+            let power =
+                if m.fate == Fate::NoResultDeallocated { "PowerState/deallocated" } else { "PowerState/running" };
             json!({ "id": m.id, "name": name, "type": "microsoft.compute/virtualmachines", "subscriptionId": m.sub, "resourceGroup": m.rg,
                     "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
                     "properties": { "storageProfile": { "osDisk": { "osType": os } },

@@ -224,7 +224,11 @@ impl RunSummary {
 pub enum Decision {
     Ready(Box<RunSummary>),
     /// Results are still missing and the grace period has not passed.
-    Wait { missing: usize, total: usize, retry_after: Duration },
+    Wait {
+        missing: usize,
+        total: usize,
+        retry_after: Duration,
+    },
 }
 
 /// Builds the summary of `event` from `data`, or asks to wait for missing results.
@@ -256,14 +260,17 @@ fn build(event: &MaintenanceEvent, data: &RunData) -> RunSummary {
     }
     if event.phase == Phase::Post {
         // Results for this run from machines the run's list does not name: show them, flagged.
-        let mut extra: Vec<(&String, &InstallResult)> = data.results.iter().filter(|(k, _)| !listed.contains(*k)).collect();
+        let mut extra: Vec<(&String, &InstallResult)> =
+            data.results.iter().filter(|(k, _)| !listed.contains(*k)).collect();
         extra.sort_unstable_by_key(|(k, _)| *k);
         for (key, r) in extra {
             let info = data.machines.get(key).unwrap_or(&empty);
             machines.push(machine(&r.machine_id, r.resource_group.as_deref(), Some(r), info, event.phase, true));
         }
     }
-    machines.sort_unstable_by(|a, b| a.outcome.cmp(&b.outcome).then_with(|| a.name.to_ascii_lowercase().cmp(&b.name.to_ascii_lowercase())));
+    machines.sort_unstable_by(|a, b| {
+        a.outcome.cmp(&b.outcome).then_with(|| a.name.to_ascii_lowercase().cmp(&b.name.to_ascii_lowercase()))
+    });
 
     let mut counts = Counts { total: machines.len(), ..Counts::default() };
     for m in &machines {
@@ -395,7 +402,10 @@ fn machine(
     if m.note.is_none() {
         m.note = match m.outcome {
             Outcome::Failed if r.failed == 0 => Some(
-                r.errors.first().cloned().unwrap_or_else(|| "Failed without a failed patch and without error details".to_owned()),
+                r.errors
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "Failed without a failed patch and without error details".to_owned()),
             ),
             Outcome::Succeeded => None,
             Outcome::WindowExceeded => {
@@ -412,10 +422,7 @@ fn machine_state_note(info: &MachineInfo) -> Option<String> {
     if let Some(p) = info.power_state.as_deref().filter(|p| !p.eq_ignore_ascii_case("running")) {
         return Some(format!("VM was {p} when last seen"));
     }
-    info.agent_status
-        .as_deref()
-        .filter(|s| !s.eq_ignore_ascii_case("connected"))
-        .map(|s| format!("Arc agent {s}"))
+    info.agent_status.as_deref().filter(|s| !s.eq_ignore_ascii_case("connected")).map(|s| format!("Arc agent {s}"))
 }
 
 fn segment_after(id: &str, key: &str) -> String {
@@ -477,7 +484,10 @@ fn advice(s: &RunSummary, data: &RunData) -> Vec<String> {
             ));
         }
         if c.total == 0 {
-            out.push("No machines are in scope of this run yet: check the configuration's assignments and dynamic scopes.".to_owned());
+            out.push(
+                "No machines are in scope of this run yet: check the configuration's assignments and dynamic scopes."
+                    .to_owned(),
+            );
         }
         return out;
     }
@@ -497,7 +507,11 @@ fn advice(s: &RunSummary, data: &RunData) -> Vec<String> {
     }
     if c.window_exceeded > 0 {
         let window = s.window_minutes();
-        let mut line = format!("The maintenance window was exceeded on {} machine{}.", c.window_exceeded, plural(c.window_exceeded));
+        let mut line = format!(
+            "The maintenance window was exceeded on {} machine{}.",
+            c.window_exceeded,
+            plural(c.window_exceeded)
+        );
         if let Some((name, longest)) = &s.longest_install {
             let suggested = ((longest + WINDOW_BUFFER_MINUTES + 4) / 5) * 5;
             line.push_str(&format!(" The longest install took {longest} minutes ({name}) in a {window}-minute window"));
@@ -516,9 +530,7 @@ fn advice(s: &RunSummary, data: &RunData) -> Vec<String> {
             .machines
             .iter()
             .filter(|m| m.outcome == Outcome::NoResult)
-            .filter(|m| {
-                data.machines.get(&m.id.to_ascii_lowercase()).is_some_and(|i| machine_state_note(i).is_some())
-            })
+            .filter(|m| data.machines.get(&m.id.to_ascii_lowercase()).is_some_and(|i| machine_state_note(i).is_some()))
             .count();
         let mut line = format!("{} machine{} never reported a result for this run", c.no_result, plural(c.no_result));
         if stopped > 0 {
@@ -572,7 +584,9 @@ mod tests {
     }
 
     fn vm(i: usize) -> String {
-        format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{i:02}")
+        format!(
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{i:02}"
+        )
     }
 
     fn result(i: usize, status: &str, failed: u32, exceeded: bool, reboot: &str) -> InstallResult {
@@ -655,7 +669,8 @@ mod tests {
 
     #[test]
     fn succeeded_run_with_missing_machines_is_never_all_good() {
-        let d = data(3, vec![result(0, "Succeeded", 0, false, "NotNeeded"), result(1, "Succeeded", 0, false, "NotNeeded")]);
+        let d =
+            data(3, vec![result(0, "Succeeded", 0, false, "NotNeeded"), result(1, "Succeeded", 0, false, "NotNeeded")]);
         let s = ready(summarise(&event("Succeeded"), &d, LATE, GRACE));
         assert_eq!(s.verdict, Verdict::Incomplete);
         assert!(!s.verdict.is_ok());

@@ -60,8 +60,7 @@ async fn health() -> Json<Value> {
 /// Reads a body up to the size limit; beyond it the answer is 413 naming the body.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.to_string().contains("length limit"))
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
             || e.to_string().contains("length limit");
         if too_large {
             EventError {
@@ -87,7 +86,8 @@ async fn events(State(state): State<AppState>, body: Body) -> Response {
     match state.pipeline.handle(items).await {
         DeliveryOutcome::Validation { code } => Json(json!({ "validationResponse": code })).into_response(),
         DeliveryOutcome::Done(outcomes) => {
-            Json(json!({ "status": "done", "events": outcomes.iter().map(describe).collect::<Vec<_>>() })).into_response()
+            Json(json!({ "status": "done", "events": outcomes.iter().map(describe).collect::<Vec<_>>() }))
+                .into_response()
         }
         DeliveryOutcome::RetryLater { reason, after } => ApiError::RetryLater { reason, after }.into_response(),
         DeliveryOutcome::Rejected(e) => ApiError::Rejected(e).into_response(),

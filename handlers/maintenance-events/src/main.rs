@@ -13,13 +13,14 @@ use patchwatch_core::{
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
-    let pipeline = match Config::from_env(&Defaults::default()).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "Configuration is invalid; not starting.");
-            return ExitCode::FAILURE;
-        }
-    };
+    let pipeline =
+        match Config::from_env(&Defaults::default()).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "Configuration is invalid; not starting.");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime::serve(router(AppState { pipeline: Arc::new(pipeline) })).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -68,7 +68,8 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
 
     let event: serde_json::Value = serde_json::from_str(&example("events/post-maintenance.json")).unwrap();
     for _ in 0..2 {
-        let body = json!({ "Data": { "event": event[0] }, "Metadata": { "sys": { "MethodName": "maintenance-event" } } });
+        let body =
+            json!({ "Data": { "event": event[0] }, "Metadata": { "sys": { "MethodName": "maintenance-event" } } });
         let resp = client
             .post(format!("{base}/maintenance-event"))
             .header("x-azure-functions-invocationid", "1b4a8cf8-0000-0000-0000-000000000000")

@@ -27,7 +27,8 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
             .collect();
         out!("  {}", if totals.is_empty() { "no machines".to_owned() } else { totals.join(" · ") });
     }
-    let attention: Vec<_> = s.machines.iter().filter(|m| s.phase == Phase::Pre || m.outcome != Outcome::Succeeded).collect();
+    let attention: Vec<_> =
+        s.machines.iter().filter(|m| s.phase == Phase::Pre || m.outcome != Outcome::Succeeded).collect();
     if !attention.is_empty() {
         out!("\n{}", if s.phase == Phase::Pre { "Machines in scope:" } else { "Needs attention:" });
         for m in attention.iter().take(MAX_LINES) {
@@ -59,6 +60,8 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
     }
     match delivered {
         Delivered::Smtp { recipients } => out!("\nEmail sent over SMTP to {recipients} recipient(s)."),
-        Delivered::Outbox { eml, html } => out!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display()),
+        Delivered::Outbox { eml, html } => {
+            out!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display())
+        }
     }
 }

@@ -40,17 +40,20 @@ pub async fn run(args: Args) -> ExitCode {
         match k {
             "PATCHWATCH_SNAPSHOT" if args.snapshot.is_some() => args.snapshot.as_ref().map(|p| p.display().to_string()),
             "PATCHWATCH_OUTBOX" if args.outbox.is_some() => args.outbox.as_ref().map(|p| p.display().to_string()),
-            "PATCHWATCH_RESULT_GRACE_MINUTES" if args.grace_minutes.is_some() => args.grace_minutes.map(|m| m.to_string()),
+            "PATCHWATCH_RESULT_GRACE_MINUTES" if args.grace_minutes.is_some() => {
+                args.grace_minutes.map(|m| m.to_string())
+            }
             _ => std::env::var(k).ok(),
         }
     };
-    let pipeline = match Config::from_lookup(overrides, &defaults).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("patchwatch: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
+    let pipeline =
+        match Config::from_lookup(overrides, &defaults).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("patchwatch: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
     let body = match std::fs::read(&args.event) {
         Ok(b) => b,
         Err(e) => {
@@ -98,5 +101,8 @@ pub async fn run(args: Args) -> ExitCode {
 /// Peak resident set size in KiB (Linux `VmHWM`).
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

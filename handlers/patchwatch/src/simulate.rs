@@ -49,7 +49,9 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    if args.configuration.is_empty() || !args.configuration.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if args.configuration.is_empty()
+        || !args.configuration.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         eprintln!("patchwatch: --configuration must be letters, digits, '-', '_' or '.'");
         return ExitCode::from(EXIT_BAD_INPUT);
     }

@@ -126,12 +126,20 @@ impl ResourceGraphClient {
         let machines = format!(
             "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n| order by id asc"
         );
-        self.run_query(Table::MaintenanceResources, &machines, &query.subscription_ids, &mut collector, &mut budget).await?;
+        self.run_query(Table::MaintenanceResources, &machines, &query.subscription_ids, &mut collector, &mut budget)
+            .await?;
         if query.include_results {
             let results = format!(
                 "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
             );
-            self.run_query(Table::PatchInstallationResources, &results, &query.subscription_ids, &mut collector, &mut budget).await?;
+            self.run_query(
+                Table::PatchInstallationResources,
+                &results,
+                &query.subscription_ids,
+                &mut collector,
+                &mut budget,
+            )
+            .await?;
             // Patch rows do not carry the run id; they are matched to this run's results by id.
             // Only failed rows modified since a day before the run can belong to it.
             let since = query
@@ -143,11 +151,22 @@ impl ResourceGraphClient {
                 "patchinstallationresources\n| where type endswith '/patchinstallationresults/softwarepatches'\n| where properties.installationState =~ 'Failed'\n| where isnull(todatetime(properties.lastModifiedDateTime)) or todatetime(properties.lastModifiedDateTime) >= todatetime({})\n| order by id asc",
                 kql_string(&since)
             );
-            self.run_query(Table::PatchInstallationResources, &patches, &query.subscription_ids, &mut collector, &mut budget).await?;
+            self.run_query(
+                Table::PatchInstallationResources,
+                &patches,
+                &query.subscription_ids,
+                &mut collector,
+                &mut budget,
+            )
+            .await?;
             // Power state and agent status explain most missing results; look up only those machines.
             let reported: std::collections::HashSet<&String> = collector.result_keys().collect();
-            let missing: Vec<String> =
-                collector.expected_ids().filter(|id| !reported.contains(id)).take(MAX_MACHINE_LOOKUPS).cloned().collect();
+            let missing: Vec<String> = collector
+                .expected_ids()
+                .filter(|id| !reported.contains(id))
+                .take(MAX_MACHINE_LOOKUPS)
+                .cloned()
+                .collect();
             if !missing.is_empty() {
                 let ids = missing.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
                 let lookup = format!(
@@ -208,15 +227,13 @@ impl ResourceGraphClient {
     async fn post(&self, body: &serde_json::Value, budget: &mut Duration) -> Result<QueryResponse, GraphError> {
         let mut server_errors = 0;
         loop {
-            let token = self.credential.get_token(&[self.options.scope.as_str()], None).await.map_err(GraphError::Credential)?;
-            let response = self
-                .options
-                .http
-                .post(self.url.clone())
-                .bearer_auth(token.token.secret())
-                .json(body)
-                .send()
-                .await?;
+            let token = self
+                .credential
+                .get_token(&[self.options.scope.as_str()], None)
+                .await
+                .map_err(GraphError::Credential)?;
+            let response =
+                self.options.http.post(self.url.clone()).bearer_auth(token.token.secret()).json(body).send().await?;
             let status = response.status();
             let headers = response.headers().clone();
             if status == StatusCode::TOO_MANY_REQUESTS {

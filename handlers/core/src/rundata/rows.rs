@@ -170,7 +170,9 @@ impl RunCollector {
         self.rows_seen += 1;
         let kind = row.kind.to_ascii_lowercase();
         match table {
-            Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => self.accept_apply_update(row),
+            Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => {
+                self.accept_apply_update(row)
+            }
             Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults") => self.accept_result(row),
             Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults/softwarepatches") => {
                 self.accept_patch(row)
@@ -264,7 +266,8 @@ impl RunCollector {
             .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
             .collect();
         // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
-        let agent_status = if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
+        let agent_status =
+            if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
         self.info.insert(row.id.to_ascii_lowercase(), MachineInfo { os_type, power_state, agent_status, tags });
     }
 
@@ -366,13 +369,19 @@ mod tests {
             "properties": {"maintenanceRunId": RUN, "status": "Failed", "failedPatchCount": "1", "installedPatchCount": 3, "maintenanceWindowExceeded": "false",
                            "errorDetails": {"code": "PatchFailed", "message": "One or more updates failed", "details": [{"code": "0x80070643", "message": "Fatal error during installation"}]}}})));
         // A result of another run is ignored.
-        c.accept(Table::PatchInstallationResources, row(json!({"id": format!("{rid}x"), "type": "microsoft.compute/virtualmachines/patchinstallationresults",
-            "properties": {"maintenanceRunId": "/other"}})));
+        c.accept(
+            Table::PatchInstallationResources,
+            row(json!({"id": format!("{rid}x"), "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+            "properties": {"maintenanceRunId": "/other"}})),
+        );
         let data = c.finish();
         assert_eq!(data.expected.len(), 1);
         let r = &data.results[&VM.to_lowercase()];
         assert_eq!((r.failed, r.installed, r.window_exceeded), (1, 3, false));
-        assert_eq!(r.errors, vec!["0x80070643: Fatal error during installation", "PatchFailed: One or more updates failed"]);
+        assert_eq!(
+            r.errors,
+            vec!["0x80070643: Fatal error during installation", "PatchFailed: One or more updates failed"]
+        );
         assert_eq!(data.failed_patches.len(), 1);
         assert_eq!(data.failed_patches[0].kb_id.as_deref(), Some("5026361"));
     }

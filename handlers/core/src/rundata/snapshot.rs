@@ -43,11 +43,9 @@ impl<'de> Visitor<'de> for Tables<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<String>()? {
             match Table::from_name(&name) {
-                Some(table) => map.next_value_seed(Rows {
-                    table,
-                    collector: &mut *self.collector,
-                    failure: &mut *self.failure,
-                })?,
+                Some(table) => {
+                    map.next_value_seed(Rows { table, collector: &mut *self.collector, failure: &mut *self.failure })?
+                }
                 // Unknown tables are tolerated so that exports with extra tables still load.
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -97,7 +95,12 @@ mod tests {
     use super::*;
 
     fn q() -> RunQuery {
-        RunQuery { correlation_id: "/x/providers/microsoft.maintenance/applyupdates/1".into(), subscription_ids: vec![], include_results: true, since: None }
+        RunQuery {
+            correlation_id: "/x/providers/microsoft.maintenance/applyupdates/1".into(),
+            subscription_ids: vec![],
+            include_results: true,
+            since: None,
+        }
     }
 
     #[test]
