@@ -196,7 +196,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Mailer::Outbox(dir.path().join("out"));
         let from: Mailbox = "pw@example.com".parse().unwrap();
-        let d = m.send(&from, &[from.clone()], &rendered("s"), "stem").await.unwrap();
+        let d = m.send(&from, std::slice::from_ref(&from), &rendered("s"), "stem").await.unwrap();
         let Delivered::Outbox { eml, html } = d else { panic!("expected the outbox") };
         assert!(std::fs::read_to_string(eml).unwrap().contains("Subject: s"));
         assert_eq!(std::fs::read_to_string(html).unwrap(), "<p>hi</p>");

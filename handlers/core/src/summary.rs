@@ -268,9 +268,7 @@ fn build(event: &MaintenanceEvent, data: &RunData) -> RunSummary {
             machines.push(machine(&r.machine_id, r.resource_group.as_deref(), Some(r), info, event.phase, true));
         }
     }
-    machines.sort_unstable_by(|a, b| {
-        a.outcome.cmp(&b.outcome).then_with(|| a.name.to_ascii_lowercase().cmp(&b.name.to_ascii_lowercase()))
-    });
+    machines.sort_by_cached_key(|m| (m.outcome, m.name.to_ascii_lowercase()));
 
     let mut counts = Counts { total: machines.len(), ..Counts::default() };
     for m in &machines {
@@ -454,7 +452,7 @@ fn group_failed_patches(data: &RunData, machines: &[MachineOutcome]) -> Vec<Patc
     }
     let mut out: Vec<PatchFailure> = groups.into_values().collect();
     for g in &mut out {
-        g.machines.sort_unstable_by_key(|m| m.to_ascii_lowercase());
+        g.machines.sort_by_cached_key(|m| m.to_ascii_lowercase());
         g.machines.dedup();
     }
     out.sort_unstable_by(|a, b| b.machines.len().cmp(&a.machines.len()).then_with(|| a.key.cmp(&b.key)));

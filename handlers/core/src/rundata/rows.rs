@@ -283,7 +283,7 @@ impl RunCollector {
             }
         }
         let mut expected: Vec<ExpectedMachine> = self.expected.into_values().collect();
-        expected.sort_unstable_by(|a, b| a.id.to_ascii_lowercase().cmp(&b.id.to_ascii_lowercase()));
+        expected.sort_by_cached_key(|m| m.id.to_ascii_lowercase());
         RunData { expected, results: self.results, failed_patches, machines: self.info }
     }
 
