@@ -23,8 +23,12 @@ pub fn example(path: &str) -> String {
 }
 
 /// A pipeline from environment-style settings (no process environment is touched).
+///
+/// Without `PATCHWATCH_STATE`, each pipeline gets a ledger of its own in a fresh directory.
 pub fn pipeline(vars: &[(&str, &str)]) -> Pipeline {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    map.entry("PATCHWATCH_STATE".to_owned())
+        .or_insert_with(|| format!("file://{}", tempfile::tempdir().unwrap().keep().display()));
     let config = Config::from_lookup(|k| map.get(k).cloned(), &Defaults::default()).unwrap();
     Pipeline::from_config(&config).unwrap()
 }

@@ -63,6 +63,13 @@ pub struct Config {
     pub azure_client_id: Option<String>,
     /// Set when the platform provides a managed-identity endpoint.
     pub managed_identity: bool,
+    /// State store URL for the ledger and run history (`file:///…` or a blob container URL,
+    /// possibly with a SAS token, hence secret).
+    pub state: Secret,
+    /// How long a delivery claim is held before another sender may take it over.
+    pub lease: Duration,
+    /// How long run history is kept.
+    pub history_days: u32,
 }
 
 /// A configuration problem, naming the variable.
@@ -79,6 +86,27 @@ pub enum ConfigError {
 pub struct Defaults {
     pub outbox: Option<PathBuf>,
     pub snapshot: Option<PathBuf>,
+    /// State store URL when `PATCHWATCH_STATE` is unset; `None` makes it required.
+    pub state: Option<String>,
+}
+
+/// `file://` URL of the local data directory's state store: `$XDG_DATA_HOME/patchwatch/state`,
+/// else `$HOME/.local/share/patchwatch/state`, else `./.patchwatch/state`.
+pub fn local_state_url(lookup: impl Fn(&str) -> Option<String>) -> String {
+    let base = lookup("XDG_DATA_HOME")
+        .filter(|v| v.starts_with('/'))
+        .map(PathBuf::from)
+        .or_else(|| lookup("HOME").filter(|v| v.starts_with('/')).map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|b| b.join("patchwatch/state"))
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default().join(".patchwatch/state"));
+    format!("file://{}", base.display())
+}
+
+/// Whether this process runs on a cloud host, where local disk is not durable state.
+pub fn on_cloud_host(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "IDENTITY_ENDPOINT", "AWS_LAMBDA_RUNTIME_API"]
+        .iter()
+        .any(|k| lookup(k).is_some_and(|v| !v.is_empty()))
 }
 
 pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
@@ -149,7 +177,23 @@ impl Config {
             "PATCHWATCH_PORTAL_URL",
             &get("PATCHWATCH_PORTAL_URL").unwrap_or_else(|| "https://portal.azure.com".to_owned()),
         )?;
+        let state = get("PATCHWATCH_STATE").or_else(|| defaults.state.clone()).ok_or(ConfigError::Missing {
+            name: "PATCHWATCH_STATE",
+            hint: "on a cloud host the delivery ledger needs durable state: a blob container URL such as https://<account>.blob.core.windows.net/patchwatch",
+        })?;
+        let lease = Duration::from_secs(parse_number(
+            "PATCHWATCH_LEASE_SECONDS",
+            get("PATCHWATCH_LEASE_SECONDS"),
+            300,
+            1,
+            3600,
+        )?);
+        let history_days =
+            parse_number("PATCHWATCH_HISTORY_DAYS", get("PATCHWATCH_HISTORY_DAYS"), 400, 1, 3650)? as u32;
         Ok(Self {
+            state: Secret::new(state),
+            lease,
+            history_days,
             mail,
             mail_from,
             mail_to,
@@ -162,6 +206,22 @@ impl Config {
             azure_client_id: get("AZURE_CLIENT_ID"),
             managed_identity: get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_some(),
         })
+    }
+}
+
+fn parse_number(
+    name: &'static str,
+    value: Option<String>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| ConfigError::Invalid {
+            name,
+            problem: format!("expected a whole number from {min} to {max}, got {v:?}"),
+        }),
     }
 }
 
@@ -233,11 +293,13 @@ mod tests {
             &[
                 ("PATCHWATCH_SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
                 ("PATCHWATCH_MAIL_TO", "a@example.com, b@example.com"),
+                ("PATCHWATCH_STATE", "https://acct.blob.core.windows.net/state?sv=2022&sig=topsecret"),
             ],
             &Defaults::default(),
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("topsecret"), "a SAS signature reached Debug output");
         assert_eq!(c.mail_to.len(), 2);
         let err =
             cfg(&[("PATCHWATCH_SMTP_URL", "http://user:hunter2@h")], &Defaults::default()).unwrap_err().to_string();
@@ -246,12 +308,14 @@ mod tests {
 
     #[test]
     fn config_bad_values_name_the_variable() {
-        let d = Defaults { outbox: Some("/tmp/x".into()), snapshot: None };
+        let d = Defaults { outbox: Some("/tmp/x".into()), snapshot: None, state: Some("file:///tmp/s".into()) };
         for (k, v) in [
             ("PATCHWATCH_MAIL_TO", "not an address"),
             ("PATCHWATCH_MAIL_FROM", "x@"),
             ("PATCHWATCH_ARM_ENDPOINT", "ftp://x"),
             ("PATCHWATCH_RESULT_GRACE_MINUTES", "soon"),
+            ("PATCHWATCH_LEASE_SECONDS", "0"),
+            ("PATCHWATCH_HISTORY_DAYS", "forever"),
         ] {
             let err = cfg(&[(k, v)], &d).unwrap_err().to_string();
             assert!(err.contains(k), "{k}: {err}");
@@ -260,11 +324,27 @@ mod tests {
 
     #[test]
     fn config_defaults_apply() {
-        let d = Defaults { outbox: Some("/tmp/o".into()), snapshot: Some("/tmp/s.json".into()) };
+        let d = Defaults {
+            outbox: Some("/tmp/o".into()),
+            snapshot: Some("/tmp/s.json".into()),
+            state: Some("file:///tmp/st".into()),
+        };
         let c = cfg(&[], &d).unwrap();
         assert!(matches!(c.mail, MailTarget::Outbox(_)));
         assert!(matches!(c.data, DataSource::Snapshot(_)));
         assert_eq!(c.result_grace, Duration::from_secs(900));
         assert_eq!(c.arm_endpoint.as_str(), "https://management.azure.com/");
+        assert_eq!(c.lease, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn config_state_is_required_without_a_default() {
+        let d = Defaults { outbox: Some("/tmp/o".into()), ..Defaults::default() };
+        let err = cfg(&[], &d).unwrap_err().to_string();
+        assert!(err.contains("PATCHWATCH_STATE"), "{err}");
+        let home = |k: &str| (k == "HOME").then(|| "/home/ops".to_owned());
+        assert_eq!(local_state_url(home), "file:///home/ops/.local/share/patchwatch/state");
+        assert!(on_cloud_host(|k: &str| (k == "WEBSITE_INSTANCE_ID").then(|| "x".to_owned())));
+        assert!(!on_cloud_host(home));
     }
 }

@@ -16,9 +16,12 @@ use crate::{
     },
     config::{Config, DataSource},
     event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
+    history::{History, RunRecord},
+    ledger::{Claim, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger},
     mail::{Delivered, MailError, Mailer, file_stem},
     render::{RenderError, Templates},
     rundata::{RunDataSource, RunQuery},
+    state::{self, StateError},
     summary::{Decision, RunSummary, summarise},
 };
 
@@ -36,12 +39,18 @@ pub enum StartupError {
     Mail(#[from] MailError),
     #[error("Azure credential: {0}")]
     Credential(azure_core::Error),
+    #[error("PATCHWATCH_STATE is invalid: {0}")]
+    State(String),
 }
 
 /// What happened to one event.
 #[derive(Debug)]
 pub enum EventOutcome {
     Sent(Box<Processed>),
+    /// Already delivered (or refused for good) by an earlier delivery of the same event.
+    Duplicate {
+        record: Box<DeliveryRecord>,
+    },
     /// Another event type: acknowledged, not processed.
     Ignored {
         event_type: String,
@@ -81,6 +90,8 @@ pub enum DeliveryOutcome {
 
 /// Everything needed to process events.
 pub struct Pipeline {
+    pub ledger: Ledger,
+    pub history: History,
     pub source: RunDataSource,
     pub mailer: Mailer,
     pub templates: Templates,
@@ -96,6 +107,7 @@ impl std::fmt::Debug for Pipeline {
             .field("source", &self.source.describe())
             .field("mailer", &self.mailer.describe())
             .field("grace", &self.grace)
+            .field("state", &self.ledger.store().describe())
             .finish_non_exhaustive()
     }
 }
@@ -103,10 +115,20 @@ impl std::fmt::Debug for Pipeline {
 impl Pipeline {
     /// Builds the pipeline from configuration. Does no network I/O.
     pub fn from_config(config: &Config) -> Result<Self, StartupError> {
+        let state_url = config.state.expose();
+        // A blob container without a SAS token authenticates with the Azure credential.
+        let state_needs_credential = state_url.starts_with("http") && !state_url.contains("sig=");
+        let needs_credential = state_needs_credential || matches!(config.data, DataSource::ResourceGraph);
+        let credential = if needs_credential {
+            Some(credential::from_config(config).map_err(StartupError::Credential)?)
+        } else {
+            None
+        };
+        let store = state::open(state_url, credential.clone()).map_err(StartupError::State)?;
         let source = match &config.data {
             DataSource::Snapshot(path) => RunDataSource::SnapshotFile(path.clone()),
             DataSource::ResourceGraph => {
-                let credential = credential::from_config(config).map_err(StartupError::Credential)?;
+                let credential = credential.ok_or_else(|| StartupError::State("no credential".to_owned()))?;
                 let options = ResourceGraphOptions { scope: config.arm_scope.clone(), ..Default::default() };
                 RunDataSource::ResourceGraph(Arc::new(ResourceGraphClient::new(
                     config.arm_endpoint.clone(),
@@ -116,6 +138,8 @@ impl Pipeline {
             }
         };
         Ok(Self {
+            ledger: Ledger::new(store.clone(), config.lease),
+            history: History::new(store, config.history_days),
             source,
             mailer: Mailer::new(&config.mail)?,
             templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,
@@ -164,6 +188,21 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, event: &MaintenanceEvent, run: &str) -> EventOutcome {
+        let id = DeliveryId {
+            run_id: &event.correlation_id,
+            configuration: event.configuration_name(),
+            phase: event.phase.as_str(),
+            target: EMAIL_TARGET,
+        };
+        // A duplicate of a delivered event is acknowledged before any run data is loaded.
+        match self.ledger.status(&id).await {
+            Ok(Some(record)) if matches!(record.state, DeliveryState::Sent | DeliveryState::Failed) => {
+                info!(state = ?record.state, "Already delivered; duplicate acknowledged.");
+                return EventOutcome::Duplicate { record: Box::new(record) };
+            }
+            Ok(_) => {}
+            Err(e) => return state_down(&e),
+        }
         let query = RunQuery {
             correlation_id: event.correlation_id.clone(),
             subscription_ids: event.subscription_ids.clone(),
@@ -203,23 +242,73 @@ impl Pipeline {
                 return EventOutcome::Failed { reason: e.to_string() };
             }
         };
+        let token = match self.ledger.claim(&id, (self.clock)()).await {
+            Ok(Claim::Claimed(token)) => token,
+            Ok(Claim::AlreadySent(record) | Claim::FailedForGood(record)) => {
+                info!(state = ?record.state, "Delivered meanwhile by another instance; duplicate acknowledged.");
+                return EventOutcome::Duplicate { record: Box::new(record) };
+            }
+            Ok(Claim::Busy { until }) => {
+                let after =
+                    Duration::try_from(until - (self.clock)()).unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
+                info!(until = %until, "Another instance is sending this summary; retrying after its lease.");
+                return EventOutcome::RetryLater {
+                    reason: "another instance is delivering this summary".to_owned(),
+                    after,
+                };
+            }
+            Err(e) => return state_down(&e),
+        };
         let stem = file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
-        match self.mailer.send(&self.from, &self.to, &rendered, &stem).await {
+        let sent = self.mailer.send(&self.from, &self.to, &rendered, &stem).await;
+        let (finish, outcome) = match sent {
             Ok(delivered) => {
                 info!(verdict = summary.verdict.label(), machines = summary.counts.total, "Run summary delivered.");
-                EventOutcome::Sent(Box::new(Processed { summary, delivered }))
+                let detail = match &delivered {
+                    Delivered::Smtp { recipients } => format!("SMTP to {recipients} recipient(s)"),
+                    Delivered::Outbox { eml, .. } => eml.display().to_string(),
+                };
+                let finish = Finish::Sent { subject: rendered.subject.clone(), detail };
+                (finish, EventOutcome::Sent(Box::new(Processed { summary, delivered })))
             }
             Err(e) if e.is_transient() => {
                 warn!(error = %e, "Email could not be delivered; the event will be retried.");
-                EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(60) }
+                let reason = e.to_string();
+                (
+                    Finish::Retry { error: reason.clone() },
+                    EventOutcome::RetryLater { reason, after: Duration::from_secs(60) },
+                )
             }
             Err(e) => {
                 error!(error = %e, "Email was refused for good; the event is dropped.");
-                EventOutcome::Failed { reason: e.to_string() }
+                let reason = e.to_string();
+                (Finish::Failed { error: reason.clone() }, EventOutcome::Failed { reason })
             }
+        };
+        match self.ledger.finish(token, finish, (self.clock)()).await {
+            Ok(true) => {}
+            Ok(false) => warn!("The delivery claim expired while sending; another instance may send it again."),
+            // The mail went out but could not be recorded: a redelivery after the lease may resend it.
+            Err(e) => error!(error = %e, "Delivery could not be recorded in the state store."),
         }
+        if let EventOutcome::Sent(p) = &outcome
+            && event.phase == Phase::Post
+            && let Err(e) = self.history.record(&RunRecord::from_summary(&p.summary, (self.clock)())).await
+        {
+            warn!(error = %e, "Run history could not be written.");
+        }
+        outcome
     }
 }
+
+/// The state store is unreachable: never "done", always "retry later".
+fn state_down(e: &StateError) -> EventOutcome {
+    error!(error = %e, "State store unavailable; the event will be retried.");
+    EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(30) }
+}
+
+/// The ledger target name of the summary email (routes add more targets).
+pub const EMAIL_TARGET: &str = "email";
 
 /// The embedded example snapshot and events (also used by `patchwatch serve`).
 pub mod example {

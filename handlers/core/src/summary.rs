@@ -19,7 +19,7 @@ pub const MAX_WINDOW_MINUTES: i64 = 235;
 const WINDOW_BUFFER_MINUTES: i64 = 15;
 
 /// One machine's outcome, worst first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub enum Outcome {
     Failed,
     NoResult,

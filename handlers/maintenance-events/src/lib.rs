@@ -157,6 +157,12 @@ fn describe(o: &EventOutcome) -> Value {
             "machines": p.summary.counts.total,
             "subject": p.summary.subject(),
         }),
+        EventOutcome::Duplicate { record } => json!({
+            "outcome": "duplicate",
+            "state": record.state,
+            "target": record.target,
+            "sentAt": record.sent_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        }),
         EventOutcome::Ignored { event_type } => json!({ "outcome": "ignored", "eventType": event_type }),
         EventOutcome::RetryLater { reason, .. } => json!({ "outcome": "retry_later", "reason": reason }),
         EventOutcome::Failed { reason } => json!({ "outcome": "failed", "reason": reason }),

@@ -5,7 +5,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use maintenance_events::{AppState, router};
 use patchwatch_core::{
-    config::{Config, Defaults},
+    config::{self, Config, Defaults},
     pipeline::Pipeline,
     runtime, telemetry,
 };
@@ -13,14 +13,18 @@ use patchwatch_core::{
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
-    let pipeline =
-        match Config::from_env(&Defaults::default()).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "Configuration is invalid; not starting.");
-                return ExitCode::FAILURE;
-            }
-        };
+    // Off the cloud (local runs) the ledger defaults to the local data directory; on a cloud host
+    // local disk is not durable, so PATCHWATCH_STATE is required there.
+    let env = |k: &str| std::env::var(k).ok();
+    let defaults =
+        Defaults { state: (!config::on_cloud_host(env)).then(|| config::local_state_url(env)), ..Defaults::default() };
+    let pipeline = match Config::from_env(&defaults).map_err(Into::into).and_then(|c| Pipeline::from_config(&c)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "Configuration is invalid; not starting.");
+            return ExitCode::FAILURE;
+        }
+    };
     match runtime::serve(router(AppState { pipeline: Arc::new(pipeline) })).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

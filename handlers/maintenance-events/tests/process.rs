@@ -42,6 +42,7 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
     graph::mount(&arg, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 5)).await;
 
     let outbox = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
         .env_clear()
@@ -51,6 +52,7 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
         .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
         .env("PATCHWATCH_ARM_ENDPOINT", arg.uri())
         .env("PATCHWATCH_OUTBOX", outbox.path())
+        .env("PATCHWATCH_STATE", format!("file://{}", state.path().display()))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -67,6 +69,7 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
     }
 
     let event: serde_json::Value = serde_json::from_str(&example("events/post-maintenance.json")).unwrap();
+    let mut answers = Vec::new();
     for _ in 0..2 {
         let body =
             json!({ "Data": { "event": event[0] }, "Metadata": { "sys": { "MethodName": "maintenance-event" } } });
@@ -79,8 +82,10 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
             .unwrap();
         assert_eq!(resp.status(), 200);
         let answer: serde_json::Value = resp.json().await.unwrap();
-        assert!(answer["Logs"][0].as_str().unwrap().contains("\"sent\""), "{answer}");
+        answers.push(answer["Logs"][0].as_str().unwrap().to_owned());
     }
+    assert!(answers[0].contains("\"sent\""), "{answers:?}");
+    assert!(answers[1].contains("\"duplicate\""), "the redelivery must not send again: {answers:?}");
     assert_eq!(files(outbox.path(), "eml").len(), 1);
     // The token was fetched once and cached; Resource Graph saw it on every page.
     msi.verify().await;

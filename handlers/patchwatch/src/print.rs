@@ -2,6 +2,7 @@
 
 use patchwatch_core::{
     event::Phase,
+    ledger::{DeliveryRecord, DeliveryState},
     mail::Delivered,
     render::{format_minutes, format_time},
     summary::{Outcome, RunSummary},
@@ -63,5 +64,19 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
         Delivered::Outbox { eml, html } => {
             out!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display())
         }
+    }
+}
+
+/// An event whose summary an earlier delivery already handled.
+pub fn duplicate(r: &DeliveryRecord) {
+    let when = r.sent_at.unwrap_or(r.updated);
+    match r.state {
+        DeliveryState::Sent => out!(
+            "Already delivered at {} ({}): {}. Nothing sent again.",
+            format_time(when),
+            r.detail.as_deref().unwrap_or("-"),
+            r.subject.as_deref().unwrap_or("-")
+        ),
+        _ => out!("Refused for good at {}: {}. Not retried.", format_time(when), r.error.as_deref().unwrap_or("-")),
     }
 }

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use patchwatch_core::{
-    config::{Config, Defaults},
+    config::{self, Config, Defaults},
     event::{Incoming, parse_delivery},
     pipeline::{EventOutcome, Pipeline, default_outbox},
 };
@@ -28,6 +28,10 @@ pub struct Args {
     /// Minutes after the post event that missing results are waited for.
     #[arg(long)]
     grace_minutes: Option<u64>,
+    /// State store for the delivery ledger (default: the local data directory). A run already
+    /// delivered through this ledger is not sent again.
+    #[arg(long)]
+    state: Option<String>,
     /// Print elapsed time and peak memory to stderr.
     #[arg(long)]
     stats: bool,
@@ -35,7 +39,11 @@ pub struct Args {
 
 pub async fn run(args: Args) -> ExitCode {
     let started = Instant::now();
-    let defaults = Defaults { outbox: Some(default_outbox()), snapshot: args.snapshot.clone() };
+    let defaults = Defaults {
+        outbox: Some(default_outbox()),
+        snapshot: args.snapshot.clone(),
+        state: Some(config::local_state_url(|k| std::env::var(k).ok())),
+    };
     let overrides = |k: &str| -> Option<String> {
         match k {
             "PATCHWATCH_SNAPSHOT" if args.snapshot.is_some() => args.snapshot.as_ref().map(|p| p.display().to_string()),
@@ -68,7 +76,12 @@ pub async fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
+    eprintln!(
+        "Run data from {}; mail to {}; ledger {}.",
+        pipeline.source.describe(),
+        pipeline.mailer.describe(),
+        pipeline.ledger.store().describe()
+    );
     let mut code = ExitCode::SUCCESS;
     for item in items {
         match item {
@@ -82,6 +95,7 @@ pub async fn run(args: Args) -> ExitCode {
                     out!("Failed: {reason}");
                     code = ExitCode::FAILURE;
                 }
+                EventOutcome::Duplicate { record } => print::duplicate(&record),
                 EventOutcome::Ignored { .. } => {}
             },
             Incoming::Validation { code } => out!("Subscription validation event (code {code}); nothing to do."),

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use patchwatch_core::{
-    config::{Config, DataSource, Defaults},
+    config::{self, Config, DataSource, Defaults},
     pipeline::{Pipeline, default_outbox, example},
     rundata::RunDataSource,
     runtime,
@@ -26,7 +26,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let defaults = Defaults { outbox: Some(default_outbox()), snapshot: None };
+    let defaults = Defaults {
+        outbox: Some(default_outbox()),
+        snapshot: None,
+        state: Some(config::local_state_url(|k| std::env::var(k).ok())),
+    };
     let config = match Config::from_env(&defaults) {
         Ok(c) => c,
         Err(e) => {
