@@ -1,7 +1,8 @@
 //! patchwatch: local runner and operator CLI.
 //!
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
-//! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events.
+//! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events, `deliveries`
+//! lists the delivery ledger.
 
 /// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
 macro_rules! out {
@@ -11,6 +12,7 @@ macro_rules! out {
     }};
 }
 
+mod deliveries;
 mod print;
 mod replay;
 mod serve;
@@ -31,6 +33,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Replay(replay::Args),
+    Deliveries(deliveries::Args),
     Serve(serve::Args),
     Simulate(simulate::Args),
 }
@@ -46,6 +49,7 @@ async fn main() -> ExitCode {
     patchwatch_core::telemetry::init_tracing("warn");
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
+        Command::Deliveries(args) => deliveries::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),
     }

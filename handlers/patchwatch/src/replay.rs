@@ -51,6 +51,7 @@ pub async fn run(args: Args) -> ExitCode {
             "PATCHWATCH_RESULT_GRACE_MINUTES" if args.grace_minutes.is_some() => {
                 args.grace_minutes.map(|m| m.to_string())
             }
+            "PATCHWATCH_STATE" if args.state.is_some() => args.state.clone(),
             _ => std::env::var(k).ok(),
         }
     };

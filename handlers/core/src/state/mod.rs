@@ -78,8 +78,7 @@ pub fn open(
         return Ok(Arc::new(file::FileStore::new(path)));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
-        let _ = credential;
-        return Err(format!("{}: blob state stores are not available yet", blob::redact(url)));
+        return blob::BlobStore::new(url, credential).map(|s| Arc::new(s) as Arc<dyn StateStore>);
     }
     Err(format!(
         "{url:?}: expected file:///path or a blob container URL (https://<account>.blob.core.windows.net/<container>)"

@@ -1,0 +1,84 @@
+//! `patchwatch deliveries`: what went to whom, when, and how it ended, from the state store.
+
+use std::process::ExitCode;
+
+use patchwatch_core::{
+    config,
+    ledger::{DeliveryState, Ledger},
+    render::format_time,
+    state,
+};
+
+use crate::EXIT_BAD_INPUT;
+
+/// List the delivery ledger: one line per run, phase and target.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only runs whose id or name contains this text (e.g. 20261110220000 or the full run id).
+    #[arg(long)]
+    run: Option<String>,
+    /// State store (default: PATCHWATCH_STATE, else the local data directory).
+    #[arg(long)]
+    state: Option<String>,
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let url = args.state.clone().or_else(|| env("PATCHWATCH_STATE")).unwrap_or_else(|| config::local_state_url(env));
+    // Listing needs no credential when the URL is a directory or carries a SAS token.
+    let store = match state::open(&url, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("patchwatch: PATCHWATCH_STATE is invalid: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let ledger = Ledger::new(store, std::time::Duration::from_secs(300));
+    let records = match ledger.list(args.run.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if records.is_empty() {
+        out!("No deliveries recorded in {}.", ledger.store().describe());
+        return ExitCode::SUCCESS;
+    }
+    out!(
+        "{:<20} {:<24} {:<5} {:<7} {:<8} {:>8}  {}",
+        "WHEN",
+        "CONFIGURATION",
+        "PHASE",
+        "TARGET",
+        "STATE",
+        "ATTEMPTS",
+        "DETAIL"
+    );
+    for r in &records {
+        let state = match r.state {
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Claimed => "sending",
+        };
+        let detail = match r.state {
+            DeliveryState::Sent => {
+                format!("{} | {}", r.subject.as_deref().unwrap_or("-"), r.detail.as_deref().unwrap_or("-"))
+            }
+            DeliveryState::Claimed => format!("claimed by {} until {}", r.owner, format_time(r.lease_until)),
+            _ => r.error.clone().unwrap_or_default(),
+        };
+        out!(
+            "{:<20} {:<24} {:<5} {:<7} {:<8} {:>8}  {}",
+            format_time(r.sent_at.unwrap_or(r.updated)),
+            r.configuration,
+            r.phase,
+            r.target,
+            state,
+            r.attempts,
+            detail
+        );
+    }
+    ExitCode::SUCCESS
+}
