@@ -130,3 +130,52 @@ impl History {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::file::FileStore;
+    use time::macros::datetime;
+
+    fn record(run: &str, start: OffsetDateTime, recorded: OffsetDateTime) -> RunRecord {
+        RunRecord {
+            run_id: format!("/s/x/providers/microsoft.maintenance/applyupdates/{run}"),
+            configuration: "Ring1-Dev".into(),
+            phase: "post".into(),
+            window_start: start,
+            window_end: start,
+            first_start: None,
+            last_finish: None,
+            verdict: "Succeeded".into(),
+            total: 3,
+            patched: 3,
+            failed: 0,
+            no_result: 0,
+            window_exceeded: 0,
+            reboot_pending: 0,
+            machines: vec![("vm1".into(), Outcome::RebootPending)],
+            failed_patches: vec![],
+            recorded,
+        }
+    }
+
+    #[tokio::test]
+    async fn history_keeps_runs_and_prunes_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(Arc::new(FileStore::new(dir.path())), 30);
+        let now = datetime!(2026-11-10 23:00 UTC);
+        h.record(&record("20260901220000", datetime!(2026-09-01 22:00 UTC), datetime!(2026-09-01 23:00 UTC)))
+            .await
+            .unwrap();
+        h.record(&record("20261013220000", datetime!(2026-10-13 22:00 UTC), datetime!(2026-10-13 23:00 UTC)))
+            .await
+            .unwrap();
+        assert_eq!(h.runs("Ring1-Dev").await.unwrap().len(), 1, "the September run is past 30 days of October's");
+        h.record(&record("20261110220000", datetime!(2026-11-10 22:00 UTC), now)).await.unwrap();
+        // Recording the same run again replaces it.
+        h.record(&record("20261110220000", datetime!(2026-11-10 22:00 UTC), now)).await.unwrap();
+        let runs = h.runs("Ring1-Dev").await.unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[1].machines, vec![("vm1".to_owned(), Outcome::RebootPending)]);
+    }
+}

@@ -15,6 +15,7 @@ use std::{
 
 use integration_tests::{azurite::Azurite, example, http, pipeline, root, smtp::SmtpSink, spawn_handler};
 use patchwatch_core::{
+    history::History,
     ledger::{DeliveryState, Ledger},
     state::{self, StateStore},
 };
@@ -144,6 +145,11 @@ async fn smtp_down_twice_then_up_sends_once(backend: Backend) {
     let records = ledger.list(None).await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].state, records[0].attempts), (DeliveryState::Sent, 3), "{backend:?}: {records:?}");
+    // The sent summary left a compact run record behind.
+    let history = History::new(ledger.store().clone(), 400);
+    let runs = history.runs("Ring2-Prod").await.unwrap();
+    assert_eq!(runs.len(), 1, "{backend:?}");
+    assert_eq!((runs[0].verdict.as_str(), runs[0].total, runs[0].failed), ("Failed", 40, 4));
 }
 
 #[tokio::test]

@@ -107,3 +107,18 @@ fn binary_without_configuration_exits_naming_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PATCHWATCH_SMTP_URL"), "{err}");
 }
+
+#[test]
+fn binary_on_a_cloud_host_requires_durable_state() {
+    let out = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
+        .env_clear()
+        .env("WEBSITE_INSTANCE_ID", "0123456789abcdef")
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+        .env("PATCHWATCH_OUTBOX", "/tmp/unused")
+        .env("PATCHWATCH_SNAPSHOT", "/tmp/unused.json")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PATCHWATCH_STATE"), "{err}");
+}
