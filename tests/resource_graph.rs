@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use integration_tests::{example, files, graph, http, pipeline, spawn_handler};
 use patchwatch_core::{
     event::{Incoming, MaintenanceEvent, parse_delivery},
-    pipeline::EventOutcome,
+    pipeline::{EventOutcome, Pipeline},
 };
 use serde_json::Value;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
@@ -64,20 +64,26 @@ async fn graph_pages_give_the_same_summary_as_the_snapshot() {
     assert!(requests.iter().all(|r| r.url.path() == "/providers/Microsoft.ResourceGraph/resources"));
 }
 
+/// A pipeline whose run data comes from `server`, mailing to `out`.
+fn graph_pipeline(server: &MockServer, out: &tempfile::TempDir, budget: Duration) -> Pipeline {
+    let mut p =
+        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
+    p.source = graph::source(server, budget);
+    p
+}
+
+/// Answers the first query with `failure`, then serves the example snapshot.
+async fn fail_once_then_serve(server: &MockServer, failure: ResponseTemplate) {
+    Mock::given(matchers::method("POST")).respond_with(failure).up_to_n_times(1).with_priority(1).mount(server).await;
+    graph::mount(server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000)).await;
+}
+
 #[tokio::test]
 async fn graph_429_is_retried_after_retry_after() {
     let server = MockServer::start().await;
-    Mock::given(matchers::method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000)).await;
+    fail_once_then_serve(&server, ResponseTemplate::new(429).insert_header("retry-after", "1")).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p =
-        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
-    p.source = graph::source(&server, Duration::from_secs(5));
+    let p = graph_pipeline(&server, &out, Duration::from_secs(5));
     let started = Instant::now();
     let outcome = p.process(&post_event()).await;
     assert!(subject(&outcome).contains("patched"));
@@ -95,9 +101,7 @@ async fn graph_throttling_beyond_the_budget_is_retry_later_not_a_partial_email()
         .mount(&server)
         .await;
     let out = tempfile::tempdir().unwrap();
-    let mut p =
-        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
-    p.source = graph::source(&server, Duration::from_secs(5));
+    let p = graph_pipeline(&server, &out, Duration::from_secs(5));
     let started = Instant::now();
     match p.process(&post_event()).await {
         EventOutcome::RetryLater { after, .. } => assert_eq!(after, Duration::from_secs(600)),
@@ -121,9 +125,7 @@ async fn graph_quota_exhaustion_waits_for_the_reset() {
     }
     graph::mount(&server, Quota(graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000))).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p =
-        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
-    p.source = graph::source(&server, Duration::from_secs(10));
+    let p = graph_pipeline(&server, &out, Duration::from_secs(10));
     let started = Instant::now();
     assert!(subject(&p.process(&post_event()).await).contains("patched"));
     let n = server.received_requests().await.unwrap().len() as u32;
@@ -133,17 +135,9 @@ async fn graph_quota_exhaustion_waits_for_the_reset() {
 #[tokio::test]
 async fn graph_server_error_is_retried_then_succeeds() {
     let server = MockServer::start().await;
-    Mock::given(matchers::method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 1000)).await;
+    fail_once_then_serve(&server, ResponseTemplate::new(503)).await;
     let out = tempfile::tempdir().unwrap();
-    let mut p =
-        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
-    p.source = graph::source(&server, Duration::from_secs(5));
+    let p = graph_pipeline(&server, &out, Duration::from_secs(5));
     assert!(subject(&p.process(&post_event()).await).contains("patched"));
 }
 
@@ -157,9 +151,7 @@ async fn graph_403_is_retry_later_over_http_and_sends_nothing() {
         .mount(&server)
         .await;
     let out = tempfile::tempdir().unwrap();
-    let mut p =
-        pipeline(&[("PATCHWATCH_OUTBOX", &out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", "unused")]);
-    p.source = graph::source(&server, Duration::from_secs(5));
+    let p = graph_pipeline(&server, &out, Duration::from_secs(5));
     let addr = spawn_handler(p).await;
     let resp = http()
         .post(format!("http://{addr}/api/events"))

@@ -21,6 +21,25 @@ use patchwatch_core::{
 };
 use serde_json::Value;
 
+/// Tests `name::file` and `name::blob` running `name(Backend)` against each state backend.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            use super::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn file() {
+                super::$name(Backend::File).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn blob() {
+                super::$name(Backend::Blob).await;
+            }
+        }
+    };
+}
+
 /// A state store URL for one test, and what keeps it alive.
 struct Store {
     url: String,
@@ -117,15 +136,7 @@ async fn concurrent_deliveries_send_one_email(backend: Backend) {
     assert_eq!(sink.messages().len(), 1, "{backend:?}: no second email arrived");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_deliveries_send_one_email_file() {
-    concurrent_deliveries_send_one_email(Backend::File).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_deliveries_send_one_email_blob() {
-    concurrent_deliveries_send_one_email(Backend::Blob).await;
-}
+both_backends!(concurrent_deliveries_send_one_email);
 
 async fn smtp_down_twice_then_up_sends_once(backend: Backend) {
     let store = store(backend).await;
@@ -152,15 +163,7 @@ async fn smtp_down_twice_then_up_sends_once(backend: Backend) {
     assert_eq!((runs[0].verdict.as_str(), runs[0].total, runs[0].failed), ("Failed", 40, 4));
 }
 
-#[tokio::test]
-async fn smtp_down_twice_then_up_sends_once_file() {
-    smtp_down_twice_then_up_sends_once(Backend::File).await;
-}
-
-#[tokio::test]
-async fn smtp_down_twice_then_up_sends_once_blob() {
-    smtp_down_twice_then_up_sends_once(Backend::Blob).await;
-}
+both_backends!(smtp_down_twice_then_up_sends_once);
 
 /// A sender killed between claim and send: its claim expires after the lease and the next
 /// delivery sends exactly once.
@@ -235,15 +238,7 @@ async fn killed_sender_is_taken_over_after_the_lease(backend: Backend) {
     assert_eq!((records[0].state, records[0].attempts), (DeliveryState::Sent, 2));
 }
 
-#[tokio::test]
-async fn killed_sender_is_taken_over_after_the_lease_file() {
-    killed_sender_is_taken_over_after_the_lease(Backend::File).await;
-}
-
-#[tokio::test]
-async fn killed_sender_is_taken_over_after_the_lease_blob() {
-    killed_sender_is_taken_over_after_the_lease(Backend::Blob).await;
-}
+both_backends!(killed_sender_is_taken_over_after_the_lease);
 
 /// Conflicting concurrent writes: compare-and-swap never loses an update, create has one winner.
 async fn concurrent_writes_lose_nothing(backend: Backend) {
@@ -287,15 +282,7 @@ async fn concurrent_writes_lose_nothing(backend: Backend) {
     assert_eq!(s.list("race/").await.unwrap(), ["race/created"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writes_lose_nothing_file() {
-    concurrent_writes_lose_nothing(Backend::File).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writes_lose_nothing_blob() {
-    concurrent_writes_lose_nothing(Backend::Blob).await;
-}
+both_backends!(concurrent_writes_lose_nothing);
 
 /// A store that cannot be reached is "retry later", never "done", and nothing is sent.
 async fn unreachable_store_is_retry_later(url: String) {
