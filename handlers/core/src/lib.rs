@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod mail;
 pub mod pipeline;
 pub mod render;
+pub mod routing;
 pub mod rundata;
 pub mod runtime;
 pub mod simulate;

@@ -328,6 +328,7 @@ mod tests {
                 errors: vec![],
                 note: Some(note.into()),
                 unlisted: false,
+                tags: Default::default(),
             }],
             failed_patches: vec![],
             first_start: None,

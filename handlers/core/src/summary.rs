@@ -112,6 +112,9 @@ pub struct MachineOutcome {
     pub note: Option<String>,
     /// Reported a result for this run without being in its machine list.
     pub unlisted: bool,
+    /// The machine's Azure tags (from the `resources` table), for routing.
+    #[serde(skip)]
+    pub tags: std::collections::HashMap<String, String>,
 }
 
 impl MachineOutcome {
@@ -248,6 +251,22 @@ pub fn summarise(event: &MaintenanceEvent, data: &RunData, now: OffsetDateTime, 
 }
 
 fn build(event: &MaintenanceEvent, data: &RunData) -> RunSummary {
+    assemble(event, data, machine_outcomes(event, data))
+}
+
+/// The summary of only the machines `keep` selects (a route's share of a run).
+pub fn summarise_subset(
+    summary: &RunSummary,
+    event: &MaintenanceEvent,
+    data: &RunData,
+    keep: &dyn Fn(&MachineOutcome) -> bool,
+) -> RunSummary {
+    let machines = summary.machines.iter().filter(|m| keep(m)).cloned().collect();
+    assemble(event, data, machines)
+}
+
+/// One outcome for every machine of the run (and every unlisted machine that reported).
+fn machine_outcomes(event: &MaintenanceEvent, data: &RunData) -> Vec<MachineOutcome> {
     let empty = MachineInfo::default();
     let mut machines: Vec<MachineOutcome> = Vec::with_capacity(data.expected.len());
     let mut listed = std::collections::HashSet::with_capacity(data.expected.len());
@@ -269,7 +288,11 @@ fn build(event: &MaintenanceEvent, data: &RunData) -> RunSummary {
         }
     }
     machines.sort_by_cached_key(|m| (m.outcome, m.name.to_ascii_lowercase()));
+    machines
+}
 
+/// Counts, verdict, grouped failures and advice for a set of machine outcomes.
+fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutcome>) -> RunSummary {
     let mut counts = Counts { total: machines.len(), ..Counts::default() };
     for m in &machines {
         match m.outcome {
@@ -361,6 +384,7 @@ fn machine(
         errors: Vec::new(),
         note: None,
         unlisted,
+        tags: info.tags.clone(),
     };
     if phase == Phase::Pre {
         m.note = machine_state_note(info);
