@@ -70,6 +70,10 @@ pub struct Config {
     pub lease: Duration,
     /// How long run history is kept.
     pub history_days: u32,
+    /// Routes and channels from `PATCHWATCH_CONFIG`; `None` sends every summary to `mail_to`.
+    pub routing: Option<std::sync::Arc<crate::routing::Routing>>,
+    /// The values of the environment variables the routing file names for channel secrets.
+    pub channel_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 /// A configuration problem, naming the variable.
@@ -79,6 +83,10 @@ pub enum ConfigError {
     Missing { name: &'static str, hint: &'static str },
     #[error("{name} is invalid: {problem}")]
     Invalid { name: &'static str, problem: String },
+    #[error("PATCHWATCH_CONFIG has problems:\n{0}")]
+    Routing(String),
+    #[error("{var} is required by channel {channel:?} of PATCHWATCH_CONFIG")]
+    ChannelSecret { channel: String, var: String },
 }
 
 /// Defaults a particular binary applies when a variable is unset.
@@ -190,7 +198,28 @@ impl Config {
         )?);
         let history_days =
             parse_number("PATCHWATCH_HISTORY_DAYS", get("PATCHWATCH_HISTORY_DAYS"), 400, 1, 3650)? as u32;
+        let routing = match get("PATCHWATCH_CONFIG") {
+            Some(path) => {
+                let (routing, warnings) = crate::routing::load(std::path::Path::new(&path), &|k| get(k).is_some())
+                    .map_err(|problems| ConfigError::Routing(problems.join("\n")))?;
+                for w in warnings {
+                    tracing::warn!(problem = %w, "PATCHWATCH_CONFIG");
+                }
+                Some(std::sync::Arc::new(routing))
+            }
+            None => None,
+        };
+        let mut channel_secrets = std::collections::BTreeMap::new();
+        for (channel, spec) in routing.iter().flat_map(|r| r.channels.iter()) {
+            for var in spec.env_vars() {
+                let value =
+                    get(var).ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
+                channel_secrets.insert(var.to_owned(), Secret::new(value));
+            }
+        }
         Ok(Self {
+            routing,
+            channel_secrets,
             state: Secret::new(state),
             lease,
             history_days,

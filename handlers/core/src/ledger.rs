@@ -73,6 +73,14 @@ pub struct Token {
     pub record: DeliveryRecord,
 }
 
+impl Token {
+    /// A stable hash of the delivery's key: the same for every attempt at this delivery, so a
+    /// receiver can de-duplicate (Standard Webhooks `webhook-id`).
+    pub fn id_hash(&self) -> String {
+        format!("{:016x}", fnv64(&self.key))
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug)]
 pub enum Finish {

@@ -7,6 +7,7 @@
 //! - [`simulate`]: realistic runs for demos, tests and benchmarks
 
 pub mod azure;
+pub mod channels;
 pub mod config;
 pub mod envelope;
 pub mod error;

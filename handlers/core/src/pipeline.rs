@@ -17,7 +17,9 @@ use crate::{
     config::{Config, DataSource},
     event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
     history::{History, RunRecord},
+    channels::{ChannelError, Channels},
     ledger::{Claim, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger},
+    routing::{ChannelSpec, Notification, Routing},
     mail::{Delivered, MailError, Mailer, file_stem},
     render::{RenderError, Templates},
     rundata::{RunDataSource, RunQuery},
@@ -41,6 +43,8 @@ pub enum StartupError {
     Credential(azure_core::Error),
     #[error("PATCHWATCH_STATE is invalid: {0}")]
     State(String),
+    #[error("PATCHWATCH_CONFIG channels: {0}")]
+    Channels(String),
 }
 
 /// What happened to one event.
@@ -49,7 +53,10 @@ pub enum EventOutcome {
     Sent(Box<Processed>),
     /// Already delivered (or refused for good) by an earlier delivery of the same event.
     Duplicate {
-        record: Box<DeliveryRecord>,
+        /// The run's "every notification delivered" record, when there is one.
+        record: Option<Box<DeliveryRecord>>,
+        /// What each notification's record says, when this delivery looked at them.
+        deliveries: Vec<DeliveryReport>,
     },
     /// Another event type: acknowledged, not processed.
     Ignored {
@@ -70,7 +77,17 @@ pub enum EventOutcome {
 #[derive(Debug)]
 pub struct Processed {
     pub summary: RunSummary,
-    pub delivered: Delivered,
+    /// One line per notification: its ledger target and what happened.
+    pub deliveries: Vec<DeliveryReport>,
+}
+
+/// How one notification of a run ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryReport {
+    pub target: String,
+    /// `sent`, `duplicate`, `failed` or `retry_later`.
+    pub outcome: &'static str,
+    pub detail: String,
 }
 
 /// What happened to a whole delivery.
@@ -90,6 +107,8 @@ pub enum DeliveryOutcome {
 
 /// Everything needed to process events.
 pub struct Pipeline {
+    pub routing: Option<Arc<Routing>>,
+    pub channels: Channels,
     pub ledger: Ledger,
     pub history: History,
     pub source: RunDataSource,
@@ -137,7 +156,12 @@ impl Pipeline {
                 )))
             }
         };
+        let secrets = |k: &str| config.channel_secrets.get(k).map(|s| s.expose().to_owned());
+        let channels =
+            Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone()).map_err(StartupError::Channels)?;
         Ok(Self {
+            routing: config.routing.clone(),
+            channels,
             ledger: Ledger::new(store.clone(), config.lease),
             history: History::new(store, config.history_days),
             source,
@@ -188,17 +212,17 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, event: &MaintenanceEvent, run: &str) -> EventOutcome {
-        let id = DeliveryId {
+        let run_id = DeliveryId {
             run_id: &event.correlation_id,
             configuration: event.configuration_name(),
             phase: event.phase.as_str(),
-            target: EMAIL_TARGET,
+            target: ALL_TARGETS,
         };
-        // A duplicate of a delivered event is acknowledged before any run data is loaded.
-        match self.ledger.status(&id).await {
+        // A duplicate of a fully delivered event is acknowledged before any run data is loaded.
+        match self.ledger.status(&run_id).await {
             Ok(Some(record)) if matches!(record.state, DeliveryState::Sent | DeliveryState::Failed) => {
-                info!(state = ?record.state, "Already delivered; duplicate acknowledged.");
-                return EventOutcome::Duplicate { record: Box::new(record) };
+                info!("Every notification of this run was already delivered; duplicate acknowledged.");
+                return EventOutcome::Duplicate { record: Some(Box::new(record)), deliveries: Vec::new() };
             }
             Ok(_) => {}
             Err(e) => return state_down(&e),
@@ -235,69 +259,203 @@ impl Pipeline {
                 };
             }
         };
-        let rendered = match self.templates.render(&summary) {
-            Ok(r) => r,
-            Err(e) => {
-                error!(error = %e, "Summary could not be rendered.");
-                return EventOutcome::Failed { reason: e.to_string() };
+        let plan = match &self.routing {
+            Some(routing) => {
+                let plan = routing.plan(event, &summary, &data);
+                if plan.is_empty() {
+                    info!("No route matched this run; nothing to send.");
+                }
+                plan
             }
+            None => vec![default_notification(&summary)],
+        };
+        let mut deliveries = Vec::with_capacity(plan.len());
+        let mut retry: Option<(String, Duration)> = None;
+        for n in &plan {
+            let report = self.notify(event, run, n).await;
+            if let Err((reason, after)) = &report.1 {
+                retry = Some(match retry.take() {
+                    Some((r, a)) => (format!("{r}; {reason}"), a.max(*after)),
+                    None => (reason.clone(), *after),
+                });
+            }
+            deliveries.push(report.0);
+        }
+        if let Some((reason, after)) = retry {
+            // What went out stays sent; the redelivery sends only what is missing.
+            return EventOutcome::RetryLater { reason, after };
+        }
+        let now = (self.clock)();
+        let earlier = match self.mark_complete(&run_id, now, &summary).await {
+            Ok(earlier) => earlier,
+            Err(e) => {
+                warn!(error = %e, "Could not record the run as fully delivered; a redelivery will re-check each target.");
+                None
+            }
+        };
+        // Nothing new went out: another delivery of this event did the work.
+        if !deliveries.is_empty() && deliveries.iter().all(|d| d.outcome != "sent") {
+            info!("Every notification was delivered by another delivery of this event; duplicate acknowledged.");
+            return EventOutcome::Duplicate { record: earlier.map(Box::new), deliveries };
+        }
+        if event.phase == Phase::Post
+            && let Err(e) = self.history.record(&RunRecord::from_summary(&summary, now)).await
+        {
+            warn!(error = %e, "Run history could not be written.");
+        }
+        info!(verdict = summary.verdict.label(), machines = summary.counts.total, notifications = deliveries.len(), "Run summary delivered.");
+        EventOutcome::Sent(Box::new(Processed { summary, deliveries }))
+    }
+
+    /// Claims, sends and records one notification. `Err` asks for the event to be retried.
+    async fn notify(
+        &self,
+        event: &MaintenanceEvent,
+        run: &str,
+        n: &Notification,
+    ) -> (DeliveryReport, Result<(), (String, Duration)>) {
+        let target = n.target();
+        let report = |outcome: &'static str, detail: String| DeliveryReport { target: target.clone(), outcome, detail };
+        let id = DeliveryId {
+            run_id: &event.correlation_id,
+            configuration: event.configuration_name(),
+            phase: event.phase.as_str(),
+            target: &target,
         };
         let token = match self.ledger.claim(&id, (self.clock)()).await {
             Ok(Claim::Claimed(token)) => token,
-            Ok(Claim::AlreadySent(record) | Claim::FailedForGood(record)) => {
-                info!(state = ?record.state, "Delivered meanwhile by another instance; duplicate acknowledged.");
-                return EventOutcome::Duplicate { record: Box::new(record) };
+            Ok(Claim::AlreadySent(record)) => {
+                return (report("duplicate", record.detail.unwrap_or_default()), Ok(()));
+            }
+            Ok(Claim::FailedForGood(record)) => {
+                return (report("failed", record.error.unwrap_or_default()), Ok(()));
             }
             Ok(Claim::Busy { until }) => {
                 let after =
                     Duration::try_from(until - (self.clock)()).unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
-                info!(until = %until, "Another instance is sending this summary; retrying after its lease.");
-                return EventOutcome::RetryLater {
-                    reason: "another instance is delivering this summary".to_owned(),
-                    after,
-                };
-            }
-            Err(e) => return state_down(&e),
-        };
-        let stem = file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
-        let sent = self.mailer.send(&self.from, &self.to, &rendered, &stem).await;
-        let (finish, outcome) = match sent {
-            Ok(delivered) => {
-                info!(verdict = summary.verdict.label(), machines = summary.counts.total, "Run summary delivered.");
-                let detail = match &delivered {
-                    Delivered::Smtp { recipients } => format!("SMTP to {recipients} recipient(s)"),
-                    Delivered::Outbox { eml, .. } => eml.display().to_string(),
-                };
-                let finish = Finish::Sent { subject: rendered.subject.clone(), detail };
-                (finish, EventOutcome::Sent(Box::new(Processed { summary, delivered })))
-            }
-            Err(e) if e.is_transient() => {
-                warn!(error = %e, "Email could not be delivered; the event will be retried.");
-                let reason = e.to_string();
-                (
-                    Finish::Retry { error: reason.clone() },
-                    EventOutcome::RetryLater { reason, after: Duration::from_secs(60) },
-                )
+                info!(target = %target, until = %until, "Another instance is sending this notification.");
+                let reason = format!("{target}: another instance is delivering it");
+                return (report("retry_later", reason.clone()), Err((reason, after)));
             }
             Err(e) => {
-                error!(error = %e, "Email was refused for good; the event is dropped.");
-                let reason = e.to_string();
-                (Finish::Failed { error: reason.clone() }, EventOutcome::Failed { reason })
+                error!(error = %e, "State store unavailable; the event will be retried.");
+                return (report("retry_later", e.to_string()), Err((e.to_string(), Duration::from_secs(30))));
+            }
+        };
+        let sent = match &n.spec {
+            ChannelSpec::Email { to, subject_prefix } => {
+                self.email(event, run, n, to, subject_prefix.as_deref()).await
+            }
+            _ => {
+                let delivery_id = format!("msg_{}", token.id_hash());
+                self.channels.deliver(n, &delivery_id).await.map_err(|e| match e {
+                    ChannelError::Transient(m) => SendError::Transient(m),
+                    ChannelError::Permanent(m) => SendError::Permanent(m),
+                })
+            }
+        };
+        let (finish, result) = match sent {
+            Ok(detail) => {
+                info!(target = %target, detail = %detail, "Notification delivered.");
+                (Finish::Sent { subject: n.summary.subject(), detail: detail.clone() }, (report("sent", detail), Ok(())))
+            }
+            Err(SendError::Transient(reason)) => {
+                warn!(target = %target, error = %reason, "Notification could not be delivered; the event will be retried.");
+                let r = report("retry_later", reason.clone());
+                (Finish::Retry { error: reason.clone() }, (r, Err((reason, Duration::from_secs(60)))))
+            }
+            Err(SendError::Permanent(reason)) => {
+                error!(target = %target, error = %reason, "Notification was refused for good; it is not retried.");
+                (Finish::Failed { error: reason.clone() }, (report("failed", reason), Ok(())))
             }
         };
         match self.ledger.finish(token, finish, (self.clock)()).await {
             Ok(true) => {}
-            Ok(false) => warn!("The delivery claim expired while sending; another instance may send it again."),
-            // The mail went out but could not be recorded: a redelivery after the lease may resend it.
-            Err(e) => error!(error = %e, "Delivery could not be recorded in the state store."),
+            Ok(false) => warn!(target = %target, "The claim expired while sending; another instance may send it again."),
+            // Sent but not recorded: a redelivery after the lease may send it again.
+            Err(e) => error!(target = %target, error = %e, "Delivery could not be recorded in the state store."),
         }
-        if let EventOutcome::Sent(p) = &outcome
-            && event.phase == Phase::Post
-            && let Err(e) = self.history.record(&RunRecord::from_summary(&p.summary, (self.clock)())).await
-        {
-            warn!(error = %e, "Run history could not be written.");
+        result
+    }
+
+    /// Renders and sends one email notification.
+    async fn email(
+        &self,
+        event: &MaintenanceEvent,
+        run: &str,
+        n: &Notification,
+        to: &[String],
+        prefix: Option<&str>,
+    ) -> Result<String, SendError> {
+        let mut rendered = self.templates.render(&n.summary, n.group.as_deref()).map_err(|e| {
+            error!(error = %e, "Summary could not be rendered.");
+            SendError::Permanent(e.to_string())
+        })?;
+        if let Some(p) = prefix.filter(|p| !p.trim().is_empty()) {
+            rendered.subject = crate::summary::one_line(&format!("{} {}", p.trim(), rendered.subject));
         }
-        outcome
+        let listed: Vec<&String> = if n.recipients.is_empty() { to.iter().collect() } else { n.recipients.iter().collect() };
+        let recipients: Vec<Mailbox> = if listed.is_empty() {
+            self.to.clone()
+        } else {
+            listed
+                .iter()
+                .map(|a| a.parse::<Mailbox>().map_err(|e| SendError::Permanent(format!("recipient {a:?}: {e}"))))
+                .collect::<Result<_, _>>()?
+        };
+        let now = (self.clock)();
+        let mut stem = file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
+        if n.route != DEFAULT_ROUTE {
+            stem.push('-');
+            stem.push_str(&crate::state::key_segment(&n.target()));
+        }
+        match self.mailer.send(&self.from, &recipients, &rendered, &stem).await {
+            Ok(Delivered::Smtp { recipients }) => Ok(format!("SMTP to {recipients} recipient(s)")),
+            Ok(Delivered::Outbox { eml, .. }) => Ok(eml.display().to_string()),
+            Err(e) if e.is_transient() => Err(SendError::Transient(e.to_string())),
+            Err(e) => Err(SendError::Permanent(e.to_string())),
+        }
+    }
+
+    /// Records the run and phase as fully delivered; returns the earlier record if another
+    /// delivery got there first.
+    async fn mark_complete(
+        &self,
+        id: &DeliveryId<'_>,
+        now: OffsetDateTime,
+        summary: &RunSummary,
+    ) -> Result<Option<DeliveryRecord>, StateError> {
+        match self.ledger.claim(id, now).await? {
+            Claim::Claimed(token) => {
+                let finish = Finish::Sent { subject: summary.subject(), detail: "every notification delivered".to_owned() };
+                self.ledger.finish(token, finish, now).await?;
+                Ok(None)
+            }
+            Claim::AlreadySent(record) | Claim::FailedForGood(record) => Ok(Some(record)),
+            Claim::Busy { .. } => Ok(None),
+        }
+    }
+}
+
+/// Why a notification was not sent.
+enum SendError {
+    Transient(String),
+    Permanent(String),
+}
+
+/// The ledger target that marks a run and phase as fully delivered.
+pub const ALL_TARGETS: &str = "all-notifications";
+/// Without `PATCHWATCH_CONFIG`, one email to `PATCHWATCH_MAIL_TO`.
+pub const DEFAULT_ROUTE: &str = "default";
+
+fn default_notification(summary: &RunSummary) -> Notification {
+    Notification {
+        route: DEFAULT_ROUTE.to_owned(),
+        channel: "email".to_owned(),
+        spec: ChannelSpec::Email { to: Vec::new(), subject_prefix: None },
+        group: None,
+        recipients: Vec::new(),
+        summary: summary.clone(),
     }
 }
 
@@ -307,8 +465,6 @@ fn state_down(e: &StateError) -> EventOutcome {
     EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(30) }
 }
 
-/// The ledger target name of the summary email (routes add more targets).
-pub const EMAIL_TARGET: &str = "email";
 
 /// The embedded example snapshot and events (also used by `patchwatch serve`).
 pub mod example {

@@ -77,8 +77,13 @@ impl Templates {
     }
 
     /// Renders the email for a summary (post) or heads-up (pre).
-    pub fn render(&self, summary: &RunSummary) -> Result<Rendered, RenderError> {
-        let model = EmailModel::new(summary, &self.portal);
+    /// `scope` names the part of the run shown (a split route's owner), if not all of it.
+    pub fn render(&self, summary: &RunSummary, scope: Option<&str>) -> Result<Rendered, RenderError> {
+        let mut model = EmailModel::new(summary, &self.portal);
+        if let Some(scope) = scope {
+            model.scope = scope.to_owned();
+            model.subject = crate::summary::one_line(&format!("{} ({scope})", model.subject));
+        }
         let base = match summary.phase {
             Phase::Pre => "heads-up",
             Phase::Post => "summary",
@@ -87,7 +92,7 @@ impl Templates {
             reg.render(&name, &model).map_err(|source| RenderError::Render { name, source: Box::new(source) })
         };
         Ok(Rendered {
-            subject: summary.subject(),
+            subject: model.subject.clone(),
             html: render(&self.html, format!("{base}.html"))?,
             text: render(&self.text, format!("{base}.txt"))?,
         })
@@ -128,6 +133,8 @@ pub fn outcome_color(o: Outcome) -> &'static str {
 #[derive(Serialize)]
 struct EmailModel {
     subject: String,
+    /// The owner a split route's email is for; empty for the whole run.
+    scope: String,
     verdict: &'static str,
     verdict_color: &'static str,
     all_ok: bool,
@@ -267,6 +274,7 @@ impl EmailModel {
         };
         Self {
             subject: s.subject(),
+            scope: String::new(),
             verdict: if pre { "Patching soon" } else { s.verdict.label() },
             verdict_color: if pre { "#1f4e79" } else { verdict_color },
             all_ok: s.verdict.is_ok(),
@@ -344,7 +352,7 @@ mod tests {
 
     #[test]
     fn html_escapes_every_value() {
-        let r = templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>")).unwrap();
+        let r = templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>")).unwrap();
         assert!(!r.html.contains("<img src=x"), "configuration name was not escaped");
         assert!(!r.html.contains("<script>"), "advice was not escaped");
         assert!(!r.html.contains("<b>vm</b>"), "machine name was not escaped");
@@ -355,7 +363,7 @@ mod tests {
 
     #[test]
     fn text_strips_control_characters() {
-        let r = templates().render(&summary("ring\u{1b}[31m", "bell\u{7}")).unwrap();
+        let r = templates().render(&summary("ring\u{1b}[31m", "bell\u{7}"), None).unwrap();
         assert!(!r.text.contains('\u{1b}') && !r.text.contains('\u{7}'));
     }
 
@@ -364,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("summary.txt.hbs"), "custom {{configuration}}").unwrap();
         let t = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap();
-        assert_eq!(t.render(&summary("mc", "n")).unwrap().text, "custom mc");
+        assert_eq!(t.render(&summary("mc", "n"), None).unwrap().text, "custom mc");
         std::fs::write(dir.path().join("summary.txt.hbs"), "{{#if}}").unwrap();
         let err = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap_err();
         assert!(err.to_string().contains("summary.txt"), "{err}");

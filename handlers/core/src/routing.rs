@@ -508,12 +508,11 @@ fn machine_matches(m: &MatchSpec, mo: &MachineOutcome) -> bool {
     m.tags.iter().all(|(k, pattern)| tag_value(mo, k).is_some_and(|v| glob(pattern, v)))
 }
 
-/// Reads `PATCHWATCH_CONFIG`; issues are formatted with the file name.
-pub fn load(path: &std::path::Path) -> Result<(Routing, Vec<String>), Vec<String>> {
+/// Reads a routing file; issues are formatted `file:line:column: level: message`.
+pub fn load(path: &std::path::Path, env: &dyn Fn(&str) -> bool) -> Result<(Routing, Vec<String>), Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
     let name = |i: &ConfigIssue| format!("{}:{i}", path.display());
-    match Routing::parse(&text, &env) {
+    match Routing::parse(&text, env) {
         Ok((routing, warnings)) => Ok((routing, warnings.iter().map(name).collect())),
         Err(issues) => Err(issues.iter().map(name).collect()),
     }

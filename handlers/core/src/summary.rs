@@ -217,9 +217,13 @@ impl RunSummary {
                 }
             }
         }
-        // Subjects are single-line: no field can inject a header.
-        s.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect()
+        one_line(&s)
     }
+}
+
+/// Subjects are single-line: control characters become spaces, so no field can add a header.
+pub fn one_line(s: &str) -> String {
+    s.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect()
 }
 
 /// Whether the summary can be sent now.

@@ -156,12 +156,12 @@ fn describe(o: &EventOutcome) -> Value {
             "verdict": p.summary.verdict.label(),
             "machines": p.summary.counts.total,
             "subject": p.summary.subject(),
+            "deliveries": p.deliveries,
         }),
-        EventOutcome::Duplicate { record } => json!({
+        EventOutcome::Duplicate { record, deliveries } => json!({
             "outcome": "duplicate",
-            "state": record.state,
-            "target": record.target,
-            "sentAt": record.sent_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "sentAt": record.as_ref().and_then(|r| r.sent_at).and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "deliveries": deliveries,
         }),
         EventOutcome::Ignored { event_type } => json!({ "outcome": "ignored", "eventType": event_type }),
         EventOutcome::RetryLater { reason, .. } => json!({ "outcome": "retry_later", "reason": reason }),

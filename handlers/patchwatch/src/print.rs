@@ -3,7 +3,7 @@
 use patchwatch_core::{
     event::Phase,
     ledger::{DeliveryRecord, DeliveryState},
-    mail::Delivered,
+    pipeline::DeliveryReport,
     render::{format_minutes, format_time},
     summary::{Outcome, RunSummary},
 };
@@ -11,7 +11,7 @@ use patchwatch_core::{
 /// Most machine lines printed; the email has the rest.
 const MAX_LINES: usize = 20;
 
-pub fn summary(s: &RunSummary, delivered: &Delivered) {
+pub fn summary(s: &RunSummary, deliveries: &[DeliveryReport]) {
     out!("{}", s.subject());
     out!(
         "  window {} – {} ({}), subscriptions {}",
@@ -59,24 +59,31 @@ pub fn summary(s: &RunSummary, delivered: &Delivered) {
             out!("  - {a}");
         }
     }
-    match delivered {
-        Delivered::Smtp { recipients } => out!("\nEmail sent over SMTP to {recipients} recipient(s)."),
-        Delivered::Outbox { eml, html } => {
-            out!("\nEmail written to {} (HTML preview {}).", eml.display(), html.display())
-        }
+    if deliveries.is_empty() {
+        out!("\nNo route matched this run; nothing was sent.");
+    }
+    for d in deliveries {
+        out!("\n{} {}: {}", d.target, d.outcome, d.detail);
     }
 }
 
-/// An event whose summary an earlier delivery already handled.
-pub fn duplicate(r: &DeliveryRecord) {
-    let when = r.sent_at.unwrap_or(r.updated);
-    match r.state {
-        DeliveryState::Sent => out!(
-            "Already delivered at {} ({}): {}. Nothing sent again.",
-            format_time(when),
-            r.detail.as_deref().unwrap_or("-"),
-            r.subject.as_deref().unwrap_or("-")
-        ),
-        _ => out!("Refused for good at {}: {}. Not retried.", format_time(when), r.error.as_deref().unwrap_or("-")),
+/// An event whose notifications an earlier delivery already handled.
+pub fn duplicate(record: Option<&DeliveryRecord>, deliveries: &[DeliveryReport]) {
+    if let Some(r) = record {
+        let when = r.sent_at.unwrap_or(r.updated);
+        match r.state {
+            DeliveryState::Sent => out!(
+                "Already delivered at {} ({}): {}. Nothing sent again.",
+                format_time(when),
+                r.detail.as_deref().unwrap_or("-"),
+                r.subject.as_deref().unwrap_or("-")
+            ),
+            _ => out!("Refused for good at {}: {}. Not retried.", format_time(when), r.error.as_deref().unwrap_or("-")),
+        }
+    } else {
+        out!("Already delivered by another delivery of this event. Nothing sent again.");
+    }
+    for d in deliveries {
+        out!("  {} {}: {}", d.target, d.outcome, d.detail);
     }
 }

@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> ExitCode {
     for item in items {
         match item {
             Incoming::Maintenance(event) => match pipeline.process(&event).await {
-                EventOutcome::Sent(p) => print::summary(&p.summary, &p.delivered),
+                EventOutcome::Sent(p) => print::summary(&p.summary, &p.deliveries),
                 EventOutcome::RetryLater { reason, after } => {
                     out!("Not sent yet: {reason}. An upstream would retry in {} s.", after.as_secs());
                     code = ExitCode::from(EXIT_RETRY_LATER);
@@ -96,7 +96,7 @@ pub async fn run(args: Args) -> ExitCode {
                     out!("Failed: {reason}");
                     code = ExitCode::FAILURE;
                 }
-                EventOutcome::Duplicate { record } => print::duplicate(&record),
+                EventOutcome::Duplicate { record, deliveries } => print::duplicate(record.as_deref(), &deliveries),
                 EventOutcome::Ignored { .. } => {}
             },
             Incoming::Validation { code } => out!("Subscription validation event (code {code}); nothing to do."),

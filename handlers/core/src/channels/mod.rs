@@ -1,0 +1,229 @@
+//! Delivery channels other than email: Microsoft Teams, Slack, signed webhooks and ServiceNow.
+//!
+//! Secrets are read once, at start-up, from the environment variables the routing file names.
+//! Every channel shares one HTTP client with timeouts, paces itself to the service's documented
+//! rate (Teams about 4 requests/s, Slack 1 message/s per channel), honours 429 `Retry-After`
+//! within a bounded budget, and classifies failures as transient (retry the event later) or
+//! permanent (recorded, not retried).
+
+pub mod servicenow;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{RequestBuilder, StatusCode};
+use tokio::sync::Mutex;
+
+use crate::{
+    config::Secret,
+    routing::{ChannelSpec, Notification, Routing},
+    summary::RunSummary,
+};
+
+/// Why a channel could not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Worth trying again later (timeouts, 5xx, 429 beyond the budget).
+    #[error("{0}")]
+    Transient(String),
+    /// Never worth retrying (4xx other than 408/429, a bad secret).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A channel's secrets, read from its environment variables.
+#[derive(Clone, Debug)]
+pub enum Resolved {
+    Email,
+    Teams { url: Secret },
+    Slack { url: Secret },
+    Webhook { url: String, secrets: Vec<webhook::SigningKey> },
+    Servicenow { instance: String, user: Secret, password: Secret, assignment_group: Option<String> },
+}
+
+/// Spacing between requests, per channel.
+#[derive(Debug)]
+struct Pace {
+    next: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = Instant::now() + self.interval;
+    }
+}
+
+/// Everything needed to deliver to the configured channels.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    http: reqwest::Client,
+    resolved: Arc<HashMap<String, Resolved>>,
+    pace: Arc<HashMap<String, Pace>>,
+    /// How long one delivery may wait on 429s before it is "retry later".
+    throttle_budget: Duration,
+    portal: url::Url,
+}
+
+impl Channels {
+    /// Resolves every channel's secrets through `lookup`; an unset variable is an error naming it.
+    pub fn new(
+        routing: Option<&Routing>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        portal: url::Url,
+    ) -> Result<Self, String> {
+        let mut resolved = HashMap::new();
+        let mut pace = HashMap::new();
+        for (name, spec) in routing.map(|r| &r.channels).into_iter().flatten() {
+            let var = |v: &str| {
+                lookup(v)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| Secret::new(s.trim()))
+                    .ok_or_else(|| format!("channel {name:?} needs environment variable {v}"))
+            };
+            let (r, interval) = match spec {
+                ChannelSpec::Email { .. } => (Resolved::Email, Duration::ZERO),
+                ChannelSpec::Teams { url_env } => (Resolved::Teams { url: var(url_env)? }, Duration::from_millis(250)),
+                ChannelSpec::Slack { url_env } => (Resolved::Slack { url: var(url_env)? }, Duration::from_millis(1100)),
+                ChannelSpec::Webhook { url, secret_env } => {
+                    let secrets = webhook::parse_secrets(var(secret_env)?.expose())
+                        .map_err(|e| format!("channel {name:?}: {secret_env}: {e}"))?;
+                    (Resolved::Webhook { url: url.clone(), secrets }, Duration::ZERO)
+                }
+                ChannelSpec::Servicenow { instance, user_env, password_env, assignment_group } => (
+                    Resolved::Servicenow {
+                        instance: instance.trim_end_matches('/').to_owned(),
+                        user: var(user_env)?,
+                        password: var(password_env)?,
+                        assignment_group: assignment_group.clone(),
+                    },
+                    Duration::from_millis(200),
+                ),
+            };
+            resolved.insert(name.clone(), r);
+            pace.insert(name.clone(), Pace { next: Mutex::new(Instant::now()), interval });
+        }
+        Ok(Self {
+            http: crate::azure::resource_graph::default_http_client(),
+            resolved: Arc::new(resolved),
+            pace: Arc::new(pace),
+            throttle_budget: Duration::from_secs(20),
+            portal,
+        })
+    }
+
+    /// Delivers a non-email notification; returns where it went, for the ledger.
+    pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, ChannelError> {
+        let Some(resolved) = self.resolved.get(&n.channel) else {
+            return Err(ChannelError::Permanent(format!("channel {:?} is not configured", n.channel)));
+        };
+        match resolved {
+            Resolved::Email => Err(ChannelError::Permanent("email is delivered by the mailer".to_owned())),
+            Resolved::Teams { url } => {
+                let card = teams::message(&n.summary, n.group.as_deref(), &self.portal);
+                self.post(&n.channel, self.http.post(url.expose()).json(&card)).await?;
+                Ok("Teams card".to_owned())
+            }
+            Resolved::Slack { url } => {
+                let msg = slack::message(&n.summary, n.group.as_deref(), &self.portal);
+                self.post(&n.channel, self.http.post(url.expose()).json(&msg)).await?;
+                Ok("Slack message".to_owned())
+            }
+            Resolved::Webhook { url, secrets } => {
+                let body = webhook::body(n, time::OffsetDateTime::now_utc());
+                let request = webhook::signed(self.http.post(url), delivery_id, &body, secrets);
+                self.post(&n.channel, request).await?;
+                Ok(format!("webhook {url}"))
+            }
+            Resolved::Servicenow { instance, user, password, assignment_group } => {
+                let client = servicenow::Client {
+                    channels: self,
+                    channel: &n.channel,
+                    instance,
+                    user,
+                    password,
+                    assignment_group: assignment_group.as_deref(),
+                };
+                client.sync(&n.summary, &self.portal).await
+            }
+        }
+    }
+
+    /// Sends one request, paced, retried on 429 (`Retry-After`) and transient failures within the budget.
+    async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, ChannelError> {
+        let mut budget = self.throttle_budget;
+        let mut server_errors = 0u32;
+        loop {
+            if let Some(p) = self.pace.get(channel) {
+                p.wait().await;
+            }
+            let attempt = request
+                .try_clone()
+                .ok_or_else(|| ChannelError::Permanent("request body cannot be retried".to_owned()))?;
+            let response = match attempt.send().await {
+                Ok(r) => r,
+                Err(e) => return Err(ChannelError::Transient(format!("{channel}: {}", without_url(&e)))),
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let wait = match status {
+                StatusCode::TOO_MANY_REQUESTS => retry_after(&response).unwrap_or(Duration::from_secs(1)),
+                s if s.is_server_error() && server_errors < 2 => {
+                    server_errors += 1;
+                    Duration::from_millis(500 * u64::from(server_errors))
+                }
+                s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                    return Err(ChannelError::Transient(format!("{channel}: answered {s}")));
+                }
+                s => {
+                    let text = response.text().await.unwrap_or_default();
+                    let text: String = text.chars().take(300).collect();
+                    return Err(ChannelError::Permanent(format!("{channel}: answered {s}: {text}")));
+                }
+            };
+            budget = budget
+                .checked_sub(wait)
+                .ok_or_else(|| ChannelError::Transient(format!("{channel}: throttled beyond the {}s budget", self.throttle_budget.as_secs())))?;
+            tracing::warn!(channel, wait_ms = wait.as_millis() as u64, status = status.as_u16(), "Channel asked to wait; retrying.");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// reqwest errors print the URL, and chat webhook URLs are secrets.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    format!("{kind}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    let v = r.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(v.min(600)))
+}
+
+/// A one-line headline for chat channels.
+pub fn headline(s: &RunSummary, group: Option<&str>) -> String {
+    match group {
+        Some(g) => format!("{} ({g})", s.subject()),
+        None => s.subject(),
+    }
+}

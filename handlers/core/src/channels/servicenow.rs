@@ -1,0 +1,151 @@
+//! ServiceNow incidents through the Table API, one per failed run and never more.
+//!
+//! The incident's `correlation_id` is derived from the run (`patchwatch:<configuration hash>:<run>`,
+//! within the field's 100 characters), and is looked up before anything is created, so a
+//! redelivery or a later summary of the same run updates the incident instead of opening a
+//! second one. A clean run of the same configuration resolves that configuration's open incidents.
+
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use super::{ChannelError, Channels};
+use crate::{
+    config::Secret,
+    event::{Phase, last_segment},
+    summary::{Outcome, RunSummary, Verdict},
+};
+
+/// The prefix shared by every incident of one maintenance configuration.
+pub fn configuration_key(configuration_id: &str) -> String {
+    let lower = configuration_id.trim().trim_end_matches('/').to_ascii_lowercase();
+    let hash = lower.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("patchwatch:{hash:016x}:")
+}
+
+/// The incident key of one run.
+pub fn correlation_id(s: &RunSummary) -> String {
+    let run: String = last_segment(&s.run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+    format!("{}{run}", configuration_key(&s.configuration_id))
+}
+
+#[derive(Deserialize)]
+struct Found {
+    result: Vec<Incident>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    result: Incident,
+}
+
+#[derive(Deserialize)]
+struct Incident {
+    sys_id: String,
+    #[serde(default)]
+    number: String,
+}
+
+pub struct Client<'a> {
+    pub channels: &'a Channels,
+    pub channel: &'a str,
+    pub instance: &'a str,
+    pub user: &'a Secret,
+    pub password: &'a Secret,
+    pub assignment_group: Option<&'a str>,
+}
+
+impl Client<'_> {
+    fn table(&self) -> String {
+        format!("{}/api/now/table/incident", self.instance)
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.channels
+            .http
+            .request(method, url)
+            .basic_auth(self.user.expose(), Some(self.password.expose()))
+            .header("accept", "application/json")
+    }
+
+    async fn find(&self, query: &str) -> Result<Vec<Incident>, ChannelError> {
+        let mut url = Url::parse(&self.table()).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", query)
+            .append_pair("sysparm_fields", "sys_id,number,state")
+            .append_pair("sysparm_limit", "20");
+        let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
+        let found: Found = response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+        Ok(found.result)
+    }
+
+    /// Brings ServiceNow in line with the summary: open or update the run's incident when it
+    /// did not succeed, resolve the configuration's open incidents when it did.
+    pub async fn sync(&self, s: &RunSummary, portal: &Url) -> Result<String, ChannelError> {
+        if s.phase != Phase::Post {
+            return Ok("ServiceNow: nothing to do before a run".to_owned());
+        }
+        if s.verdict == Verdict::Succeeded {
+            let open = self.find(&format!("correlation_idSTARTSWITH{}^active=true", configuration_key(&s.configuration_id))).await?;
+            let mut resolved = Vec::new();
+            for incident in open {
+                let body = json!({
+                    "state": "6",
+                    "close_code": "Solution provided",
+                    "close_notes": format!("Resolved by patchwatch: the next run {} of {} succeeded on all {} machines.",
+                        last_segment(&s.run_id), s.configuration_name, s.counts.total),
+                });
+                let url = format!("{}/{}", self.table(), incident.sys_id);
+                self.channels.post(self.channel, self.request(reqwest::Method::PATCH, &url).json(&body)).await?;
+                resolved.push(incident.number);
+            }
+            return Ok(if resolved.is_empty() {
+                "ServiceNow: no open incident to resolve".to_owned()
+            } else {
+                format!("ServiceNow: resolved {}", resolved.join(", "))
+            });
+        }
+        let key = correlation_id(s);
+        let description = describe(s, portal);
+        let existing = self.find(&format!("correlation_id={key}^active=true")).await?;
+        if let Some(incident) = existing.first() {
+            let body = json!({ "description": description, "work_notes": format!("patchwatch: {}", s.subject()) });
+            let url = format!("{}/{}", self.table(), incident.sys_id);
+            self.channels.post(self.channel, self.request(reqwest::Method::PATCH, &url).json(&body)).await?;
+            return Ok(format!("ServiceNow: updated {}", incident.number));
+        }
+        let mut body = json!({
+            "short_description": s.subject().chars().take(160).collect::<String>(),
+            "description": description,
+            "correlation_id": key,
+            "correlation_display": "patchwatch",
+            "category": "software",
+            "impact": if s.verdict == Verdict::Failed { "2" } else { "3" },
+            "urgency": if s.verdict == Verdict::Failed { "2" } else { "3" },
+        });
+        if let Some(group) = self.assignment_group {
+            body["assignment_group"] = json!(group);
+        }
+        let response = self.channels.post(self.channel, self.request(reqwest::Method::POST, &self.table()).json(&body)).await?;
+        let created: Created =
+            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+        Ok(format!("ServiceNow: opened {} ({})", created.result.number, created.result.sys_id))
+    }
+}
+
+/// Plain-text incident description (ServiceNow renders it as text).
+fn describe(s: &RunSummary, portal: &Url) -> String {
+    let mut out = format!("{}\n\nConfiguration: {}\nRun: {}\n", s.subject(), s.configuration_name, s.run_id);
+    out.push_str(&format!("Portal: {}#resource{}\n\n", portal, s.configuration_id));
+    for m in s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).take(200) {
+        out.push_str(&format!("- {} ({}): {}{}\n", m.name, m.resource_group, m.outcome.label(),
+            m.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()));
+    }
+    for p in s.failed_patches.iter().take(20) {
+        out.push_str(&format!("Failed patch {} on {} machine(s)\n", p.key, p.machines.len()));
+    }
+    for a in &s.advice {
+        out.push_str(&format!("Advice: {a}\n"));
+    }
+    out
+}
