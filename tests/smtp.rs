@@ -89,7 +89,16 @@ async fn hostile_values_are_escaped_and_cannot_inject_headers() {
             *details = json!({"code": "X", "message": "<script>alert('owned')</script> & \"quotes\""});
         }
     }
-    let evil_mc = "evil\r\nBcc: victim@example.com\r\nX-Injected: yes";
+    // A line break in a resource id is refused at intake, naming the field.
+    let mut crlf: Value = serde_json::from_str(&example("events/post-maintenance.json")).unwrap();
+    for key in ["correlationId", "maintenanceConfigurationId"] {
+        let v = crlf[0]["data"][key].as_str().unwrap().replace("Ring2-Prod", "evil\r\nBcc: victim@example.com");
+        crlf[0]["data"][key] = json!(v);
+    }
+    let err = parse_delivery(crlf.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.field, "[0].data.correlationId", "{err}");
+    // What a resource name can hold still reaches the subject and HTML only escaped.
+    let evil_mc = "Ring2-<script>alert(1)</script>Bcc:victim@example.com";
     // Replaced inside JSON text, so the replacement is JSON-escaped.
     let escaped = |s: &str| serde_json::to_string(s).unwrap().trim_matches('"').to_owned();
     let text = serde_json::to_string(&snap)
@@ -123,6 +132,10 @@ async fn hostile_values_are_escaped_and_cannot_inject_headers() {
     let html = mail.subparts[1].get_body().unwrap();
     assert!(!html.contains("<script>"), "script tag reached the HTML");
     assert!(html.contains("&lt;script&gt;"), "escaped error text missing");
+    assert!(
+        mail.headers.get_first_value("Subject").unwrap().contains("Bcc:victim@example.com"),
+        "the name stays in the subject, as text"
+    );
 }
 
 #[tokio::test]

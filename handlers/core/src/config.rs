@@ -212,8 +212,8 @@ impl Config {
         let mut channel_secrets = std::collections::BTreeMap::new();
         for (channel, spec) in routing.iter().flat_map(|r| r.channels.iter()) {
             for var in spec.env_vars() {
-                let value =
-                    get(var).ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
+                let value = get(var)
+                    .ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
                 channel_secrets.insert(var.to_owned(), Secret::new(value));
             }
         }
@@ -278,6 +278,16 @@ fn check_smtp_url(value: &str) -> Result<(), ConfigError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::Invalid { name, problem: "no host".to_owned() });
     }
+    let tls = url.scheme() == "smtps" || url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if !url.username().is_empty() && !tls && !loopback {
+        return Err(ConfigError::Invalid {
+            name,
+            problem:
+                "credentials need TLS: use smtps:// or add ?tls=required, or the password crosses the network in clear"
+                    .to_owned(),
+        });
+    }
     Ok(())
 }
 
@@ -333,6 +343,10 @@ mod tests {
         let err =
             cfg(&[("PATCHWATCH_SMTP_URL", "http://user:hunter2@h")], &Defaults::default()).unwrap_err().to_string();
         assert!(err.contains("PATCHWATCH_SMTP_URL") && !err.contains("hunter2"), "{err}");
+        let err = cfg(&[("PATCHWATCH_SMTP_URL", "smtp://user:hunter2@mail.example.com:587")], &Defaults::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TLS") && !err.contains("hunter2"), "{err}");
     }
 
     #[test]

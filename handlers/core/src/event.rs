@@ -202,6 +202,13 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
         ));
     }
     let maintenance_configuration_id = req_str("maintenanceConfigurationId")?.trim().to_owned();
+    for (name, id) in
+        [("correlationId", &correlation_id), ("maintenanceConfigurationId", &maintenance_configuration_id)]
+    {
+        if !id.starts_with('/') || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"') {
+            return Err(EventError::malformed(df(name), "expected an Azure resource id (/subscriptions/…)"));
+        }
+    }
     if !maintenance_configuration_id
         .to_ascii_lowercase()
         .contains("/providers/microsoft.maintenance/maintenanceconfigurations/")
@@ -210,6 +217,11 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
             df("maintenanceConfigurationId"),
             "expected a maintenance configuration resource id",
         ));
+    }
+    let run_prefix =
+        format!("{}/providers/microsoft.maintenance/applyupdates/", maintenance_configuration_id.trim_end_matches('/'));
+    if !correlation_id.to_ascii_lowercase().starts_with(&run_prefix.to_ascii_lowercase()) {
+        return Err(EventError::malformed(df("correlationId"), "is not a run of data.maintenanceConfigurationId"));
     }
     let start = parse_time(req_str("startDateTime")?, &df("startDateTime"))?;
     let end = parse_time(req_str("endDateTime")?, &df("endDateTime"))?;
@@ -220,7 +232,7 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
         Some(s) => Some(parse_time(s, &df("cancellationCutOffDateTime"))?),
         None => None,
     };
-    let subscription_ids = subscription_ids(data, &df, &maintenance_configuration_id)?;
+    let subscription_ids = subscription_ids(data, &df)?;
     let status = opt_str(data, "status", &df)?.map(str::to_owned);
 
     Ok(Incoming::Maintenance(Box::new(MaintenanceEvent {
@@ -238,16 +250,12 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
     })))
 }
 
-/// `resourceSubscriptionIds` is documented as a string but shown as an array: accept both, and
-/// fall back to the configuration's own subscription when it is absent.
-fn subscription_ids(
-    data: &Map<String, Value>,
-    df: &dyn Fn(&str) -> String,
-    mc_id: &str,
-) -> Result<Vec<String>, EventError> {
+/// `resourceSubscriptionIds` is documented as a string but shown as an array: accept both.
+fn subscription_ids(data: &Map<String, Value>, df: &dyn Fn(&str) -> String) -> Result<Vec<String>, EventError> {
     let name = "resourceSubscriptionIds";
     let ids: Vec<String> = match get_ci(data, name) {
-        None | Some(Value::Null) => subscription_of(mc_id).into_iter().collect(),
+        // Absent: query every subscription the identity can read rather than guess one.
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
         Some(Value::Array(items)) => items
             .iter()
@@ -410,11 +418,24 @@ mod tests {
     }
 
     #[test]
-    fn missing_subscription_ids_fall_back_to_configuration_subscription() {
+    fn missing_subscription_ids_query_every_readable_subscription() {
         let mut e = post_event();
         e["data"].as_object_mut().unwrap().remove("resourceSubscriptionIds");
         let m = maintenance(one(&e).unwrap());
-        assert_eq!(m.subscription_ids, vec!["00000000-0000-0000-0000-000000000000"]);
+        assert!(m.subscription_ids.is_empty(), "no guessed scope: {:?}", m.subscription_ids);
+    }
+
+    #[test]
+    fn run_ids_must_belong_to_the_configuration_and_be_plain() {
+        let mut e = post_event();
+        e["data"]["correlationId"] = json!(RUN.replace("mc-example", "other"));
+        assert_eq!(reject(json!([e]).to_string().as_bytes()).field, "[0].data.correlationId");
+        let mut e = post_event();
+        e["data"]["maintenanceConfigurationId"] = json!(format!("{MC}\nx"));
+        assert_eq!(reject(json!([e]).to_string().as_bytes()).field, "[0].data.maintenanceConfigurationId");
+        let mut e = post_event();
+        e["eventTime"] = json!("9999-12-31T23:59:59Z");
+        assert!(one(&e).is_ok(), "a far-future time parses; the summary never trusts it beyond now");
     }
 
     #[test]

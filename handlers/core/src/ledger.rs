@@ -105,6 +105,8 @@ pub struct Ledger {
     owner: String,
 }
 
+static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// FNV-1a: a stable short hash so keys stay unique however names are shortened.
 fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
@@ -149,6 +151,9 @@ impl Ledger {
     pub async fn claim(&self, id: &DeliveryId<'_>, now: OffsetDateTime) -> Result<Claim, StateError> {
         let key = Self::key(id);
         let lease_until = now + self.lease;
+        // One owner per claim attempt: concurrent requests in one process are rivals too, and
+        // only a retried write of this very attempt may find its own record.
+        let owner = format!("{}-{}", self.owner, CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         // Each round either wins or observes someone else's write; a few rounds settle any race.
         for _ in 0..8 {
             match self.store.get(&key).await? {
@@ -159,7 +164,7 @@ impl Ledger {
                         phase: id.phase.to_owned(),
                         target: id.target.to_owned(),
                         state: DeliveryState::Claimed,
-                        owner: self.owner.clone(),
+                        owner: owner.clone(),
                         lease_until,
                         attempts: 1,
                         updated: now,
@@ -183,7 +188,8 @@ impl Ledger {
                     match record.state {
                         DeliveryState::Sent => return Ok(Claim::AlreadySent(record)),
                         DeliveryState::Failed => return Ok(Claim::FailedForGood(record)),
-                        DeliveryState::Claimed if record.lease_until > now => {
+                        // Our own claim (a retried write whose answer was lost) is still ours.
+                        DeliveryState::Claimed if record.lease_until > now && record.owner != owner => {
                             return Ok(Claim::Busy { until: record.lease_until });
                         }
                         DeliveryState::Claimed | DeliveryState::Pending => {
@@ -192,7 +198,7 @@ impl Ledger {
                             }
                             let mut next = record;
                             next.state = DeliveryState::Claimed;
-                            next.owner.clone_from(&self.owner);
+                            next.owner.clone_from(&owner);
                             next.lease_until = lease_until;
                             next.attempts += 1;
                             next.updated = now;
@@ -229,7 +235,20 @@ impl Ledger {
                 record.error = Some(error);
             }
         }
-        Ok(self.store.replace(&token.key, &encode(&record), &token.etag).await?.is_some())
+        // The send already happened: a passing store error must not leave the claim hanging.
+        let data = encode(&record);
+        let mut attempt = 0;
+        loop {
+            match self.store.replace(&token.key, &data, &token.etag).await {
+                Ok(written) => return Ok(written.is_some()),
+                Err(e) if attempt >= 2 => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "Recording the delivery failed; retrying.");
+                    tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                }
+            }
+        }
     }
 
     /// Every delivery record, or those of runs whose id or name contains `run`.

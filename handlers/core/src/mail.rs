@@ -26,10 +26,15 @@ pub enum MailError {
 }
 
 impl MailError {
-    /// A later attempt may succeed (server down, 4xx, timeout, full disk); 5xx answers are final.
+    /// A later attempt may succeed: the server is down, answers 4xx or times out, or refuses
+    /// something an operator can fix (authentication 535, STARTTLS 530, relaying 554). Only a
+    /// recipient the server says does not exist (550, 551, 553) is final.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Smtp(e) => !e.is_permanent(),
+            Self::Smtp(e) => {
+                let final_codes = ["550", "551", "553"];
+                !(e.is_permanent() && e.status().is_some_and(|c| final_codes.contains(&c.to_string().as_str())))
+            }
             Self::Outbox { .. } => true,
             Self::Url(_) | Self::Build(_) => false,
         }

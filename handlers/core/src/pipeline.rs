@@ -14,14 +14,14 @@ use crate::{
         credential,
         resource_graph::{ResourceGraphClient, ResourceGraphOptions},
     },
+    channels::{ChannelError, Channels},
     config::{Config, DataSource},
     event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
     history::{History, RunRecord},
-    channels::{ChannelError, Channels},
     ledger::{Claim, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger},
-    routing::{ChannelSpec, Notification, Routing},
     mail::{Delivered, MailError, Mailer, file_stem},
     render::{RenderError, Templates},
+    routing::{ChannelSpec, Notification, Routing},
     rundata::{RunDataSource, RunQuery},
     state::{self, StateError},
     summary::{Decision, RunSummary, summarise},
@@ -157,8 +157,8 @@ impl Pipeline {
             }
         };
         let secrets = |k: &str| config.channel_secrets.get(k).map(|s| s.expose().to_owned());
-        let channels =
-            Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone()).map_err(StartupError::Channels)?;
+        let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())
+            .map_err(StartupError::Channels)?;
         Ok(Self {
             routing: config.routing.clone(),
             channels,
@@ -174,8 +174,18 @@ impl Pipeline {
         })
     }
 
-    /// Processes every event of a validated delivery.
-    pub async fn handle(&self, items: Vec<Incoming>) -> DeliveryOutcome {
+    /// Processes every event of a validated delivery. On an upstream's `final_attempt` the
+    /// grace period is over: what is known is sent rather than lost.
+    pub async fn handle(&self, items: Vec<Incoming>, final_attempt: bool) -> DeliveryOutcome {
+        // Event Grid sends a validation event alone; anything else in the batch would be dropped.
+        if items.len() > 1
+            && let Some(i) = items.iter().position(|i| matches!(i, Incoming::Validation { .. }))
+        {
+            return DeliveryOutcome::Rejected(EventError::malformed(
+                format!("[{i}]"),
+                "a subscription validation event must be delivered alone",
+            ));
+        }
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             match item {
@@ -187,7 +197,7 @@ impl Pipeline {
                     info!(event_id = %id, event_type = %event_type, "Event of another type acknowledged and ignored.");
                     outcomes.push(EventOutcome::Ignored { event_type });
                 }
-                Incoming::Maintenance(event) => outcomes.push(self.process(&event).await),
+                Incoming::Maintenance(event) => outcomes.push(self.process_with(&event, final_attempt).await),
             }
         }
         // Event Grid redelivers a batch all or nothing, so one event that must wait holds the batch.
@@ -206,12 +216,17 @@ impl Pipeline {
 
     /// Runs one maintenance event through the pipeline.
     pub async fn process(&self, event: &MaintenanceEvent) -> EventOutcome {
-        let run = last_segment(&event.correlation_id).to_owned();
-        let span = tracing::info_span!("run", configuration = %event.configuration_name(), run = %run, phase = event.phase.as_str());
-        self.process_inner(event, &run).instrument(span).await
+        self.process_with(event, false).await
     }
 
-    async fn process_inner(&self, event: &MaintenanceEvent, run: &str) -> EventOutcome {
+    /// As [`Pipeline::process`]; on a `final_attempt` missing results no longer hold the summary back.
+    pub async fn process_with(&self, event: &MaintenanceEvent, final_attempt: bool) -> EventOutcome {
+        let run = last_segment(&event.correlation_id).to_owned();
+        let span = tracing::info_span!("run", configuration = %event.configuration_name(), run = %run, phase = event.phase.as_str());
+        self.process_inner(event, &run, final_attempt).instrument(span).await
+    }
+
+    async fn process_inner(&self, event: &MaintenanceEvent, run: &str, final_attempt: bool) -> EventOutcome {
         let run_id = DeliveryId {
             run_id: &event.correlation_id,
             configuration: event.configuration_name(),
@@ -249,7 +264,8 @@ impl Pipeline {
             }
         };
         let now = (self.clock)();
-        let summary = match summarise(event, &data, now, self.grace) {
+        let grace = if final_attempt { Duration::ZERO } else { self.grace };
+        let summary = match summarise(event, &data, now, grace) {
             Decision::Ready(s) => *s,
             Decision::Wait { missing, total, retry_after } => {
                 info!(missing, total, "Results still missing inside the grace period; retrying later.");
@@ -303,7 +319,12 @@ impl Pipeline {
         {
             warn!(error = %e, "Run history could not be written.");
         }
-        info!(verdict = summary.verdict.label(), machines = summary.counts.total, notifications = deliveries.len(), "Run summary delivered.");
+        info!(
+            verdict = summary.verdict.label(),
+            machines = summary.counts.total,
+            notifications = deliveries.len(),
+            "Run summary delivered."
+        );
         EventOutcome::Sent(Box::new(Processed { summary, deliveries }))
     }
 
@@ -343,9 +364,7 @@ impl Pipeline {
             }
         };
         let sent = match &n.spec {
-            ChannelSpec::Email { to, subject_prefix } => {
-                self.email(event, run, n, to, subject_prefix.as_deref()).await
-            }
+            ChannelSpec::Email { to, subject_prefix } => self.email(event, run, n, to, subject_prefix.as_deref()).await,
             _ => {
                 let delivery_id = format!("msg_{}", token.id_hash());
                 self.channels.deliver(n, &delivery_id).await.map_err(|e| match e {
@@ -357,7 +376,10 @@ impl Pipeline {
         let (finish, result) = match sent {
             Ok(detail) => {
                 info!(target = %target, detail = %detail, "Notification delivered.");
-                (Finish::Sent { subject: n.summary.subject(), detail: detail.clone() }, (report("sent", detail), Ok(())))
+                (
+                    Finish::Sent { subject: n.summary.subject(), detail: detail.clone() },
+                    (report("sent", detail), Ok(())),
+                )
             }
             Err(SendError::Transient(reason)) => {
                 warn!(target = %target, error = %reason, "Notification could not be delivered; the event will be retried.");
@@ -371,7 +393,9 @@ impl Pipeline {
         };
         match self.ledger.finish(token, finish, (self.clock)()).await {
             Ok(true) => {}
-            Ok(false) => warn!(target = %target, "The claim expired while sending; another instance may send it again."),
+            Ok(false) => {
+                warn!(target = %target, "The claim expired while sending; another instance may send it again.")
+            }
             // Sent but not recorded: a redelivery after the lease may send it again.
             Err(e) => error!(target = %target, error = %e, "Delivery could not be recorded in the state store."),
         }
@@ -394,7 +418,8 @@ impl Pipeline {
         if let Some(p) = prefix.filter(|p| !p.trim().is_empty()) {
             rendered.subject = crate::summary::one_line(&format!("{} {}", p.trim(), rendered.subject));
         }
-        let listed: Vec<&String> = if n.recipients.is_empty() { to.iter().collect() } else { n.recipients.iter().collect() };
+        let listed: Vec<&String> =
+            if n.recipients.is_empty() { to.iter().collect() } else { n.recipients.iter().collect() };
         let recipients: Vec<Mailbox> = if listed.is_empty() {
             self.to.clone()
         } else {
@@ -404,7 +429,8 @@ impl Pipeline {
                 .collect::<Result<_, _>>()?
         };
         let now = (self.clock)();
-        let mut stem = file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
+        let mut stem =
+            file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
         if n.route != DEFAULT_ROUTE {
             stem.push('-');
             stem.push_str(&crate::state::key_segment(&n.target()));
@@ -427,7 +453,8 @@ impl Pipeline {
     ) -> Result<Option<DeliveryRecord>, StateError> {
         match self.ledger.claim(id, now).await? {
             Claim::Claimed(token) => {
-                let finish = Finish::Sent { subject: summary.subject(), detail: "every notification delivered".to_owned() };
+                let finish =
+                    Finish::Sent { subject: summary.subject(), detail: "every notification delivered".to_owned() };
                 self.ledger.finish(token, finish, now).await?;
                 Ok(None)
             }
@@ -464,7 +491,6 @@ fn state_down(e: &StateError) -> EventOutcome {
     error!(error = %e, "State store unavailable; the event will be retried.");
     EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(30) }
 }
-
 
 /// The embedded example snapshot and events (also used by `patchwatch serve`).
 pub mod example {

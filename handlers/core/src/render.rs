@@ -101,7 +101,18 @@ impl Templates {
 
 /// Plain-text escaping: drop control characters other than line breaks and tabs.
 fn strip_controls(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+    // A value is one line: a note or error text cannot add lines of its own to the message.
+    s.chars()
+        .filter_map(|c| {
+            if c == '\n' || c == '\t' {
+                Some(' ')
+            } else if c.is_control() {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect()
 }
 
 /// `2023-05-09 15:00 UTC`.
@@ -352,7 +363,8 @@ mod tests {
 
     #[test]
     fn html_escapes_every_value() {
-        let r = templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>")).unwrap();
+        let r =
+            templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>")).unwrap();
         assert!(!r.html.contains("<img src=x"), "configuration name was not escaped");
         assert!(!r.html.contains("<script>"), "advice was not escaped");
         assert!(!r.html.contains("<b>vm</b>"), "machine name was not escaped");

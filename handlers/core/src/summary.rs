@@ -242,9 +242,14 @@ pub enum Decision {
 pub fn summarise(event: &MaintenanceEvent, data: &RunData, now: OffsetDateTime, grace: Duration) -> Decision {
     let summary = build(event, data);
     if event.phase == Phase::Post && summary.verdict != Verdict::Cancelled {
-        let missing = summary.counts.no_result;
-        let ended = event.event_time.unwrap_or(now);
-        let deadline = ended + grace;
+        // An empty run inside the grace period is most likely Resource Graph lag, not a run
+        // without machines.
+        let missing = if summary.counts.total == 0 { 1 } else { summary.counts.no_result };
+        // The event's own time is never trusted beyond "now": a future or absurd eventTime
+        // must not postpone the summary, and a missing one falls back to the window's end.
+        let ended = event.event_time.unwrap_or(event.end).min(now);
+        let deadline =
+            ended.checked_add(time::Duration::try_from(grace).unwrap_or(time::Duration::ZERO)).unwrap_or(now);
         if missing > 0 && now < deadline {
             let remaining = Duration::try_from(deadline - now).unwrap_or(Duration::ZERO);
             let retry_after = remaining.clamp(Duration::from_secs(10), Duration::from_secs(60));
@@ -718,6 +723,28 @@ mod tests {
         // Complete data is sent at once, even inside the grace period.
         let full = data(1, vec![result(0, "Succeeded", 0, false, "NotNeeded")]);
         assert_eq!(ready(summarise(&event("Succeeded"), &full, early, GRACE)).verdict, Verdict::Succeeded);
+    }
+
+    #[test]
+    fn event_time_is_clamped_to_now_and_never_overflows() {
+        let d = data(2, vec![result(0, "Succeeded", 0, false, "NotNeeded")]);
+        // A far-future eventTime does not overflow: it counts as "now".
+        let mut e = event("Succeeded");
+        e.event_time = Some(datetime!(9999-12-31 23:59:59 UTC));
+        match summarise(&e, &d, LATE, GRACE) {
+            Decision::Wait { retry_after, .. } => assert_eq!(retry_after, Duration::from_secs(60)),
+            Decision::Ready(_) => panic!("must wait out the grace period from now"),
+        }
+        // Without an eventTime, the window's end starts the grace period.
+        e.event_time = None;
+        assert!(matches!(summarise(&e, &d, datetime!(2023-05-09 16:20 UTC), GRACE), Decision::Ready(_)));
+        // An empty run inside grace waits (Resource Graph lag), after it says so.
+        let empty = data(0, vec![]);
+        assert!(matches!(
+            summarise(&event("Succeeded"), &empty, datetime!(2023-05-09 16:05 UTC), GRACE),
+            Decision::Wait { .. }
+        ));
+        assert_eq!(ready(summarise(&event("Succeeded"), &empty, LATE, GRACE)).verdict, Verdict::NoMachines);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! - `POST /maintenance-queue`: Functions queueTrigger envelope (binding `message`);
 //! - `GET /api/health`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -20,17 +20,53 @@ use axum::{
 use patchwatch_core::{
     envelope::{InvocationResponse, binding_json},
     error::ApiError,
-    event::{EventError, EventErrorKind, MAX_BODY_BYTES, parse_delivery},
+    event::{EventError, EventErrorKind, Incoming, MAX_BODY_BYTES, parse_delivery},
     pipeline::{DeliveryOutcome, EventOutcome, Pipeline},
 };
 use serde_json::{Value, json};
 use tower_http::trace::TraceLayer;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 /// Shared state: the pipeline every route feeds.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
+    /// How long a request waits for its events before answering "retry later" (Event Grid
+    /// gives up after 30 s); the work itself runs on to completion.
+    pub deadline: Duration,
+}
+
+impl AppState {
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25) }
+    }
+}
+
+/// The queue trigger's `maxDequeueCount` in host.json: the last attempt sends what is known.
+pub const QUEUE_MAX_DEQUEUE: u64 = 30;
+
+/// Runs the pipeline in a task of its own, so a caller that hangs up cannot cancel a delivery
+/// between sending and recording it. Past the deadline the answer is "retry later" while the
+/// task finishes; the redelivery then finds the work done.
+async fn run(state: &AppState, items: Vec<Incoming>, final_attempt: bool) -> DeliveryOutcome {
+    let pipeline = state.pipeline.clone();
+    // The task keeps the request's span, so its logs carry the invocation id.
+    let task =
+        tokio::spawn(async move { pipeline.handle(items, final_attempt).await }.instrument(tracing::Span::current()));
+    match tokio::time::timeout(state.deadline, task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Event processing failed unexpectedly; it will be retried.");
+            DeliveryOutcome::RetryLater {
+                reason: "processing failed unexpectedly".to_owned(),
+                after: Duration::from_secs(30),
+            }
+        }
+        Err(_) => DeliveryOutcome::RetryLater {
+            reason: "still processing; the redelivery will find the work done".to_owned(),
+            after: Duration::from_secs(30),
+        },
+    }
 }
 
 /// The handler's router.
@@ -83,7 +119,7 @@ async fn events(State(state): State<AppState>, body: Body) -> Response {
             return ApiError::Rejected(e).into_response();
         }
     };
-    match state.pipeline.handle(items).await {
+    match run(&state, items, false).await {
         DeliveryOutcome::Validation { code } => Json(json!({ "validationResponse": code })).into_response(),
         DeliveryOutcome::Done(outcomes) => {
             Json(json!({ "status": "done", "events": outcomes.iter().map(describe).collect::<Vec<_>>() }))
@@ -112,8 +148,11 @@ async fn abuse_protection(headers: HeaderMap) -> Response {
 /// message is not retried; "retry later" answers 503 so the host fails the invocation and the
 /// trigger's own retry redelivers.
 async fn envelope(State(state): State<AppState>, body: Body, binding: &'static str) -> Response {
+    let mut final_attempt = false;
     let parsed = read_body(body).await.and_then(|b| binding_json(&b, binding)).and_then(|(json, meta)| {
         tracing::debug!(method = ?meta.method_name, dequeue_count = ?meta.dequeue_count, "Envelope received.");
+        // The queue's last attempt: waiting longer would poison the message, so send what is known.
+        final_attempt = meta.dequeue_count.is_some_and(|n| n >= QUEUE_MAX_DEQUEUE);
         parse_delivery(&json).map_err(|mut e| {
             e.field = format!("Data.{binding}{}{}", if e.field.starts_with('[') { "" } else { "." }, e.field);
             e
@@ -127,7 +166,7 @@ async fn envelope(State(state): State<AppState>, body: Body, binding: &'static s
             return Json(InvocationResponse { logs, ..Default::default() }).into_response();
         }
     };
-    match state.pipeline.handle(items).await {
+    match run(&state, items, final_attempt).await {
         DeliveryOutcome::Done(outcomes) => {
             let logs = outcomes.iter().map(|o| describe(o).to_string()).collect();
             Json(InvocationResponse { logs, ..Default::default() }).into_response()

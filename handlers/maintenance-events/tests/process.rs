@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{example, files, graph, smtp::free_port};
+use integration_tests::{azurite::Azurite, example, files, graph, smtp::free_port};
 use serde_json::json;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
@@ -42,7 +42,9 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
     graph::mount(&arg, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 5)).await;
 
     let outbox = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
+    // On a cloud host the ledger must be shared: Azure Blob Storage (Azurite), by SAS.
+    let azurite = Azurite::start();
+    let state = azurite.container("patchwatch").await;
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
         .env_clear()
@@ -52,7 +54,7 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
         .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
         .env("PATCHWATCH_ARM_ENDPOINT", arg.uri())
         .env("PATCHWATCH_OUTBOX", outbox.path())
-        .env("PATCHWATCH_STATE", format!("file://{}", state.path().display()))
+        .env("PATCHWATCH_STATE", &state)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -98,6 +100,8 @@ async fn binary_serves_the_custom_handler_port_with_managed_identity_and_resourc
     std::io::Read::read_to_string(&mut running.0.stderr.take().unwrap(), &mut log).unwrap();
     assert!(log.contains("1b4a8cf8-0000-0000-0000-000000000000"), "invocation id missing from logs:\n{log}");
     assert!(!log.contains("fake-token") && !log.contains("test-secret"), "a secret reached the log");
+    let sig = state.split("sig=").nth(1).unwrap().split('&').next().unwrap();
+    assert!(!log.contains(sig), "the SAS signature reached the log");
 }
 
 #[test]
@@ -121,4 +125,20 @@ fn binary_on_a_cloud_host_requires_durable_state() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PATCHWATCH_STATE"), "{err}");
+}
+
+#[test]
+fn binary_on_a_cloud_host_refuses_local_file_state() {
+    let out = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
+        .env_clear()
+        .env("WEBSITE_INSTANCE_ID", "0123456789abcdef")
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+        .env("PATCHWATCH_OUTBOX", "/tmp/unused")
+        .env("PATCHWATCH_SNAPSHOT", "/tmp/unused.json")
+        .env("PATCHWATCH_STATE", "file:///tmp/patchwatch-state")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("blob container"), "{err}");
 }

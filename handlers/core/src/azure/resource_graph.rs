@@ -26,6 +26,8 @@ const PAGE_SIZE: u32 = 1000;
 const SUBSCRIPTIONS_PER_QUERY: usize = 250;
 /// Machines without a result are looked up in `resources` (power state, agent status) up to this many.
 const MAX_MACHINE_LOOKUPS: usize = 500;
+/// 1,000 pages of 1,000 rows: far beyond any tenant's run, short of an endless loop.
+const MAX_PAGES: u32 = 1000;
 
 /// Why a Resource Graph call failed.
 #[derive(Debug, thiserror::Error)]
@@ -159,21 +161,18 @@ impl ResourceGraphClient {
                 &mut budget,
             )
             .await?;
-            // Power state and agent status explain most missing results; look up only those machines.
-            let reported: std::collections::HashSet<&String> = collector.result_keys().collect();
-            let missing: Vec<String> = collector
-                .expected_ids()
-                .filter(|id| !reported.contains(id))
-                .take(MAX_MACHINE_LOOKUPS)
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                let ids = missing.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
-                let lookup = format!(
-                    "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
-                );
-                self.run_query(Table::Resources, &lookup, &query.subscription_ids, &mut collector, &mut budget).await?;
-            }
+        }
+        // Power state and agent status explain missing results (and, before a run, machines that
+        // will not be patched); look up only the machines without a result.
+        let reported: std::collections::HashSet<&String> = collector.result_keys().collect();
+        let missing: Vec<String> =
+            collector.expected_ids().filter(|id| !reported.contains(id)).take(MAX_MACHINE_LOOKUPS).cloned().collect();
+        if !missing.is_empty() {
+            let ids = missing.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
+            let lookup = format!(
+                "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
+            );
+            self.run_query(Table::Resources, &lookup, &query.subscription_ids, &mut collector, &mut budget).await?;
         }
         Ok(collector.finish())
     }
@@ -209,11 +208,21 @@ impl ResourceGraphClient {
                     }
                 }
                 debug!(table = table.name(), page, rows, "Resource Graph page read.");
+                if page >= MAX_PAGES {
+                    return Err(GraphError::Decode(format!("{} needed more than {MAX_PAGES} pages", table.name())));
+                }
                 match response.skip_token.filter(|t| !t.is_empty()) {
+                    Some(token) if skip_token.as_ref() == Some(&token) => {
+                        return Err(GraphError::Decode("Resource Graph returned the same skip token twice".to_owned()));
+                    }
                     Some(token) => skip_token = Some(token),
                     None => {
+                        // A truncated answer without a way to page on is partial data: never summarise it.
                         if response.result_truncated.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("true")) {
-                            warn!(table = table.name(), "Resource Graph truncated a result without a skip token.");
+                            return Err(GraphError::Decode(format!(
+                                "{} answer truncated without a skip token",
+                                table.name()
+                            )));
                         }
                         break;
                     }
@@ -314,7 +323,7 @@ fn quota_resets_after(headers: &HeaderMap) -> Option<Duration> {
     for part in v.trim().split(':') {
         secs = secs * 60.0 + part.parse::<f64>().ok()?;
     }
-    Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)))
+    secs.is_finite().then(|| Duration::from_secs_f64(secs.clamp(0.0, 3600.0)))
 }
 
 /// A KQL string literal. Resource ids are data, not query text.

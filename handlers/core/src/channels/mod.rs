@@ -194,10 +194,18 @@ impl Channels {
                     return Err(ChannelError::Permanent(format!("{channel}: answered {s}: {text}")));
                 }
             };
-            budget = budget
-                .checked_sub(wait)
-                .ok_or_else(|| ChannelError::Transient(format!("{channel}: throttled beyond the {}s budget", self.throttle_budget.as_secs())))?;
-            tracing::warn!(channel, wait_ms = wait.as_millis() as u64, status = status.as_u16(), "Channel asked to wait; retrying.");
+            budget = budget.checked_sub(wait).ok_or_else(|| {
+                ChannelError::Transient(format!(
+                    "{channel}: throttled beyond the {}s budget",
+                    self.throttle_budget.as_secs()
+                ))
+            })?;
+            tracing::warn!(
+                channel,
+                wait_ms = wait.as_millis() as u64,
+                status = status.as_u16(),
+                "Channel asked to wait; retrying."
+            );
             tokio::time::sleep(wait).await;
         }
     }

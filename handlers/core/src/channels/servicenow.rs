@@ -19,7 +19,8 @@ use crate::{
 /// The prefix shared by every incident of one maintenance configuration.
 pub fn configuration_key(configuration_id: &str) -> String {
     let lower = configuration_id.trim().trim_end_matches('/').to_ascii_lowercase();
-    let hash = lower.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash =
+        lower.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     format!("patchwatch:{hash:016x}:")
 }
 
@@ -75,7 +76,8 @@ impl Client<'_> {
             .append_pair("sysparm_fields", "sys_id,number,state")
             .append_pair("sysparm_limit", "20");
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
-        let found: Found = response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+        let found: Found =
+            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
     }
 
@@ -86,7 +88,9 @@ impl Client<'_> {
             return Ok("ServiceNow: nothing to do before a run".to_owned());
         }
         if s.verdict == Verdict::Succeeded {
-            let open = self.find(&format!("correlation_idSTARTSWITH{}^active=true", configuration_key(&s.configuration_id))).await?;
+            let open = self
+                .find(&format!("correlation_idSTARTSWITH{}^active=true", configuration_key(&s.configuration_id)))
+                .await?;
             let mut resolved = Vec::new();
             for incident in open {
                 let body = json!({
@@ -126,7 +130,8 @@ impl Client<'_> {
         if let Some(group) = self.assignment_group {
             body["assignment_group"] = json!(group);
         }
-        let response = self.channels.post(self.channel, self.request(reqwest::Method::POST, &self.table()).json(&body)).await?;
+        let response =
+            self.channels.post(self.channel, self.request(reqwest::Method::POST, &self.table()).json(&body)).await?;
         let created: Created =
             response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
         Ok(format!("ServiceNow: opened {} ({})", created.result.number, created.result.sys_id))
@@ -138,8 +143,13 @@ fn describe(s: &RunSummary, portal: &Url) -> String {
     let mut out = format!("{}\n\nConfiguration: {}\nRun: {}\n", s.subject(), s.configuration_name, s.run_id);
     out.push_str(&format!("Portal: {}#resource{}\n\n", portal, s.configuration_id));
     for m in s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).take(200) {
-        out.push_str(&format!("- {} ({}): {}{}\n", m.name, m.resource_group, m.outcome.label(),
-            m.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()));
+        out.push_str(&format!(
+            "- {} ({}): {}{}\n",
+            m.name,
+            m.resource_group,
+            m.outcome.label(),
+            m.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+        ));
     }
     for p in s.failed_patches.iter().take(20) {
         out.push_str(&format!("Failed patch {} on {} machine(s)\n", p.key, p.machines.len()));

@@ -41,11 +41,19 @@ pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
         .iter()
         .filter(|m| m.outcome != Outcome::Succeeded)
         .take(15)
-        .map(|m| format!("• *{}* ({}): {}{}", escape(&m.name), escape(&m.resource_group), m.outcome.label(),
-            m.note.as_deref().map(|n| format!(" — {}", escape(n))).unwrap_or_default()))
+        .map(|m| {
+            format!(
+                "• *{}* ({}): {}{}",
+                escape(&m.name),
+                escape(&m.resource_group),
+                m.outcome.label(),
+                m.note.as_deref().map(|n| format!(" — {}", escape(n))).unwrap_or_default()
+            )
+        })
         .collect();
     if !attention.is_empty() {
-        let more = s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).count().saturating_sub(attention.len());
+        let more =
+            s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).count().saturating_sub(attention.len());
         let mut text = attention.join("\n");
         if more > 0 {
             text.push_str(&format!("\n… and {more} more in the email"));

@@ -87,7 +87,9 @@ pub fn body(n: &Notification, now: OffsetDateTime) -> String {
     let patches: Vec<Value> = s
         .failed_patches
         .iter()
-        .map(|p| json!({ "key": p.key, "title": p.title, "classifications": p.classifications, "machines": p.machines }))
+        .map(
+            |p| json!({ "key": p.key, "title": p.title, "classifications": p.classifications, "machines": p.machines }),
+        )
         .collect();
     json!({
         "type": EVENT_TYPE,
@@ -124,7 +126,12 @@ mod tests {
         let keys = parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sig = signatures("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, r#"{"test": 2432232314}"#, &keys);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert_eq!(parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap().len(), 2);
+        assert_eq!(
+            parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .unwrap()
+                .len(),
+            2
+        );
         assert!(parse_secrets("whsec_!!").is_err());
         assert!(parse_secrets("whsec_c2hvcnQ=").is_err());
         assert!(parse_secrets("  ").is_err());

@@ -89,6 +89,9 @@ pub struct RunQuery {
 pub enum RunDataError {
     #[error("snapshot {path}: {problem}")]
     Snapshot { path: PathBuf, problem: String },
+    /// The file could not be read (being replaced, permissions): worth retrying.
+    #[error("snapshot {path}: {problem}")]
+    SnapshotRead { path: PathBuf, problem: String },
     #[error(transparent)]
     Graph(#[from] GraphError),
 }
@@ -98,6 +101,7 @@ impl RunDataError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Snapshot { .. } => None,
+            Self::SnapshotRead { .. } => Some(Duration::from_secs(30)),
             Self::Graph(e) => Some(e.retry_after()),
         }
     }
@@ -122,7 +126,7 @@ impl RunDataSource {
                 // Parsing a large snapshot is CPU work: keep it off the async workers.
                 tokio::task::spawn_blocking(move || {
                     let bytes = std::fs::read(&path)
-                        .map_err(|e| RunDataError::Snapshot { path: path.clone(), problem: e.to_string() })?;
+                        .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
                     snapshot::parse(&bytes, &query).map_err(|problem| RunDataError::Snapshot { path, problem })
                 })
                 .await

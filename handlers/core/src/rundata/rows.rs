@@ -196,6 +196,11 @@ impl RunCollector {
             })
             .unwrap_or(row.id);
         let key = machine_id.to_ascii_lowercase();
+        if !key.contains("/providers/microsoft.compute/virtualmachines/")
+            && !key.contains("/providers/microsoft.hybridcompute/machines/")
+        {
+            return;
+        }
         self.expected.entry(key).or_insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
     }
 

@@ -84,7 +84,7 @@ impl BlobStore {
         if let Some(q) = &self.secret_query {
             text = text.replace(q.as_str(), "***");
         }
-        StateError::Unavailable(format!("{}: {text}", self.display))
+        StateError::Unavailable(format!("{}: {}", self.display, scrub_sig(&text)))
     }
 }
 
@@ -165,7 +165,38 @@ impl StateStore for BlobStore {
     }
 }
 
+/// Removes any `sig=` value (a SAS signature) from text.
+fn scrub_sig(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sig=") {
+        out.push_str(&rest[..at + 4]);
+        out.push_str("***");
+        rest = &rest[at + 4..];
+        let end = rest.find(|c: char| c == '&' || c.is_whitespace() || c == '"' || c == '\'').unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A missing container is a deployment problem, not an absent key.
 fn container_missing(e: &azure_core::Error) -> bool {
     matches!(e.kind(), ErrorKind::HttpResponse { error_code: Some(code), .. } if code == "ContainerNotFound")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sas_signatures_are_scrubbed() {
+        assert_eq!(
+            scrub_sig("GET https://a/b?sv=1&sig=abc%2Bdef&se=2 failed"),
+            "GET https://a/b?sv=1&sig=***&se=2 failed"
+        );
+        assert_eq!(redact("https://a/c?sig=x"), "https://a/c");
+        let err = crate::state::open("HTTPX://a/c?sig=topsecret", None).unwrap_err();
+        assert!(!err.contains("topsecret"), "{err}");
+    }
 }

@@ -91,7 +91,9 @@ fn write(path: &Path, data: &[u8]) -> Result<String, StateError> {
         f.write_all(b"\n")?;
         f.write_all(data)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable: after a power cut a sent record must not revert.
+        File::open(dir)?.sync_all()
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);

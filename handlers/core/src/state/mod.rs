@@ -77,11 +77,13 @@ pub fn open(
         }
         return Ok(Arc::new(file::FileStore::new(path)));
     }
-    if url.starts_with("https://") || url.starts_with("http://") {
+    let scheme = url.split("://").next().unwrap_or_default().to_ascii_lowercase();
+    if scheme == "https" || scheme == "http" {
         return blob::BlobStore::new(url, credential).map(|s| Arc::new(s) as Arc<dyn StateStore>);
     }
     Err(format!(
-        "{url:?}: expected file:///path or a blob container URL (https://<account>.blob.core.windows.net/<container>)"
+        "{:?}: expected file:///path or a blob container URL (https://<account>.blob.core.windows.net/<container>)",
+        blob::redact(url)
     ))
 }
 
