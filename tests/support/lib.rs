@@ -4,6 +4,7 @@
 
 pub mod azurite;
 pub mod graph;
+pub mod itsm;
 pub mod smtp;
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};

@@ -269,6 +269,30 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Puts the run's deliveries that failed for good back to pending (after the operator fixed
+    /// the cause), and clears its "every notification delivered" marks, so the next delivery of
+    /// the event retries exactly those. Returns how many were reset.
+    pub async fn retry_failed(&self, run: &str) -> Result<usize, StateError> {
+        let run = run.to_ascii_lowercase();
+        let mut reset = 0;
+        for key in self.store.list("deliveries/").await? {
+            let Some(current) = self.store.get(&key).await? else { continue };
+            let Some(mut record) = parse(&current) else { continue };
+            if !record.run_id.to_ascii_lowercase().contains(&run) && !key.contains(&run) {
+                continue;
+            }
+            if record.target == crate::pipeline::ALL_TARGETS {
+                self.store.delete(&key, Some(&current.etag)).await?;
+            } else if record.state == DeliveryState::Failed {
+                record.state = DeliveryState::Pending;
+                if self.store.replace(&key, &encode(&record), &current.etag).await?.is_some() {
+                    reset += 1;
+                }
+            }
+        }
+        Ok(reset)
+    }
+
     fn fresh_record(&self, id: &DeliveryId<'_>, now: OffsetDateTime) -> DeliveryRecord {
         DeliveryRecord {
             run_id: id.run_id.to_owned(),
@@ -342,6 +366,8 @@ mod tests {
         let Claim::Claimed(again) = next.claim(&id(), later).await.unwrap() else { panic!("pending is retried") };
         assert!(next.finish(again, Finish::Failed { error: "550".into() }, later).await.unwrap());
         assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::FailedForGood(_)));
+        assert_eq!(next.retry_failed("20261110220000").await.unwrap(), 1);
+        assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::Claimed(_)), "reset deliveries are retried");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct SimulateOptions {
     pub configuration: String,
     pub start: OffsetDateTime,
     pub window_minutes: i64,
+    /// Every machine succeeds (a clean run).
+    pub clean: bool,
 }
 
 impl Default for SimulateOptions {
@@ -28,6 +30,7 @@ impl Default for SimulateOptions {
             configuration: "Ring2-Prod".to_owned(),
             start: time::macros::datetime!(2026-11-10 22:00 UTC),
             window_minutes: 120,
+            clean: false,
         }
     }
 }
@@ -165,15 +168,19 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
             let name = format!("{}-{app}-{i:05}", if windows { "win" } else { "lnx" });
             let provider = if arc { "Microsoft.HybridCompute/machines" } else { "Microsoft.Compute/virtualMachines" };
             // Small runs (examples) still show every outcome once.
-            let fate = match i {
-                1 if opts.machines >= 12 => Fate::FailedPatches,
-                3 if opts.machines >= 12 => Fate::FailedNoPatch,
-                5 if opts.machines >= 12 => Fate::WindowExceeded,
-                7 if opts.machines >= 12 => Fate::RebootPending,
-                9 if opts.machines >= 12 => Fate::NoResultDeallocated,
-                10 if opts.machines >= 12 => Fate::Warnings,
-                11 if opts.machines >= 12 => Fate::FailedPatches,
-                _ => fate(&mut rng),
+            let fate = if opts.clean {
+                Fate::Succeeded
+            } else {
+                match i {
+                    1 if opts.machines >= 12 => Fate::FailedPatches,
+                    3 if opts.machines >= 12 => Fate::FailedNoPatch,
+                    5 if opts.machines >= 12 => Fate::WindowExceeded,
+                    7 if opts.machines >= 12 => Fate::RebootPending,
+                    9 if opts.machines >= 12 => Fate::NoResultDeallocated,
+                    10 if opts.machines >= 12 => Fate::Warnings,
+                    11 if opts.machines >= 12 => Fate::FailedPatches,
+                    _ => fate(&mut rng),
+                }
             };
             let minutes = match fate {
                 Fate::WindowExceeded => opts.window_minutes + 5 + rng.below(40) as i64,
@@ -333,12 +340,12 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
     })
 }
 
+/// Three owning teams, by application.
 fn owner(rg: &str) -> &'static str {
     match rg.split('-').nth(1) {
-        Some("sql") => "team-data",
-        Some("web" | "app") => "team-web",
-        Some("dc" | "files") => "team-infra",
-        _ => "team-platform",
+        Some("sql" | "erp") => "team-data",
+        Some("web" | "app" | "batch") => "team-web",
+        _ => "team-infra",
     }
 }
 

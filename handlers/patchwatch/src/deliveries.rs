@@ -17,6 +17,10 @@ pub struct Args {
     /// Only runs whose id or name contains this text (e.g. 20261110220000 or the full run id).
     #[arg(long)]
     run: Option<String>,
+    /// Put this run's deliveries that failed for good back to pending, so the next delivery of
+    /// its event retries them (after fixing the cause, e.g. a recipient). Needs --run.
+    #[arg(long, requires = "run")]
+    retry_failed: bool,
     /// State store (default: PATCHWATCH_STATE, else the local data directory).
     #[arg(long)]
     state: Option<String>,
@@ -34,6 +38,19 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let ledger = Ledger::new(store, std::time::Duration::from_secs(300));
+    if args.retry_failed
+        && let Some(run) = &args.run
+    {
+        match ledger.retry_failed(run).await {
+            Ok(n) => out!(
+                "{n} failed deliveries of runs matching {run:?} will be retried on the next delivery of the event."
+            ),
+            Err(e) => {
+                eprintln!("patchwatch: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let records = match ledger.list(args.run.as_deref()).await {
         Ok(r) => r,
         Err(e) => {

@@ -15,6 +15,7 @@ macro_rules! out {
 mod deliveries;
 mod print;
 mod replay;
+mod routes;
 mod serve;
 mod simulate;
 
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     Replay(replay::Args),
     Deliveries(deliveries::Args),
+    CheckConfig(routes::CheckArgs),
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
     Serve(serve::Args),
     Simulate(simulate::Args),
 }
@@ -50,6 +54,8 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
         Command::Deliveries(args) => deliveries::run(args).await,
+        Command::CheckConfig(args) => routes::check(&args),
+        Command::Routes(routes::RoutesCommand::Test(args)) => routes::test(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),
     }

@@ -36,6 +36,9 @@ pub struct Args {
     /// Window length in minutes.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(30..=235))]
     window_minutes: u32,
+    /// Every machine succeeds (a clean run, e.g. to see an incident resolved).
+    #[arg(long)]
+    clean: bool,
     /// Output directory.
     #[arg(long, default_value = "simulated")]
     out: PathBuf,
@@ -62,6 +65,7 @@ pub fn run(args: &Args) -> ExitCode {
         configuration: args.configuration.clone(),
         start,
         window_minutes: i64::from(args.window_minutes),
+        clean: args.clean,
     };
     match write_all(&opts, &args.out) {
         Ok(()) => {

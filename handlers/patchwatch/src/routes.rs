@@ -1,0 +1,152 @@
+//! `patchwatch check-config` and `patchwatch routes test`: the routing file, checked and tried
+//! without sending anything.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use patchwatch_core::{
+    event::{Incoming, parse_delivery},
+    routing::{self, ChannelSpec},
+    rundata::{RunDataSource, RunQuery},
+    summary::{Decision, summarise},
+};
+
+use crate::EXIT_BAD_INPUT;
+
+/// Check a routing file: syntax, channel references, addresses, endpoints, secret variables.
+///
+/// Problems are printed as FILE:LINE:COLUMN: error|warning: message. Exit 0 when there are no
+/// errors (warnings, such as a secret variable not set in this shell, are allowed).
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The routing file (default: PATCHWATCH_CONFIG).
+    file: Option<PathBuf>,
+}
+
+pub fn check(args: &CheckArgs) -> ExitCode {
+    let Some(path) = args.file.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
+        eprintln!("patchwatch: name a routing file, or set PATCHWATCH_CONFIG");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    match routing::load(&path, &env) {
+        Ok((r, warnings)) => {
+            for w in &warnings {
+                out!("{w}");
+            }
+            out!(
+                "{}: ok: {} channels, {} routes{}",
+                path.display(),
+                r.channels.len(),
+                r.routes.len(),
+                if warnings.is_empty() { String::new() } else { format!(", {} warnings", warnings.len()) }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                out!("{p}");
+            }
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RoutesCommand {
+    Test(TestArgs),
+}
+
+/// Show which channels would receive what for an event, without sending anything.
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Event Grid delivery (array or one event).
+    #[arg(long)]
+    event: PathBuf,
+    /// Snapshot of ARG tables (default: PATCHWATCH_SNAPSHOT).
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Routing file (default: PATCHWATCH_CONFIG).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn test(args: TestArgs) -> ExitCode {
+    let Some(config) = args.config.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
+        eprintln!("patchwatch: give --config or set PATCHWATCH_CONFIG");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let Some(snapshot) = args.snapshot.clone().or_else(|| std::env::var_os("PATCHWATCH_SNAPSHOT").map(PathBuf::from))
+    else {
+        eprintln!("patchwatch: give --snapshot or set PATCHWATCH_SNAPSHOT");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let routing = match routing::load(&config, &|_| true) {
+        Ok((r, _)) => r,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let items = match std::fs::read(&args.event)
+        .map_err(|e| e.to_string())
+        .and_then(|b| parse_delivery(&b).map_err(|e| e.to_string()))
+    {
+        Ok(items) => items,
+        Err(e) => {
+            eprintln!("patchwatch: {}: {e}", args.event.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let source = RunDataSource::SnapshotFile(snapshot);
+    for item in items {
+        let Incoming::Maintenance(event) = item else { continue };
+        let query = RunQuery {
+            correlation_id: event.correlation_id.clone(),
+            subscription_ids: event.subscription_ids.clone(),
+            include_results: true,
+            since: Some(event.start),
+        };
+        let data = match source.load(&query).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("patchwatch: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
+        // As if the grace period were over: the point is to see the routing.
+        let Decision::Ready(summary) =
+            summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
+        else {
+            continue;
+        };
+        out!("{}", summary.subject());
+        let plan = routing.plan(&event, &summary, &data);
+        if plan.is_empty() {
+            out!("  no route matches: nothing would be sent");
+        }
+        for n in &plan {
+            let who = match &n.spec {
+                ChannelSpec::Email { to, .. } => {
+                    let list = if n.recipients.is_empty() { to.clone() } else { n.recipients.clone() };
+                    if list.is_empty() { "PATCHWATCH_MAIL_TO".to_owned() } else { list.join(", ") }
+                }
+                ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => format!("${url_env}"),
+                ChannelSpec::Webhook { url, .. } => url.clone(),
+                ChannelSpec::Servicenow { instance, .. } => instance.clone(),
+            };
+            out!(
+                "  route {:<10} {:<13} {:<10} {:<11} {:>4} machines ({} not succeeded) -> {}",
+                n.route,
+                n.channel,
+                n.spec.kind(),
+                n.group.as_deref().unwrap_or("-"),
+                n.summary.counts.total,
+                n.summary.counts.total - n.summary.counts.succeeded,
+                who
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
