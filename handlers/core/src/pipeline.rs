@@ -10,11 +10,15 @@ use time::OffsetDateTime;
 use tracing::{Instrument, error, info, warn};
 
 use crate::{
+    azure::arm::ArmClient,
     azure::{
         credential,
         resource_graph::{ResourceGraphClient, ResourceGraphOptions},
     },
-    channels::{ChannelError, Channels},
+    channels::{
+        ChannelError, Channels,
+        action_group::{self, ActionGroup},
+    },
     config::{Config, DataSource},
     event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
     history::{History, RunRecord},
@@ -108,6 +112,8 @@ pub enum DeliveryOutcome {
 /// Everything needed to process events.
 pub struct Pipeline {
     pub routing: Option<Arc<Routing>>,
+    /// Reads action groups; present when the routing file names one.
+    pub arm: Option<ArmClient>,
     pub channels: Channels,
     pub ledger: Ledger,
     pub history: History,
@@ -137,13 +143,22 @@ impl Pipeline {
         let state_url = config.state.expose();
         // A blob container without a SAS token authenticates with the Azure credential.
         let state_needs_credential = state_url.starts_with("http") && !state_url.contains("sig=");
-        let needs_credential = state_needs_credential || matches!(config.data, DataSource::ResourceGraph);
+        let action_groups = config
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.channels.values().any(|c| matches!(c, ChannelSpec::ActionGroup { .. })));
+        let needs_credential =
+            state_needs_credential || action_groups || matches!(config.data, DataSource::ResourceGraph);
         let credential = if needs_credential {
             Some(credential::from_config(config).map_err(StartupError::Credential)?)
         } else {
             None
         };
         let store = state::open(state_url, credential.clone()).map_err(StartupError::State)?;
+        let arm = match (&credential, action_groups) {
+            (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
+            _ => None,
+        };
         let source = match &config.data {
             DataSource::Snapshot(path) => RunDataSource::SnapshotFile(path.clone()),
             DataSource::ResourceGraph => {
@@ -160,6 +175,7 @@ impl Pipeline {
         let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())
             .map_err(StartupError::Channels)?;
         Ok(Self {
+            arm,
             routing: config.routing.clone(),
             channels,
             ledger: Ledger::new(store.clone(), config.lease),
@@ -288,14 +304,19 @@ impl Pipeline {
         let mut deliveries = Vec::with_capacity(plan.len());
         let mut retry: Option<(String, Duration)> = None;
         for n in &plan {
-            let report = self.notify(event, run, n).await;
-            if let Err((reason, after)) = &report.1 {
-                retry = Some(match retry.take() {
-                    Some((r, a)) => (format!("{r}; {reason}"), a.max(*after)),
-                    None => (reason.clone(), *after),
-                });
+            let reports = match &n.spec {
+                ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,
+                _ => vec![self.notify(event, run, n).await],
+            };
+            for (report, result) in reports {
+                if let Err((reason, after)) = result {
+                    retry = Some(match retry.take() {
+                        Some((r, a)) => (format!("{r}; {reason}"), a.max(after)),
+                        None => (reason, after),
+                    });
+                }
+                deliveries.push(report);
             }
-            deliveries.push(report.0);
         }
         if let Some((reason, after)) = retry {
             // What went out stays sent; the redelivery sends only what is missing.
@@ -402,6 +423,54 @@ impl Pipeline {
         result
     }
 
+    /// An action group fans out to its email and webhook receivers, each a delivery of its own
+    /// (so a failing receiver is retried without resending to the others). Receivers that
+    /// cannot be served are reported.
+    async fn action_group(
+        &self,
+        event: &MaintenanceEvent,
+        run: &str,
+        n: &Notification,
+        id: &str,
+    ) -> Vec<(DeliveryReport, Result<(), (String, Duration)>)> {
+        let target = n.target();
+        let report = |outcome: &'static str, detail: String| DeliveryReport { target: target.clone(), outcome, detail };
+        let Some(arm) = &self.arm else {
+            return vec![(report("failed", "no Azure credential to read the action group".to_owned()), Ok(()))];
+        };
+        let group: ActionGroup = match arm.get(id, action_group::API_VERSION).await {
+            Ok(g) => g,
+            Err(e) => {
+                error!(target = %target, error = %e, "Action group could not be read; the event will be retried.");
+                return vec![(report("retry_later", e.to_string()), Err((e.to_string(), e.retry_after())))];
+            }
+        };
+        if group.properties.enabled == Some(false) {
+            warn!(target = %target, "Action group is disabled; nothing sent.");
+            return vec![(report("failed", format!("action group {} is disabled", group.name)), Ok(()))];
+        }
+        let mut out = Vec::new();
+        let unsupported = group.unsupported();
+        if !unsupported.is_empty() {
+            warn!(target = %target, receivers = %unsupported.join(", "), "Action group receivers patchwatch cannot serve.");
+            out.push((report("skipped", format!("not served by patchwatch: {}", unsupported.join(", "))), Ok(())));
+        }
+        for r in group.emails() {
+            let mut m = n.clone();
+            m.spec = ChannelSpec::Email { to: Vec::new(), subject_prefix: None };
+            m.recipients = vec![r.email_address.clone()];
+            m.receiver = Some(format!("email-{}", r.name));
+            out.push(self.notify(event, run, &m).await);
+        }
+        for w in group.webhooks() {
+            let mut m = n.clone();
+            m.spec = ChannelSpec::AlertWebhook { url: w.service_uri.clone() };
+            m.receiver = Some(format!("webhook-{}", w.name));
+            out.push(self.notify(event, run, &m).await);
+        }
+        out
+    }
+
     /// Renders and sends one email notification.
     async fn email(
         &self,
@@ -482,6 +551,7 @@ fn default_notification(summary: &RunSummary) -> Notification {
         spec: ChannelSpec::Email { to: Vec::new(), subject_prefix: None },
         group: None,
         recipients: Vec::new(),
+        receiver: None,
         summary: summary.clone(),
     }
 }

@@ -45,6 +45,7 @@ pub struct ChannelRaw {
     user_env: Option<String>,
     password_env: Option<String>,
     assignment_group: Option<String>,
+    id: Option<Spanned<String>>,
 }
 
 /// A channel and its settings. Secrets are named by environment variable (`*_env`).
@@ -71,6 +72,14 @@ pub enum ChannelSpec {
         password_env: String,
         assignment_group: Option<String>,
     },
+    /// An Azure Monitor action group, read through ARM at delivery.
+    ActionGroup {
+        id: String,
+    },
+    /// One of an action group's webhook receivers (from ARM, never from the file).
+    AlertWebhook {
+        url: String,
+    },
 }
 
 impl ChannelSpec {
@@ -81,13 +90,15 @@ impl ChannelSpec {
             ChannelSpec::Slack { .. } => "slack",
             ChannelSpec::Webhook { .. } => "webhook",
             ChannelSpec::Servicenow { .. } => "servicenow",
+            ChannelSpec::ActionGroup { .. } => "action_group",
+            ChannelSpec::AlertWebhook { .. } => "alert_webhook",
         }
     }
 
     /// Environment variables the channel reads its secrets from.
     pub fn env_vars(&self) -> Vec<&str> {
         match self {
-            ChannelSpec::Email { .. } => vec![],
+            ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => vec![],
             ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => vec![url_env],
             ChannelSpec::Webhook { secret_env, .. } => vec![secret_env],
             ChannelSpec::Servicenow { user_env, password_env, .. } => vec![user_env, password_env],
@@ -117,9 +128,16 @@ impl ChannelRaw {
                 password_env: need(&self.password_env, "password_env")?,
                 assignment_group: self.assignment_group.clone(),
             },
+            "action_group" => {
+                let id = self.id.as_ref().map(|u| u.get_ref().clone()).ok_or("`id` is required")?;
+                if !id.to_ascii_lowercase().contains("/providers/microsoft.insights/actiongroups/") {
+                    return Err(format!("`id` {id:?} is not an action group resource id"));
+                }
+                ChannelSpec::ActionGroup { id }
+            }
             other => {
                 return Err(format!(
-                    "unknown channel type {other:?}: expected email, teams, slack, webhook or servicenow"
+                    "unknown channel type {other:?}: expected email, teams, slack, webhook, servicenow or action_group"
                 ));
             }
         };
@@ -128,6 +146,7 @@ impl ChannelRaw {
             "email" => &["to", "subject_prefix"],
             "teams" | "slack" => &["url_env"],
             "webhook" => &["url", "secret_env"],
+            "action_group" => &["id"],
             _ => &["instance", "user_env", "password_env", "assignment_group"],
         };
         let present = [
@@ -140,6 +159,7 @@ impl ChannelRaw {
             ("user_env", self.user_env.is_some()),
             ("password_env", self.password_env.is_some()),
             ("assignment_group", self.assignment_group.is_some()),
+            ("id", self.id.is_some()),
         ];
         if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
             return Err(format!("`{field}` does not apply to a {kind} channel"));
@@ -376,16 +396,20 @@ pub struct Notification {
     pub group: Option<String>,
     /// Email recipients of a split route's group (empty: the channel's own `to`).
     pub recipients: Vec<String>,
+    /// One receiver of a fanned-out channel (an action group's email or webhook receiver).
+    pub receiver: Option<String>,
     pub summary: RunSummary,
 }
 
 impl Notification {
     /// The ledger target: unique per route, channel and group.
     pub fn target(&self) -> String {
-        match &self.group {
-            Some(g) => format!("{}.{}.{}", self.route, self.channel, g),
-            None => format!("{}.{}", self.route, self.channel),
+        let mut t = format!("{}.{}", self.route, self.channel);
+        for part in [&self.group, &self.receiver].into_iter().flatten() {
+            t.push('.');
+            t.push_str(part);
         }
+        t
     }
 }
 
@@ -462,6 +486,7 @@ impl Routing {
                         spec,
                         group: group.clone(),
                         recipients: recipients.clone(),
+                        receiver: None,
                         summary: part.clone(),
                     });
                 }

@@ -135,6 +135,8 @@ pub async fn test(args: TestArgs) -> ExitCode {
                 ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => format!("${url_env}"),
                 ChannelSpec::Webhook { url, .. } => url.clone(),
                 ChannelSpec::Servicenow { instance, .. } => instance.clone(),
+                ChannelSpec::ActionGroup { id } => format!("receivers of {}", patchwatch_core::event::last_segment(id)),
+                ChannelSpec::AlertWebhook { .. } => "an action group webhook".to_owned(),
             };
             out!(
                 "  route {:<10} {:<13} {:<10} {:<11} {:>4} machines ({} not succeeded) -> {}",

@@ -282,7 +282,7 @@ fn spend(budget: &mut Duration, wait: Duration) -> Option<()> {
     Some(())
 }
 
-fn status_error(status: StatusCode, bytes: &[u8]) -> GraphError {
+pub(crate) fn status_error(status: StatusCode, bytes: &[u8]) -> GraphError {
     #[derive(Deserialize)]
     struct Envelope {
         error: ErrorBody,

@@ -6,6 +6,7 @@
 //! within a bounded budget, and classifies failures as transient (retry the event later) or
 //! permanent (recorded, not retried).
 
+pub mod action_group;
 pub mod servicenow;
 pub mod slack;
 pub mod teams;
@@ -93,7 +94,9 @@ impl Channels {
                     .ok_or_else(|| format!("channel {name:?} needs environment variable {v}"))
             };
             let (r, interval) = match spec {
-                ChannelSpec::Email { .. } => (Resolved::Email, Duration::ZERO),
+                ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
+                    (Resolved::Email, Duration::ZERO)
+                }
                 ChannelSpec::Teams { url_env } => (Resolved::Teams { url: var(url_env)? }, Duration::from_millis(250)),
                 ChannelSpec::Slack { url_env } => (Resolved::Slack { url: var(url_env)? }, Duration::from_millis(1100)),
                 ChannelSpec::Webhook { url, secret_env } => {
@@ -125,6 +128,12 @@ impl Channels {
 
     /// Delivers a non-email notification; returns where it went, for the ledger.
     pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, ChannelError> {
+        if let ChannelSpec::AlertWebhook { url } = &n.spec {
+            let body = action_group::common_alert(&n.summary, n.group.as_deref(), time::OffsetDateTime::now_utc());
+            self.post(&n.channel, self.http.post(url).json(&body)).await?;
+            // The receiver URL may carry a key: name the receiver, not the URL.
+            return Ok(format!("common-alert webhook {}", n.receiver.as_deref().unwrap_or("-")));
+        }
         let Some(resolved) = self.resolved.get(&n.channel) else {
             return Err(ChannelError::Permanent(format!("channel {:?} is not configured", n.channel)));
         };

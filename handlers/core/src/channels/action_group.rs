@@ -1,0 +1,158 @@
+//! Azure Monitor action groups as a channel: the group is read through ARM and the rich summary
+//! goes to its email receivers (over SMTP) and its webhook receivers (a payload compatible with
+//! the common alert schema, the summary attached), so teams keep managing recipients in Azure.
+//! Receiver types that cannot be served this way are reported, never silently dropped.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::summary::{Outcome, RunSummary, Verdict};
+
+/// The api-version the action group is read with.
+pub const API_VERSION: &str = "2023-01-01";
+
+#[derive(Debug, Deserialize)]
+pub struct ActionGroup {
+    #[serde(default)]
+    pub name: String,
+    pub properties: Properties,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Properties {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub email_receivers: Vec<EmailReceiver>,
+    #[serde(default)]
+    pub webhook_receivers: Vec<WebhookReceiver>,
+    /// Every other receiver array (SMS, voice, app push, ITSM, runbooks, logic apps, …).
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailReceiver {
+    pub name: String,
+    pub email_address: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReceiver {
+    pub name: String,
+    pub service_uri: String,
+    #[serde(default)]
+    pub use_aad_auth: Option<bool>,
+}
+
+impl ActionGroup {
+    /// Email receivers that are not disabled.
+    pub fn emails(&self) -> Vec<&EmailReceiver> {
+        self.properties
+            .email_receivers
+            .iter()
+            .filter(|r| !r.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("disabled")))
+            .collect()
+    }
+
+    /// Webhook receivers patchwatch can call (secure webhooks need an Entra token for the
+    /// receiver's own app, which patchwatch does not hold).
+    pub fn webhooks(&self) -> Vec<&WebhookReceiver> {
+        self.properties.webhook_receivers.iter().filter(|w| w.use_aad_auth != Some(true)).collect()
+    }
+
+    /// What this group holds that patchwatch cannot deliver to, e.g. `smsReceivers (2)`.
+    pub fn unsupported(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .properties
+            .other
+            .iter()
+            .filter(|(k, _)| k.ends_with("Receivers"))
+            .filter_map(|(k, v)| v.as_array().filter(|a| !a.is_empty()).map(|a| format!("{k} ({})", a.len())))
+            .collect();
+        for w in self.properties.webhook_receivers.iter().filter(|w| w.use_aad_auth == Some(true)) {
+            out.push(format!("secure webhook {:?} (Entra ID authentication)", w.name));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// A webhook body in the common alert schema's shape, the full summary in `alertContext`.
+pub fn common_alert(s: &RunSummary, group: Option<&str>, now: OffsetDateTime) -> Value {
+    let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let severity = match s.verdict {
+        Verdict::Failed | Verdict::Incomplete => "Sev1",
+        Verdict::WindowExceeded => "Sev2",
+        Verdict::Succeeded => "Sev4",
+        _ => "Sev3",
+    };
+    let subscription = crate::event::subscription_of(&s.configuration_id).unwrap_or_default();
+    let hash = s
+        .run_id
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let items: Vec<&str> =
+        s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).map(|m| m.name.as_str()).take(100).collect();
+    json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {
+                "alertId": format!("/subscriptions/{subscription}/providers/Microsoft.AlertsManagement/alerts/patchwatch-{hash:016x}"),
+                "alertRule": format!("patchwatch: {}", s.configuration_name),
+                "severity": severity,
+                "signalType": "Log",
+                "monitorCondition": if s.verdict == Verdict::Succeeded { "Resolved" } else { "Fired" },
+                "monitoringService": "patchwatch",
+                "alertTargetIDs": [s.configuration_id.to_ascii_lowercase()],
+                "configurationItems": items,
+                "originAlertId": s.run_id,
+                "firedDateTime": ts(now),
+                "description": super::headline(s, group),
+                "essentialsVersion": "1.0",
+                "alertContextVersion": "1.0"
+            },
+            "alertContext": {
+                "patchwatch": {
+                    "runId": s.run_id, "configuration": s.configuration_name, "phase": s.phase.as_str(), "group": group,
+                    "verdict": s.verdict, "counts": s.counts, "window": { "start": ts(s.window_start), "end": ts(s.window_end) },
+                    "machines": s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).map(|m| json!({
+                        "id": m.id, "name": m.name, "outcome": m.outcome, "note": m.note })).collect::<Vec<_>>(),
+                    "failedPatches": s.failed_patches.iter().map(|p| json!({ "key": p.key, "machines": p.machines.len() })).collect::<Vec<_>>(),
+                    "advice": s.advice,
+                }
+            },
+            "customProperties": { "verdict": s.verdict.label(), "subject": super::headline(s, group) }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_are_split_into_served_and_reported() {
+        let group: ActionGroup = serde_json::from_value(json!({
+            "name": "ag", "properties": { "groupShortName": "ag", "enabled": true,
+              "emailReceivers": [ { "name": "ops", "emailAddress": "ops@example.com", "status": "Enabled" },
+                                  { "name": "old", "emailAddress": "old@example.com", "status": "Disabled" } ],
+              "smsReceivers": [ { "name": "s", "countryCode": "1", "phoneNumber": "5555550100" } ],
+              "webhookReceivers": [ { "name": "hook", "serviceUri": "https://example.invalid/hook" },
+                                    { "name": "secure hook", "serviceUri": "https://example.invalid/h2", "useAadAuth": true } ],
+              "itsmReceivers": [], "voiceReceivers": [] } })).unwrap();
+        assert_eq!(group.emails().len(), 1);
+        assert_eq!(group.webhooks().len(), 1);
+        assert_eq!(
+            group.unsupported(),
+            ["secure webhook \"secure hook\" (Entra ID authentication)", "smsReceivers (1)"]
+        );
+    }
+}
