@@ -598,6 +598,85 @@ mod tests {
         assert!(err[0].message.contains("bogus"), "{}", err[0]);
     }
 
+    /// The example run: 40 machines of three teams, 10 of them not succeeded.
+    fn example() -> (crate::event::MaintenanceEvent, RunSummary, RunData) {
+        let event =
+            match crate::event::parse_delivery(crate::pipeline::example::POST_EVENT.as_bytes()).unwrap().remove(0) {
+                crate::event::Incoming::Maintenance(m) => *m,
+                _ => unreachable!(),
+            };
+        let query = crate::rundata::RunQuery {
+            correlation_id: event.correlation_id.clone(),
+            subscription_ids: vec![],
+            include_results: true,
+            since: None,
+        };
+        let data = crate::rundata::snapshot::parse(crate::pipeline::example::SNAPSHOT.as_bytes(), &query).unwrap();
+        let crate::summary::Decision::Ready(summary) =
+            crate::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
+        else {
+            unreachable!()
+        };
+        (event, *summary, data)
+    }
+
+    const CHANNELS: &str = "[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n[channels.chat]\ntype = \"teams\"\nurl_env = \"T\"\n[rings]\nprod = \"Ring2-*\"\ndev = \"Ring0-*\"\n";
+
+    /// (routes, expected notifications as `target:machines`)
+    #[test]
+    fn plans_over_a_table_of_routes() {
+        let (event, summary, data) = example();
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\n", &["a.mail:40"]),
+            ("[[routes]]\nname = \"a\"\nmatch = { ring = \"dev\" }\nchannels = [\"mail\"]\n", &[]),
+            (
+                "[[routes]]\nname = \"a\"\nmatch = { configuration = \"*-prod\" }\nchannels = [\"mail\"]\n",
+                &["a.mail:40"],
+            ),
+            ("[[routes]]\nname = \"a\"\nmatch = { outcome = \"all_succeeded\" }\nchannels = [\"mail\"]\n", &[]),
+            ("[[routes]]\nname = \"a\"\nmatch = { phase = \"pre\" }\nchannels = [\"mail\"]\n", &[]),
+            // The first match ends the walk unless it continues.
+            (
+                "[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\n[[routes]]\nname = \"b\"\nchannels = [\"chat\"]\n",
+                &["a.mail:40"],
+            ),
+            (
+                "[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\ncontinue = true\n[[routes]]\nname = \"b\"\nmatch = { outcome = \"any_failure\" }\nchannels = [\"chat\"]\n",
+                &["a.mail:40", "b.chat:40"],
+            ),
+            // Machine filters narrow the run; a filter nobody matches skips the route.
+            (
+                "[[routes]]\nname = \"sql\"\nmatch = { resource_group = \"rg-sql-*\" }\nchannels = [\"mail\"]\n",
+                &["sql.mail:4"],
+            ),
+            (
+                "[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"team-data\" } }\nchannels = [\"mail\"]\n",
+                &["t.mail:7"],
+            ),
+            ("[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"nobody\" } }\nchannels = [\"mail\"]\n", &[]),
+            // Data's machines all succeeded: any_failure does not fire for them.
+            (
+                "[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"team-data\" }, outcome = \"any_failure\" }\nchannels = [\"mail\"]\n",
+                &[],
+            ),
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"chat\"]\n",
+                &["o.chat.team-data:7", "o.chat.team-infra:18", "o.chat.team-web:15"],
+            ),
+        ];
+        for (routes, expected) in cases {
+            let text = format!("{CHANNELS}{routes}");
+            let (routing, _) = Routing::parse(&text, &|_| true).unwrap_or_else(|e| panic!("{routes}: {e:?}"));
+            let got: Vec<String> = routing
+                .plan(&event, &summary, &data)
+                .iter()
+                .map(|n| format!("{}:{}", n.target(), n.summary.counts.total))
+                .collect();
+            assert_eq!(got, *expected, "routes: {routes}");
+        }
+    }
+
     #[test]
     fn unset_secrets_are_warnings() {
         let text = "[channels.t]\ntype = \"teams\"\nurl_env = \"TEAMS_URL\"\n";

@@ -54,7 +54,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
         Command::Deliveries(args) => deliveries::run(args).await,
-        Command::CheckConfig(args) => routes::check(&args),
+        Command::CheckConfig(args) => routes::check(&args).await,
         Command::Routes(routes::RoutesCommand::Test(args)) => routes::test(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),

@@ -4,6 +4,8 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use patchwatch_core::{
+    azure::arm::ArmClient,
+    channels::action_group,
     event::{Incoming, parse_delivery},
     routing::{self, ChannelSpec},
     rundata::{RunDataSource, RunQuery},
@@ -20,9 +22,13 @@ use crate::EXIT_BAD_INPUT;
 pub struct CheckArgs {
     /// The routing file (default: PATCHWATCH_CONFIG).
     file: Option<PathBuf>,
+    /// Also read the action groups it names through ARM (with your `az login`, or the managed
+    /// identity) and report receivers patchwatch cannot serve.
+    #[arg(long)]
+    azure: bool,
 }
 
-pub fn check(args: &CheckArgs) -> ExitCode {
+pub async fn check(args: &CheckArgs) -> ExitCode {
     let Some(path) = args.file.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
         eprintln!("patchwatch: name a routing file, or set PATCHWATCH_CONFIG");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -32,6 +38,26 @@ pub fn check(args: &CheckArgs) -> ExitCode {
         Ok((r, warnings)) => {
             for w in &warnings {
                 out!("{w}");
+            }
+            if args.azure {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let endpoint =
+                    env("PATCHWATCH_ARM_ENDPOINT").unwrap_or_else(|| "https://management.azure.com".to_owned());
+                let credential: Result<std::sync::Arc<dyn azure_core::credentials::TokenCredential>, _> =
+                    if env("IDENTITY_ENDPOINT").is_some() {
+                        azure_identity::ManagedIdentityCredential::new(None).map(|c| c as _)
+                    } else {
+                        azure_identity::DeveloperToolsCredential::new(None).map(|c| c as _)
+                    };
+                match (credential, endpoint.parse()) {
+                    (Ok(c), Ok(url)) => {
+                        let arm = ArmClient::new(url, c, "https://management.azure.com/.default".to_owned());
+                        for line in action_group::check(&r, &arm).await {
+                            out!("{}: {line}", path.display());
+                        }
+                    }
+                    _ => out!("{}: warning: no Azure credential; action groups not checked", path.display()),
+                }
             }
             out!(
                 "{}: ok: {} channels, {} routes{}",

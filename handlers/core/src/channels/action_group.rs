@@ -84,6 +84,37 @@ impl ActionGroup {
     }
 }
 
+/// For `check-config --azure`: reads every action group the routing names and says what each
+/// can and cannot receive.
+pub async fn check(routing: &crate::routing::Routing, arm: &crate::azure::arm::ArmClient) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, spec) in &routing.channels {
+        let crate::routing::ChannelSpec::ActionGroup { id } = spec else { continue };
+        match arm.get::<ActionGroup>(id, API_VERSION).await {
+            Ok(g) => {
+                out.push(format!(
+                    "channel {name:?}: action group {}: {} email and {} webhook receivers served",
+                    g.name,
+                    g.emails().len(),
+                    g.webhooks().len()
+                ));
+                let unsupported = g.unsupported();
+                if !unsupported.is_empty() {
+                    out.push(format!(
+                        "channel {name:?}: warning: not served by patchwatch: {}",
+                        unsupported.join(", ")
+                    ));
+                }
+                if g.properties.enabled == Some(false) {
+                    out.push(format!("channel {name:?}: warning: the action group is disabled"));
+                }
+            }
+            Err(e) => out.push(format!("channel {name:?}: error: cannot read {id}: {e}")),
+        }
+    }
+    out
+}
+
 /// A webhook body in the common alert schema's shape, the full summary in `alertContext`.
 pub fn common_alert(s: &RunSummary, group: Option<&str>, now: OffsetDateTime) -> Value {
     let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
