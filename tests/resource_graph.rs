@@ -166,3 +166,42 @@ async fn graph_403_is_retry_later_over_http_and_sends_nothing() {
     assert!(body["error"]["message"].as_str().unwrap().contains("AuthorizationFailed"), "{body}");
     assert!(files(out.path(), "eml").is_empty());
 }
+
+/// Owner tags arrive with the live machine list (one join), so routes split by tag exactly as
+/// with a snapshot.
+#[tokio::test]
+async fn graph_machine_tags_route_like_the_snapshot() {
+    let server = MockServer::start().await;
+    graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 10)).await;
+    let event = post_event();
+    let query = patchwatch_core::rundata::RunQuery {
+        correlation_id: event.correlation_id.clone(),
+        subscription_ids: event.subscription_ids.clone(),
+        include_results: true,
+        since: Some(event.start),
+    };
+    let text = "[channels.c]\ntype = \"teams\"\nurl_env = \"T\"\n[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"c\"]\n";
+    let (routing, _) = patchwatch_core::routing::Routing::parse(text, &|_| true).unwrap();
+    let snapshot =
+        patchwatch_core::rundata::RunDataSource::SnapshotText(std::sync::Arc::from(example("snapshot.json").as_str()));
+    let mut plans = Vec::new();
+    for source in [graph::source(&server, Duration::from_secs(5)), snapshot] {
+        let data = source.load(&query).await.unwrap();
+        let patchwatch_core::summary::Decision::Ready(s) =
+            patchwatch_core::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO)
+        else {
+            unreachable!()
+        };
+        let plan: Vec<String> = routing
+            .plan(&event, &s, &data)
+            .iter()
+            .map(|n| format!("{}:{}", n.target(), n.summary.counts.total))
+            .collect();
+        plans.push(plan);
+    }
+    assert_eq!(plans[0], ["o.c.team-data:7", "o.c.team-infra:18", "o.c.team-web:15"]);
+    assert_eq!(plans[0], plans[1]);
+    let machines_query = server.received_requests().await.unwrap();
+    let first: Value = serde_json::from_slice(&machines_query[0].body).unwrap();
+    assert!(first["query"].as_str().unwrap().contains("join kind=leftouter"), "{first}");
+}

@@ -54,7 +54,21 @@ impl Respond for FakeGraph {
             .and_then(|t| t.strip_prefix(&format!("{table}:")))
             .and_then(|o| o.parse::<usize>().ok())
             .unwrap_or(0);
-        let rows = self.tables.get(&table).cloned().unwrap_or_default();
+        let mut rows = self.tables.get(&table).cloned().unwrap_or_default();
+        // The machines query joins each machine's tags from `resources` (leftouter on the id).
+        if query.contains("join kind=leftouter") && query.contains("machineTags") {
+            let tags: HashMap<String, Value> = self
+                .tables
+                .get("resources")
+                .into_iter()
+                .flatten()
+                .map(|r| (r["id"].as_str().unwrap_or_default().to_lowercase(), r["tags"].clone()))
+                .collect();
+            for row in &mut rows {
+                let machine = row["properties"]["resourceId"].as_str().unwrap_or_default().to_lowercase();
+                row["machineTags"] = tags.get(&machine).cloned().unwrap_or(Value::Null);
+            }
+        }
         let end = (offset + self.page).min(rows.len());
         let data: Vec<Value> = rows[offset.min(end)..end].to_vec();
         let mut answer = json!({

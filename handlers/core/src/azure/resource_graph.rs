@@ -125,8 +125,13 @@ impl ResourceGraphClient {
         let run = kql_string(&normalise_run_id(&query.correlation_id));
         let mut collector = RunCollector::new(&query.correlation_id);
         let mut budget = self.options.max_throttle_wait;
+        // Each machine's tags come along through one join, so routes can match and split by tag
+        // without a query per machine.
         let machines = format!(
-            "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n| order by id asc"
+            "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n\
+             | extend machineId = tolower(tostring(properties.resourceId))\n\
+             | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
+             | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
         );
         self.run_query(Table::MaintenanceResources, &machines, &query.subscription_ids, &mut collector, &mut budget)
             .await?;

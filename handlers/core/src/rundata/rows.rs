@@ -53,6 +53,9 @@ pub struct Row {
     pub tags: Option<HashMap<String, Value>>,
     #[serde(default)]
     pub properties: Props,
+    /// The machine's tags, joined onto `applyupdates` rows by the live query.
+    #[serde(default, rename = "machineTags")]
+    pub machine_tags: Option<HashMap<String, Value>>,
 }
 
 /// The union of the `properties` fields patchwatch reads across row types. Numbers and booleans
@@ -201,6 +204,14 @@ impl RunCollector {
         {
             return;
         }
+        if let Some(tags) = row.machine_tags.filter(|t| !t.is_empty()) {
+            let info = self.info.entry(key.clone()).or_default();
+            for (k, v) in tags {
+                if let Some(v) = v.as_str() {
+                    info.tags.entry(k).or_insert_with(|| v.to_owned());
+                }
+            }
+        }
         self.expected.entry(key).or_insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
     }
 
@@ -264,7 +275,7 @@ impl RunCollector {
             .and_then(|s| s.code)
             .map(|c| c.trim_start_matches("PowerState/").to_owned());
         let os_type = p.storage_profile.and_then(|s| s.os_disk).and_then(|d| d.os_type).or(p.os_type).or(p.os_name);
-        let tags = row
+        let tags: HashMap<String, String> = row
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -273,7 +284,11 @@ impl RunCollector {
         // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
         let agent_status =
             if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
-        self.info.insert(row.id.to_ascii_lowercase(), MachineInfo { os_type, power_state, agent_status, tags });
+        let info = self.info.entry(row.id.to_ascii_lowercase()).or_default();
+        info.os_type = os_type;
+        info.power_state = power_state;
+        info.agent_status = agent_status;
+        info.tags.extend(tags);
     }
 
     /// Finishes collection: attaches failed patches to this run's results.
