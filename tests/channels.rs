@@ -124,3 +124,37 @@ async fn check_config_reports_action_group_receivers() {
     assert!(report.iter().any(|l| l.contains("not served by patchwatch: voiceReceivers (1)")), "{report:?}");
     assert!(report.iter().any(|l| l.starts_with("channel \"gone\": error")), "{report:?}");
 }
+
+/// A large run still makes one card, under Teams' 28 KB limit, and one webhook body.
+#[tokio::test]
+async fn a_run_with_hundreds_of_failures_is_one_card_under_the_limit() {
+    let opts = patchwatch_core::simulate::SimulateOptions { machines: 4000, seed: 9, ..Default::default() };
+    let mut bytes = Vec::new();
+    let events = patchwatch_core::simulate::write_snapshot(&opts, &mut bytes).unwrap();
+    let event = match parse_delivery(events.post.to_string().as_bytes()).unwrap().remove(0) {
+        Incoming::Maintenance(m) => *m,
+        _ => unreachable!(),
+    };
+    let q = RunQuery {
+        correlation_id: event.correlation_id.clone(),
+        subscription_ids: vec![],
+        include_results: true,
+        since: None,
+    };
+    let data = snapshot::parse(&bytes, &q).unwrap();
+    let Decision::Ready(s) = summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO) else {
+        unreachable!()
+    };
+    assert!(s.counts.total - s.counts.succeeded >= 500, "{:?}", s.counts);
+    let chat = MockServer::start().await;
+    Mock::given(matchers::method("POST")).respond_with(ResponseTemplate::new(200)).mount(&chat).await;
+    let (routing, channels) = routing(&chat);
+    let plan = routing.plan(&event, &s, &data);
+    assert_eq!(plan.len(), 2, "one notification per channel, not per machine");
+    channels.deliver(&plan[0], "msg_1").await.unwrap();
+    let requests = chat.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].body.len() < 28 * 1024, "card is {} bytes", requests[0].body.len());
+    let card: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert!(card.to_string().contains("more in the email"), "the card summarises and points to the email");
+}
