@@ -11,10 +11,10 @@ use integration_tests::{example, graph::FakeCredential};
 use patchwatch_core::{
     azure::arm::ArmClient,
     channels::{ChannelError, Channels, action_group},
-    event::{Incoming, parse_delivery},
+    event::{Incoming, MaintenanceEvent, parse_delivery},
     routing::{Notification, Routing},
-    rundata::{RunQuery, snapshot},
-    summary::{Decision, summarise},
+    rundata::{RunData, RunQuery, snapshot},
+    summary::{Decision, RunSummary, summarise},
 };
 use serde_json::json;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
@@ -36,8 +36,9 @@ fn routing_at(base: &str) -> (Routing, Channels) {
     (routing, channels)
 }
 
-fn plan(routing: &Routing) -> Vec<Notification> {
-    let event = match parse_delivery(example("events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
+/// The event, its summary (grace over) and its run data, from event JSON and snapshot bytes.
+fn summarised(event_json: &str, snapshot_bytes: &[u8]) -> (MaintenanceEvent, RunSummary, RunData) {
+    let event = match parse_delivery(event_json.as_bytes()).unwrap().remove(0) {
         Incoming::Maintenance(m) => *m,
         _ => unreachable!(),
     };
@@ -47,10 +48,15 @@ fn plan(routing: &Routing) -> Vec<Notification> {
         include_results: true,
         since: None,
     };
-    let data = snapshot::parse(example("snapshot.json").as_bytes(), &q).unwrap();
+    let data = snapshot::parse(snapshot_bytes, &q).unwrap();
     let Decision::Ready(s) = summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO) else {
         unreachable!()
     };
+    (event, *s, data)
+}
+
+fn plan(routing: &Routing) -> Vec<Notification> {
+    let (event, s, data) = summarised(&example("events/post-maintenance.json"), example("snapshot.json").as_bytes());
     routing.plan(&event, &s, &data)
 }
 
@@ -131,20 +137,7 @@ async fn a_run_with_hundreds_of_failures_is_one_card_under_the_limit() {
     let opts = patchwatch_core::simulate::SimulateOptions { machines: 4000, seed: 9, ..Default::default() };
     let mut bytes = Vec::new();
     let events = patchwatch_core::simulate::write_snapshot(&opts, &mut bytes).unwrap();
-    let event = match parse_delivery(events.post.to_string().as_bytes()).unwrap().remove(0) {
-        Incoming::Maintenance(m) => *m,
-        _ => unreachable!(),
-    };
-    let q = RunQuery {
-        correlation_id: event.correlation_id.clone(),
-        subscription_ids: vec![],
-        include_results: true,
-        since: None,
-    };
-    let data = snapshot::parse(&bytes, &q).unwrap();
-    let Decision::Ready(s) = summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO) else {
-        unreachable!()
-    };
+    let (event, s, data) = summarised(&events.post.to_string(), &bytes);
     assert!(s.counts.total - s.counts.succeeded >= 500, "{:?}", s.counts);
     let chat = MockServer::start().await;
     Mock::given(matchers::method("POST")).respond_with(ResponseTemplate::new(200)).mount(&chat).await;

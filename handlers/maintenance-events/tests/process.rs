@@ -112,33 +112,25 @@ fn binary_without_configuration_exits_naming_the_variable() {
     assert!(err.contains("PATCHWATCH_SMTP_URL"), "{err}");
 }
 
-#[test]
-fn binary_on_a_cloud_host_requires_durable_state() {
+/// Starts the binary as if on an Azure Functions host with `extra` settings; returns its stderr.
+fn start_on_cloud_host(extra: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
         .env_clear()
         .env("WEBSITE_INSTANCE_ID", "0123456789abcdef")
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
         .env("PATCHWATCH_OUTBOX", "/tmp/unused")
         .env("PATCHWATCH_SNAPSHOT", "/tmp/unused.json")
+        .envs(extra.iter().copied())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("PATCHWATCH_STATE"), "{err}");
+    assert!(!out.status.success(), "must refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
-fn binary_on_a_cloud_host_refuses_local_file_state() {
-    let out = Command::new(env!("CARGO_BIN_EXE_maintenance-events"))
-        .env_clear()
-        .env("WEBSITE_INSTANCE_ID", "0123456789abcdef")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
-        .env("PATCHWATCH_OUTBOX", "/tmp/unused")
-        .env("PATCHWATCH_SNAPSHOT", "/tmp/unused.json")
-        .env("PATCHWATCH_STATE", "file:///tmp/patchwatch-state")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+fn binary_on_a_cloud_host_requires_durable_shared_state() {
+    let err = start_on_cloud_host(&[]);
+    assert!(err.contains("PATCHWATCH_STATE"), "{err}");
+    let err = start_on_cloud_host(&[("PATCHWATCH_STATE", "file:///tmp/patchwatch-state")]);
     assert!(err.contains("blob container"), "{err}");
 }
