@@ -198,3 +198,50 @@ async fn webhook_bad_input_is_a_json_error_naming_the_field() {
     assert_eq!(answer["error"]["field"], "body");
     assert_eq!(h.sent(), 0, "nothing of a rejected delivery is processed");
 }
+
+#[tokio::test]
+async fn with_a_webhook_token_unauthenticated_deliveries_change_nothing() {
+    let outbox = tempfile::tempdir().unwrap();
+    let snap = root().join("examples/snapshot.json").display().to_string();
+    let p = pipeline(&[("PATCHWATCH_OUTBOX", &outbox.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", &snap)]);
+    let router = maintenance_events::router(maintenance_events::AppState::new(
+        p,
+        Some(patchwatch_core::config::Secret::new("s3cret-token")),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let post = |auth: Option<&'static str>| {
+        let mut req = http()
+            .post(format!("http://{addr}/api/events"))
+            .header("content-type", "application/json")
+            .body(example("events/post-maintenance.json"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for auth in [None, Some("Bearer wrong"), Some("Basic czNjcmV0LXRva2Vu"), Some("Bearer s3cret-token-")] {
+        let resp = post(auth).await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    assert!(files(outbox.path(), "eml").is_empty(), "an unauthenticated delivery sent something");
+    assert_eq!(post(Some("Bearer s3cret-token")).await.unwrap().status(), 200);
+    assert_eq!(files(outbox.path(), "eml").len(), 1);
+}
+
+#[tokio::test]
+async fn the_queue_s_last_attempt_sends_what_is_known_instead_of_poisoning() {
+    // Inside the grace period with a machine missing: an ordinary attempt waits…
+    let h = handler_at(Some(datetime!(2026-11-11 00:24 UTC))).await;
+    let (status, _, _) = h.post("/maintenance-queue", envelope("message", post_event_object())).await;
+    assert_eq!(status, 503);
+    // …but the last dequeue before the poison queue sends, listing the machine as No result.
+    let last = json!({ "Data": { "message": post_event_object() }, "Metadata": { "DequeueCount": maintenance_events::QUEUE_MAX_DEQUEUE } });
+    let (status, _, body) = h.post("/maintenance-queue", last.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(log_outcome(&body), "sent");
+    assert_eq!(h.sent(), 1);
+}

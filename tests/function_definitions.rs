@@ -22,6 +22,8 @@ async fn every_function_definition_is_served() {
     assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "handler");
     assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
     let prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap_or("api");
+    // The handler's last-attempt rule must match the host's poison threshold.
+    assert_eq!(host["extensions"]["queues"]["maxDequeueCount"], maintenance_events::QUEUE_MAX_DEQUEUE);
     let event: Value = serde_json::from_str(&example("events/post-maintenance.json")).unwrap();
 
     let mut names: Vec<String> = std::fs::read_dir(root().join("function-definitions"))

@@ -43,7 +43,7 @@ pub fn at(mut p: Pipeline, now: OffsetDateTime) -> Pipeline {
 
 /// Serves the maintenance-events router on a fresh loopback port.
 pub async fn spawn_handler(pipeline: Pipeline) -> SocketAddr {
-    let router = maintenance_events::router(maintenance_events::AppState::new(pipeline));
+    let router = maintenance_events::router(maintenance_events::AppState::new(pipeline, None));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

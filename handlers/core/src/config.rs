@@ -22,6 +22,14 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// Compares without stopping at the first difference, so timing does not reveal the secret.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -74,6 +82,9 @@ pub struct Config {
     pub routing: Option<std::sync::Arc<crate::routing::Routing>>,
     /// The values of the environment variables the routing file names for channel secrets.
     pub channel_secrets: std::collections::BTreeMap<String, Secret>,
+    /// When set, `POST /api/events` needs `Authorization: Bearer <token>` (an Event Grid
+    /// subscription's static delivery header).
+    pub webhook_token: Option<Secret>,
 }
 
 /// A configuration problem, naming the variable.
@@ -218,6 +229,7 @@ impl Config {
             }
         }
         Ok(Self {
+            webhook_token: get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new),
             routing,
             channel_secrets,
             state: Secret::new(state),

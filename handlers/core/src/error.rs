@@ -18,6 +18,8 @@ pub enum ApiError {
     Rejected(EventError),
     /// 503 with `Retry-After`: the upstream's own retry does the waiting.
     RetryLater { reason: String, after: Duration },
+    /// 401: the caller did not prove who it is. Nothing was processed.
+    Unauthorized,
 }
 
 impl IntoResponse for ApiError {
@@ -30,6 +32,10 @@ impl IntoResponse for ApiError {
                 };
                 let body = json!({ "error": { "code": code, "field": e.field, "message": e.to_string() } });
                 (status, Json(body)).into_response()
+            }
+            ApiError::Unauthorized => {
+                let body = json!({ "error": { "code": "unauthorized", "field": "Authorization", "message": "a valid bearer token is required" } });
+                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
             }
             ApiError::RetryLater { reason, after } => {
                 let body = json!({ "error": { "code": "retry_later", "message": reason } });

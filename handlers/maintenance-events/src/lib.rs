@@ -18,6 +18,7 @@ use axum::{
     routing::{get, post},
 };
 use patchwatch_core::{
+    config::Secret,
     envelope::{InvocationResponse, binding_json},
     error::ApiError,
     event::{EventError, EventErrorKind, Incoming, MAX_BODY_BYTES, parse_delivery},
@@ -34,11 +35,13 @@ pub struct AppState {
     /// How long a request waits for its events before answering "retry later" (Event Grid
     /// gives up after 30 s); the work itself runs on to completion.
     pub deadline: Duration,
+    /// Required bearer token for `POST /api/events` (`PATCHWATCH_WEBHOOK_TOKEN`), if any.
+    pub token: Option<Secret>,
 }
 
 impl AppState {
-    pub fn new(pipeline: Pipeline) -> Self {
-        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25) }
+    pub fn new(pipeline: Pipeline, token: Option<Secret>) -> Self {
+        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25), token }
     }
 }
 
@@ -111,7 +114,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
 }
 
 /// Direct webhook delivery from Event Grid.
-async fn events(State(state): State<AppState>, body: Body) -> Response {
+async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let items = match read_body(body).await.and_then(|b| parse_delivery(&b)) {
         Ok(items) => items,
         Err(e) => {
@@ -119,6 +122,18 @@ async fn events(State(state): State<AppState>, body: Body) -> Response {
             return ApiError::Rejected(e).into_response();
         }
     };
+    // A validation handshake only echoes a code, so it is answered without the token (Event
+    // Grid may validate before custom delivery headers apply); everything else needs it.
+    let validation_only = items.iter().all(|i| matches!(i, Incoming::Validation { .. }));
+    if let Some(token) = &state.token
+        && !validation_only
+    {
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| token.matches(g.trim())) {
+            warn!("Delivery without a valid bearer token rejected; nothing processed.");
+            return ApiError::Unauthorized.into_response();
+        }
+    }
     match run(&state, items, false).await {
         DeliveryOutcome::Validation { code } => Json(json!({ "validationResponse": code })).into_response(),
         DeliveryOutcome::Done(outcomes) => {

@@ -18,14 +18,14 @@ async fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let defaults =
         Defaults { state: (!config::on_cloud_host(env)).then(|| config::local_state_url(env)), ..Defaults::default() };
-    let pipeline = match Config::from_env(&defaults).map_err(Into::into).and_then(|c| {
+    let (pipeline, token) = match Config::from_env(&defaults).map_err(Into::into).and_then(|c| {
         // Local files are not shared between a cloud host's instances: the ledger would not hold.
         if config::on_cloud_host(env) && c.state.expose().starts_with("file://") {
             return Err(patchwatch_core::pipeline::StartupError::State(
                 "file:// state is per instance on a cloud host; use a blob container URL".to_owned(),
             ));
         }
-        Pipeline::from_config(&c)
+        Pipeline::from_config(&c).map(|p| (p, c.webhook_token.clone()))
     }) {
         Ok(p) => p,
         Err(e) => {
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime::serve(router(AppState::new(pipeline))).await {
+    match runtime::serve(router(AppState::new(pipeline, token))).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Handler stopped.");

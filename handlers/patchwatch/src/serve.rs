@@ -49,7 +49,7 @@ pub async fn run(args: Args) -> ExitCode {
         pipeline.source = RunDataSource::SnapshotText(Arc::from(example::SNAPSHOT));
     }
     eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
-    let router = maintenance_events::router(maintenance_events::AppState::new(pipeline));
+    let router = maintenance_events::router(maintenance_events::AppState::new(pipeline, config.webhook_token.clone()));
     match runtime::serve_on(router, args.addr).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
