@@ -31,6 +31,10 @@ fn matches(incident: &Value, query: &str) -> bool {
             incident["correlation_id"].as_str().is_some_and(|c| c.starts_with(v))
         } else if let Some(v) = clause.strip_prefix("correlation_id=") {
             incident["correlation_id"].as_str() == Some(v)
+        } else if let Some(v) = clause.strip_prefix("correlation_id!=") {
+            incident["correlation_id"].as_str() != Some(v)
+        } else if let Some(list) = clause.strip_prefix("stateNOT IN") {
+            !list.split(',').any(|st| incident["state"].as_str() == Some(st))
         } else if clause == "active=true" {
             incident["active"] == "true"
         } else {
@@ -80,7 +84,8 @@ impl Respond for ServiceNow {
                 for (k, v) in patch.as_object().unwrap() {
                     incident[k] = v.clone();
                 }
-                if patch["state"] == "6" {
+                // Resolved (6) stays active until closed (7), as in ServiceNow.
+                if patch["state"] == "7" {
                     incident["active"] = json!("false");
                 }
                 let number = incident["number"].clone();

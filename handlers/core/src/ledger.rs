@@ -138,7 +138,15 @@ impl Ledger {
     }
 
     fn key(id: &DeliveryId<'_>) -> String {
-        format!("{}/{}/{}", run_prefix(id.run_id, id.configuration), key_segment(id.phase), key_segment(id.target))
+        // The readable segment is lossy (case, punctuation, length): the hash keeps targets such
+        // as "Team Web" and "team.web" apart.
+        format!(
+            "{}/{}/{}-{:08x}",
+            run_prefix(id.run_id, id.configuration),
+            key_segment(id.phase),
+            key_segment(id.target),
+            fnv64(id.target) as u32
+        )
     }
 
     /// The current record of a delivery, if any.
@@ -273,12 +281,14 @@ impl Ledger {
     /// the cause), and clears its "every notification delivered" marks, so the next delivery of
     /// the event retries exactly those. Returns how many were reset.
     pub async fn retry_failed(&self, run: &str) -> Result<usize, StateError> {
-        let run = run.to_ascii_lowercase();
+        let run = run.trim().trim_end_matches('/').to_ascii_lowercase();
         let mut reset = 0;
         for key in self.store.list("deliveries/").await? {
             let Some(current) = self.store.get(&key).await? else { continue };
             let Some(mut record) = parse(&current) else { continue };
-            if !record.run_id.to_ascii_lowercase().contains(&run) && !key.contains(&run) {
+            // Exactly this run: its full id, or its name (the id's last segment).
+            let id = record.run_id.trim_end_matches('/').to_ascii_lowercase();
+            if run.is_empty() || (id != run && crate::event::last_segment(&id) != run) {
                 continue;
             }
             if record.target == crate::pipeline::ALL_TARGETS {
@@ -368,6 +378,18 @@ mod tests {
         assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::FailedForGood(_)));
         assert_eq!(next.retry_failed("20261110220000").await.unwrap(), 1);
         assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::Claimed(_)), "reset deliveries are retried");
+    }
+
+    #[tokio::test]
+    async fn targets_that_read_alike_are_separate_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
+        let long_a = "x".repeat(200);
+        let long_b = format!("{long_a}y");
+        for target in ["owners.owners.team.web", "owners.owners.Team Web", long_a.as_str(), long_b.as_str()] {
+            let id = DeliveryId { target, ..id() };
+            assert!(matches!(ledger.claim(&id, T0).await.unwrap(), Claim::Claimed(_)), "{target} collided");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tracing::{Instrument, error, info, warn};
 
 use crate::{
-    azure::arm::ArmClient,
+    azure::{arm::ArmClient, resource_graph::GraphError},
     azure::{
         credential,
         resource_graph::{ResourceGraphClient, ResourceGraphOptions},
@@ -331,7 +331,7 @@ impl Pipeline {
             }
         };
         // Nothing new went out: another delivery of this event did the work.
-        if !deliveries.is_empty() && deliveries.iter().all(|d| d.outcome != "sent") {
+        if !deliveries.is_empty() && deliveries.iter().all(|d| d.outcome == "duplicate") {
             info!("Every notification was delivered by another delivery of this event; duplicate acknowledged.");
             return EventOutcome::Duplicate { record: earlier.map(Box::new), deliveries };
         }
@@ -440,6 +440,11 @@ impl Pipeline {
         };
         let group: ActionGroup = match arm.get(id, action_group::API_VERSION).await {
             Ok(g) => g,
+            // A missing group, a malformed id or a missing role will not fix itself on retry.
+            Err(e @ GraphError::Status { status: 400 | 403 | 404, .. }) => {
+                error!(target = %target, error = %e, "Action group cannot be read (needs Reader on it); not retried.");
+                return vec![(report("failed", e.to_string()), Ok(()))];
+            }
             Err(e) => {
                 error!(target = %target, error = %e, "Action group could not be read; the event will be retried.");
                 return vec![(report("retry_later", e.to_string()), Err((e.to_string(), e.retry_after())))];

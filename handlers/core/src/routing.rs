@@ -372,18 +372,27 @@ fn check_endpoint(url: &str) -> Result<(), String> {
 
 /// `*` matches any run of characters, `?` one; case-insensitive.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) => a == b && go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
+    // Iterative matching with one backtrack point: linear in practice, whatever the pattern.
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
     let t: Vec<char> = text.to_lowercase().chars().collect();
-    go(&p, &t)
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// One notification to send: a route's (part of a) run to one channel.
@@ -433,35 +442,45 @@ impl Routing {
             if narrowed && scoped.counts.total == 0 {
                 continue;
             }
-            let outcome_ok = match m.outcome {
+            // The outcome is judged on what each notification covers (each owner's share of a split).
+            let outcome_ok = |part: &RunSummary| match m.outcome {
                 OutcomeMatch::Any => true,
-                OutcomeMatch::AnyFailure => event.phase == Phase::Post && !matches!(scoped.verdict, Verdict::Succeeded),
-                OutcomeMatch::AllSucceeded => event.phase == Phase::Post && scoped.verdict == Verdict::Succeeded,
+                OutcomeMatch::AnyFailure => event.phase == Phase::Post && part.verdict.is_failure(),
+                OutcomeMatch::AllSucceeded => event.phase == Phase::Post && part.verdict == Verdict::Succeeded,
             };
-            if !outcome_ok {
-                continue;
-            }
             let groups: Vec<(Option<String>, RunSummary)> = match &r.split_by_tag {
                 None => vec![(None, scoped)],
                 Some(tag) => {
                     let mut values: Vec<String> =
-                        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or("untagged").to_owned()).collect();
+                        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or(UNTAGGED).to_owned()).collect();
                     values.sort_by_key(|v| v.to_ascii_lowercase());
                     values.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
                     values
                         .into_iter()
                         .map(|v| {
                             let keep =
-                                |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or("untagged").eq_ignore_ascii_case(&v);
+                                |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
                             let part = summarise_subset(&scoped, event, data, &keep);
                             (Some(v), part)
                         })
                         .collect()
                 }
             };
+            let groups: Vec<(Option<String>, RunSummary)> =
+                groups.into_iter().filter(|(_, part)| outcome_ok(part)).collect();
+            if groups.is_empty() {
+                continue;
+            }
             for (group, part) in groups {
                 let recipients: Vec<String> = match &group {
-                    Some(g) if r.recipients_from_tag => vec![g.clone()],
+                    // Untagged machines, or a tag value that is no address, have nobody to mail.
+                    Some(g) if r.recipients_from_tag => {
+                        if g.parse::<Mailbox>().is_ok() && !g.eq_ignore_ascii_case(UNTAGGED) {
+                            vec![g.clone()]
+                        } else {
+                            Vec::new()
+                        }
+                    }
                     Some(g) => r
                         .recipients
                         .iter()
@@ -515,6 +534,9 @@ impl Routing {
     }
 }
 
+/// The group of machines without the split tag.
+pub const UNTAGGED: &str = "untagged";
+
 fn tag_value<'a>(m: &'a MachineOutcome, tag: &str) -> Option<&'a str> {
     m.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v.as_str())
 }
@@ -547,7 +569,7 @@ pub fn load(path: &std::path::Path, env: &dyn Fn(&str) -> bool) -> Result<(Routi
 pub fn tag_counts(summary: &RunSummary, tag: &str) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for m in &summary.machines {
-        *out.entry(tag_value(m, tag).unwrap_or("untagged").to_owned()).or_insert(0) += 1;
+        *out.entry(tag_value(m, tag).unwrap_or(UNTAGGED).to_owned()).or_insert(0) += 1;
     }
     out
 }
@@ -567,6 +589,11 @@ mod tests {
         assert!(glob("r?ng*", "Ring1"));
         assert!(!glob("Ring2-*", "Ring1-dev"));
         assert!(glob("*", ""));
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"));
+        // No exponential backtracking on many stars.
+        let started = std::time::Instant::now();
+        assert!(!glob("*-*-*-*-*-*-*-x", &"a-".repeat(40)));
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
     }
 
     #[test]
@@ -620,7 +647,7 @@ mod tests {
         (event, *summary, data)
     }
 
-    const CHANNELS: &str = "[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n[channels.chat]\ntype = \"teams\"\nurl_env = \"T\"\n[rings]\nprod = \"Ring2-*\"\ndev = \"Ring0-*\"\n";
+    const CHANNELS: &str = "[channels.owner]\ntype = \"email\"\n[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n[channels.chat]\ntype = \"teams\"\nurl_env = \"T\"\n[rings]\nprod = \"Ring2-*\"\ndev = \"Ring0-*\"\n";
 
     /// (routes, expected notifications as `target:machines`)
     #[test]
@@ -663,6 +690,16 @@ mod tests {
             (
                 "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"chat\"]\n",
                 &["o.chat.team-data:7", "o.chat.team-infra:18", "o.chat.team-web:15"],
+            ),
+            // The outcome is judged per owner: team-data's machines all succeeded.
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nmatch = { outcome = \"any_failure\" }\nchannels = [\"chat\"]\n",
+                &["o.chat.team-infra:18", "o.chat.team-web:15"],
+            ),
+            // A tag value that is no address has nobody to mail: skipped, not a failing delivery.
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"owner\"]\n",
+                &[],
             ),
         ];
         for (routes, expected) in cases {

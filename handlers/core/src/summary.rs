@@ -87,6 +87,12 @@ impl Verdict {
     pub fn is_ok(self) -> bool {
         matches!(self, Verdict::Succeeded)
     }
+
+    /// Machines failed, never reported, or ran out of window. Warnings, pending reboots, a
+    /// cancelled run or an empty one are not failures (no incident, no page).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Failed | Verdict::Incomplete | Verdict::WindowExceeded)
+    }
 }
 
 /// One machine's line in the summary.

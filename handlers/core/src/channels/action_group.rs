@@ -116,20 +116,21 @@ pub async fn check(routing: &crate::routing::Routing, arm: &crate::azure::arm::A
 }
 
 /// A webhook body in the common alert schema's shape, the full summary in `alertContext`.
-pub fn common_alert(s: &RunSummary, group: Option<&str>, now: OffsetDateTime) -> Value {
+pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: OffsetDateTime) -> Value {
     let ts = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let pre = s.phase == crate::event::Phase::Pre;
     let severity = match s.verdict {
         Verdict::Failed | Verdict::Incomplete => "Sev1",
         Verdict::WindowExceeded => "Sev2",
+        _ if pre => "Sev4",
         Verdict::Succeeded => "Sev4",
         _ => "Sev3",
     };
     let subscription = crate::event::subscription_of(&s.configuration_id).unwrap_or_default();
-    let hash = s
-        .run_id
-        .to_ascii_lowercase()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    // One alert per run, phase, route and owner: receivers that de-duplicate on alertId keep them apart.
+    let identity = format!("{}|{}|{route}|{}", s.run_id.to_ascii_lowercase(), s.phase.as_str(), group.unwrap_or(""));
+    let hash =
+        identity.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     let items: Vec<&str> =
         s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).map(|m| m.name.as_str()).take(100).collect();
     json!({
@@ -140,7 +141,7 @@ pub fn common_alert(s: &RunSummary, group: Option<&str>, now: OffsetDateTime) ->
                 "alertRule": format!("patchwatch: {}", s.configuration_name),
                 "severity": severity,
                 "signalType": "Log",
-                "monitorCondition": if s.verdict == Verdict::Succeeded { "Resolved" } else { "Fired" },
+                "monitorCondition": if !pre && s.verdict == Verdict::Succeeded { "Resolved" } else { "Fired" },
                 "monitoringService": "patchwatch",
                 "alertTargetIDs": [s.configuration_id.to_ascii_lowercase()],
                 "configurationItems": items,

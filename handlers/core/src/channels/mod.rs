@@ -97,8 +97,12 @@ impl Channels {
                 ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
                     (Resolved::Email, Duration::ZERO)
                 }
-                ChannelSpec::Teams { url_env } => (Resolved::Teams { url: var(url_env)? }, Duration::from_millis(250)),
-                ChannelSpec::Slack { url_env } => (Resolved::Slack { url: var(url_env)? }, Duration::from_millis(1100)),
+                ChannelSpec::Teams { url_env } => {
+                    (Resolved::Teams { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(250))
+                }
+                ChannelSpec::Slack { url_env } => {
+                    (Resolved::Slack { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(1100))
+                }
                 ChannelSpec::Webhook { url, secret_env } => {
                     let secrets = webhook::parse_secrets(var(secret_env)?.expose())
                         .map_err(|e| format!("channel {name:?}: {secret_env}: {e}"))?;
@@ -129,7 +133,8 @@ impl Channels {
     /// Delivers a non-email notification; returns where it went, for the ledger.
     pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, ChannelError> {
         if let ChannelSpec::AlertWebhook { url } = &n.spec {
-            let body = action_group::common_alert(&n.summary, n.group.as_deref(), time::OffsetDateTime::now_utc());
+            let body =
+                action_group::common_alert(&n.summary, &n.route, n.group.as_deref(), time::OffsetDateTime::now_utc());
             self.post(&n.channel, self.http.post(url).json(&body)).await?;
             // The receiver URL may carry a key: name the receiver, not the URL.
             return Ok(format!("common-alert webhook {}", n.receiver.as_deref().unwrap_or("-")));
@@ -153,7 +158,8 @@ impl Channels {
                 let body = webhook::body(n, time::OffsetDateTime::now_utc());
                 let request = webhook::signed(self.http.post(url), delivery_id, &body, secrets);
                 self.post(&n.channel, request).await?;
-                Ok(format!("webhook {url}"))
+                // The URL may carry credentials: the record names the channel only.
+                Ok(format!("webhook {}", n.channel))
             }
             Resolved::Servicenow { instance, user, password, assignment_group } => {
                 let client = servicenow::Client {
@@ -164,7 +170,7 @@ impl Channels {
                     password,
                     assignment_group: assignment_group.as_deref(),
                 };
-                client.sync(&n.summary, &self.portal).await
+                client.sync(n, &self.portal).await
             }
         }
     }
@@ -173,7 +179,12 @@ impl Channels {
     async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, ChannelError> {
         let mut budget = self.throttle_budget;
         let mut server_errors = 0u32;
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
+            if attempts > 10 {
+                return Err(ChannelError::Transient(format!("{channel}: still throttled after 10 attempts")));
+            }
             if let Some(p) = self.pace.get(channel) {
                 p.wait().await;
             }
@@ -189,7 +200,10 @@ impl Channels {
                 return Ok(response);
             }
             let wait = match status {
-                StatusCode::TOO_MANY_REQUESTS => retry_after(&response).unwrap_or(Duration::from_secs(1)),
+                // At least a second: `Retry-After: 0` must not become a tight loop.
+                StatusCode::TOO_MANY_REQUESTS => {
+                    retry_after(&response).unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1))
+                }
                 s if s.is_server_error() && server_errors < 2 => {
                     server_errors += 1;
                     Duration::from_millis(500 * u64::from(server_errors))
@@ -218,6 +232,15 @@ impl Channels {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A webhook URL from a secret variable: checked at start-up, never echoed.
+fn secret_url(channel: &str, var: &str, value: Secret) -> Result<Secret, String> {
+    let ok = url::Url::parse(value.expose()).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    });
+    if ok { Ok(value) } else { Err(format!("channel {channel:?}: {var} is not an https URL")) }
 }
 
 /// reqwest errors print the URL, and chat webhook URLs are secrets.

@@ -13,21 +13,26 @@ use super::{ChannelError, Channels};
 use crate::{
     config::Secret,
     event::{Phase, last_segment},
+    routing::Notification,
     summary::{Outcome, RunSummary, Verdict},
 };
 
-/// The prefix shared by every incident of one maintenance configuration.
-pub fn configuration_key(configuration_id: &str) -> String {
-    let lower = configuration_id.trim().trim_end_matches('/').to_ascii_lowercase();
-    let hash =
-        lower.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-    format!("patchwatch:{hash:016x}:")
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-/// The incident key of one run.
-pub fn correlation_id(s: &RunSummary) -> String {
+/// The prefix shared by every incident of one configuration and one route's scope (its owner
+/// group, for split routes): a clean run resolves only what the same scope opened.
+pub fn scope_key(configuration_id: &str, route: &str, group: Option<&str>) -> String {
+    let config = fnv(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+    let scope = fnv(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
+    format!("patchwatch:{config:016x}:{scope:08x}:")
+}
+
+/// The incident key of one run and scope (at most 80 characters; the field holds 100).
+pub fn correlation_id(scope: &str, s: &RunSummary) -> String {
     let run: String = last_segment(&s.run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
-    format!("{}{run}", configuration_key(&s.configuration_id))
+    format!("{scope}{run}")
 }
 
 #[derive(Deserialize)]
@@ -83,13 +88,17 @@ impl Client<'_> {
 
     /// Brings ServiceNow in line with the summary: open or update the run's incident when it
     /// did not succeed, resolve the configuration's open incidents when it did.
-    pub async fn sync(&self, s: &RunSummary, portal: &Url) -> Result<String, ChannelError> {
-        if s.phase != Phase::Post {
-            return Ok("ServiceNow: nothing to do before a run".to_owned());
+    pub async fn sync(&self, n: &Notification, portal: &Url) -> Result<String, ChannelError> {
+        let s = &n.summary;
+        if s.phase != Phase::Post || matches!(s.verdict, Verdict::NoMachines | Verdict::Cancelled) {
+            return Ok("ServiceNow: nothing to do".to_owned());
         }
-        if s.verdict == Verdict::Succeeded {
+        let scope = scope_key(&s.configuration_id, &n.route, n.group.as_deref());
+        let key = correlation_id(&scope, s);
+        if !s.verdict.is_failure() {
+            // Open and not yet resolved (6), closed (7) or cancelled (8); never this run's own.
             let open = self
-                .find(&format!("correlation_idSTARTSWITH{}^active=true", configuration_key(&s.configuration_id)))
+                .find(&format!("correlation_idSTARTSWITH{scope}^active=true^stateNOT IN6,7,8^correlation_id!={key}"))
                 .await?;
             let mut resolved = Vec::new();
             for incident in open {
@@ -109,7 +118,6 @@ impl Client<'_> {
                 format!("ServiceNow: resolved {}", resolved.join(", "))
             });
         }
-        let key = correlation_id(s);
         let description = describe(s, portal);
         let existing = self.find(&format!("correlation_id={key}^active=true")).await?;
         if let Some(incident) = existing.first() {

@@ -11,12 +11,21 @@ use crate::{
 
 /// Slack's own escaping for text: `&`, `<` and `>` (everything else is literal).
 pub fn escape(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .collect::<String>()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().filter(|c| !c.is_control() || *c == '\n') {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // A zero-width space keeps mrkdwn from pairing these into formatting.
+            '*' | '_' | '~' | '`' => {
+                out.push(c);
+                out.push('\u{200b}');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A section's text is limited to 3,000 characters.

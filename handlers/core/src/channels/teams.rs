@@ -14,12 +14,17 @@ pub const MAX_BYTES: usize = 26 * 1024;
 
 /// Adaptive Card text is Markdown: escape what would format.
 pub fn escape(s: &str) -> String {
+    // Only characters that format inline; escaping more shows stray backslashes on some clients.
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|c| !c.is_control()) {
-        if "\\`*_{}[]()#+-.!<>|~".contains(c) {
+        if "\\`*_[]<>".contains(c) {
             out.push('\\');
         }
         out.push(c);
+    }
+    // A leading list or heading marker would restructure the block.
+    if out.starts_with(['-', '#', '+']) {
+        out.insert(0, '\\');
     }
     out
 }
