@@ -108,7 +108,7 @@ pub struct Ledger {
 static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// FNV-1a: a stable short hash so keys stay unique however names are shortened.
-fn fnv64(s: &str) -> u64 {
+pub fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 

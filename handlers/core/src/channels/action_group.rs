@@ -129,8 +129,7 @@ pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: Offse
     let subscription = crate::event::subscription_of(&s.configuration_id).unwrap_or_default();
     // One alert per run, phase, route and owner: receivers that de-duplicate on alertId keep them apart.
     let identity = format!("{}|{}|{route}|{}", s.run_id.to_ascii_lowercase(), s.phase.as_str(), group.unwrap_or(""));
-    let hash =
-        identity.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::ledger::fnv64(&identity);
     let items: Vec<&str> =
         s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).map(|m| m.name.as_str()).take(100).collect();
     json!({

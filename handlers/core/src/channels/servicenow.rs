@@ -17,15 +17,11 @@ use crate::{
     summary::{Outcome, RunSummary, Verdict},
 };
 
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
 /// The prefix shared by every incident of one configuration and one route's scope (its owner
 /// group, for split routes): a clean run resolves only what the same scope opened.
 pub fn scope_key(configuration_id: &str, route: &str, group: Option<&str>) -> String {
-    let config = fnv(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
-    let scope = fnv(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
+    let config = crate::ledger::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+    let scope = crate::ledger::fnv64(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
     format!("patchwatch:{config:016x}:{scope:08x}:")
 }
 
