@@ -133,10 +133,6 @@ impl Ledger {
         &self.store
     }
 
-    pub fn lease(&self) -> Duration {
-        self.lease
-    }
-
     fn key(id: &DeliveryId<'_>) -> String {
         // The readable segment is lossy (case, punctuation, length): the hash keeps targets such
         // as "Team Web" and "team.web" apart.

@@ -5,7 +5,7 @@
 //! per owner (`split_by_tag`), so each team sees only its machines. Secrets are never in the
 //! file: channels name the environment variables that hold them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
@@ -563,15 +563,6 @@ pub fn load(path: &std::path::Path, env: &dyn Fn(&str) -> bool) -> Result<(Routi
         Ok((routing, warnings)) => Ok((routing, warnings.iter().map(name).collect())),
         Err(issues) => Err(issues.iter().map(name).collect()),
     }
-}
-
-/// Machines per tag value, for `routes test`.
-pub fn tag_counts(summary: &RunSummary, tag: &str) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for m in &summary.machines {
-        *out.entry(tag_value(m, tag).unwrap_or(UNTAGGED).to_owned()).or_insert(0) += 1;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -41,11 +41,24 @@ pub enum ChannelError {
 /// A channel's secrets, read from its environment variables.
 #[derive(Clone, Debug)]
 pub enum Resolved {
-    Email,
-    Teams { url: Secret },
-    Slack { url: Secret },
-    Webhook { url: String, secrets: Vec<webhook::SigningKey> },
-    Servicenow { instance: String, user: Secret, password: Secret, assignment_group: Option<String> },
+    /// Needs no secret of its own: email (the mailer) and action groups (ARM, then the mailer).
+    NoSecret,
+    Teams {
+        url: Secret,
+    },
+    Slack {
+        url: Secret,
+    },
+    Webhook {
+        url: String,
+        secrets: Vec<webhook::SigningKey>,
+    },
+    Servicenow {
+        instance: String,
+        user: Secret,
+        password: Secret,
+        assignment_group: Option<String>,
+    },
 }
 
 /// Spacing between requests, per channel.
@@ -95,7 +108,7 @@ impl Channels {
             };
             let (r, interval) = match spec {
                 ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
-                    (Resolved::Email, Duration::ZERO)
+                    (Resolved::NoSecret, Duration::ZERO)
                 }
                 ChannelSpec::Teams { url_env } => {
                     (Resolved::Teams { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(250))
@@ -143,7 +156,9 @@ impl Channels {
             return Err(ChannelError::Permanent(format!("channel {:?} is not configured", n.channel)));
         };
         match resolved {
-            Resolved::Email => Err(ChannelError::Permanent("email is delivered by the mailer".to_owned())),
+            Resolved::NoSecret => {
+                Err(ChannelError::Permanent("email and action groups are delivered by the pipeline".to_owned()))
+            }
             Resolved::Teams { url } => {
                 let card = teams::message(&n.summary, n.group.as_deref(), &self.portal);
                 self.post(&n.channel, self.http.post(url.expose()).json(&card)).await?;

@@ -312,10 +312,6 @@ impl RunCollector {
         self.expected.keys()
     }
 
-    pub fn has_machine_info(&self, key: &str) -> bool {
-        self.info.contains_key(key)
-    }
-
     pub fn result_keys(&self) -> impl Iterator<Item = &String> {
         self.results.keys()
     }
