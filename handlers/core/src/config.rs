@@ -96,7 +96,7 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
     #[error("PATCHWATCH_CONFIG has problems:\n{0}")]
     Routing(String),
-    #[error("{var} is required by channel {channel:?} of PATCHWATCH_CONFIG")]
+    #[error("{var} is required by {channel:?} of PATCHWATCH_CONFIG")]
     ChannelSecret { channel: String, var: String },
 }
 
@@ -227,6 +227,10 @@ impl Config {
                     .ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
                 channel_secrets.insert(var.to_owned(), Secret::new(value));
             }
+        }
+        for (caller, var) in routing.iter().flat_map(|r| r.control.secret_vars()) {
+            let value = get(&var).ok_or_else(|| ConfigError::ChannelSecret { channel: caller, var: var.clone() })?;
+            channel_secrets.insert(var, Secret::new(value));
         }
         Ok(Self {
             webhook_token: get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new),

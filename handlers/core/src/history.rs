@@ -120,6 +120,22 @@ impl History {
         Ok(out)
     }
 
+    /// The latest run recorded of any configuration matching `glob` that started before `before`.
+    pub async fn latest_matching(&self, glob: &str, before: OffsetDateTime) -> Result<Option<RunRecord>, StateError> {
+        let mut latest: Option<RunRecord> = None;
+        for key in self.store.list("history/").await? {
+            if let Some(v) = self.store.get(&key).await?
+                && let Ok(r) = serde_json::from_slice::<RunRecord>(&v.data)
+                && crate::routing::glob(glob, &r.configuration)
+                && r.window_start < before
+                && latest.as_ref().is_none_or(|l| r.window_start > l.window_start)
+            {
+                latest = Some(r);
+            }
+        }
+        Ok(latest)
+    }
+
     async fn prune(&self, configuration: &str, now: OffsetDateTime) -> Result<(), StateError> {
         let cutoff = now - time::Duration::days(i64::from(self.retention_days));
         for record in self.runs(configuration).await? {

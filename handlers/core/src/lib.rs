@@ -9,12 +9,14 @@
 pub mod azure;
 pub mod channels;
 pub mod config;
+pub mod control;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod history;
 pub mod ledger;
 pub mod mail;
+pub mod notice;
 pub mod pipeline;
 pub mod render;
 pub mod routing;

@@ -117,6 +117,8 @@ pub struct Pipeline {
     pub channels: Channels,
     pub ledger: Ledger,
     pub history: History,
+    /// Change decisions and acknowledgements from ITSM callers.
+    pub approvals: crate::control::approvals::Approvals,
     pub source: RunDataSource,
     pub mailer: Mailer,
     pub templates: Templates,
@@ -147,15 +149,20 @@ impl Pipeline {
             .routing
             .as_ref()
             .is_some_and(|r| r.channels.values().any(|c| matches!(c, ChannelSpec::ActionGroup { .. })));
-        let needs_credential =
-            state_needs_credential || action_groups || matches!(config.data, DataSource::ResourceGraph);
+        // Gates cancel runs, power starts machines, ITSM callers re-run patches: all through ARM.
+        let control_arm = config.routing.as_ref().is_some_and(|r| {
+            let c = &r.control;
+            !c.gates.is_empty() || c.power.is_some() || !c.itsm.callers.is_empty()
+        });
+        let needs_arm = action_groups || control_arm;
+        let needs_credential = state_needs_credential || needs_arm || matches!(config.data, DataSource::ResourceGraph);
         let credential = if needs_credential {
             Some(credential::from_config(config).map_err(StartupError::Credential)?)
         } else {
             None
         };
         let store = state::open(state_url, credential.clone()).map_err(StartupError::State)?;
-        let arm = match (&credential, action_groups) {
+        let arm = match (&credential, needs_arm) {
             (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
             _ => None,
         };
@@ -179,7 +186,8 @@ impl Pipeline {
             routing: config.routing.clone(),
             channels,
             ledger: Ledger::new(store.clone(), config.lease),
-            history: History::new(store, config.history_days),
+            history: History::new(store.clone(), config.history_days),
+            approvals: crate::control::approvals::Approvals::new(store),
             source,
             mailer: Mailer::new(&config.mail)?,
             templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,
@@ -279,6 +287,14 @@ impl Pipeline {
                 };
             }
         };
+        // Gates, cancellation and power on come before any heads-up.
+        let mut control = match event.phase {
+            Phase::Pre => self.before_run(event, &data).await,
+            Phase::Post => crate::control::run::ControlOutcome::default(),
+        };
+        if let Some((reason, after)) = control.retry.take() {
+            return EventOutcome::RetryLater { reason, after };
+        }
         let now = (self.clock)();
         let grace = if final_attempt { Duration::ZERO } else { self.grace };
         let summary = match summarise(event, &data, now, grace) {
@@ -301,7 +317,9 @@ impl Pipeline {
             }
             None => vec![default_notification(&summary)],
         };
-        let mut deliveries = Vec::with_capacity(plan.len());
+        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
+        let plan = if control.cancelled { Vec::new() } else { plan };
+        let mut deliveries = std::mem::take(&mut control.reports);
         let mut retry: Option<(String, Duration)> = None;
         for n in &plan {
             let reports = match &n.spec {
@@ -317,6 +335,11 @@ impl Pipeline {
                 }
                 deliveries.push(report);
             }
+        }
+        if event.phase == Phase::Post && retry.is_none() {
+            let after = self.after_run(event).await;
+            deliveries.extend(after.reports);
+            retry = after.retry;
         }
         if let Some((reason, after)) = retry {
             // What went out stays sent; the redelivery sends only what is missing.

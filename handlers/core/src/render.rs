@@ -21,11 +21,13 @@ pub const MAX_ROWS: usize = 1000;
 /// Most machine names listed under one failed patch.
 const MAX_PATCH_MACHINES: usize = 25;
 
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 6] = [
     ("summary.html", include_str!("../templates/summary.html.hbs")),
     ("summary.txt", include_str!("../templates/summary.txt.hbs")),
     ("heads-up.html", include_str!("../templates/heads-up.html.hbs")),
     ("heads-up.txt", include_str!("../templates/heads-up.txt.hbs")),
+    ("notice.html", include_str!("../templates/notice.html.hbs")),
+    ("notice.txt", include_str!("../templates/notice.txt.hbs")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,56 @@ impl Templates {
             subject: model.subject.clone(),
             html: render(&self.html, format!("{base}.html"))?,
             text: render(&self.text, format!("{base}.txt"))?,
+        })
+    }
+}
+
+/// What the notice templates see.
+#[derive(Serialize)]
+struct NoticeModel<'a> {
+    subject: String,
+    title: &'a str,
+    kind: &'a str,
+    color: &'static str,
+    facts: Vec<Fact<'a>>,
+    /// One paragraph; line breaks are kept by the HTML (`pre-line`), not by markup.
+    text: &'a str,
+    link: Option<&'a str>,
+    generated: String,
+}
+
+#[derive(Serialize)]
+struct Fact<'a> {
+    label: &'a str,
+    value: &'a str,
+}
+
+impl Templates {
+    /// Renders a notice (gate decision, alert, ITSM action) as email.
+    pub fn render_notice(&self, n: &crate::notice::Notice) -> Result<Rendered, RenderError> {
+        use crate::notice::Severity;
+        let model = NoticeModel {
+            subject: n.subject(),
+            title: &n.title,
+            kind: n.kind,
+            color: match n.severity {
+                Severity::Info => "#107c10",
+                Severity::Warning => "#986f0b",
+                Severity::Critical => "#a4262c",
+            },
+            facts: n.facts.iter().map(|(label, value)| Fact { label, value }).collect(),
+            text: &n.text,
+            link: n.link.as_deref(),
+            generated: format_time(OffsetDateTime::now_utc()),
+        };
+        let render = |reg: &Handlebars<'static>, name: &str| {
+            reg.render(name, &model)
+                .map_err(|source| RenderError::Render { name: name.to_owned(), source: Box::new(source) })
+        };
+        Ok(Rendered {
+            subject: model.subject.clone(),
+            html: render(&self.html, "notice.html")?,
+            text: render(&self.text, "notice.txt")?,
         })
     }
 }

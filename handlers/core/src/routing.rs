@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
+    control::settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec},
     event::{MaintenanceEvent, Phase},
     rundata::RunData,
     summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
@@ -28,6 +29,11 @@ pub struct RoutingFile {
     pub channels: BTreeMap<String, Spanned<ChannelRaw>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteSpec>>,
+    #[serde(default)]
+    pub gates: Vec<Spanned<GateSpec>>,
+    pub power: Option<Spanned<PowerSpec>>,
+    pub itsm: Option<Spanned<ItsmSpec>>,
+    pub alerts: Option<Spanned<AlertsSpec>>,
 }
 
 /// A channel as written: `type` plus the settings of that type (checked in [`Routing::parse`]).
@@ -247,6 +253,8 @@ pub struct Routing {
     pub rings: BTreeMap<String, String>,
     pub channels: BTreeMap<String, ChannelSpec>,
     pub routes: Vec<RouteSpec>,
+    /// Gates, power, ITSM callers and alerts.
+    pub control: Control,
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -352,11 +360,55 @@ impl Routing {
                 ));
             }
         }
+        let control = Control {
+            gates: file.gates.iter().map(|g| g.get_ref().clone()).collect(),
+            power: file.power.as_ref().map(|p| p.get_ref().clone()),
+            itsm: file.itsm.as_ref().map(|i| i.get_ref().clone()).unwrap_or_default(),
+            alerts: file.alerts.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+        };
+        let takes_notices = |name: &str| match channels.get(name) {
+            Some(
+                ChannelSpec::Email { .. }
+                | ChannelSpec::Teams { .. }
+                | ChannelSpec::Slack { .. }
+                | ChannelSpec::Webhook { .. },
+            ) => Ok(()),
+            Some(other) => {
+                Err(format!("a {} channel does not take notices (use email, teams, slack or webhook)", other.kind()))
+            }
+            None if file.channels.contains_key(name) => Ok(()),
+            None => Err("no such channel".to_owned()),
+        };
+        // Each problem is reported where its section starts.
+        let section_span = |message: &str| -> std::ops::Range<usize> {
+            let found = if message.starts_with("gate ") {
+                file.gates
+                    .iter()
+                    .find(|g| message.starts_with(&format!("gate {:?}", g.get_ref().name)))
+                    .map(Spanned::span)
+            } else if message.starts_with("power") {
+                file.power.as_ref().map(Spanned::span)
+            } else if message.starts_with("itsm") {
+                file.itsm.as_ref().map(Spanned::span)
+            } else {
+                file.alerts.as_ref().map(Spanned::span)
+            };
+            found.unwrap_or(0..0)
+        };
+        for message in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
+            issues.push(at(section_span(&message), message, false));
+        }
+        for (caller, var) in control.secret_vars() {
+            if !env(&var) {
+                let span = file.itsm.as_ref().map_or(0..0, Spanned::span);
+                issues.push(at(span, format!("itsm caller {caller:?}: environment variable {var} is not set"), true));
+            }
+        }
         if issues.iter().any(|i| !i.warning) {
             return Err(issues);
         }
         let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
-        Ok((Self { rings: file.rings, channels, routes }, issues))
+        Ok((Self { rings: file.rings, channels, routes, control }, issues))
     }
 }
 

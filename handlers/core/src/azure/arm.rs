@@ -1,20 +1,34 @@
-//! Azure Resource Manager reads with our own bearer header (loopback fakes are plain http).
+//! Azure Resource Manager calls with our own bearer header (loopback fakes are plain http):
+//! reads, actions (`POST …/start`), PUTs, and long-running operations polled to completion.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use azure_core::credentials::TokenCredential;
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use url::Url;
 
 use super::resource_graph::{GraphError, default_http_client, status_error};
 
-/// Reads ARM resources: `GET {endpoint}{resource id}?api-version=…`.
+/// Compute API version for VM actions (start, deallocate, installPatches).
+pub const COMPUTE_API: &str = "2024-07-01";
+/// Arc (HybridCompute) installPatches: the version Microsoft's docs use; no GA version is documented.
+pub const HYBRID_COMPUTE_API: &str = "2020-08-15-preview";
+/// `ApplyUpdates_CreateOrUpdateOrCancel`, as the Update Manager docs call it.
+pub const MAINTENANCE_CANCEL_API: &str = "2023-09-01-preview";
+/// Maintenance configuration reads.
+pub const MAINTENANCE_API: &str = "2023-04-01";
+
+/// Reads and writes ARM resources: `{endpoint}{resource id}?api-version=…`.
 #[derive(Clone)]
 pub struct ArmClient {
     endpoint: Url,
     credential: Arc<dyn TokenCredential>,
     scope: String,
     http: reqwest::Client,
+    /// Smallest wait between polls of a long-running operation (tests shorten it).
+    pub min_poll: Duration,
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -23,14 +37,22 @@ impl std::fmt::Debug for ArmClient {
     }
 }
 
+/// An ARM answer: status, the long-running-operation headers, and the JSON body (if any).
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: u16,
+    /// Where to poll a long-running operation (`Location`, else `Azure-AsyncOperation`).
+    pub poll_url: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub body: Value,
+}
+
 impl ArmClient {
     pub fn new(endpoint: Url, credential: Arc<dyn TokenCredential>, scope: String) -> Self {
-        Self { endpoint, credential, scope, http: default_http_client() }
+        Self { endpoint, credential, scope, http: default_http_client(), min_poll: Duration::from_secs(5) }
     }
 
-    /// Reads one resource as JSON. Errors reuse the Resource Graph classification (throttling,
-    /// 403, transport), which is ARM's own.
-    pub async fn get<T: DeserializeOwned>(&self, resource_id: &str, api_version: &str) -> Result<T, GraphError> {
+    fn url(&self, resource_id: &str, api_version: &str) -> Url {
         let mut url = self.endpoint.clone();
         url.set_path(&format!(
             "{}/{}",
@@ -38,18 +60,90 @@ impl ArmClient {
             resource_id.trim_start_matches('/')
         ));
         url.set_query(Some(&format!("api-version={api_version}")));
-        let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(GraphError::Credential)?;
-        let response = self.http.get(url).bearer_auth(token.token.secret()).send().await?;
-        let status = response.status();
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let wait =
-                response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.trim().parse().ok()).unwrap_or(30);
-            return Err(GraphError::Throttled { retry_after: std::time::Duration::from_secs(wait) });
+        url
+    }
+
+    /// Reads one resource as JSON. Errors reuse the Resource Graph classification (throttling,
+    /// 403, transport), which is ARM's own.
+    pub async fn get<T: DeserializeOwned>(&self, resource_id: &str, api_version: &str) -> Result<T, GraphError> {
+        let r = self.request(Method::GET, self.url(resource_id, api_version), None).await?;
+        serde_json::from_value(r.body).map_err(|e| GraphError::Decode(e.to_string()))
+    }
+
+    /// `POST {resource id}/{action}` (for example `start`), body optional. 200 and 202 both succeed.
+    pub async fn action(
+        &self,
+        resource_id: &str,
+        action: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<ArmResponse, GraphError> {
+        let id = format!("{}/{action}", resource_id.trim_end_matches('/'));
+        self.request(Method::POST, self.url(&id, api_version), body).await
+    }
+
+    /// `PUT {resource id}` with a JSON body.
+    pub async fn put(&self, resource_id: &str, api_version: &str, body: &Value) -> Result<ArmResponse, GraphError> {
+        self.request(Method::PUT, self.url(resource_id, api_version), Some(body)).await
+    }
+
+    /// Polls a long-running operation until it answers 200 with its result, or `budget` runs
+    /// out. Only URLs on the ARM endpoint's own host are followed: the bearer token goes nowhere else.
+    pub async fn poll(&self, first: &ArmResponse, budget: Duration) -> Result<Value, GraphError> {
+        if first.status != 202 {
+            return Ok(first.body.clone());
         }
+        let url = first.poll_url.clone().ok_or_else(|| GraphError::Decode("202 without a Location header".into()))?;
+        let url = Url::parse(&url).map_err(|e| GraphError::Decode(format!("Location {url:?}: {e}")))?;
+        if url.host_str() != self.endpoint.host_str()
+            || url.port_or_known_default() != self.endpoint.port_or_known_default()
+        {
+            return Err(GraphError::Decode(format!(
+                "Location points at {}, not the ARM endpoint; not followed",
+                url.host_str().unwrap_or("?")
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut wait = first.retry_after.unwrap_or(self.min_poll).max(self.min_poll);
+        loop {
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(GraphError::Decode(format!("operation still running after {}s", budget.as_secs())));
+            }
+            tokio::time::sleep(wait).await;
+            let r = self.request(Method::GET, url.clone(), None).await?;
+            if r.status != 202 {
+                return Ok(r.body);
+            }
+            wait = r.retry_after.unwrap_or(self.min_poll).max(self.min_poll);
+        }
+    }
+
+    async fn request(&self, method: Method, url: Url, body: Option<&Value>) -> Result<ArmResponse, GraphError> {
+        let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(GraphError::Credential)?;
+        let mut request = self.http.request(method, url).bearer_auth(token.token.secret());
+        request = match body {
+            Some(b) => request.json(b),
+            // ARM wants a body length on POST actions even without a body.
+            None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
+        };
+        let response = request.send().await?;
+        let status = response.status();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after =
+            header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(|s| Duration::from_secs(s.min(600)));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(GraphError::Throttled { retry_after: retry_after.unwrap_or(Duration::from_secs(30)) });
+        }
+        let poll_url = header("location").or_else(|| header("azure-asyncoperation"));
         let bytes = response.bytes().await?;
         if !status.is_success() {
             return Err(status_error(status, &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()))
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()))?
+        };
+        Ok(ArmResponse { status: status.as_u16(), poll_url, retry_after, body })
     }
 }

@@ -190,6 +190,60 @@ impl Channels {
         }
     }
 
+    /// Delivers a notice to a Teams, Slack or webhook channel (email goes through the mailer).
+    pub async fn deliver_notice(
+        &self,
+        channel: &str,
+        n: &crate::notice::Notice,
+        delivery_id: &str,
+    ) -> Result<String, ChannelError> {
+        use crate::notice;
+        match self.resolved.get(channel) {
+            Some(Resolved::Teams { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&notice::teams_card(n))).await?;
+                Ok("Teams card".to_owned())
+            }
+            Some(Resolved::Slack { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&notice::slack_message(n))).await?;
+                Ok("Slack message".to_owned())
+            }
+            Some(Resolved::Webhook { url, secrets }) => {
+                let body = notice::webhook_body(n, time::OffsetDateTime::now_utc());
+                self.post(channel, webhook::signed(self.http.post(url), delivery_id, &body, secrets)).await?;
+                Ok(format!("webhook {channel}"))
+            }
+            Some(_) => Err(ChannelError::Permanent(format!("channel {channel:?} does not take notices"))),
+            None => Err(ChannelError::Permanent(format!("channel {channel:?} is not configured"))),
+        }
+    }
+
+    /// A ServiceNow client for the named channel, if it is one.
+    pub fn servicenow(&self, channel: &'_ str) -> Option<servicenow::Client<'_>> {
+        match self.resolved.get_key_value(channel)? {
+            (name, Resolved::Servicenow { instance, user, password, assignment_group }) => Some(servicenow::Client {
+                channels: self,
+                channel: name,
+                instance,
+                user,
+                password,
+                assignment_group: assignment_group.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Names of every ServiceNow channel.
+    pub fn servicenow_channels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .resolved
+            .iter()
+            .filter(|(_, r)| matches!(r, Resolved::Servicenow { .. }))
+            .map(|(k, _)| k.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Sends one request, paced, retried on 429 (`Retry-After`) and transient failures within the budget.
     async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, ChannelError> {
         let mut budget = self.throttle_budget;

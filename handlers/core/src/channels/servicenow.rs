@@ -142,6 +142,75 @@ impl Client<'_> {
     }
 }
 
+/// A change request as the Table API returns it (dates are UTC `yyyy-MM-dd HH:mm:ss`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChangeRequest {
+    #[serde(default)]
+    pub number: String,
+    #[serde(default)]
+    pub approval: String,
+    #[serde(default)]
+    pub start_date: String,
+    #[serde(default)]
+    pub end_date: String,
+}
+
+#[derive(Deserialize)]
+struct Changes {
+    result: Vec<ChangeRequest>,
+}
+
+/// Parses ServiceNow's `yyyy-MM-dd HH:mm:ss` (UTC) date.
+pub fn parse_date(s: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s.trim(), &format).ok().map(time::PrimitiveDateTime::assume_utc)
+}
+
+impl Client<'_> {
+    /// Approved change requests whose `field` names the configuration, newest first.
+    pub async fn approved_changes(&self, field: &str, configuration: &str) -> Result<Vec<ChangeRequest>, ChannelError> {
+        let mut url = Url::parse(&format!("{}/api/now/table/change_request", self.instance))
+            .map_err(|e| ChannelError::Permanent(e.to_string()))?;
+        // `^` separates clauses in an encoded query: a name holding one could widen the query.
+        if configuration.contains('^') || field.contains('^') {
+            return Err(ChannelError::Permanent("configuration names with '^' cannot be queried".to_owned()));
+        }
+        url.query_pairs_mut()
+            .append_pair(
+                "sysparm_query",
+                &format!("approval=approved^{field}={configuration}^ORDERBYDESCsys_updated_on"),
+            )
+            .append_pair("sysparm_fields", "number,approval,start_date,end_date")
+            .append_pair("sysparm_limit", "20");
+        let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
+        let found: Changes =
+            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+        Ok(found.result)
+    }
+
+    /// Adds a work note to every open incident patchwatch opened for this run.
+    pub async fn note_run(
+        &self,
+        configuration_id: &str,
+        run_id: &str,
+        note: &str,
+    ) -> Result<Vec<String>, ChannelError> {
+        let config = crate::ledger::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+        let run: String = last_segment(run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+        let open = self
+            .find(&format!("correlation_idSTARTSWITHpatchwatch:{config:016x}:^correlation_idENDSWITH{run}^active=true"))
+            .await?;
+        let mut noted = Vec::new();
+        for incident in open {
+            let url = format!("{}/{}", self.table(), incident.sys_id);
+            let body = json!({ "work_notes": note });
+            self.channels.post(self.channel, self.request(reqwest::Method::PATCH, &url).json(&body)).await?;
+            noted.push(incident.number);
+        }
+        Ok(noted)
+    }
+}
+
 /// Plain-text incident description (ServiceNow renders it as text).
 fn describe(s: &RunSummary, portal: &Url) -> String {
     let mut out = format!("{}\n\nConfiguration: {}\nRun: {}\n", s.subject(), s.configuration_name, s.run_id);
