@@ -85,6 +85,9 @@ pub struct Config {
     /// When set, `POST /api/events` needs `Authorization: Bearer <token>` (an Event Grid
     /// subscription's static delivery header).
     pub webhook_token: Option<Secret>,
+    /// When set, `POST /api/alerts` needs it as `?token=` (action groups cannot add headers)
+    /// or `Authorization: Bearer`.
+    pub alert_token: Option<Secret>,
 }
 
 /// A configuration problem, naming the variable.
@@ -234,6 +237,7 @@ impl Config {
         }
         Ok(Self {
             webhook_token: get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new),
+            alert_token: get("PATCHWATCH_ALERT_TOKEN").map(Secret::new),
             routing,
             channel_secrets,
             state: Secret::new(state),

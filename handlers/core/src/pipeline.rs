@@ -287,6 +287,23 @@ impl Pipeline {
                 };
             }
         };
+        self.process_loaded(event, run, &data, final_attempt).await
+    }
+
+    /// Runs an event whose run data is already loaded (patching on demand builds its own).
+    pub async fn process_loaded(
+        &self,
+        event: &MaintenanceEvent,
+        run: &str,
+        data: &crate::rundata::RunData,
+        final_attempt: bool,
+    ) -> EventOutcome {
+        let run_id = DeliveryId {
+            run_id: &event.correlation_id,
+            configuration: event.configuration_name(),
+            phase: event.phase.as_str(),
+            target: ALL_TARGETS,
+        };
         // Gates, cancellation and power on come before any heads-up.
         let mut control = match event.phase {
             Phase::Pre => self.before_run(event, &data).await,

@@ -1,0 +1,89 @@
+//! The alert-webhook handler: activity-log alerts from an Azure Monitor action group.
+//!
+//! Routes (the same on every host): `POST /api/alerts`, `GET /api/health`.
+//! Action groups retry only 408, 429, 503 and 504, so a notice that cannot go out yet answers
+//! 503; malformed bodies answer 400 naming the field; other alert types answer 200 and are ignored.
+
+pub mod alert;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use patchwatch_core::{config::Secret, error::ApiError, pipeline::Pipeline};
+use serde_json::json;
+use tracing::{info, warn};
+
+/// Action groups send at most 256 KB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    /// `PATCHWATCH_ALERT_TOKEN`: required as `?token=` or a bearer header when set.
+    pub token: Option<Secret>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/alerts", post(alerts))
+        .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(token) = &state.token {
+        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = q.token.as_deref().or(bearer).map(str::trim);
+        if !given.is_some_and(|g| token.matches(g)) {
+            warn!("Alert without a valid token rejected; nothing processed.");
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    let activity = match alert::parse(&body) {
+        Ok(alert::Alert::Activity(a)) => a,
+        Ok(alert::Alert::Ignored(reason)) => {
+            info!(%reason, "Alert acknowledged and ignored.");
+            return (StatusCode::OK, Json(json!({ "status": "ignored", "reason": reason }))).into_response();
+        }
+        Err(e) => {
+            warn!(field = %e.field, problem = %e.problem, "Alert rejected.");
+            return ApiError::Rejected(e).into_response();
+        }
+    };
+    let notice = match alert::notice(&activity) {
+        Ok(n) => n,
+        Err(reason) => {
+            info!(operation = %activity.operation, %reason, "Activity acknowledged; no notice.");
+            return (StatusCode::OK, Json(json!({ "status": "ignored", "reason": reason }))).into_response();
+        }
+    };
+    info!(operation = %activity.operation, caller = %activity.caller, status = %activity.status, "Maintenance activity alert.");
+    let channels = state.pipeline.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
+    let results = state.pipeline.send_notice(&notice, &channels).await;
+    let retry = results.iter().filter_map(|(_, r)| r.as_ref().err()).max_by_key(|(_, after)| *after).cloned();
+    let deliveries: Vec<_> = results.into_iter().map(|(report, _)| report).collect();
+    match retry {
+        Some((reason, after)) => ApiError::RetryLater { reason, after }.into_response(),
+        None => (StatusCode::OK, Json(json!({ "status": "done", "title": notice.title, "deliveries": deliveries })))
+            .into_response(),
+    }
+}

@@ -1,0 +1,459 @@
+//! The actions an ITSM caller may ask for, and the one error type of this handler's edge.
+
+use std::{collections::HashMap, time::Duration};
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use patchwatch_core::{
+    azure::arm::MAINTENANCE_API,
+    control::{
+        approvals::{Acknowledgement, ChangeDecision},
+        settings::Action,
+    },
+    event::{EventError, MaintenanceEvent, Phase, Schema, last_segment},
+    notice::{Notice, Severity},
+    pipeline::{EventOutcome, Pipeline},
+    render::format_time,
+    rundata::RunQuery,
+    summary::{Decision, Outcome, summarise},
+};
+use serde_json::{Value, json};
+use tracing::{Instrument, error, info, warn};
+
+use crate::{
+    AppState,
+    auth::{AuthError, Caller},
+    patch::{self, PatchParams, Target},
+    request::Request,
+};
+
+/// Why a request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ItsmError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(AuthError),
+    #[error("{0}")]
+    BadRequest(EventError),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{field}: {message}")]
+    NotFound { field: &'static str, message: String },
+    #[error("{field}: {message}")]
+    Unprocessable { field: String, message: String },
+    #[error("retry later: {0}")]
+    RetryLater(String),
+}
+
+impl IntoResponse for ItsmError {
+    fn into_response(self) -> Response {
+        let (status, code, field) = match &self {
+            ItsmError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ItsmError::BadRequest(e) => (StatusCode::BAD_REQUEST, "invalid_request", Some(e.field.clone())),
+            ItsmError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            ItsmError::NotFound { field, .. } => (StatusCode::NOT_FOUND, "not_found", Some((*field).to_owned())),
+            ItsmError::Unprocessable { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", Some(field.clone()))
+            }
+            ItsmError::RetryLater(_) => (StatusCode::SERVICE_UNAVAILABLE, "retry_later", None),
+        };
+        let body = json!({ "error": { "code": code, "field": field, "message": self.to_string() } });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+        }
+        response
+    }
+}
+
+/// Actions that patch machines must not run twice: they need an idempotency key.
+pub fn needs_request_id(action: Action) -> bool {
+    matches!(action, Action::Rerun | Action::Emergency)
+}
+
+/// The configuration id a run id belongs to (the part before `/providers/microsoft.maintenance/applyupdates/`).
+pub fn configuration_id_of_run(run: &str) -> &str {
+    let lower = run.to_ascii_lowercase();
+    match lower.find("/providers/microsoft.maintenance/applyupdates/") {
+        Some(i) => &run[..i],
+        None => run,
+    }
+}
+
+/// The configuration name a request concerns.
+pub fn configuration_of(req: &Request) -> String {
+    match (&req.configuration, &req.run) {
+        (Some(c), _) => last_segment(c.trim_end_matches('/')).to_owned(),
+        (None, Some(run)) => last_segment(configuration_id_of_run(run)).to_owned(),
+        (None, None) => String::new(),
+    }
+}
+
+pub async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let p = &state.pipeline;
+    let now = (p.clock)();
+    match req.action {
+        Action::Approve | Action::Reject => {
+            let (start, end) =
+                req.window.ok_or_else(|| ItsmError::BadRequest(EventError::malformed("window", "is required")))?;
+            let change = req.change.clone().unwrap_or_default();
+            let approved = req.action == Action::Approve;
+            let decision = ChangeDecision {
+                change: change.clone(),
+                configuration: configuration.to_owned(),
+                window_start: start,
+                window_end: end,
+                approved,
+                by: req.requested_by.clone(),
+                caller: caller.name.clone(),
+                at: now,
+            };
+            let changed = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+            let verb = if approved { "approved" } else { "rejected" };
+            info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, changed, "Change decision recorded.");
+            if changed {
+                let notice = notice(
+                    caller,
+                    req,
+                    configuration,
+                    Severity::Info,
+                    format!("{configuration}: change {change} {verb}"),
+                )
+                .fact("Window", format!("{} – {}", format_time(start), format_time(end)));
+                let notice = Notice {
+                    key: format!(
+                        "change:{}:{}:{verb}:{}",
+                        configuration.to_ascii_lowercase(),
+                        change.to_ascii_lowercase(),
+                        now.unix_timestamp()
+                    ),
+                    ..notice
+                };
+                p.send_notice(&notice, &caller.notify).await;
+            }
+            Ok((
+                StatusCode::OK,
+                json!({ "status": if changed { "recorded" } else { "unchanged" }, "action": req.action.as_str(), "change": change, "configuration": configuration, "approved": approved }),
+            ))
+        }
+        Action::Acknowledge => {
+            let run = req.run.clone().unwrap_or_default();
+            let ack = Acknowledgement {
+                run_id: run.clone(),
+                by: req.requested_by.clone(),
+                caller: caller.name.clone(),
+                note: req.note.clone(),
+                at: now,
+            };
+            let first = p.approvals.acknowledge(&ack).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+            let mut incidents = Vec::new();
+            if first {
+                let text = format!(
+                    "Acknowledged by {} via {}{}",
+                    req.requested_by,
+                    caller.name,
+                    req.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                );
+                for name in p.channels.servicenow_channels() {
+                    if let Some(client) = p.channels.servicenow(&name) {
+                        match client.note_run(configuration_id_of_run(&run), &run, &text).await {
+                            Ok(noted) => incidents.extend(noted),
+                            Err(e) => {
+                                warn!(channel = %name, error = %e, "Could not note the acknowledgement on ServiceNow.")
+                            }
+                        }
+                    }
+                }
+                let n = notice(
+                    caller,
+                    req,
+                    configuration,
+                    Severity::Info,
+                    format!("{configuration}: run {} acknowledged", last_segment(&run)),
+                )
+                .fact("Incidents noted", incidents.join(", "));
+                p.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await;
+            }
+            Ok((
+                StatusCode::OK,
+                json!({ "status": if first { "acknowledged" } else { "already_acknowledged" }, "run": run, "incidents": incidents }),
+            ))
+        }
+        Action::Rerun => rerun(state, caller, req, configuration).await,
+        Action::Emergency => emergency(state, caller, req, configuration).await,
+    }
+}
+
+fn notice(caller: &Caller, req: &Request, configuration: &str, severity: Severity, title: String) -> Notice {
+    Notice {
+        kind: "itsm",
+        key: String::new(),
+        severity,
+        title,
+        configuration: Some(configuration.to_owned()),
+        facts: Vec::new(),
+        text: req.note.clone().unwrap_or_default(),
+        link: None,
+    }
+    .fact("Requested by", format!("{} (via {})", req.requested_by, caller.name))
+    .fact("Action", req.action.as_str())
+}
+
+/// Re-runs the failed machines of a run (Failed, Window exceeded, No result).
+async fn rerun(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let p = &state.pipeline;
+    let run = req.run.clone().unwrap_or_default();
+    let query =
+        RunQuery { correlation_id: run.clone(), subscription_ids: Vec::new(), include_results: true, since: None };
+    let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    let configuration_id = configuration_id_of_run(&run).to_owned();
+    let event = synthetic_event(&run, &configuration_id, (p.clock)(), 0, None);
+    let Decision::Ready(summary) = summarise(&event, &data, (p.clock)(), Duration::ZERO) else {
+        return Err(ItsmError::RetryLater("run data incomplete".to_owned()));
+    };
+    if summary.counts.total == 0 {
+        return Err(ItsmError::NotFound { field: "run", message: format!("no machines are known for run {run}") });
+    }
+    let targets: Vec<Target> = summary
+        .machines
+        .iter()
+        .filter(|m| matches!(m.outcome, Outcome::Failed | Outcome::WindowExceeded | Outcome::NoResult))
+        .map(|m| Target { id: m.id.clone(), os: m.os.clone() })
+        .collect();
+    if targets.is_empty() {
+        return Err(ItsmError::Unprocessable {
+            field: "run".to_owned(),
+            message: format!("run {} has no failed machines to re-run", last_segment(&run)),
+        });
+    }
+    let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
+    let params = match p_arm(p)?.get::<Value>(&configuration_id, MAINTENANCE_API).await {
+        Ok(mc) => patch::params_from_configuration(&mc),
+        Err(e) => {
+            warn!(error = %e, "The maintenance configuration could not be read; re-running Critical and Security updates.");
+            PatchParams::default()
+        }
+    };
+    let label = format!("Re-run of {} failed machine(s) of run {}", targets.len(), last_segment(&run));
+    spawn_patch(
+        state,
+        caller,
+        req,
+        configuration,
+        &configuration_id,
+        &run,
+        targets,
+        params,
+        data.machines,
+        label.clone(),
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "status": "accepted", "action": "rerun", "run": run, "machines": names, "message": label }),
+    ))
+}
+
+/// Patches a configuration's machines now (those of its latest recorded run, or a named subset).
+async fn emergency(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let p = &state.pipeline;
+    let runs = p.history.runs(configuration).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    let Some(latest) = runs.last() else {
+        return Err(ItsmError::NotFound {
+            field: "configuration",
+            message: format!("no run of {configuration} is recorded, so its machines are unknown"),
+        });
+    };
+    let query = RunQuery {
+        correlation_id: latest.run_id.clone(),
+        subscription_ids: Vec::new(),
+        include_results: false,
+        since: None,
+    };
+    let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    let mut targets: Vec<Target> = data
+        .expected
+        .iter()
+        .map(|m| Target {
+            id: m.id.clone(),
+            os: data.machines.get(&m.id.to_ascii_lowercase()).and_then(|i| i.os_type.clone()),
+        })
+        .collect();
+    if !req.machines.is_empty() {
+        let mut chosen = Vec::new();
+        for (i, wanted) in req.machines.iter().enumerate() {
+            match targets
+                .iter()
+                .find(|t| t.id.eq_ignore_ascii_case(wanted) || last_segment(&t.id).eq_ignore_ascii_case(wanted))
+            {
+                Some(t) => chosen.push(t.clone()),
+                None => {
+                    return Err(ItsmError::Unprocessable {
+                        field: format!("machines[{i}]"),
+                        message: format!("{wanted:?} is not a machine of {configuration}"),
+                    });
+                }
+            }
+        }
+        targets = chosen;
+    }
+    if targets.is_empty() {
+        return Err(ItsmError::Unprocessable {
+            field: "configuration".to_owned(),
+            message: format!("{configuration} has no machines"),
+        });
+    }
+    let mut params = PatchParams {
+        windows_classifications: req.classifications.clone(),
+        linux_classifications: req.classifications.clone(),
+        kb_include: req
+            .kb_numbers
+            .iter()
+            .map(|k| k.trim_start_matches("KB").trim_start_matches("kb").to_owned())
+            .collect(),
+        ..PatchParams::default()
+    };
+    if let Some(r) = &req.reboot_setting {
+        params.reboot = patch::reboot_setting(r);
+    }
+    if let Some(m) = req.maximum_duration.as_deref().and_then(patch::duration_minutes) {
+        params.max_minutes = m;
+    }
+    let configuration_id = configuration_id_of_run(&latest.run_id).to_owned();
+    let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
+    let label = format!("Emergency patch of {} machine(s) of {configuration}", targets.len());
+    spawn_patch(
+        state,
+        caller,
+        req,
+        configuration,
+        &configuration_id,
+        &latest.run_id,
+        targets,
+        params,
+        data.machines,
+        label.clone(),
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "status": "accepted", "action": "emergency", "configuration": configuration, "machines": names, "message": label }),
+    ))
+}
+
+fn p_arm(p: &Pipeline) -> Result<&patchwatch_core::azure::arm::ArmClient, ItsmError> {
+    p.arm.as_ref().ok_or_else(|| ItsmError::Forbidden("no Azure credential is configured to patch machines".to_owned()))
+}
+
+/// An event standing for an on-demand run, so its summary is built and routed like any run's.
+fn synthetic_event(
+    run: &str,
+    configuration_id: &str,
+    start: time::OffsetDateTime,
+    minutes: u32,
+    request: Option<&str>,
+) -> MaintenanceEvent {
+    let correlation_id = match request {
+        Some(r) => format!("{run}-patchwatch-{r}"),
+        None => run.to_owned(),
+    };
+    MaintenanceEvent {
+        id: correlation_id.clone(),
+        phase: Phase::Post,
+        schema: Schema::EventGrid,
+        event_time: Some(start),
+        correlation_id,
+        maintenance_configuration_id: configuration_id.to_owned(),
+        start,
+        end: start + time::Duration::minutes(i64::from(minutes)),
+        cancellation_cutoff: None,
+        subscription_ids: Vec::new(),
+        status: None,
+    }
+}
+
+/// Runs the patching in the background (it can take hours) and reports it like a run.
+#[allow(clippy::too_many_arguments)]
+fn spawn_patch(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+    configuration_id: &str,
+    run: &str,
+    targets: Vec<Target>,
+    params: PatchParams,
+    known: HashMap<String, patchwatch_core::rundata::MachineInfo>,
+    label: String,
+) {
+    let p = state.pipeline.clone();
+    let concurrency = state.concurrency;
+    let caller = caller.clone();
+    let req = req.clone();
+    let configuration = configuration.to_owned();
+    let configuration_id = configuration_id.to_owned();
+    let run = run.to_owned();
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            let Some(arm) = p.arm.clone() else { return };
+            let started = (p.clock)();
+            let request = format!(
+                "{}{:010x}",
+                req.action.as_str(),
+                patchwatch_core::ledger::fnv64(&format!(
+                    "{}{}{}",
+                    caller.name,
+                    req.requested_by,
+                    started.unix_timestamp_nanos()
+                )) as u32 as u64
+            );
+            info!(machines = targets.len(), %label, "Patching on demand started.");
+            let results = patch::install(&arm, &targets, &params, concurrency).await;
+            let now = (p.clock)();
+            let data = patch::run_data(&results, &known, now);
+            let mut event = synthetic_event(&run, &configuration_id, started, params.max_minutes, Some(&request));
+            event.status = Some(format!("{label}, requested by {} via {}", req.requested_by, caller.name));
+            let outcome = p.process_loaded(&event, &request, &data, true).await;
+            let verdict = match &outcome {
+                EventOutcome::Sent(processed) => processed.summary.subject(),
+                other => format!("{other:?}"),
+            };
+            if !matches!(outcome, EventOutcome::Sent(_)) {
+                error!(outcome = %verdict, "The on-demand run's summary was not delivered.");
+            }
+            let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+            let n = notice(
+                &caller,
+                &req,
+                &configuration,
+                if failed > 0 { Severity::Warning } else { Severity::Info },
+                format!("{label}: finished"),
+            )
+            .fact("Result", verdict)
+            .fact("Started", format_time(started))
+            .fact("Finished", format_time(now));
+            p.send_notice(
+                &Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n },
+                &caller.notify,
+            )
+            .await;
+        }
+        .instrument(span),
+    );
+}

@@ -1,0 +1,255 @@
+//! The request body: the generic JSON form (schema below) and a ServiceNow-shaped adapter.
+//!
+//! Generic form (`POST /api/itsm`):
+//!
+//! ```json
+//! { "action": "approve" | "reject" | "acknowledge" | "rerun" | "emergency",
+//!   "requestedBy": "alice@contoso.com",
+//!   "requestId": "REQ-1",                      // required with bearer auth; signed requests use webhook-id
+//!   "configuration": "Ring1-PreProd",          // approve, reject, emergency (name or resource id)
+//!   "change": "CHG0012345",                    // approve, reject
+//!   "window": { "start": "2026-11-17T22:00:00Z", "end": "2026-11-18T02:00:00Z" },   // approve, reject
+//!   "run": "<run id: the event's correlationId>",   // acknowledge, rerun
+//!   "note": "free text",                       // optional
+//!   "machines": ["vm-web-01"],                 // emergency: names or ids, a subset of the configuration's machines
+//!   "classifications": ["Critical", "Security"], "kbNumbers": ["5031364"],   // emergency
+//!   "rebootSetting": "IfRequired", "maximumDuration": "PT2H" }               // emergency, optional
+//! ```
+//!
+//! ServiceNow form (`POST /api/itsm?format=servicenow`, from a business rule on change_request):
+//! `{"number", "approval": "approved"|"rejected"|…, "start_date", "end_date"
+//! ("yyyy-MM-dd HH:mm:ss" UTC), "u_maintenance_configuration", "sys_updated_by"}`.
+
+use patchwatch_core::{channels::servicenow::parse_date, control::settings::Action, event::EventError, event::get_ci};
+use serde_json::{Map, Value};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub action: Action,
+    pub requested_by: String,
+    pub request_id: Option<String>,
+    pub configuration: Option<String>,
+    pub change: Option<String>,
+    pub window: Option<(OffsetDateTime, OffsetDateTime)>,
+    pub run: Option<String>,
+    pub note: Option<String>,
+    pub machines: Vec<String>,
+    pub classifications: Vec<String>,
+    pub kb_numbers: Vec<String>,
+    pub reboot_setting: Option<String>,
+    pub maximum_duration: Option<String>,
+}
+
+/// What the body asked for: an action, or nothing to do (a ServiceNow update that is no decision).
+#[derive(Debug)]
+pub enum Parsed {
+    Act(Box<Request>),
+    Ignored(String),
+}
+
+fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, EventError> {
+    match get_ci(obj, key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(EventError::malformed(key, format!("longer than {max} characters")))
+        }
+        Some(Value::String(s)) if s.chars().any(|c| c.is_control()) => {
+            Err(EventError::malformed(key, "must not contain control characters"))
+        }
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(_) => Err(EventError::malformed(key, "must be a string")),
+    }
+}
+
+fn required(obj: &Map<String, Value>, key: &str, why: &str) -> Result<String, EventError> {
+    text(obj, key, 512)?.ok_or_else(|| EventError::malformed(key, format!("is required {why}")))
+}
+
+fn list(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, EventError> {
+    match get_ci(obj, key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() > 5000 => Err(EventError::malformed(key, "more than 5000 entries")),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v.as_str() {
+                Some(s) if !s.trim().is_empty() && s.len() <= 512 && !s.chars().any(char::is_control) => {
+                    Ok(s.trim().to_owned())
+                }
+                _ => Err(EventError::malformed(format!("{key}[{i}]"), "must be a non-empty string")),
+            })
+            .collect(),
+        Some(_) => Err(EventError::malformed(key, "must be an array of strings")),
+    }
+}
+
+fn time(obj: &Map<String, Value>, key: &str, field: &str) -> Result<OffsetDateTime, EventError> {
+    let s = get_ci(obj, key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| EventError::malformed(field, "is required (RFC 3339 time)"))?;
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| EventError::malformed(field, format!("{s:?} is not an RFC 3339 time: {e}")))
+}
+
+/// Parses the generic form.
+pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("not JSON: {e}")))?;
+    let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
+    let action_text = required(obj, "action", "")?;
+    let action = Action::parse(&action_text).ok_or_else(|| {
+        EventError::malformed(
+            "action",
+            format!("unknown action {action_text:?}: expected approve, reject, acknowledge, rerun or emergency"),
+        )
+    })?;
+    let why = format!("for {}", action.as_str());
+    let mut r = Request {
+        action,
+        requested_by: required(obj, "requestedBy", "(who asked)")?,
+        request_id: text(obj, "requestId", 200)?,
+        configuration: text(obj, "configuration", 512)?,
+        change: text(obj, "change", 100)?,
+        window: None,
+        run: text(obj, "run", 1024)?,
+        note: text(obj, "note", 2000)?,
+        machines: list(obj, "machines")?,
+        classifications: list(obj, "classifications")?,
+        kb_numbers: list(obj, "kbNumbers")?,
+        reboot_setting: text(obj, "rebootSetting", 40)?,
+        maximum_duration: text(obj, "maximumDuration", 40)?,
+    };
+    match action {
+        Action::Approve | Action::Reject => {
+            required(obj, "configuration", &why)?;
+            required(obj, "change", &why)?;
+            let w = get_ci(obj, "window")
+                .and_then(Value::as_object)
+                .ok_or_else(|| EventError::malformed("window", format!("is required {why}: {{\"start\", \"end\"}}")))?;
+            let (start, end) = (time(w, "start", "window.start")?, time(w, "end", "window.end")?);
+            if end <= start {
+                return Err(EventError::malformed("window.end", "must be after window.start"));
+            }
+            r.window = Some((start, end));
+        }
+        Action::Acknowledge | Action::Rerun => {
+            let run = required(obj, "run", &why)?;
+            if !run.to_ascii_lowercase().contains("/providers/microsoft.maintenance/applyupdates/") {
+                return Err(EventError::malformed("run", "must be a run id (the event's correlationId)"));
+            }
+        }
+        Action::Emergency => {
+            required(obj, "configuration", &why)?;
+            if r.classifications.is_empty() && r.kb_numbers.is_empty() {
+                return Err(EventError::malformed(
+                    "classifications",
+                    "give classifications or kbNumbers for an emergency patch",
+                ));
+            }
+            if let Some(reboot) = &r.reboot_setting
+                && !["IfRequired", "Never", "Always"].iter().any(|v| v.eq_ignore_ascii_case(reboot))
+            {
+                return Err(EventError::malformed("rebootSetting", "must be IfRequired, Never or Always"));
+            }
+            if let Some(d) = &r.maximum_duration
+                && crate::patch::duration_minutes(d).is_none()
+            {
+                return Err(EventError::malformed("maximumDuration", "must be an ISO 8601 duration such as PT2H"));
+            }
+        }
+    }
+    Ok(Parsed::Act(Box::new(r)))
+}
+
+/// The field of a ServiceNow change that names the maintenance configuration.
+pub const SERVICENOW_CONFIGURATION_FIELD: &str = "u_maintenance_configuration";
+
+/// Parses a ServiceNow change_request notification into approve or reject.
+pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("not JSON: {e}")))?;
+    let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
+    let number = required(obj, "number", "(the change number)")?;
+    let approval = required(obj, "approval", "")?;
+    let action = match approval.to_ascii_lowercase().as_str() {
+        "approved" => Action::Approve,
+        "rejected" => Action::Reject,
+        other => return Ok(Parsed::Ignored(format!("change {number} has approval {other:?}: nothing to do"))),
+    };
+    let date = |key: &str| -> Result<OffsetDateTime, EventError> {
+        let s = required(obj, key, "(yyyy-MM-dd HH:mm:ss, UTC)")?;
+        parse_date(&s).ok_or_else(|| EventError::malformed(key, format!("{s:?} is not yyyy-MM-dd HH:mm:ss")))
+    };
+    let (start, end) = (date("start_date")?, date("end_date")?);
+    if end <= start {
+        return Err(EventError::malformed("end_date", "must be after start_date"));
+    }
+    Ok(Parsed::Act(Box::new(Request {
+        action,
+        requested_by: text(obj, "sys_updated_by", 200)?.unwrap_or_else(|| "ServiceNow".to_owned()),
+        request_id: None,
+        configuration: Some(required(obj, SERVICENOW_CONFIGURATION_FIELD, "(the maintenance configuration)")?),
+        change: Some(number),
+        window: Some((start, end)),
+        run: None,
+        note: None,
+        machines: Vec::new(),
+        classifications: Vec::new(),
+        kb_numbers: Vec::new(),
+        reboot_setting: None,
+        maximum_duration: None,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> EventError {
+        parse_generic(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        assert_eq!(err("[]").field, "body");
+        assert_eq!(err("{").field, "body");
+        assert_eq!(err(r#"{"requestedBy":"a"}"#).field, "action");
+        assert!(err(r#"{"action":"launch","requestedBy":"a"}"#).problem.contains("unknown action"));
+        assert_eq!(err(r#"{"action":"approve"}"#).field, "requestedBy");
+        assert_eq!(err(r#"{"action":"approve","requestedBy":"a","change":"C"}"#).field, "configuration");
+        assert_eq!(err(r#"{"action":"approve","requestedBy":"a","change":"C","configuration":"R"}"#).field, "window");
+        assert_eq!(
+            err(r#"{"action":"approve","requestedBy":"a","change":"C","configuration":"R","window":{"start":"2026-11-17T22:00:00Z","end":"soon"}}"#).field,
+            "window.end"
+        );
+        assert_eq!(err(r#"{"action":"rerun","requestedBy":"a","run":"x"}"#).field, "run");
+        assert_eq!(err(r#"{"action":"rerun","requestedBy":7}"#).field, "requestedBy");
+        assert_eq!(err(r#"{"action":"emergency","requestedBy":"a","configuration":"R"}"#).field, "classifications");
+        assert_eq!(
+            err(r#"{"action":"emergency","requestedBy":"a","configuration":"R","kbNumbers":["1",""]}"#).field,
+            "kbNumbers[1]"
+        );
+        assert_eq!(err(r#"{"action":"ack","requestedBy":"a\nb","run":"x"}"#).field, "requestedBy");
+    }
+
+    #[test]
+    fn servicenow_changes_become_decisions() {
+        let body = r#"{"number":"CHG0012345","approval":"approved","start_date":"2026-11-17 22:00:00","end_date":"2026-11-18 02:00:00","u_maintenance_configuration":"Ring1-PreProd","sys_updated_by":"alice"}"#;
+        let Parsed::Act(r) = parse_servicenow(body.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(
+            (r.action, r.change.as_deref(), r.requested_by.as_str()),
+            (Action::Approve, Some("CHG0012345"), "alice")
+        );
+        assert!(matches!(
+            parse_servicenow(body.replace("approved", "requested").as_bytes()).unwrap(),
+            Parsed::Ignored(_)
+        ));
+        assert_eq!(
+            parse_servicenow(body.replace("2026-11-18 02:00:00", "tomorrow").as_bytes()).unwrap_err().field,
+            "end_date"
+        );
+    }
+}

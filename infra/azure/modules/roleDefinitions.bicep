@@ -1,0 +1,87 @@
+// patchwatch's custom roles, defined in the deployment's subscription and assignable at the
+// scopes the handlers work on. Each role holds only the actions of the ARM calls listed for it in
+// infra/README.md; reads the handlers also need (Resource Graph, machine properties) come from
+// the built-in Reader role.
+targetScope = 'subscription'
+
+@description('Distinguishes these roles from another patchwatch deployment\'s in the same tenant (role names are unique per tenant).')
+param label string
+
+@description('Resource group ids holding the maintenance configurations (run control).')
+param configurationScopes array
+
+@description('Subscription and resource group ids holding the machines (power control, patch on demand).')
+param machineScopes array
+
+@description('Subscription ids (/subscriptions/<id>) of the machines: long-running operation status lives at subscription level.')
+param operationStatusScopes array
+
+var definitions = {
+  runControl: {
+    roleName: 'patchwatch run control (${label})'
+    description: 'patchwatch: read maintenance configurations and their runs, cancel a scheduled run (PUT applyUpdates with status Cancel).'
+    actions: [
+      'Microsoft.Maintenance/maintenanceConfigurations/read'
+      'Microsoft.Maintenance/applyUpdates/read'
+      'Microsoft.Maintenance/applyUpdates/write'
+    ]
+    scopes: configurationScopes
+  }
+  powerControl: {
+    roleName: 'patchwatch power control (${label})'
+    description: 'patchwatch: start deallocated VMs before a run and deallocate exactly those again after it.'
+    actions: [
+      'Microsoft.Compute/virtualMachines/read'
+      'Microsoft.Compute/virtualMachines/start/action'
+      'Microsoft.Compute/virtualMachines/deallocate/action'
+    ]
+    scopes: machineScopes
+  }
+  patchOnDemand: {
+    roleName: 'patchwatch patch on demand (${label})'
+    description: 'patchwatch: install patches now on Azure VMs and Arc-enabled servers (ITSM re-run and emergency patching).'
+    actions: [
+      'Microsoft.Compute/virtualMachines/installPatches/action'
+      'Microsoft.HybridCompute/machines/installPatches/action'
+    ]
+    scopes: machineScopes
+  }
+  operationStatus: {
+    roleName: 'patchwatch operation status (${label})'
+    description: 'patchwatch: poll the status of its own long-running VM and Arc operations (the Location URL of a 202).'
+    actions: [
+      'Microsoft.Compute/locations/operations/read'
+      'Microsoft.HybridCompute/locations/operationresults/read'
+      'Microsoft.HybridCompute/locations/updateCenterOperationResults/read'
+    ]
+    scopes: operationStatusScopes
+  }
+}
+
+resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = [
+  for d in items(definitions): if (!empty(d.value.scopes)) {
+    name: guid(subscription().id, 'patchwatch', d.key, label)
+    properties: {
+      roleName: d.value.roleName
+      description: d.value.description
+      type: 'CustomRole'
+      permissions: [
+        {
+          actions: d.value.actions
+          notActions: []
+          dataActions: []
+          notDataActions: []
+        }
+      ]
+      assignableScopes: d.value.scopes
+    }
+  }
+]
+
+@description('Role definition GUIDs by key; empty where the role was not needed.')
+output ids object = {
+  runControl: guid(subscription().id, 'patchwatch', 'runControl', label)
+  powerControl: guid(subscription().id, 'patchwatch', 'powerControl', label)
+  patchOnDemand: guid(subscription().id, 'patchwatch', 'patchOnDemand', label)
+  operationStatus: guid(subscription().id, 'patchwatch', 'operationStatus', label)
+}
