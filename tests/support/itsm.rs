@@ -1,6 +1,8 @@
 //! A loopback fake of the ServiceNow Table API for incidents (`/api/now/table/incident`):
-//! GET with `sysparm_query` (`correlation_id=…`, `correlation_idSTARTSWITH…`, `^active=true`),
-//! POST to create, PATCH `/{sys_id}` to update; basic auth required.
+//! GET with `sysparm_query` (`correlation_id=…`, `correlation_idSTARTSWITH…`, `…ENDSWITH…`,
+//! `^active=true`), POST to create, PATCH `/{sys_id}` to update (work notes are kept as a
+//! journal); and change requests (`/api/now/table/change_request`, `approval=…^<field>=…`).
+//! Basic auth required.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,13 +13,19 @@ use wiremock::{Request, Respond, ResponseTemplate};
 #[derive(Clone, Default)]
 pub struct ServiceNow {
     pub incidents: Arc<Mutex<Vec<Value>>>,
+    pub changes: Arc<Mutex<Vec<Value>>>,
     pub user: String,
     pub password: String,
 }
 
 impl ServiceNow {
     pub fn new(user: &str, password: &str) -> Self {
-        Self { incidents: Arc::default(), user: user.to_owned(), password: password.to_owned() }
+        Self {
+            incidents: Arc::default(),
+            changes: Arc::default(),
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
     }
 
     pub fn all(&self) -> Vec<Value> {
@@ -29,6 +37,12 @@ fn matches(incident: &Value, query: &str) -> bool {
     query.split('^').all(|clause| {
         if let Some(v) = clause.strip_prefix("correlation_idSTARTSWITH") {
             incident["correlation_id"].as_str().is_some_and(|c| c.starts_with(v))
+        } else if let Some(v) = clause.strip_prefix("correlation_idENDSWITH") {
+            incident["correlation_id"].as_str().is_some_and(|c| c.ends_with(v))
+        } else if clause.starts_with("ORDERBY") {
+            true
+        } else if let Some((field, v)) = clause.split_once('=').filter(|(f, _)| !f.starts_with("correlation_id")) {
+            incident[field].as_str() == Some(v)
         } else if let Some(v) = clause.strip_prefix("correlation_id=") {
             incident["correlation_id"].as_str() == Some(v)
         } else if let Some(v) = clause.strip_prefix("correlation_id!=") {
@@ -62,7 +76,12 @@ impl Respond for ServiceNow {
                     .find(|(k, _)| k == "sysparm_query")
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default();
-                let result: Vec<Value> = incidents.iter().filter(|i| matches(i, &query)).cloned().collect();
+                let table = if path.ends_with("/change_request") {
+                    self.changes.lock().unwrap().clone()
+                } else {
+                    incidents.clone()
+                };
+                let result: Vec<Value> = table.iter().filter(|i| matches(i, &query)).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({ "result": result }))
             }
             "POST" if path == "/api/now/table/incident" => {
@@ -83,6 +102,11 @@ impl Respond for ServiceNow {
                 let patch: Value = serde_json::from_slice(&req.body).unwrap();
                 for (k, v) in patch.as_object().unwrap() {
                     incident[k] = v.clone();
+                }
+                if let Some(note) = patch.get("work_notes") {
+                    let mut journal = incident["journal"].as_array().cloned().unwrap_or_default();
+                    journal.push(note.clone());
+                    incident["journal"] = json!(journal);
                 }
                 // Resolved (6) stays active until closed (7), as in ServiceNow.
                 if patch["state"] == "7" {

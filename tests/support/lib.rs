@@ -2,10 +2,12 @@
 //! Graph and credential, and routers served over real TCP on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
+pub mod arm;
 pub mod azurite;
 pub mod graph;
 pub mod itsm;
 pub mod smtp;
+pub mod world;
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 

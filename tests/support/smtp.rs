@@ -92,6 +92,68 @@ impl SmtpSink {
     }
 }
 
+/// A received message, parsed.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub raw: Vec<u8>,
+}
+
+impl Sent {
+    fn header(&self, name: &str) -> String {
+        use mailparse::MailHeaderMap;
+        mailparse::parse_mail(&self.raw).unwrap().headers.get_first_value(name).unwrap_or_default()
+    }
+
+    pub fn subject(&self) -> String {
+        self.header("Subject")
+    }
+
+    /// The `To` addresses, without display names.
+    pub fn to(&self) -> Vec<String> {
+        let parsed = mailparse::addrparse(&self.header("To")).unwrap();
+        parsed
+            .iter()
+            .flat_map(|a| match a {
+                mailparse::MailAddr::Single(s) => vec![s.addr.clone()],
+                mailparse::MailAddr::Group(g) => g.addrs.iter().map(|s| s.addr.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// The text/plain part.
+    pub fn text(&self) -> String {
+        let mail = mailparse::parse_mail(&self.raw).unwrap();
+        let mut parts = vec![&mail];
+        while let Some(p) = parts.pop() {
+            if p.ctype.mimetype == "text/plain" {
+                return p.get_body().unwrap();
+            }
+            parts.extend(p.subparts.iter());
+        }
+        String::new()
+    }
+}
+
+impl SmtpSink {
+    pub fn count(&self) -> usize {
+        self.messages().len()
+    }
+
+    /// Waits (without blocking the runtime) until `n` messages arrived after `seen`, and returns
+    /// the new ones. Maildir file names do not sort by arrival, so new means "not in `seen`".
+    pub async fn new_since(&self, seen: &[Vec<u8>], n: usize) -> Vec<Sent> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.messages();
+            let new: Vec<Sent> = all.into_iter().filter(|m| !seen.contains(m)).map(|raw| Sent { raw }).collect();
+            if new.len() >= n || Instant::now() > deadline {
+                return new;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -118,39 +118,6 @@ pub fn slack_message(n: &Notice) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn notice() -> Notice {
-        Notice {
-            kind: "gate",
-            key: "k".into(),
-            severity: Severity::Critical,
-            title: "Ring1 <b>cancelled</b>\nBcc: x@y".into(),
-            configuration: Some("Ring1".into()),
-            facts: vec![],
-            text: "*bold* <script>".into(),
-            link: None,
-        }
-        .fact("Reason", "KB5031364 failed on 30% of Ring0")
-        .fact("Empty", "")
-    }
-
-    #[test]
-    fn subjects_are_one_line_and_chat_text_is_escaped() {
-        let n = notice();
-        assert_eq!(n.facts.len(), 1, "empty facts are dropped");
-        assert!(!n.subject().contains('\n'));
-        let card = teams_card(&n).to_string();
-        assert!(card.contains(r"\\<b\\>") && card.contains(r"\\*bold\\*"), "{card}");
-        let slack = slack_message(&n).to_string();
-        assert!(slack.contains("&lt;script&gt;"), "{slack}");
-        let body: Value = serde_json::from_str(&webhook_body(&n, OffsetDateTime::UNIX_EPOCH)).unwrap();
-        assert_eq!(body["data"]["facts"]["Reason"], "KB5031364 failed on 30% of Ring0");
-    }
-}
-
 /// A notice delivery's report and, when it must be retried, why and when.
 pub type NoticeResult = (crate::pipeline::DeliveryReport, Result<(), (String, std::time::Duration)>);
 
@@ -259,5 +226,38 @@ impl crate::pipeline::Pipeline {
             tracing::error!(target = %target, error = %e, "Notice delivery could not be recorded.");
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice() -> Notice {
+        Notice {
+            kind: "gate",
+            key: "k".into(),
+            severity: Severity::Critical,
+            title: "Ring1 <b>cancelled</b>\nBcc: x@y".into(),
+            configuration: Some("Ring1".into()),
+            facts: vec![],
+            text: "*bold* <script>".into(),
+            link: None,
+        }
+        .fact("Reason", "KB5031364 failed on 30% of Ring0")
+        .fact("Empty", "")
+    }
+
+    #[test]
+    fn subjects_are_one_line_and_chat_text_is_escaped() {
+        let n = notice();
+        assert_eq!(n.facts.len(), 1, "empty facts are dropped");
+        assert!(!n.subject().contains('\n'));
+        let card = teams_card(&n).to_string();
+        assert!(card.contains(r"\\<b\\>") && card.contains(r"\\*bold\\*"), "{card}");
+        let slack = slack_message(&n).to_string();
+        assert!(slack.contains("&lt;script&gt;"), "{slack}");
+        let body: Value = serde_json::from_str(&webhook_body(&n, OffsetDateTime::UNIX_EPOCH)).unwrap();
+        assert_eq!(body["data"]["facts"]["Reason"], "KB5031364 failed on 30% of Ring0");
     }
 }

@@ -306,7 +306,7 @@ impl Pipeline {
         };
         // Gates, cancellation and power on come before any heads-up.
         let mut control = match event.phase {
-            Phase::Pre => self.before_run(event, &data).await,
+            Phase::Pre => self.before_run(event, data).await,
             Phase::Post => crate::control::run::ControlOutcome::default(),
         };
         if let Some((reason, after)) = control.retry.take() {
@@ -314,7 +314,7 @@ impl Pipeline {
         }
         let now = (self.clock)();
         let grace = if final_attempt { Duration::ZERO } else { self.grace };
-        let summary = match summarise(event, &data, now, grace) {
+        let summary = match summarise(event, data, now, grace) {
             Decision::Ready(s) => *s,
             Decision::Wait { missing, total, retry_after } => {
                 info!(missing, total, "Results still missing inside the grace period; retrying later.");
@@ -326,7 +326,7 @@ impl Pipeline {
         };
         let plan = match &self.routing {
             Some(routing) => {
-                let plan = routing.plan(event, &summary, &data);
+                let plan = routing.plan(event, &summary, data);
                 if plan.is_empty() {
                     info!("No route matched this run; nothing to send.");
                 }

@@ -64,6 +64,8 @@ pub enum AuthError {
     Missing,
     #[error("{0} header is missing")]
     MissingHeader(&'static str),
+    #[error("{0} header is given more than once")]
+    Repeated(&'static str),
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
     #[error("webhook-timestamp is {0} seconds away from now, more than the {TOLERANCE_SECONDS} allowed")]
@@ -91,6 +93,12 @@ pub fn authenticate<'a>(
     now: i64,
 ) -> Result<Authenticated<'a>, AuthError> {
     let header = |name: &'static str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    // Two values of one credential header would leave it to chance which one counts.
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature", "authorization"] {
+        if headers.get_all(name).iter().count() > 1 {
+            return Err(AuthError::Repeated(name));
+        }
+    }
     if let Some(signature) = header("webhook-signature") {
         let id = header("webhook-id").filter(|v| !v.is_empty()).ok_or(AuthError::MissingHeader("webhook-id"))?;
         let ts_text = header("webhook-timestamp").ok_or(AuthError::MissingHeader("webhook-timestamp"))?;

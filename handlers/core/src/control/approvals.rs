@@ -113,7 +113,7 @@ impl Approvals {
                 out.push(d);
             }
         }
-        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.sort_by_key(|d| std::cmp::Reverse(d.at));
         Ok(out)
     }
 
