@@ -337,15 +337,42 @@ resource itsmIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-
 }
 
 var stateUrl = 'https://${names.dataStorage}.blob.${environment().suffixes.storage}/${stateContainerName}'
-var configSetting = empty(configFile) ? {} : { PATCHWATCH_CONFIG: configFile }
-var mailFromSetting = empty(mailFrom) ? {} : { PATCHWATCH_MAIL_FROM: mailFrom }
-var mailToSetting = empty(mailTo) ? {} : { PATCHWATCH_MAIL_TO: mailTo }
-// Module input: [{ env, secret }] (from the env -> secret name objects above).
-var eventsSecrets = [for s in items(eventsSecretEnv): { env: s.key, secret: s.value }]
-var alertsSecrets = [for s in items(union(alertsSecretEnv, { PATCHWATCH_ALERT_TOKEN: alertTokenSecretName })): { env: s.key, secret: s.value }]
-var itsmSecrets = [for s in items(itsmSecretEnv): { env: s.key, secret: s.value }]
+var stateSetting = {
+  PATCHWATCH_STATE: stateUrl
+}
+var configSetting = empty(configFile) ? {} : {
+  PATCHWATCH_CONFIG: configFile
+}
+var mailFromSetting = empty(mailFrom) ? {} : {
+  PATCHWATCH_MAIL_FROM: mailFrom
+}
+var mailToSetting = empty(mailTo) ? {} : {
+  PATCHWATCH_MAIL_TO: mailTo
+}
+var commonSettings = union(stateSetting, configSetting, mailFromSetting, mailToSetting, additionalSettings)
 
-var commonSettings = union({ PATCHWATCH_STATE: stateUrl }, configSetting, mailFromSetting, mailToSetting, additionalSettings)
+// Module input: [{ env, secret }], from the "environment variable -> secret name" parameters.
+var alertTokenEnv = {
+  PATCHWATCH_ALERT_TOKEN: alertTokenSecretName
+}
+var eventsSecrets = [
+  for s in items(eventsSecretEnv): {
+    env: s.key
+    secret: s.value
+  }
+]
+var alertsSecrets = [
+  for s in items(union(alertsSecretEnv, alertTokenEnv)): {
+    env: s.key
+    secret: s.value
+  }
+]
+var itsmSecrets = [
+  for s in items(itsmSecretEnv): {
+    env: s.key
+    secret: s.value
+  }
+]
 
 module eventsApp 'modules/functionApp.bicep' = {
   name: 'pw-${prefix}-app-events'
@@ -604,11 +631,6 @@ module operationStatusAccess 'modules/rbacSubscription.bicep' = [
     params: {
       assignments: [
         {
-          principalId: eventsIdentity.properties.principalId
-          roleDefinitionId: roleDefinitions.outputs.ids.operationStatus
-          description: 'patchwatch events: poll its own VM start/deallocate operations'
-        }
-        {
           principalId: itsmIdentity.properties.principalId
           roleDefinitionId: roleDefinitions.outputs.ids.operationStatus
           description: 'patchwatch itsm: poll its own installPatches operations'
@@ -627,12 +649,12 @@ module configurationAccess 'modules/rbacResourceGroup.bicep' = [
         {
           principalId: eventsIdentity.properties.principalId
           roleDefinitionId: roleDefinitions.outputs.ids.runControl
-          description: 'patchwatch events: read configurations, cancel a run when a gate fails'
+          description: 'patchwatch events: read configurations and runs, cancel a run when a gate fails'
         }
         {
           principalId: itsmIdentity.properties.principalId
-          roleDefinitionId: roleDefinitions.outputs.ids.runControl
-          description: 'patchwatch itsm: read configurations, cancel a run when its change is rejected'
+          roleDefinitionId: roleDefinitions.outputs.ids.configurationReader
+          description: 'patchwatch itsm: read configurations (installPatches settings for re-runs) and runs'
         }
       ]
     }

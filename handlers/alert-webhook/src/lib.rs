@@ -30,13 +30,16 @@ pub struct AppState {
     pub token: Option<Secret>,
 }
 
+/// The handler's router: its routes, health and request tracing.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/alerts", post(alerts))
+    routes(state)
         .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+/// `POST /api/alerts` alone, for hosts that serve several handlers (`patchwatch serve`).
+pub fn routes(state: AppState) -> Router {
+    Router::new().route("/api/alerts", post(alerts)).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
 }
 
 #[derive(serde::Deserialize)]

@@ -6,6 +6,7 @@
 //! - [`pipeline`]: event → summary → email; [`runtime`], [`telemetry`], [`error`]: the edges
 //! - [`simulate`]: realistic runs for demos, tests and benchmarks
 
+pub mod apps;
 pub mod azure;
 pub mod channels;
 pub mod config;

@@ -758,6 +758,45 @@ mod tests {
     }
 
     #[test]
+    fn control_sections_are_checked_where_they_are_written() {
+        let example = include_str!("../../../examples/control.toml");
+        let (routing, warnings) = Routing::parse(example, &|_| true).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!((routing.control.gates.len(), routing.control.itsm.callers.len()), (2, 2));
+        let cases: &[(&str, usize, &str)] = &[
+            ("[[gates]]\nname = \"g\"\nring = \"nope\"\nchange = {}\n", 1, "unknown ring \"nope\""),
+            ("[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\n", 1, "give `change` or `previous_ring`"),
+            (
+                "[[gates]]\nname = \"g\"\n\nconfiguration = \"R*\"\nnotify = [\"sms\"]\nchange = {}\n",
+                1,
+                "notify \"sms\": no such channel",
+            ),
+            (
+                "[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\nchange = { source = \"servicenow\" }\n",
+                1,
+                "needs `servicenow",
+            ),
+            ("[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\nmode = \"maybe\"\nchange = {}\n", 4, "maybe"),
+            ("[power]\nconfigurations = []\n", 1, "power: configurations is empty"),
+            (
+                "[[itsm.callers]]\nname = \"c\"\nconfigurations = [\"*\"]\nactions = [\"approve\"]\n",
+                1,
+                "signing_secret_env or bearer_env",
+            ),
+            (
+                "[[itsm.callers]]\nname = \"c\"\nbearer_env = \"B\"\nconfigurations = [\"*\"]\nactions = [\"launch\"]\n",
+                5,
+                "launch",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err[0].message.contains(message), "{text}: {}", err[0]);
+            assert_eq!(err[0].line, *line, "{text}: {}", err[0]);
+        }
+    }
+
+    #[test]
     fn unset_secrets_are_warnings() {
         let text = "[channels.t]\ntype = \"teams\"\nurl_env = \"TEAMS_URL\"\n";
         let (_, warnings) = Routing::parse(text, &|_| false).unwrap();

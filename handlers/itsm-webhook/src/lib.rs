@@ -48,13 +48,16 @@ impl AppState {
     }
 }
 
+/// The handler's router: its routes, health and request tracing.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/itsm", post(itsm))
+    routes(state)
         .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+/// `POST /api/itsm` alone, for hosts that serve several handlers (`patchwatch serve`).
+pub fn routes(state: AppState) -> Router {
+    Router::new().route("/api/itsm", post(itsm)).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
 }
 
 #[derive(serde::Deserialize)]

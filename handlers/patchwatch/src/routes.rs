@@ -59,11 +59,23 @@ pub async fn check(args: &CheckArgs) -> ExitCode {
                     _ => out!("{}: warning: no Azure credential; action groups not checked", path.display()),
                 }
             }
+            let c = &r.control;
+            let mut control = Vec::new();
+            if !c.gates.is_empty() {
+                control.push(format!("{} gates", c.gates.len()));
+            }
+            if c.power.is_some() {
+                control.push("power".to_owned());
+            }
+            if !c.itsm.callers.is_empty() {
+                control.push(format!("{} ITSM callers", c.itsm.callers.len()));
+            }
             out!(
-                "{}: ok: {} channels, {} routes{}",
+                "{}: ok: {} channels, {} routes{}{}",
                 path.display(),
                 r.channels.len(),
                 r.routes.len(),
+                control.iter().map(|c| format!(", {c}")).collect::<String>(),
                 if warnings.is_empty() { String::new() } else { format!(", {} warnings", warnings.len()) }
             );
             ExitCode::SUCCESS

@@ -49,7 +49,20 @@ pub async fn run(args: Args) -> ExitCode {
         pipeline.source = RunDataSource::SnapshotText(Arc::from(example::SNAPSHOT));
     }
     eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
-    let router = maintenance_events::router(maintenance_events::AppState::new(pipeline, config.webhook_token.clone()));
+    let callers = match itsm_webhook::auth::callers(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    // One pipeline for every handler here; deployed, each handler is a Function App of its own.
+    let state = maintenance_events::AppState::new(pipeline, config.webhook_token.clone());
+    let alerts = alert_webhook::AppState { pipeline: state.pipeline.clone(), token: config.alert_token.clone() };
+    let itsm = itsm_webhook::AppState { pipeline: state.pipeline.clone(), callers: Arc::new(callers), concurrency: 8 };
+    let router =
+        maintenance_events::router(state).merge(alert_webhook::routes(alerts)).merge(itsm_webhook::routes(itsm));
+    eprintln!("POST /api/events, /api/alerts, /api/itsm; GET /api/health on http://{}", args.addr);
     match runtime::serve_on(router, args.addr).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

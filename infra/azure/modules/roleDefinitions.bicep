@@ -7,19 +7,19 @@ targetScope = 'subscription'
 @description('Distinguishes these roles from another patchwatch deployment\'s in the same tenant (role names are unique per tenant).')
 param label string
 
-@description('Resource group ids holding the maintenance configurations (run control).')
+@description('Resource group ids holding the maintenance configurations (run control, configuration reader).')
 param configurationScopes array
 
 @description('Subscription and resource group ids holding the machines (power control, patch on demand).')
 param machineScopes array
 
-@description('Subscription ids (/subscriptions/<id>) of the machines: long-running operation status lives at subscription level.')
+@description('Subscription ids (/subscriptions/<id>) of the machines: the status of long-running operations lives at subscription level.')
 param operationStatusScopes array
 
 var definitions = {
   runControl: {
     roleName: 'patchwatch run control (${label})'
-    description: 'patchwatch: read maintenance configurations and their runs, cancel a scheduled run (PUT applyUpdates with status Cancel).'
+    description: 'patchwatch events app: read maintenance configurations and their runs, cancel a scheduled run when a gate fails (PUT applyUpdates with status Cancel).'
     actions: [
       'Microsoft.Maintenance/maintenanceConfigurations/read'
       'Microsoft.Maintenance/applyUpdates/read'
@@ -27,9 +27,18 @@ var definitions = {
     ]
     scopes: configurationScopes
   }
+  configurationReader: {
+    roleName: 'patchwatch configuration reader (${label})'
+    description: 'patchwatch itsm app: read maintenance configurations (their installPatches settings) and their runs.'
+    actions: [
+      'Microsoft.Maintenance/maintenanceConfigurations/read'
+      'Microsoft.Maintenance/applyUpdates/read'
+    ]
+    scopes: configurationScopes
+  }
   powerControl: {
     roleName: 'patchwatch power control (${label})'
-    description: 'patchwatch: start deallocated VMs before a run and deallocate exactly those again after it.'
+    description: 'patchwatch events app: start deallocated VMs before a run and deallocate exactly those again after it.'
     actions: [
       'Microsoft.Compute/virtualMachines/read'
       'Microsoft.Compute/virtualMachines/start/action'
@@ -39,7 +48,7 @@ var definitions = {
   }
   patchOnDemand: {
     roleName: 'patchwatch patch on demand (${label})'
-    description: 'patchwatch: install patches now on Azure VMs and Arc-enabled servers (ITSM re-run and emergency patching).'
+    description: 'patchwatch itsm app: install patches now on Azure VMs and Arc-enabled servers (re-run failed machines, emergency patching).'
     actions: [
       'Microsoft.Compute/virtualMachines/installPatches/action'
       'Microsoft.HybridCompute/machines/installPatches/action'
@@ -48,7 +57,7 @@ var definitions = {
   }
   operationStatus: {
     roleName: 'patchwatch operation status (${label})'
-    description: 'patchwatch: poll the status of its own long-running VM and Arc operations (the Location URL of a 202).'
+    description: 'patchwatch itsm app: poll its installPatches operations (the Location URL of the 202), which live at subscription level.'
     actions: [
       'Microsoft.Compute/locations/operations/read'
       'Microsoft.HybridCompute/locations/operationresults/read'
@@ -81,6 +90,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = [
 @description('Role definition GUIDs by key; empty where the role was not needed.')
 output ids object = {
   runControl: guid(subscription().id, 'patchwatch', 'runControl', label)
+  configurationReader: guid(subscription().id, 'patchwatch', 'configurationReader', label)
   powerControl: guid(subscription().id, 'patchwatch', 'powerControl', label)
   patchOnDemand: guid(subscription().id, 'patchwatch', 'patchOnDemand', label)
   operationStatus: guid(subscription().id, 'patchwatch', 'operationStatus', label)
