@@ -76,6 +76,10 @@ param itsmSecretEnv object = {
 @minLength(32)
 param alertWebhookToken string
 
+@description('Optional function key for the alerts app\'s "alerts" function, appended to the action group\'s URI as &code=... Needed only while that function\'s authLevel is "function" (az functionapp function keys list after the code is deployed, then redeploy); the handler itself checks the token.')
+@secure()
+param alertsFunctionKey string = ''
+
 @description('Secret values to write to the Key Vault: secret name -> value (for example { "patchwatch-smtp-url": "smtp://..." }). Optional: secrets can be written beforehand with az keyvault secret set instead.')
 @secure()
 param secretValues object = {}
@@ -105,8 +109,8 @@ param instanceMemoryMB int = 2048
 ])
 param storageSku string = 'Standard_GZRS'
 
-@description('Spread each Flex Consumption plan over availability zones. Set false in regions without zone support for Flex Consumption.')
-param zoneRedundant bool = true
+@description('Spread each Flex Consumption plan over availability zones (az functionapp list-flexconsumption-locations --zone-redundant true lists the regions). Costs: the platform then keeps at least two always-ready instances per function group.')
+param zoneRedundant bool = false
 
 @description('Days Log Analytics keeps logs and telemetry.')
 @minValue(30)
@@ -663,6 +667,8 @@ module configurationAccess 'modules/rbacResourceGroup.bicep' = [
 
 // ---- Azure Monitor: activity-log alerts -> action group -> alert app -----------------------
 
+var alertsCode = empty(alertsFunctionKey) ? '' : '&code=${uriComponent(alertsFunctionKey)}'
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   name: names.actionGroup
   location: 'Global'
@@ -673,7 +679,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
     webhookReceivers: [
       {
         name: 'patchwatch-alert-webhook'
-        serviceUri: 'https://${alertsApp.outputs.defaultHostName}/api/alerts?token=${uriComponent(alertWebhookToken)}'
+        serviceUri: 'https://${alertsApp.outputs.defaultHostName}/api/alerts?token=${uriComponent(alertWebhookToken)}${alertsCode}'
         useCommonAlertSchema: true
         useAadAuth: false
       }

@@ -6,6 +6,7 @@ pub mod arm;
 pub mod azurite;
 pub mod graph;
 pub mod itsm;
+pub mod lambda;
 pub mod smtp;
 pub mod world;
 

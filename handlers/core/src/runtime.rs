@@ -18,6 +18,8 @@ pub enum RuntimeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0} is required under the AWS Lambda runtime (set by Lambda)")]
+    LambdaEnv(&'static str),
     #[error("Lambda runtime failed: {0}")]
     Lambda(lambda_http::Error),
 }
@@ -25,6 +27,12 @@ pub enum RuntimeError {
 /// Serves `router` on whichever host this process runs under.
 pub async fn serve(router: Router) -> Result<(), RuntimeError> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        // The runtime crate panics without these; Lambda always sets them, a hand-run process may not.
+        for var in ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"] {
+            if std::env::var(var).map_or(true, |v| v.is_empty()) {
+                return Err(RuntimeError::LambdaEnv(var));
+            }
+        }
         info!("Starting under the AWS Lambda runtime.");
         return lambda_http::run(router).await.map_err(RuntimeError::Lambda);
     }

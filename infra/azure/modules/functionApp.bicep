@@ -78,8 +78,8 @@ param instanceMemoryMB int = 2048
 ])
 param storageSku string = 'Standard_GZRS'
 
-@description('Spread the plan\'s instances over availability zones (regions with zone support for Flex Consumption only).')
-param zoneRedundant bool = true
+@description('Spread the plan\'s instances over availability zones (regions with zone support for Flex Consumption only; keeps at least two billed always-ready instances per function group).')
+param zoneRedundant bool = false
 
 var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -295,6 +295,7 @@ var secretSettings = [
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy is opt-in (zoneRedundant): on Flex it keeps at least two always-ready instances per function group, billed around the clock, while every sender retries for up to 24 hours anyway
   name: 'plan-${name}'
   location: location
   tags: tags
