@@ -88,6 +88,9 @@ pub struct Config {
     /// When set, `POST /api/alerts` needs it as `?token=` (action groups cannot add headers)
     /// or `Authorization: Bearer`.
     pub alert_token: Option<Secret>,
+    /// With `AZURE_CLIENT_ID`, a service principal's secret (hosts without managed identity, such as AWS Lambda).
+    pub azure_tenant_id: Option<String>,
+    pub azure_client_secret: Option<Secret>,
 }
 
 /// A configuration problem, naming the variable.
@@ -99,6 +102,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
     #[error("PATCHWATCH_CONFIG has problems:\n{0}")]
     Routing(String),
+    #[error("{0} is a Key Vault reference the platform could not resolve (check the app's identity has Key Vault Secrets User on the secret)")]
+    UnresolvedReference(String),
     #[error("{var} is required by {channel:?} of PATCHWATCH_CONFIG")]
     ChannelSecret { channel: String, var: String },
 }
@@ -144,7 +149,17 @@ impl Config {
 
     /// Reads settings through `lookup`; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, defaults: &Defaults) -> Result<Self, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        // App Service leaves a Key Vault reference it could not resolve as the literal
+        // `@Microsoft.KeyVault(...)` text: a known string must never pass for a secret.
+        let unresolved = std::cell::RefCell::new(None::<String>);
+        let get = |k: &str| {
+            let v = lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())?;
+            if v.starts_with("@Microsoft.KeyVault(") {
+                unresolved.borrow_mut().get_or_insert_with(|| k.to_owned());
+                return None;
+            }
+            Some(v)
+        };
 
         let mail = match (get("PATCHWATCH_OUTBOX"), get("PATCHWATCH_SMTP_URL")) {
             (Some(dir), _) => MailTarget::Outbox(PathBuf::from(dir)),
@@ -235,9 +250,18 @@ impl Config {
             let value = get(&var).ok_or_else(|| ConfigError::ChannelSecret { channel: caller, var: var.clone() })?;
             channel_secrets.insert(var, Secret::new(value));
         }
+        let webhook_token = get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new);
+        let alert_token = get("PATCHWATCH_ALERT_TOKEN").map(Secret::new);
+        let azure_tenant_id = get("AZURE_TENANT_ID");
+        let azure_client_secret = get("AZURE_CLIENT_SECRET").map(Secret::new);
+        if let Some(name) = unresolved.borrow().clone() {
+            return Err(ConfigError::UnresolvedReference(name));
+        }
         Ok(Self {
-            webhook_token: get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new),
-            alert_token: get("PATCHWATCH_ALERT_TOKEN").map(Secret::new),
+            webhook_token,
+            alert_token,
+            azure_tenant_id,
+            azure_client_secret,
             routing,
             channel_secrets,
             state: Secret::new(state),
@@ -334,6 +358,17 @@ fn parse_mailbox_list(name: &'static str, value: &str) -> Result<Vec<Mailbox>, C
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn unresolved_key_vault_references_stop_start_up() {
+        let vars = HashMap::from([
+            ("PATCHWATCH_OUTBOX", "/tmp/x"),
+            ("PATCHWATCH_STATE", "file:///tmp/x"),
+            ("PATCHWATCH_WEBHOOK_TOKEN", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/token/)"),
+        ]);
+        let err = Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned()), &Defaults::default()).unwrap_err();
+        assert!(err.to_string().starts_with("PATCHWATCH_WEBHOOK_TOKEN is a Key Vault reference"), "{err}");
+    }
 
     fn cfg(vars: &[(&str, &str)], defaults: &Defaults) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();

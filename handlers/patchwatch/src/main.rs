@@ -2,7 +2,7 @@
 //!
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
 //! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events, `deliveries`
-//! lists the delivery ledger.
+//! lists the delivery ledger, `package` builds the Function App zips and Lambda bootstraps.
 
 /// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
 macro_rules! out {
@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 mod deliveries;
+mod package;
 mod print;
 mod replay;
 mod routes;
@@ -40,6 +41,7 @@ enum Command {
     Routes(routes::RoutesCommand),
     Serve(serve::Args),
     Simulate(simulate::Args),
+    Package(package::Args),
 }
 
 /// Exit code for "nothing sent yet, try again later" (EX_TEMPFAIL).
@@ -58,5 +60,6 @@ async fn main() -> ExitCode {
         Command::Routes(routes::RoutesCommand::Test(args)) => routes::test(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),
+        Command::Package(args) => package::run(&args),
     }
 }
