@@ -100,6 +100,27 @@ async fn signature_and_authorisation_failures_change_nothing() {
         ),
         ("wrong bearer", client.post(&itsm).bearer_auth("bearer-secret-012345678").body(rerun.clone()), 401, "bearer"),
         (
+            "configuration that disagrees with the run",
+            signed_request(
+                &client,
+                &itsm,
+                "msg_8",
+                ts,
+                &json!({ "action": "rerun", "requestedBy": "mallory", "run": post.correlation_id, "configuration": "Ring2-Prod" }).to_string(),
+                SECRET,
+            ),
+            400,
+            "the run belongs to \"Ring0-Dev\"",
+        ),
+        (
+            "another configuration's run",
+            client.post(&itsm).bearer_auth("bearer-secret-0123456789").body(
+                json!({ "action": "acknowledge", "requestedBy": "m", "configuration": "Ring2-Prod", "run": post.correlation_id }).to_string(),
+            ),
+            400,
+            "the run belongs to",
+        ),
+        (
             "action not allowed",
             client.post(&itsm).bearer_auth("bearer-secret-0123456789").body(approve.clone()),
             403,

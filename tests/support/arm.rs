@@ -1,7 +1,7 @@
 //! A loopback fake of the ARM calls patchwatch makes around a run, built from
 //! azure-contracts §1.6 and §7.1 and the Compute REST spec:
 //! - `PUT {run id}?api-version=2023-09-01-preview` with `{"properties":{"status":"Cancel"}}` → 200, status `Cancelled`;
-//! - `POST {vm}/start`, `POST {vm}/deallocate` (api-version 2024-07-01) → 202 with `Azure-AsyncOperation`;
+//! - `POST {vm}/start`, `…/deallocate`, `…/powerOff` (api-version 2024-07-01) → 202 with `Azure-AsyncOperation`;
 //! - `POST {machine}/installPatches` → 202 with `Location` and `Retry-After`; the Location answers
 //!   202 once, then 200 with the result body;
 //! - `GET {maintenance configuration}?api-version=2023-04-01` → the configuration.
@@ -32,6 +32,8 @@ pub struct FakeArm {
     base: String,
     /// Machines (name fragments) whose installPatches result is Failed.
     pub failing: Arc<Mutex<Vec<String>>>,
+    /// How many cancel PUTs answer 500 before they work.
+    pub fail_cancels: Arc<Mutex<u32>>,
 }
 
 impl FakeArm {
@@ -86,12 +88,19 @@ impl Respond for FakeArm {
                 if status != Some("Cancel") {
                     return error(400, "InvalidRequest", "properties.status must be Cancel");
                 }
+                {
+                    let mut fail = self.fail_cancels.lock().unwrap();
+                    if *fail > 0 {
+                        *fail -= 1;
+                        return error(500, "InternalServerError", "try again");
+                    }
+                }
                 let resource = &path[..lower.find("/providers/microsoft.maintenance/applyupdates/").unwrap()];
                 ResponseTemplate::new(200).set_body_json(json!({
                     "name": path.rsplit('/').next(), "type": "Microsoft.Maintenance/applyUpdates", "id": path,
                     "properties": { "resourceId": resource, "status": "Cancelled" } }))
             }
-            "POST" if lower.ends_with("/start") || lower.ends_with("/deallocate") => {
+            "POST" if lower.ends_with("/start") || lower.ends_with("/deallocate") || lower.ends_with("/poweroff") => {
                 if api_version != "2024-07-01" || !lower.contains("/providers/microsoft.compute/virtualmachines/") {
                     return error(400, "InvalidRequest", "not a VM power action");
                 }

@@ -34,7 +34,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     routes(state)
         .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(patchwatch_core::telemetry::request_spans())
 }
 
 /// `POST /api/alerts` alone, for hosts that serve several handlers (`patchwatch serve`).

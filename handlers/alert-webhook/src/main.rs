@@ -19,6 +19,10 @@ async fn main() -> ExitCode {
         if config::on_cloud_host(env) && c.state.expose().starts_with("file://") {
             return Err("file:// state is per instance on a cloud host; use a blob container URL".to_owned());
         }
+        // Action groups cannot sign: on a public endpoint the token is all that keeps forged alerts out.
+        if config::on_cloud_host(env) && c.alert_token.is_none() {
+            return Err("PATCHWATCH_ALERT_TOKEN is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned());
+        }
         Pipeline::from_config(&c).map(|p| (p, c.alert_token.clone())).map_err(|e| e.to_string())
     });
     let (pipeline, token) = match built {

@@ -102,7 +102,9 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
     #[error("PATCHWATCH_CONFIG has problems:\n{0}")]
     Routing(String),
-    #[error("{0} is a Key Vault reference the platform could not resolve (check the app's identity has Key Vault Secrets User on the secret)")]
+    #[error(
+        "{0} is a Key Vault reference the platform could not resolve (check the app's identity has Key Vault Secrets User on the secret)"
+    )]
     UnresolvedReference(String),
     #[error("{var} is required by {channel:?} of PATCHWATCH_CONFIG")]
     ChannelSecret { channel: String, var: String },

@@ -123,7 +123,21 @@ impl History {
     /// The latest run recorded of any configuration matching `glob` that started before `before`.
     pub async fn latest_matching(&self, glob: &str, before: OffsetDateTime) -> Result<Option<RunRecord>, StateError> {
         let mut latest: Option<RunRecord> = None;
+        // Keys are `history/<key_segment(configuration)>/…`: read only the folders the pattern
+        // can match (folded the same way), not every run of every configuration.
+        let folded: String = glob
+            .chars()
+            .map(|c| match c {
+                '*' | '?' => c,
+                c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c.to_ascii_lowercase(),
+                _ => '-',
+            })
+            .collect();
         for key in self.store.list("history/").await? {
+            let folder = key.split('/').nth(1).unwrap_or_default();
+            if !crate::routing::glob(&folded, folder) {
+                continue;
+            }
             if let Some(v) = self.store.get(&key).await?
                 && let Ok(r) = serde_json::from_slice::<RunRecord>(&v.data)
                 && crate::routing::glob(glob, &r.configuration)

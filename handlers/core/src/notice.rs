@@ -91,8 +91,14 @@ pub fn teams_card(n: &Notice) -> Value {
     let mut body = vec![
         json!({ "type": "TextBlock", "text": escape(&n.title), "weight": "Bolder", "size": "Medium", "wrap": true, "color": color }),
         json!({ "type": "FactSet", "facts": facts }),
-        json!({ "type": "TextBlock", "text": escape(&n.text), "wrap": true }),
     ];
+    // Card text escaping drops line breaks: one block per line keeps the paragraphs apart.
+    body.extend(
+        n.text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| json!({ "type": "TextBlock", "text": escape(l), "wrap": true })),
+    );
     if let Some(link) = &n.link {
         body.push(json!({ "type": "ActionSet", "actions": [{ "type": "Action.OpenUrl", "title": "Open in the portal", "url": link }] }));
     }

@@ -353,10 +353,17 @@ impl Pipeline {
                 deliveries.push(report);
             }
         }
-        if event.phase == Phase::Post && retry.is_none() {
+        // Machines go back as soon as the run's results are in, whether or not every channel
+        // took its notification (a channel down must not keep VMs running).
+        if event.phase == Phase::Post {
             let after = self.after_run(event).await;
             deliveries.extend(after.reports);
-            retry = after.retry;
+            if let Some((reason, after)) = after.retry {
+                retry = Some(match retry.take() {
+                    Some((r, a)) => (format!("{r}; {reason}"), a.max(after)),
+                    None => (reason, after),
+                });
+            }
         }
         if let Some((reason, after)) = retry {
             // What went out stays sent; the redelivery sends only what is missing.

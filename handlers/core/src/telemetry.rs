@@ -17,3 +17,20 @@ pub fn init_tracing(default: &str) {
     // A second init (tests) is harmless: try_init fails quietly.
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
+
+/// Request tracing that records the method and path only: a query string can carry a token
+/// (`/api/alerts?token=…`) and must not reach the logs.
+pub fn request_spans() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&http::Request<axum::body::Body>) -> tracing::Span + Clone,
+> {
+    tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            invocation_id = %header("x-azure-functions-invocationid"),
+        )
+    })
+}

@@ -82,12 +82,27 @@ pub fn configuration_id_of_run(run: &str) -> &str {
     }
 }
 
-/// The configuration name a request concerns.
-pub fn configuration_of(req: &Request) -> String {
-    match (&req.configuration, &req.run) {
-        (Some(c), _) => last_segment(c.trim_end_matches('/')).to_owned(),
-        (None, Some(run)) => last_segment(configuration_id_of_run(run)).to_owned(),
-        (None, None) => String::new(),
+/// The configuration a request concerns: its name, and its full id when the request gives one.
+/// For actions on a run the run id decides; a `configuration` that names another is refused, so
+/// a caller cannot borrow the rights of one configuration to act on another's run.
+pub fn configuration_of(req: &Request) -> Result<(String, Option<String>), ItsmError> {
+    let name_of = |id: &str| last_segment(id.trim_end_matches('/')).to_owned();
+    match (&req.run, &req.configuration) {
+        (Some(run), given) => {
+            let id = configuration_id_of_run(run);
+            let name = name_of(id);
+            if let Some(c) = given
+                && !name_of(c).eq_ignore_ascii_case(&name)
+            {
+                return Err(ItsmError::BadRequest(EventError::malformed(
+                    "configuration",
+                    format!("names {:?}, but the run belongs to {name:?}", name_of(c)),
+                )));
+            }
+            Ok((name, Some(id.to_owned())))
+        }
+        (None, Some(c)) => Ok((name_of(c), c.contains('/').then(|| c.trim_end_matches('/').to_owned()))),
+        (None, None) => Ok((String::new(), None)),
     }
 }
 
@@ -114,12 +129,20 @@ pub async fn perform(
                 by: req.requested_by.clone(),
                 caller: caller.name.clone(),
                 at: now,
+                decided_at: req.decided_at,
             };
             let changed = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
             let verb = if approved { "approved" } else { "rejected" };
             info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, changed, "Change decision recorded.");
-            if changed {
-                let notice = notice(
+            // The notice is keyed by the decision itself: a retry after a failed notice sends it,
+            // a repeated decision does not send it twice, a stale one (superseded) not at all.
+            let current = p
+                .approvals
+                .covering(configuration, start, end)
+                .await
+                .is_ok_and(|d| d.iter().any(|d| d.change.eq_ignore_ascii_case(&change) && d.approved == approved));
+            if changed || current {
+                let n = notice(
                     caller,
                     req,
                     configuration,
@@ -127,20 +150,25 @@ pub async fn perform(
                     format!("{configuration}: change {change} {verb}"),
                 )
                 .fact("Window", format!("{} – {}", format_time(start), format_time(end)));
-                let notice = Notice {
-                    key: format!(
-                        "change:{}:{}:{verb}:{}",
-                        configuration.to_ascii_lowercase(),
-                        change.to_ascii_lowercase(),
-                        now.unix_timestamp()
-                    ),
-                    ..notice
-                };
-                p.send_notice(&notice, &caller.notify).await;
+                let key = format!(
+                    "change:{}:{}:{verb}:{}:{}",
+                    configuration.to_ascii_lowercase(),
+                    change.to_ascii_lowercase(),
+                    start.unix_timestamp(),
+                    end.unix_timestamp()
+                );
+                retry_on(p.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
             }
+            let status = if changed {
+                "recorded"
+            } else if current {
+                "unchanged"
+            } else {
+                "superseded"
+            };
             Ok((
                 StatusCode::OK,
-                json!({ "status": if changed { "recorded" } else { "unchanged" }, "action": req.action.as_str(), "change": change, "configuration": configuration, "approved": approved }),
+                json!({ "status": status, "action": req.action.as_str(), "change": change, "configuration": configuration, "approved": approved }),
             ))
         }
         Action::Acknowledge => {
@@ -153,34 +181,33 @@ pub async fn perform(
                 at: now,
             };
             let first = p.approvals.acknowledge(&ack).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+            // The first acknowledgement is the one noted; a retry finishes what it left undone.
+            let recorded = match p.approvals.acknowledgement(&run).await {
+                Ok(Some(a)) => a,
+                Ok(None) => ack.clone(),
+                Err(e) => return Err(ItsmError::RetryLater(e.to_string())),
+            };
+            let text = format!(
+                "Acknowledged by {} via {}{}",
+                recorded.by,
+                recorded.caller,
+                recorded.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+            );
             let mut incidents = Vec::new();
-            if first {
-                let text = format!(
-                    "Acknowledged by {} via {}{}",
-                    req.requested_by,
-                    caller.name,
-                    req.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
-                );
-                for name in p.channels.servicenow_channels() {
-                    if let Some(client) = p.channels.servicenow(&name) {
-                        match client.note_run(configuration_id_of_run(&run), &run, &text).await {
-                            Ok(noted) => incidents.extend(noted),
-                            Err(e) => {
-                                warn!(channel = %name, error = %e, "Could not note the acknowledgement on ServiceNow.")
-                            }
-                        }
-                    }
-                }
-                let n = notice(
-                    caller,
-                    req,
-                    configuration,
-                    Severity::Info,
-                    format!("{configuration}: run {} acknowledged", last_segment(&run)),
-                )
-                .fact("Incidents noted", incidents.join(", "));
-                p.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await;
+            for name in p.channels.servicenow_channels() {
+                incidents.extend(note_once(p, &name, &run, configuration, &text).await?);
             }
+            let n = notice(
+                caller,
+                req,
+                configuration,
+                Severity::Info,
+                format!("{configuration}: run {} acknowledged", last_segment(&run)),
+            )
+            .fact("Incidents noted", incidents.join(", "));
+            retry_on(
+                p.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await,
+            )?;
             Ok((
                 StatusCode::OK,
                 json!({ "status": if first { "acknowledged" } else { "already_acknowledged" }, "run": run, "incidents": incidents }),
@@ -188,6 +215,54 @@ pub async fn perform(
         }
         Action::Rerun => rerun(state, caller, req, configuration).await,
         Action::Emergency => emergency(state, caller, req, configuration).await,
+    }
+}
+
+/// Notice deliveries that must be retried make the request "retry later" (503).
+fn retry_on(results: Vec<patchwatch_core::notice::NoticeResult>) -> Result<(), ItsmError> {
+    match results.into_iter().find_map(|(_, r)| r.err()) {
+        Some((reason, _)) => Err(ItsmError::RetryLater(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Notes an acknowledgement on one ServiceNow channel's incidents of the run, once.
+async fn note_once(
+    p: &Pipeline,
+    channel: &str,
+    run: &str,
+    configuration: &str,
+    text: &str,
+) -> Result<Vec<String>, ItsmError> {
+    use patchwatch_core::ledger::{Claim, DeliveryId, Finish};
+    let Some(client) = p.channels.servicenow(channel) else { return Ok(Vec::new()) };
+    let target = format!("ack-note.{channel}");
+    let id = DeliveryId { run_id: run, configuration, phase: "ack", target: &target };
+    let token = match p.ledger.claim(&id, (p.clock)()).await.map_err(|e| ItsmError::RetryLater(e.to_string()))? {
+        Claim::Claimed(t) => t,
+        Claim::AlreadySent(r) => {
+            return Ok(r
+                .detail
+                .filter(|d| !d.is_empty())
+                .map(|d| d.split(", ").map(str::to_owned).collect())
+                .unwrap_or_default());
+        }
+        Claim::FailedForGood(_) => return Ok(Vec::new()),
+        Claim::Busy { .. } => return Err(ItsmError::RetryLater(format!("{channel}: another instance is noting it"))),
+    };
+    match client.note_run(configuration_id_of_run(run), run, text).await {
+        Ok(noted) => {
+            let finish = Finish::Sent { subject: "acknowledgement".to_owned(), detail: noted.join(", ") };
+            if let Err(e) = p.ledger.finish(token, finish, (p.clock)()).await {
+                warn!(channel, error = %e, "The ServiceNow note could not be recorded.");
+            }
+            Ok(noted)
+        }
+        Err(e) => {
+            warn!(channel, error = %e, "Could not note the acknowledgement on ServiceNow; the caller should retry.");
+            let _ = p.ledger.finish(token, Finish::Retry { error: e.to_string() }, (p.clock)()).await;
+            Err(ItsmError::RetryLater(format!("ServiceNow {channel}: {e}")))
+        }
     }
 }
 
@@ -239,11 +314,14 @@ async fn rerun(
         });
     }
     let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
-    let params = match p_arm(p)?.get::<Value>(&configuration_id, MAINTENANCE_API).await {
-        Ok(mc) => patch::params_from_configuration(&mc),
+    let (params, settings) = match p_arm(p)?.get::<Value>(&configuration_id, MAINTENANCE_API).await {
+        Ok(mc) => (patch::params_from_configuration(&mc), "the configuration's own".to_owned()),
         Err(e) => {
             warn!(error = %e, "The maintenance configuration could not be read; re-running Critical and Security updates.");
-            PatchParams::default()
+            (
+                PatchParams::default(),
+                format!("Critical and Security, 120 minutes (the configuration could not be read: {e})"),
+            )
         }
     };
     let label = format!("Re-run of {} failed machine(s) of run {}", targets.len(), last_segment(&run));
@@ -261,7 +339,7 @@ async fn rerun(
     );
     Ok((
         StatusCode::ACCEPTED,
-        json!({ "status": "accepted", "action": "rerun", "run": run, "machines": names, "message": label }),
+        json!({ "status": "accepted", "action": "rerun", "run": run, "machines": names, "settings": settings, "message": label }),
     ))
 }
 
@@ -274,7 +352,8 @@ async fn emergency(
 ) -> Result<(StatusCode, Value), ItsmError> {
     let p = &state.pipeline;
     let runs = p.history.runs(configuration).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
-    let Some(latest) = runs.last() else {
+    // History keys fold names ("Ring1.Prod" and "Ring1-Prod" share one): keep only this one's runs.
+    let Some(latest) = runs.iter().rev().find(|r| r.configuration.eq_ignore_ascii_case(configuration)) else {
         return Err(ItsmError::NotFound {
             field: "configuration",
             message: format!("no run of {configuration} is recorded, so its machines are unknown"),

@@ -27,8 +27,13 @@ impl Caller {
         self.actions.contains(&action)
     }
 
-    pub fn may_act_on(&self, configuration: &str) -> bool {
-        self.configurations.iter().any(|g| patchwatch_core::routing::glob(g, configuration))
+    /// Globs match the configuration's name, or its full resource id when the request names it
+    /// (so a glob like `/subscriptions/<id>/*` scopes a caller to one subscription).
+    pub fn may_act_on(&self, name: &str, id: Option<&str>) -> bool {
+        use patchwatch_core::routing::glob;
+        self.configurations
+            .iter()
+            .any(|g| if g.starts_with('/') { id.is_some_and(|id| glob(g, id)) } else { glob(g, name) })
     }
 }
 
@@ -69,7 +74,7 @@ pub enum AuthError {
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
     #[error("webhook-timestamp is {0} seconds away from now, more than the {TOLERANCE_SECONDS} allowed")]
-    Stale(i64),
+    Stale(u64),
     #[error("no signature matches")]
     BadSignature,
     #[error("the bearer secret does not match")]
@@ -115,8 +120,8 @@ pub fn authenticate<'a>(
                 })
             })
             .ok_or(AuthError::BadSignature)?;
-        let skew = (now - ts).abs();
-        if skew > TOLERANCE_SECONDS {
+        let skew = now.abs_diff(ts);
+        if skew > TOLERANCE_SECONDS.unsigned_abs() {
             return Err(AuthError::Stale(skew));
         }
         return Ok(Authenticated { caller, webhook_id: Some(id.to_owned()) });

@@ -52,7 +52,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     routes(state)
         .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(patchwatch_core::telemetry::request_spans())
 }
 
 /// `POST /api/itsm` alone, for hosts that serve several handlers (`patchwatch serve`).
@@ -103,11 +103,11 @@ async fn handle(
         }
         Parsed::Act(r) => r,
     };
-    let configuration = actions::configuration_of(&req);
+    let (configuration, configuration_id) = actions::configuration_of(&req)?;
     if !caller.may(req.action) {
         return Err(ItsmError::Forbidden(format!("caller {:?} may not {}", caller.name, req.action.as_str())));
     }
-    if !caller.may_act_on(&configuration) {
+    if !caller.may_act_on(&configuration, configuration_id.as_deref()) {
         return Err(ItsmError::Forbidden(format!(
             "caller {:?} may not act on configuration {configuration:?}",
             caller.name

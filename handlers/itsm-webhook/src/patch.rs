@@ -124,8 +124,11 @@ pub fn body(params: &PatchParams, os: Option<&str>) -> Value {
     });
     let os = os.map(str::to_ascii_lowercase);
     if os.as_deref() != Some("linux") {
+        // Other is Linux's own: Windows would refuse it.
+        let windows: Vec<&String> =
+            params.windows_classifications.iter().filter(|c| !c.to_ascii_lowercase().starts_with("other")).collect();
         body["windowsParameters"] = json!({
-            "classificationsToInclude": params.windows_classifications,
+            "classificationsToInclude": windows,
             "kbNumbersToInclude": params.kb_include,
             "kbNumbersToExclude": params.kb_exclude,
         });
@@ -135,7 +138,7 @@ pub fn body(params: &PatchParams, os: Option<&str>) -> Value {
         let linux: Vec<&String> = params
             .linux_classifications
             .iter()
-            .filter(|c| ["critical", "security", "other"].contains(&c.to_ascii_lowercase().as_str()))
+            .filter(|c| ["critical", "security", "other", "others"].contains(&c.to_ascii_lowercase().as_str()))
             .collect();
         body["linuxParameters"] = json!({
             "classificationsToInclude": linux,

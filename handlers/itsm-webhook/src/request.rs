@@ -40,6 +40,8 @@ pub struct Request {
     pub kb_numbers: Vec<String>,
     pub reboot_setting: Option<String>,
     pub maximum_duration: Option<String>,
+    /// When the ITSM system decided (approve/reject), so late arrivals do not win.
+    pub decided_at: Option<OffsetDateTime>,
 }
 
 /// What the body asked for: an action, or nothing to do (a ServiceNow update that is no decision).
@@ -121,6 +123,10 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
         kb_numbers: list(obj, "kbNumbers")?,
         reboot_setting: text(obj, "rebootSetting", 40)?,
         maximum_duration: text(obj, "maximumDuration", 40)?,
+        decided_at: match get_ci(obj, "decidedAt") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(time(obj, "decidedAt", "decidedAt")?),
+        },
     };
     match action {
         Action::Approve | Action::Reject => {
@@ -143,6 +149,27 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
         }
         Action::Emergency => {
             required(obj, "configuration", &why)?;
+            // The Compute values for Windows, and Linux's Other (azure-contracts §7.1).
+            const KNOWN: [&str; 10] = [
+                "Critical",
+                "Security",
+                "UpdateRollUp",
+                "FeaturePack",
+                "ServicePack",
+                "Definition",
+                "Tools",
+                "Updates",
+                "Other",
+                "Others",
+            ];
+            for (i, c) in r.classifications.iter().enumerate() {
+                if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(c)) {
+                    return Err(EventError::malformed(
+                        format!("classifications[{i}]"),
+                        format!("unknown classification {c:?}: expected one of {}", KNOWN[..9].join(", ")),
+                    ));
+                }
+            }
             if r.classifications.is_empty() && r.kb_numbers.is_empty() {
                 return Err(EventError::malformed(
                     "classifications",
@@ -201,6 +228,7 @@ pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
         kb_numbers: Vec::new(),
         reboot_setting: None,
         maximum_duration: None,
+        decided_at: text(obj, "sys_updated_on", 40)?.as_deref().and_then(parse_date),
     })))
 }
 
@@ -233,6 +261,10 @@ mod tests {
             "kbNumbers[1]"
         );
         assert_eq!(err(r#"{"action":"ack","requestedBy":"a\nb","run":"x"}"#).field, "requestedBy");
+        assert_eq!(
+            err(r#"{"action":"emergency","requestedBy":"a","configuration":"R","classifications":["Security","Hotfixes"]}"#).field,
+            "classifications[1]"
+        );
     }
 
     #[test]

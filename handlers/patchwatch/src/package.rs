@@ -84,7 +84,8 @@ fn package(args: &Args) -> Result<Vec<String>, PackageError> {
     let root = workspace_root()?;
     let config = match &args.config {
         Some(path) => {
-            patchwatch_core::routing::load(path, &|_| true).map_err(|problems| PackageError::Config(problems.join("; ")))?;
+            patchwatch_core::routing::load(path, &|_| true)
+                .map_err(|problems| PackageError::Config(problems.join("; ")))?;
             Some(std::fs::read(path).map_err(io(path))?)
         }
         None => None,

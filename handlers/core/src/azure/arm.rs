@@ -43,6 +43,8 @@ pub struct ArmResponse {
     pub status: u16,
     /// Where to poll a long-running operation (`Location`, else `Azure-AsyncOperation`).
     pub poll_url: Option<String>,
+    /// The poll URL is an `Azure-AsyncOperation` status monitor (no `Location` was given).
+    pub async_operation: bool,
     pub retry_after: Option<Duration>,
     pub body: Value,
 }
@@ -82,9 +84,15 @@ impl ArmClient {
         self.request(Method::POST, self.url(&id, api_version), body).await
     }
 
-    /// `PUT {resource id}` with a JSON body.
-    pub async fn put(&self, resource_id: &str, api_version: &str, body: &Value) -> Result<ArmResponse, GraphError> {
-        self.request(Method::PUT, self.url(resource_id, api_version), Some(body)).await
+    /// `PUT {resource id}` with a JSON body, given up after `within` (a deadline that matters).
+    pub async fn put(
+        &self,
+        resource_id: &str,
+        api_version: &str,
+        body: &Value,
+        within: Option<Duration>,
+    ) -> Result<ArmResponse, GraphError> {
+        self.send(Method::PUT, self.url(resource_id, api_version), Some(body), within).await
     }
 
     /// Polls a long-running operation until it answers 200 with its result, or `budget` runs
@@ -95,7 +103,8 @@ impl ArmClient {
         }
         let url = first.poll_url.clone().ok_or_else(|| GraphError::Decode("202 without a Location header".into()))?;
         let url = Url::parse(&url).map_err(|e| GraphError::Decode(format!("Location {url:?}: {e}")))?;
-        if url.host_str() != self.endpoint.host_str()
+        if url.scheme() != self.endpoint.scheme()
+            || url.host_str() != self.endpoint.host_str()
             || url.port_or_known_default() != self.endpoint.port_or_known_default()
         {
             return Err(GraphError::Decode(format!(
@@ -111,16 +120,40 @@ impl ArmClient {
             }
             tokio::time::sleep(wait).await;
             let r = self.request(Method::GET, url.clone(), None).await?;
-            if r.status != 202 {
-                return Ok(r.body);
+            // A `Location` answers 202 until done, then the result. An `Azure-AsyncOperation`
+            // answers 200 throughout, with a status that ends Succeeded, Failed or Canceled.
+            let status = r.body["status"].as_str().map(str::to_ascii_lowercase);
+            let running = r.status == 202
+                || (first.async_operation
+                    && !status
+                        .as_deref()
+                        .is_some_and(|s| ["succeeded", "failed", "canceled", "cancelled"].contains(&s)));
+            if !running {
+                return Ok(match (first.async_operation, r.body.pointer("/properties/output")) {
+                    (true, Some(output)) => output.clone(),
+                    _ => r.body,
+                });
             }
             wait = r.retry_after.unwrap_or(self.min_poll).max(self.min_poll);
         }
     }
 
     async fn request(&self, method: Method, url: Url, body: Option<&Value>) -> Result<ArmResponse, GraphError> {
+        self.send(method, url, body, None).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        within: Option<Duration>,
+    ) -> Result<ArmResponse, GraphError> {
         let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(GraphError::Credential)?;
         let mut request = self.http.request(method, url).bearer_auth(token.token.secret());
+        if let Some(t) = within {
+            request = request.timeout(t.max(Duration::from_secs(1)));
+        }
         request = match body {
             Some(b) => request.json(b),
             // ARM wants a body length on POST actions even without a body.
@@ -134,7 +167,9 @@ impl ArmClient {
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(GraphError::Throttled { retry_after: retry_after.unwrap_or(Duration::from_secs(30)) });
         }
-        let poll_url = header("location").or_else(|| header("azure-asyncoperation"));
+        let location = header("location");
+        let async_operation = location.is_none() && header("azure-asyncoperation").is_some();
+        let poll_url = location.or_else(|| header("azure-asyncoperation"));
         let bytes = response.bytes().await?;
         if !status.is_success() {
             return Err(status_error(status, &bytes));
@@ -144,6 +179,6 @@ impl ArmClient {
         } else {
             serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()))?
         };
-        Ok(ArmResponse { status: status.as_u16(), poll_url, retry_after, body })
+        Ok(ArmResponse { status: status.as_u16(), poll_url, async_operation, retry_after, body })
     }
 }

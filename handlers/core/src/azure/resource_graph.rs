@@ -34,13 +34,13 @@ const MAX_PAGES: u32 = 1000;
 pub enum GraphError {
     #[error("could not get an Azure token: {0}")]
     Credential(azure_core::Error),
-    #[error("Resource Graph request failed: {0}")]
+    #[error("Azure request failed: {0}")]
     Transport(#[from] reqwest::Error),
-    #[error("Resource Graph answered {status} {code}: {message}")]
+    #[error("Azure answered {status} {code}: {message}")]
     Status { status: u16, code: String, message: String },
-    #[error("Resource Graph is throttling this identity; retry after {retry_after:?}")]
+    #[error("Azure is throttling this identity; retry after {retry_after:?}")]
     Throttled { retry_after: Duration },
-    #[error("Resource Graph response could not be read: {0}")]
+    #[error("Azure's response could not be read: {0}")]
     Decode(String),
 }
 

@@ -167,7 +167,8 @@ pub fn parse_date(s: &str) -> Option<time::OffsetDateTime> {
 }
 
 impl Client<'_> {
-    /// Approved change requests whose `field` names the configuration, newest first.
+    /// Approved change requests whose `field` names the configuration, newest first; cancelled
+    /// changes (state 4) do not count, whatever their approval says.
     pub async fn approved_changes(&self, field: &str, configuration: &str) -> Result<Vec<ChangeRequest>, ChannelError> {
         let mut url = Url::parse(&format!("{}/api/now/table/change_request", self.instance))
             .map_err(|e| ChannelError::Permanent(e.to_string()))?;
@@ -178,7 +179,7 @@ impl Client<'_> {
         url.query_pairs_mut()
             .append_pair(
                 "sysparm_query",
-                &format!("approval=approved^{field}={configuration}^ORDERBYDESCsys_updated_on"),
+                &format!("approval=approved^{field}={configuration}^stateNOT IN4^ORDERBYDESCsys_updated_on"),
             )
             .append_pair("sysparm_fields", "number,approval,start_date,end_date")
             .append_pair("sysparm_limit", "20");

@@ -30,6 +30,10 @@ pub struct ChangeDecision {
     pub caller: String,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// When the ITSM system made the decision, if it says: an older decision arriving late
+    /// (a retry, out of order) does not replace a newer one.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
 }
 
 impl ChangeDecision {
@@ -79,12 +83,16 @@ impl Approvals {
                     }
                 }
                 Some(v) => {
-                    let same = serde_json::from_slice::<ChangeDecision>(&v.data).is_ok_and(|old| {
+                    let old = serde_json::from_slice::<ChangeDecision>(&v.data).ok();
+                    let same = old.as_ref().is_some_and(|old| {
                         old.approved == d.approved
                             && old.window_start == d.window_start
                             && old.window_end == d.window_end
                     });
-                    if same {
+                    let stale = old
+                        .as_ref()
+                        .is_some_and(|old| matches!((old.decided_at, d.decided_at), (Some(o), Some(n)) if n < o));
+                    if same || stale {
                         return Ok(false);
                     }
                     if self.store.replace(&key, &data, &v.etag).await?.is_some() {
@@ -151,6 +159,7 @@ mod tests {
             by: "alice".into(),
             caller: "snow".into(),
             at: datetime!(2026-11-16 10:00 UTC),
+            decided_at: Some(datetime!(2026-11-16 09:00 UTC)),
         };
         assert!(a.record(&d).await.unwrap());
         assert!(!a.record(&d).await.unwrap(), "the same decision again changes nothing");
@@ -158,7 +167,13 @@ mod tests {
         assert_eq!(a.covering("ring1-preprod", inside.0, inside.1).await.unwrap().len(), 1);
         assert!(a.covering("Ring1-PreProd", inside.0, datetime!(2026-11-18 03:00 UTC)).await.unwrap().is_empty());
         assert!(a.covering("Ring2-Prod", inside.0, inside.1).await.unwrap().is_empty());
+        // An older rejection arriving late does not replace the newer approval.
+        let mut late = d.clone();
+        late.approved = false;
+        late.decided_at = Some(datetime!(2026-11-15 09:00 UTC));
+        assert!(!a.record(&late).await.unwrap());
         d.approved = false;
+        d.decided_at = Some(datetime!(2026-11-16 11:00 UTC));
         assert!(a.record(&d).await.unwrap());
         let found = a.covering("Ring1-PreProd", inside.0, inside.1).await.unwrap();
         assert_eq!(found.len(), 1);

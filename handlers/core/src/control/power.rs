@@ -30,6 +30,9 @@ pub struct PoweredMachine {
     pub run_id: String,
     /// `starting` (claimed), `started`, `stopped`.
     pub state: String,
+    /// The power state before patchwatch started it (`deallocated` or `stopped`), restored after the run.
+    #[serde(default)]
+    pub before: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated: OffsetDateTime,
     pub error: Option<String>,
@@ -53,22 +56,20 @@ fn key(run_id: &str, machine: &str) -> String {
     format!("{}{:016x}", prefix(run_id), fnv64(&machine.to_ascii_lowercase()))
 }
 
-/// The run's Azure VMs that are deallocated or stopped (Arc machines cannot be started from Azure).
-pub fn stopped_vms(data: &RunData) -> Vec<String> {
-    let mut ids: Vec<String> = data
+/// The run's Azure VMs that are deallocated or stopped, with that state (Arc machines cannot be
+/// started from Azure).
+pub fn stopped_vms(data: &RunData) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = data
         .expected
         .iter()
         .filter(|m| m.id.to_ascii_lowercase().contains("/providers/microsoft.compute/virtualmachines/"))
-        .filter(|m| {
-            data.machines
-                .get(&m.id.to_ascii_lowercase())
-                .and_then(|i| i.power_state.as_deref())
-                .is_some_and(|p| p.eq_ignore_ascii_case("deallocated") || p.eq_ignore_ascii_case("stopped"))
+        .filter_map(|m| {
+            let state = data.machines.get(&m.id.to_ascii_lowercase())?.power_state.as_deref()?.to_ascii_lowercase();
+            (state == "deallocated" || state == "stopped").then(|| (m.id.clone(), state))
         })
-        .map(|m| m.id.clone())
         .collect();
     ids.sort();
-    ids.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    ids.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
     ids
 }
 
@@ -76,22 +77,27 @@ fn transient(e: &GraphError) -> bool {
     !matches!(e, GraphError::Status { status: 400 | 403 | 404 | 409, .. })
 }
 
-/// Starts `machines` for `run_id`, at most `concurrency` at a time.
+/// How long a `starting` claim holds before another delivery may take it over (a crashed start).
+pub const CLAIM: Duration = Duration::from_secs(120);
+
+/// Starts `machines` for `run_id`, at most `concurrency` at a time. `power_states` gives each
+/// machine's state before (`deallocated` or `stopped`), so the post event can restore it.
 pub async fn start(
     arm: &ArmClient,
     store: &Arc<dyn StateStore>,
     run_id: &str,
-    machines: &[String],
+    machines: &[(String, String)],
     concurrency: usize,
     now: OffsetDateTime,
 ) -> Result<PowerReport, StateError> {
     let results: Vec<Result<(String, Outcome), StateError>> = stream::iter(machines.iter().cloned())
-        .map(|m| async move {
+        .map(|(m, before)| async move {
             let k = key(run_id, &m);
             let record = PoweredMachine {
                 machine_id: m.clone(),
                 run_id: run_id.to_owned(),
                 state: "starting".into(),
+                before: Some(before),
                 updated: now,
                 error: None,
             };
@@ -99,11 +105,17 @@ pub async fn start(
             let etag = match store.create(&k, &data).await? {
                 Some(etag) => etag,
                 None => match store.get(&k).await? {
-                    // A claim that never got past "starting" (a crash, a failed call) is tried again.
+                    // A claim stuck in "starting" past its hold (a crashed delivery) is taken over,
+                    // by compare-and-swap, so two deliveries never both own it.
                     Some(v)
-                        if serde_json::from_slice::<PoweredMachine>(&v.data).is_ok_and(|r| r.state == "starting") =>
+                        if serde_json::from_slice::<PoweredMachine>(&v.data).is_ok_and(|r| {
+                            r.state == "starting" && now - r.updated > time::Duration::try_from(CLAIM).unwrap_or_default()
+                        }) =>
                     {
-                        v.etag
+                        match store.replace(&k, &data, &v.etag).await? {
+                            Some(etag) => etag,
+                            None => return Ok((m, Outcome::Already)),
+                        }
                     }
                     _ => return Ok((m, Outcome::Already)),
                 },
@@ -112,12 +124,14 @@ pub async fn start(
                 Ok(_) => {
                     let done = PoweredMachine { state: "started".into(), ..record };
                     let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
-                    store.replace(&k, &data, &etag).await?;
+                    if store.replace(&k, &data, &etag).await?.is_none() {
+                        warn!(machine = %m, "The power record changed while starting; the machine is started but may not be stopped after the run.");
+                    }
                     Ok((m, Outcome::Changed))
                 }
                 Err(e) => {
-                    // Not started: forget the claim so the post event does not stop a machine
-                    // patchwatch never started, and a redelivery may try again.
+                    // Not started: forget the claim (only while it is still ours) so the post
+                    // event does not stop a machine patchwatch never started, and a redelivery may try again.
                     store.delete(&k, Some(&etag)).await?;
                     Ok((m, Outcome::Failed(e.to_string(), transient(&e))))
                 }
@@ -129,7 +143,7 @@ pub async fn start(
     collect(results)
 }
 
-/// Deallocates what patchwatch started for `run_id`.
+/// Returns what patchwatch started for `run_id` to its state before (deallocated or stopped).
 pub async fn stop(
     arm: &ArmClient,
     store: &Arc<dyn StateStore>,
@@ -147,7 +161,9 @@ pub async fn stop(
             if record.state != "started" {
                 return Ok((record.machine_id, Outcome::Already));
             }
-            match arm.action(&record.machine_id, "deallocate", COMPUTE_API, None).await {
+            // Back to how it was: a stopped (still allocated) VM is powered off, not deallocated.
+            let action = if record.before.as_deref() == Some("stopped") { "powerOff" } else { "deallocate" };
+            match arm.action(&record.machine_id, action, COMPUTE_API, None).await {
                 Ok(_) => {
                     let m = record.machine_id.clone();
                     let done = PoweredMachine { state: "stopped".into(), updated: now, ..record };

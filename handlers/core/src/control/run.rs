@@ -54,6 +54,8 @@ impl ControlOutcome {
 enum CancelError {
     Retry(String, Duration),
     Refused(String),
+    /// The deadline passed before the call could be made.
+    TooLate,
 }
 
 const CANCEL_TARGET: &str = "control.cancel";
@@ -116,13 +118,13 @@ impl Pipeline {
                         Severity::Critical,
                         "NOT cancelled: the cancel deadline has passed",
                         format!(
-                            "No cancellation was attempted: it is {}, past the cancel deadline {} (10 minutes before the start, or the event's cut-off if earlier). The run goes ahead unless someone stops it.",
+                            "The run was not cancelled: it is {}, past the cancel deadline {} (10 minutes before the start, or the event's cut-off if earlier). The run goes ahead unless someone stops it.",
                             format_time(now),
                             format_time(deadline)
                         ),
                     )
                 } else {
-                    match self.cancel(event, &cancel_id).await {
+                    match self.cancel(event, &cancel_id, deadline).await {
                         Ok(detail) => {
                             out.cancelled = true;
                             (
@@ -137,6 +139,15 @@ impl Pipeline {
                             out.retry(format!("cancel: {reason}"), after);
                             return out;
                         }
+                        Err(CancelError::TooLate) => (
+                            "too-late",
+                            Severity::Critical,
+                            "NOT cancelled: the cancel deadline has passed",
+                            format!(
+                                "The run was not cancelled: the deadline {} (10 minutes before the start, or the event's cut-off if earlier) passed before the cancellation could be made. The run goes ahead unless someone stops it.",
+                                format_time(deadline)
+                            ),
+                        ),
                         Err(CancelError::Refused(e)) => (
                             "cancel-refused",
                             Severity::Critical,
@@ -170,7 +181,13 @@ impl Pipeline {
         if out.cancelled {
             return out;
         }
-        if let (Some(p), Some(arm)) = (&control.power, &self.arm)
+        // Once the run has started, starting machines helps nothing, and a machine started by a
+        // late redelivery could outlive the post event that stops it.
+        let started = (self.clock)() >= event.start;
+        if started && control.power.is_some() {
+            warn!("The pre event arrived after the run started; no machines are started.");
+        }
+        if let (Some(p), Some(arm), false) = (&control.power, &self.arm, started)
             && p.configurations.iter().any(|g| glob(g, event.configuration_name()))
         {
             let machines = power::stopped_vms(data);
@@ -195,6 +212,7 @@ impl Pipeline {
                     }
                     let started = power::records(self.ledger.store(), &event.correlation_id).await.unwrap_or_default();
                     let names: Vec<&str> = started.iter().map(|r| crate::event::last_segment(&r.machine_id)).collect();
+                    // Start is accepted (202), not awaited: the run's summary shows any machine that did not come up.
                     let failed: Vec<String> =
                         report.failed.iter().map(|(m, e)| format!("{}: {e}", crate::event::last_segment(m))).collect();
                     let notice = Notice {
@@ -209,13 +227,13 @@ impl Pipeline {
                         configuration: Some(event.configuration_name().to_owned()),
                         facts: Vec::new(),
                         text: if p.stop_after {
-                            "patchwatch deallocates exactly these machines again after the run.".to_owned()
+                            "patchwatch returns exactly these machines to their earlier state (deallocated or stopped) after the run.".to_owned()
                         } else {
                             "They stay running after the run (stop_after = false).".to_owned()
                         },
                         link: None,
                     }
-                    .fact("Started", names.join(", "))
+                    .fact("Start requested", names.join(", "))
                     .fact("Could not start", failed.join("; "));
                     if !p.notify.is_empty() && !report.changed.is_empty() {
                         out.absorb(self.send_notice(&notice, &p.notify).await);
@@ -241,7 +259,10 @@ impl Pipeline {
                     out.retry(format!("{} machine(s) could not be stopped yet", report.failed.len()), power::RETRY);
                 }
                 if !report.changed.is_empty() {
-                    info!(machines = report.changed.len(), "Deallocated the machines patchwatch started.");
+                    info!(
+                        machines = report.changed.len(),
+                        "Returned the machines patchwatch started to their earlier state."
+                    );
                 }
             }
         }
@@ -249,7 +270,12 @@ impl Pipeline {
     }
 
     /// Cancels the run through ARM, once (the ledger remembers a cancellation that went through).
-    async fn cancel(&self, event: &MaintenanceEvent, id: &DeliveryId<'_>) -> Result<String, CancelError> {
+    async fn cancel(
+        &self,
+        event: &MaintenanceEvent,
+        id: &DeliveryId<'_>,
+        deadline: time::OffsetDateTime,
+    ) -> Result<String, CancelError> {
         let Some(arm) = &self.arm else {
             return Err(CancelError::Refused("no Azure credential to call the cancel API".to_owned()));
         };
@@ -262,8 +288,18 @@ impl Pipeline {
             }
             Err(e) => return Err(CancelError::Retry(e.to_string(), Duration::from_secs(15))),
         };
+        // The claim and the token took time: the deadline is checked again right before the call,
+        // and the call may not outlast it.
+        let left = Duration::try_from(deadline - (self.clock)()).unwrap_or(Duration::ZERO);
+        if left.is_zero() {
+            let _ = self
+                .ledger
+                .finish(token, Finish::Retry { error: "cancel deadline passed".to_owned() }, (self.clock)())
+                .await;
+            return Err(CancelError::TooLate);
+        }
         let body = json!({ "properties": { "status": "Cancel" } });
-        let (finish, result) = match arm.put(&event.correlation_id, MAINTENANCE_CANCEL_API, &body).await {
+        let (finish, result) = match arm.put(&event.correlation_id, MAINTENANCE_CANCEL_API, &body, Some(left)).await {
             Ok(r) => {
                 let status = r.body.pointer("/properties/status").and_then(|s| s.as_str()).unwrap_or("(no status)");
                 let detail = format!("Update Manager answered {} with status {status}", r.status);
