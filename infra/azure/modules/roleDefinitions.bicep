@@ -38,11 +38,12 @@ var definitions = {
   }
   powerControl: {
     roleName: 'patchwatch power control (${label})'
-    description: 'patchwatch events app: start deallocated VMs before a run and deallocate exactly those again after it.'
+    description: 'patchwatch events app: start deallocated or stopped VMs before a run and return exactly those to that state after it.'
     actions: [
       'Microsoft.Compute/virtualMachines/read'
       'Microsoft.Compute/virtualMachines/start/action'
       'Microsoft.Compute/virtualMachines/deallocate/action'
+      'Microsoft.Compute/virtualMachines/powerOff/action'
     ]
     scopes: machineScopes
   }
