@@ -33,7 +33,7 @@ pub struct AppState {
 /// The handler's router: its routes, health and request tracing.
 pub fn router(state: AppState) -> Router {
     routes(state)
-        .route("/api/health", get(|| async { Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
+        .route("/api/health", get(patchwatch_core::runtime::health))
         .layer(patchwatch_core::telemetry::request_spans())
 }
 

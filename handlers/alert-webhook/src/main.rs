@@ -1,26 +1,16 @@
 //! alert-webhook: the Azure Functions custom handler (or Lambda function) for activity-log alerts.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 use alert_webhook::{AppState, router};
-use patchwatch_core::{
-    config::{self, Config, Defaults},
-    pipeline::Pipeline,
-    runtime, telemetry,
-};
+use patchwatch_core::{config, pipeline::Pipeline, runtime, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
-    let env = |k: &str| std::env::var(k).ok();
-    let defaults =
-        Defaults { state: (!config::on_cloud_host(env)).then(|| config::local_state_url(env)), ..Defaults::default() };
-    let built = Config::from_env(&defaults).map_err(|e| e.to_string()).and_then(|c| {
-        if config::on_cloud_host(env) && c.state.expose().starts_with("file://") {
-            return Err("file:// state is per instance on a cloud host; use a blob container URL".to_owned());
-        }
+    let built = runtime::handler_config().and_then(|c| {
         // Action groups cannot sign: on a public endpoint the token is all that keeps forged alerts out.
-        if config::on_cloud_host(env) && c.alert_token.is_none() {
+        if config::on_cloud_host(|k| std::env::var(k).ok()) && c.alert_token.is_none() {
             return Err("PATCHWATCH_ALERT_TOKEN is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned());
         }
         Pipeline::from_config(&c).map(|p| (p, c.alert_token.clone())).map_err(|e| e.to_string())
@@ -32,7 +22,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime::serve(router(AppState { pipeline: std::sync::Arc::new(pipeline), token })).await {
+    match runtime::serve(router(AppState { pipeline: Arc::new(pipeline), token })).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Handler stopped.");

@@ -68,3 +68,25 @@ async fn shutdown() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     info!("Shutting down.");
 }
+
+/// A handler binary's configuration: the process environment, with the local data directory as
+/// the default state store off the cloud. On a cloud host local disk is neither durable nor
+/// shared between instances, so `PATCHWATCH_STATE` is required there and `file://` refused.
+pub fn handler_config() -> Result<crate::config::Config, String> {
+    use crate::config::{self, Config, Defaults};
+    let env = |k: &str| std::env::var(k).ok();
+    let cloud = config::on_cloud_host(env);
+    let defaults = Defaults { state: (!cloud).then(|| config::local_state_url(env)), ..Defaults::default() };
+    let c = Config::from_env(&defaults).map_err(|e| e.to_string())?;
+    if cloud && c.state.expose().starts_with("file://") {
+        return Err(
+            "PATCHWATCH_STATE: file:// state is per instance on a cloud host; use a blob container URL".to_owned()
+        );
+    }
+    Ok(c)
+}
+
+/// `GET /api/health`: the same answer from every handler.
+pub async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}

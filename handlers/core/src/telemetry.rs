@@ -31,6 +31,7 @@ pub fn request_spans() -> tower_http::trace::TraceLayer<
             method = %req.method(),
             path = %req.uri().path(),
             invocation_id = %header("x-azure-functions-invocationid"),
+            delivery_count = %header("aeg-delivery-count"),
         )
     })
 }

@@ -3,22 +3,12 @@
 use std::process::ExitCode;
 
 use itsm_webhook::{AppState, auth, router};
-use patchwatch_core::{
-    config::{self, Config, Defaults},
-    pipeline::Pipeline,
-    runtime, telemetry,
-};
+use patchwatch_core::{pipeline::Pipeline, runtime, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
-    let env = |k: &str| std::env::var(k).ok();
-    let defaults =
-        Defaults { state: (!config::on_cloud_host(env)).then(|| config::local_state_url(env)), ..Defaults::default() };
-    let built = Config::from_env(&defaults).map_err(|e| e.to_string()).and_then(|c| {
-        if config::on_cloud_host(env) && c.state.expose().starts_with("file://") {
-            return Err("file:// state is per instance on a cloud host; use a blob container URL".to_owned());
-        }
+    let built = runtime::handler_config().and_then(|c| {
         let callers = auth::callers(&c)?;
         if callers.is_empty() {
             return Err("PATCHWATCH_CONFIG has no [[itsm.callers]]: every request would be refused".to_owned());

@@ -13,7 +13,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::State,
-    http::{HeaderMap, HeaderValue, Request, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -25,7 +25,6 @@ use patchwatch_core::{
     pipeline::{DeliveryOutcome, EventOutcome, Pipeline},
 };
 use serde_json::{Value, json};
-use tower_http::trace::TraceLayer;
 use tracing::{Instrument, warn};
 
 /// Shared state: the pipeline every route feeds.
@@ -78,22 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", post(events).options(abuse_protection))
         .route("/maintenance-event", post(|s: State<AppState>, b: Body| envelope(s, b, "event")))
         .route("/maintenance-queue", post(|s: State<AppState>, b: Body| envelope(s, b, "message")))
-        .route("/api/health", get(health))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                path = %req.uri().path(),
-                invocation_id = %header("x-azure-functions-invocationid"),
-                delivery_count = %header("aeg-delivery-count"),
-            )
-        }))
+        .route("/api/health", get(patchwatch_core::runtime::health))
+        .layer(patchwatch_core::telemetry::request_spans())
         .with_state(state)
-}
-
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
 /// Reads a body up to the size limit; beyond it the answer is 413 naming the body.
