@@ -13,20 +13,8 @@ async fn main() -> ExitCode {
         if config::on_cloud_host(|k| std::env::var(k).ok()) && c.alert_token.is_none() {
             return Err("PATCHWATCH_ALERT_TOKEN is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned());
         }
-        Pipeline::from_config(&c).map(|p| (p, c.alert_token.clone())).map_err(|e| e.to_string())
+        let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
+        Ok(router(AppState { pipeline: Arc::new(pipeline), token: c.alert_token.clone() }))
     });
-    let (pipeline, token) = match built {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "Configuration is invalid; not starting.");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime::serve(router(AppState { pipeline: Arc::new(pipeline), token })).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "Handler stopped.");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::run_handler(built).await
 }

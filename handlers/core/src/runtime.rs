@@ -90,3 +90,22 @@ pub fn handler_config() -> Result<crate::config::Config, String> {
 pub async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
+
+/// A handler binary's whole life after configuration: log why it cannot start, or serve its
+/// router on whichever host this is until it stops.
+pub async fn run_handler(router: Result<Router, String>) -> std::process::ExitCode {
+    let router = match router {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "Configuration is invalid; not starting.");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match serve(router).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Handler stopped.");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -10,7 +10,7 @@ use axum::{
 use patchwatch_core::{
     azure::arm::MAINTENANCE_API,
     control::{
-        approvals::{Acknowledgement, ChangeDecision},
+        approvals::{Acknowledgement, ChangeDecision, Recorded},
         settings::Action,
     },
     event::{EventError, MaintenanceEvent, Phase, Schema, last_segment},
@@ -131,17 +131,12 @@ pub async fn perform(
                 at: now,
                 decided_at: req.decided_at,
             };
-            let changed = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+            let recorded = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
             let verb = if approved { "approved" } else { "rejected" };
-            info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, changed, "Change decision recorded.");
+            info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, ?recorded, "Change decision recorded.");
             // The notice is keyed by the decision itself: a retry after a failed notice sends it,
-            // a repeated decision does not send it twice, a stale one (superseded) not at all.
-            let current = p
-                .approvals
-                .covering(configuration, start, end)
-                .await
-                .is_ok_and(|d| d.iter().any(|d| d.change.eq_ignore_ascii_case(&change) && d.approved == approved));
-            if changed || current {
+            // a repeated decision does not send it twice, a superseded one not at all.
+            if recorded != Recorded::Superseded {
                 let n = notice(
                     caller,
                     req,
@@ -159,12 +154,10 @@ pub async fn perform(
                 );
                 retry_on(p.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
             }
-            let status = if changed {
-                "recorded"
-            } else if current {
-                "unchanged"
-            } else {
-                "superseded"
+            let status = match recorded {
+                Recorded::Changed => "recorded",
+                Recorded::Unchanged => "unchanged",
+                Recorded::Superseded => "superseded",
             };
             Ok((
                 StatusCode::OK,
@@ -325,18 +318,16 @@ async fn rerun(
         }
     };
     let label = format!("Re-run of {} failed machine(s) of run {}", targets.len(), last_segment(&run));
-    spawn_patch(
-        state,
-        caller,
-        req,
-        configuration,
-        &configuration_id,
-        &run,
+    let job = PatchJob {
+        configuration: configuration.to_owned(),
+        configuration_id,
+        run: run.clone(),
         targets,
         params,
-        data.machines,
-        label.clone(),
-    );
+        known: data.machines,
+        label: label.clone(),
+    };
+    spawn_patch(state, caller, req, job);
     Ok((
         StatusCode::ACCEPTED,
         json!({ "status": "accepted", "action": "rerun", "run": run, "machines": names, "settings": settings, "message": label }),
@@ -417,18 +408,16 @@ async fn emergency(
     let configuration_id = configuration_id_of_run(&latest.run_id).to_owned();
     let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
     let label = format!("Emergency patch of {} machine(s) of {configuration}", targets.len());
-    spawn_patch(
-        state,
-        caller,
-        req,
-        configuration,
-        &configuration_id,
-        &latest.run_id,
+    let job = PatchJob {
+        configuration: configuration.to_owned(),
+        configuration_id,
+        run: latest.run_id.clone(),
         targets,
         params,
-        data.machines,
-        label.clone(),
-    );
+        known: data.machines,
+        label: label.clone(),
+    };
+    spawn_patch(state, caller, req, job);
     Ok((
         StatusCode::ACCEPTED,
         json!({ "status": "accepted", "action": "emergency", "configuration": configuration, "machines": names, "message": label }),
@@ -466,27 +455,26 @@ fn synthetic_event(
     }
 }
 
-/// Runs the patching in the background (it can take hours) and reports it like a run.
-#[allow(clippy::too_many_arguments)]
-fn spawn_patch(
-    state: &AppState,
-    caller: &Caller,
-    req: &Request,
-    configuration: &str,
-    configuration_id: &str,
-    run: &str,
+/// One on-demand patching: what to patch, how, and where it is reported.
+struct PatchJob {
+    configuration: String,
+    configuration_id: String,
+    /// The run it belongs to (a re-run's run, or the configuration's latest for an emergency).
+    run: String,
     targets: Vec<Target>,
     params: PatchParams,
+    /// Tags and OS of the machines, carried into the summary for routing.
     known: HashMap<String, patchwatch_core::rundata::MachineInfo>,
     label: String,
-) {
+}
+
+/// Runs the patching in the background (it can take hours) and reports it like a run.
+fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) {
     let p = state.pipeline.clone();
     let concurrency = state.concurrency;
     let caller = caller.clone();
     let req = req.clone();
-    let configuration = configuration.to_owned();
-    let configuration_id = configuration_id.to_owned();
-    let run = run.to_owned();
+    let PatchJob { configuration, configuration_id, run, targets, params, known, label } = job;
     let span = tracing::Span::current();
     tokio::spawn(
         async move {

@@ -13,20 +13,8 @@ async fn main() -> ExitCode {
         if callers.is_empty() {
             return Err("PATCHWATCH_CONFIG has no [[itsm.callers]]: every request would be refused".to_owned());
         }
-        Pipeline::from_config(&c).map(|p| (p, callers)).map_err(|e| e.to_string())
+        let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
+        Ok(router(AppState::new(pipeline, callers)))
     });
-    let (pipeline, callers) = match built {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "Configuration is invalid; not starting.");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime::serve(router(AppState::new(pipeline, callers))).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "Handler stopped.");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::run_handler(built).await
 }

@@ -53,6 +53,17 @@ pub struct Acknowledgement {
     pub at: OffsetDateTime,
 }
 
+/// What recording a decision did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored: new, or replacing a different earlier decision.
+    Changed,
+    /// The same decision was already stored.
+    Unchanged,
+    /// A newer decision on the same change is stored; this older one was not.
+    Superseded,
+}
+
 #[derive(Clone, Debug)]
 pub struct Approvals {
     store: Arc<dyn StateStore>,
@@ -71,15 +82,15 @@ impl Approvals {
         format!("{}{}-{:016x}", Self::prefix(configuration), key_segment(change), fnv64(&change.to_ascii_lowercase()))
     }
 
-    /// Records a decision; an identical one already stored changes nothing. `true` if it changed state.
-    pub async fn record(&self, d: &ChangeDecision) -> Result<bool, StateError> {
+    /// Records a decision; an identical one already stored, or an older one, changes nothing.
+    pub async fn record(&self, d: &ChangeDecision) -> Result<Recorded, StateError> {
         let key = Self::key(&d.configuration, &d.change);
         let data = serde_json::to_vec(d).map_err(|e| StateError::Unavailable(e.to_string()))?;
         for _ in 0..5 {
             match self.store.get(&key).await? {
                 None => {
                     if self.store.create(&key, &data).await?.is_some() {
-                        return Ok(true);
+                        return Ok(Recorded::Changed);
                     }
                 }
                 Some(v) => {
@@ -92,11 +103,14 @@ impl Approvals {
                     let stale = old
                         .as_ref()
                         .is_some_and(|old| matches!((old.decided_at, d.decided_at), (Some(o), Some(n)) if n < o));
-                    if same || stale {
-                        return Ok(false);
+                    if same {
+                        return Ok(Recorded::Unchanged);
+                    }
+                    if stale {
+                        return Ok(Recorded::Superseded);
                     }
                     if self.store.replace(&key, &data, &v.etag).await?.is_some() {
-                        return Ok(true);
+                        return Ok(Recorded::Changed);
                     }
                 }
             }
@@ -161,8 +175,8 @@ mod tests {
             at: datetime!(2026-11-16 10:00 UTC),
             decided_at: Some(datetime!(2026-11-16 09:00 UTC)),
         };
-        assert!(a.record(&d).await.unwrap());
-        assert!(!a.record(&d).await.unwrap(), "the same decision again changes nothing");
+        assert_eq!(a.record(&d).await.unwrap(), Recorded::Changed);
+        assert_eq!(a.record(&d).await.unwrap(), Recorded::Unchanged, "the same decision again changes nothing");
         let inside = (datetime!(2026-11-17 22:00 UTC), datetime!(2026-11-18 01:55 UTC));
         assert_eq!(a.covering("ring1-preprod", inside.0, inside.1).await.unwrap().len(), 1);
         assert!(a.covering("Ring1-PreProd", inside.0, datetime!(2026-11-18 03:00 UTC)).await.unwrap().is_empty());
@@ -171,10 +185,10 @@ mod tests {
         let mut late = d.clone();
         late.approved = false;
         late.decided_at = Some(datetime!(2026-11-15 09:00 UTC));
-        assert!(!a.record(&late).await.unwrap());
+        assert_eq!(a.record(&late).await.unwrap(), Recorded::Superseded);
         d.approved = false;
         d.decided_at = Some(datetime!(2026-11-16 11:00 UTC));
-        assert!(a.record(&d).await.unwrap());
+        assert_eq!(a.record(&d).await.unwrap(), Recorded::Changed);
         let found = a.covering("Ring1-PreProd", inside.0, inside.1).await.unwrap();
         assert_eq!(found.len(), 1);
         assert!(!found[0].approved, "the later decision replaced the earlier one");

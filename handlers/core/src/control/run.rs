@@ -74,12 +74,14 @@ impl Pipeline {
             phase: "pre",
             target: CANCEL_TARGET,
         };
-        if let Ok(Some(r)) = self.ledger.status(&cancel_id).await
+        let applicable = gates::applicable(&control.gates, &routing.rings, event);
+        // Only a gate can have cancelled the run: without one there is nothing to look up.
+        if !applicable.is_empty()
+            && let Ok(Some(r)) = self.ledger.status(&cancel_id).await
             && r.state == crate::ledger::DeliveryState::Sent
         {
             out.cancelled = true;
         }
-        let applicable = gates::applicable(&control.gates, &routing.rings, event);
         if !applicable.is_empty() {
             let inputs = Inputs { history: &self.history, approvals: &self.approvals, channels: &self.channels };
             let decisions: Vec<Decision> =
