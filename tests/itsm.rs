@@ -193,8 +193,15 @@ async fn bad_requests_name_the_problem_and_bearer_requests_are_idempotent() {
             "configuration",
         ),
         (
-            json!({ "action": "rerun", "requestedBy": "d", "requestId": "r4", "run": post.correlation_id.replace("applyupdates/", "applyupdates/1999") }),
+            // A well-formed run id that patchwatch has no record of.
+            json!({ "action": "rerun", "requestedBy": "d", "requestId": "r4", "run": post.correlation_id.replace("applyupdates/2026", "applyupdates/1999") }),
             404,
+            "run",
+        ),
+        (
+            // A run name that is not 14 digits is no run id at all.
+            json!({ "action": "rerun", "requestedBy": "d", "requestId": "r5", "run": post.correlation_id.replace("applyupdates/", "applyupdates/1999") }),
+            400,
             "run",
         ),
     ];

@@ -4,6 +4,7 @@
 
 pub mod arm;
 pub mod azurite;
+pub mod entra;
 pub mod graph;
 pub mod itsm;
 pub mod lambda;

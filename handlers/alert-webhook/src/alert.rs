@@ -42,8 +42,8 @@ fn obj_at<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a
 
 /// Parses an action group's webhook body.
 pub fn parse(body: &[u8]) -> Result<Alert, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("not JSON: {e}")))?;
+    let value =
+        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let root = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let schema = str_at(root, "schemaId").ok_or_else(|| EventError::malformed("schemaId", "is required"))?;
     let data = obj_at(root, "data", "data")?;

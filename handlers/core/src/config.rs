@@ -91,6 +91,21 @@ pub struct Config {
     /// With `AZURE_CLIENT_ID`, a service principal's secret (hosts without managed identity, such as AWS Lambda).
     pub azure_tenant_id: Option<String>,
     pub azure_client_secret: Option<Secret>,
+    /// When set (`PATCHWATCH_EVENTS_AUDIENCE`), `POST /api/events` also accepts Event Grid's
+    /// Microsoft Entra ID bearer token for this application and tenant (see [`crate::entra`]).
+    pub events_entra: Option<EventsEntra>,
+}
+
+/// Entra ID delivery on `/api/events`: whose tokens are accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsEntra {
+    /// `PATCHWATCH_EVENTS_AUDIENCE`: the webhook application's id or application ID URI.
+    pub audience: String,
+    /// `PATCHWATCH_EVENTS_TENANT`, else `AZURE_TENANT_ID`: tenant id (GUID) or verified domain.
+    pub tenant: String,
+    /// `PATCHWATCH_ENTRA_AUTHORITY`: `https://login.microsoftonline.com` unless a sovereign cloud
+    /// (or, in tests, a loopback fake).
+    pub authority: Url,
 }
 
 /// A configuration problem, naming the variable.
@@ -256,14 +271,28 @@ impl Config {
         let alert_token = get("PATCHWATCH_ALERT_TOKEN").map(Secret::new);
         let azure_tenant_id = get("AZURE_TENANT_ID");
         let azure_client_secret = get("AZURE_CLIENT_SECRET").map(Secret::new);
+        // Checked after the Key Vault references: an unresolved one explains a missing tenant.
+        let events_entra = match get("PATCHWATCH_EVENTS_AUDIENCE") {
+            Some(audience) => Some(parse_events_entra(audience, &get)),
+            None => {
+                if get("PATCHWATCH_EVENTS_TENANT").is_some() {
+                    tracing::warn!(
+                        "PATCHWATCH_EVENTS_TENANT is set without PATCHWATCH_EVENTS_AUDIENCE: Entra ID delivery stays off."
+                    );
+                }
+                None
+            }
+        };
         if let Some(name) = unresolved.borrow().clone() {
             return Err(ConfigError::UnresolvedReference(name));
         }
+        let events_entra = events_entra.transpose()?;
         Ok(Self {
             webhook_token,
             alert_token,
             azure_tenant_id,
             azure_client_secret,
+            events_entra,
             routing,
             channel_secrets,
             state: Secret::new(state),
@@ -282,6 +311,58 @@ impl Config {
             managed_identity: get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_some(),
         })
     }
+}
+
+/// `PATCHWATCH_EVENTS_AUDIENCE` with its tenant and authority.
+fn parse_events_entra(audience: String, get: &impl Fn(&str) -> Option<String>) -> Result<EventsEntra, ConfigError> {
+    if audience.len() > 512 || audience.contains(|c: char| c.is_whitespace() || c == ',') {
+        return Err(ConfigError::Invalid {
+            name: "PATCHWATCH_EVENTS_AUDIENCE",
+            problem: "expected one application (client) id or application ID URI, such as api://<application id>"
+                .to_owned(),
+        });
+    }
+    let (tenant_var, tenant) = match (get("PATCHWATCH_EVENTS_TENANT"), get("AZURE_TENANT_ID")) {
+        (Some(t), _) => ("PATCHWATCH_EVENTS_TENANT", t),
+        (None, Some(t)) => ("AZURE_TENANT_ID", t),
+        (None, None) => {
+            return Err(ConfigError::Missing {
+                name: "PATCHWATCH_EVENTS_TENANT",
+                hint: "PATCHWATCH_EVENTS_AUDIENCE is set: name the Entra tenant (id or domain) whose tokens /api/events accepts (AZURE_TENANT_ID is used when set)",
+            });
+        }
+    };
+    if matches!(tenant.to_ascii_lowercase().as_str(), "common" | "organizations" | "consumers") {
+        return Err(ConfigError::Invalid {
+            name: tenant_var,
+            problem: format!(
+                "{tenant:?} is a multi-tenant authority; Event Grid tokens are checked against one tenant: give its id"
+            ),
+        });
+    }
+    let domain = tenant.contains('.')
+        && tenant
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !crate::entra::is_guid(&tenant) && !domain {
+        return Err(ConfigError::Invalid {
+            name: tenant_var,
+            problem: format!("expected a tenant id (GUID) or domain such as contoso.onmicrosoft.com, got {tenant:?}"),
+        });
+    }
+    let name = "PATCHWATCH_ENTRA_AUTHORITY";
+    let authority = parse_url(name, &get(name).unwrap_or_else(|| crate::entra::DEFAULT_AUTHORITY.to_owned()))?;
+    let loopback = matches!(authority.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if authority.scheme() != "https" && !loopback {
+        return Err(ConfigError::Invalid {
+            name,
+            problem: "the signing keys must come over https (plain http only to a loopback address)".to_owned(),
+        });
+    }
+    if authority.query().is_some() || authority.fragment().is_some() {
+        return Err(ConfigError::Invalid { name, problem: "expected a base URL without query or fragment".to_owned() });
+    }
+    Ok(EventsEntra { audience, tenant, authority })
 }
 
 fn parse_number(
@@ -435,6 +516,53 @@ mod tests {
         assert_eq!(c.result_grace, Duration::from_secs(900));
         assert_eq!(c.arm_endpoint.as_str(), "https://management.azure.com/");
         assert_eq!(c.lease, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn config_events_entra_needs_a_tenant_and_names_the_variable() {
+        let d = Defaults { outbox: Some("/tmp/o".into()), snapshot: None, state: Some("file:///tmp/s".into()) };
+        let app = "6a1e3c2b-0000-4000-8000-00000000abcd";
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(cfg(&[], &d).unwrap().events_entra, None);
+        // Audience without any tenant: refused, naming the missing variable.
+        let err = cfg(&[("PATCHWATCH_EVENTS_AUDIENCE", app)], &d).unwrap_err().to_string();
+        assert!(err.starts_with("PATCHWATCH_EVENTS_TENANT is required"), "{err}");
+        // AZURE_TENANT_ID is the fallback; PATCHWATCH_EVENTS_TENANT wins over it.
+        let c = cfg(&[("PATCHWATCH_EVENTS_AUDIENCE", app), ("AZURE_TENANT_ID", tid)], &d).unwrap();
+        let e = c.events_entra.unwrap();
+        assert_eq!((e.audience.as_str(), e.tenant.as_str()), (app, tid));
+        assert_eq!(e.authority.as_str(), "https://login.microsoftonline.com/");
+        let c = cfg(
+            &[
+                ("PATCHWATCH_EVENTS_AUDIENCE", "api://patchwatch-events"),
+                ("AZURE_TENANT_ID", tid),
+                ("PATCHWATCH_EVENTS_TENANT", "contoso.onmicrosoft.com"),
+                ("PATCHWATCH_ENTRA_AUTHORITY", "http://127.0.0.1:9999"),
+            ],
+            &d,
+        )
+        .unwrap();
+        let e = c.events_entra.unwrap();
+        assert_eq!(e.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(e.authority.as_str(), "http://127.0.0.1:9999/");
+        // Bad values name their variable.
+        for (vars, var) in [
+            (vec![("PATCHWATCH_EVENTS_TENANT", "common")], "PATCHWATCH_EVENTS_TENANT"),
+            (vec![("AZURE_TENANT_ID", "not a tenant")], "AZURE_TENANT_ID"),
+            (
+                vec![("PATCHWATCH_EVENTS_TENANT", tid), ("PATCHWATCH_ENTRA_AUTHORITY", "http://login.example")],
+                "PATCHWATCH_ENTRA_AUTHORITY",
+            ),
+            (
+                vec![("PATCHWATCH_EVENTS_TENANT", tid), ("PATCHWATCH_EVENTS_AUDIENCE", "a, b")],
+                "PATCHWATCH_EVENTS_AUDIENCE",
+            ),
+        ] {
+            let mut all = vec![("PATCHWATCH_EVENTS_AUDIENCE", app)];
+            all.extend(vars);
+            let err = cfg(&all, &d).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}: {err}");
+        }
     }
 
     #[test]

@@ -32,8 +32,7 @@ pub struct InvocationMeta {
 /// If the binding is absent but `Data` holds exactly one value, that value is used: the name
 /// is chosen in `function.json`, and a renamed binding should not drop events.
 pub fn binding_json(body: &[u8], binding: &str) -> Result<(Vec<u8>, InvocationMeta), EventError> {
-    let envelope: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("invalid JSON: {e}")))?;
+    let envelope = crate::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = envelope.as_object().ok_or_else(|| {
         EventError::malformed("body", "expected the Functions envelope object {\"Data\": …, \"Metadata\": …}")
     })?;
@@ -71,14 +70,11 @@ fn decode_value(value: &Value, field: &str) -> Result<Vec<u8>, EventError> {
                 if s.len() > MAX_EVENT_BYTES * 2 {
                     return Err(EventError::malformed(field, "value is larger than any event"));
                 }
-                current = match serde_json::from_str::<Value>(&s) {
-                    Ok(v) => v,
-                    Err(_) => match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
+                current = match strict(&s, field)? {
+                    Some(v) => v,
+                    None => match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
                         Ok(bytes) => match String::from_utf8(bytes) {
-                            Ok(text) => match serde_json::from_str::<Value>(&text) {
-                                Ok(v) => v,
-                                Err(_) => Value::String(text),
-                            },
+                            Ok(text) => strict(&text, field)?.unwrap_or(Value::String(text)),
                             Err(_) => return Err(EventError::malformed(field, "base64 content is not UTF-8 text")),
                         },
                         Err(_) => {
@@ -92,6 +88,15 @@ fn decode_value(value: &Value, field: &str) -> Result<Vec<u8>, EventError> {
         }
     }
     Err(EventError::malformed(field, "nested encoding is too deep"))
+}
+
+/// JSON text as a value, `None` if it is not JSON; duplicate keys are an error, not "not JSON".
+fn strict(text: &str, field: &str) -> Result<Option<Value>, EventError> {
+    match crate::json::from_str(text, field) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.problem == crate::json::DUPLICATE_KEY => Err(EventError::malformed(e.field, e.problem)),
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 use serde_json::{Map, Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use crate::resource_id::{ConfigurationId, RunId};
+
 /// Largest accepted event (Event Grid's own limit is 1 MB).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Largest accepted request body: a full Event Grid batch (1,024 KB preferred size plus slack).
@@ -146,8 +148,8 @@ fn parse_raw(raw: &RawValue, path: &str) -> Result<Incoming, EventError> {
     if raw.get().len() > MAX_EVENT_BYTES {
         return Err(EventError::too_large(field, raw.get().len()));
     }
-    let value: Value = serde_json::from_str(raw.get())
-        .map_err(|e| EventError::malformed(field.clone(), format!("invalid JSON: {e}")))?;
+    let value = crate::json::from_str(raw.get(), if path.is_empty() { "body" } else { path })
+        .map_err(|e| EventError::malformed(e.field, e.problem))?;
     parse_event(&value, path)
 }
 
@@ -195,32 +197,11 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Incoming, EventError> {
         Ok(s)
     };
     let correlation_id = req_str("correlationId")?.trim().to_owned();
-    if !correlation_id.to_ascii_lowercase().contains("/providers/microsoft.maintenance/applyupdates/") {
-        return Err(EventError::malformed(
-            df("correlationId"),
-            "expected a run id ending in /providers/microsoft.maintenance/applyupdates/{name}",
-        ));
-    }
+    let run = RunId::parse(&correlation_id).map_err(|e| EventError::malformed(df("correlationId"), e.to_string()))?;
     let maintenance_configuration_id = req_str("maintenanceConfigurationId")?.trim().to_owned();
-    for (name, id) in
-        [("correlationId", &correlation_id), ("maintenanceConfigurationId", &maintenance_configuration_id)]
-    {
-        if !id.starts_with('/') || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\'' || c == '"') {
-            return Err(EventError::malformed(df(name), "expected an Azure resource id (/subscriptions/…)"));
-        }
-    }
-    if !maintenance_configuration_id
-        .to_ascii_lowercase()
-        .contains("/providers/microsoft.maintenance/maintenanceconfigurations/")
-    {
-        return Err(EventError::malformed(
-            df("maintenanceConfigurationId"),
-            "expected a maintenance configuration resource id",
-        ));
-    }
-    let run_prefix =
-        format!("{}/providers/microsoft.maintenance/applyupdates/", maintenance_configuration_id.trim_end_matches('/'));
-    if !correlation_id.to_ascii_lowercase().starts_with(&run_prefix.to_ascii_lowercase()) {
+    let configuration = ConfigurationId::parse(&maintenance_configuration_id)
+        .map_err(|e| EventError::malformed(df("maintenanceConfigurationId"), e.to_string()))?;
+    if !run.configuration().resource().to_string().eq_ignore_ascii_case(&configuration.resource().to_string()) {
         return Err(EventError::malformed(df("correlationId"), "is not a run of data.maintenanceConfigurationId"));
     }
     let start = parse_time(req_str("startDateTime")?, &df("startDateTime"))?;

@@ -485,7 +485,11 @@ impl Pipeline {
         let Some(arm) = &self.arm else {
             return vec![(report("failed", "no Azure credential to read the action group".to_owned()), Ok(()))];
         };
-        let group: ActionGroup = match arm.get(id, action_group::API_VERSION).await {
+        let id = match crate::resource_id::ResourceId::parse(id) {
+            Ok(id) => id,
+            Err(e) => return vec![(report("failed", format!("action group id is invalid: {e}")), Ok(()))],
+        };
+        let group: ActionGroup = match arm.get(&id, action_group::API_VERSION).await {
             Ok(g) => g,
             // A missing group, a malformed id or a missing role will not fix itself on retry.
             Err(e @ GraphError::Status { status: 400 | 403 | 404, .. }) => {

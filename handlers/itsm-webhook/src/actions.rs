@@ -1,5 +1,6 @@
 //! The actions an ITSM caller may ask for, and the one error type of this handler's edge.
 
+use patchwatch_core::resource_id::ConfigurationId;
 use std::{collections::HashMap, time::Duration};
 
 use axum::{
@@ -307,7 +308,9 @@ async fn rerun(
         });
     }
     let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
-    let (params, settings) = match p_arm(p)?.get::<Value>(&configuration_id, MAINTENANCE_API).await {
+    let configuration_ref = ConfigurationId::parse(&configuration_id)
+        .map_err(|e| ItsmError::Unprocessable { field: "configuration".to_owned(), message: e.to_string() })?;
+    let (params, settings) = match p_arm(p)?.get::<Value>(configuration_ref.resource(), MAINTENANCE_API).await {
         Ok(mc) => (patch::params_from_configuration(&mc), "the configuration's own".to_owned()),
         Err(e) => {
             warn!(error = %e, "The maintenance configuration could not be read; re-running Critical and Security updates.");

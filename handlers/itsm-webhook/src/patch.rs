@@ -2,6 +2,7 @@
 //! completion, results turned into run data so the summary is built, rendered and routed
 //! exactly like a scheduled run's.
 
+use patchwatch_core::resource_id::MachineId;
 use std::{collections::HashMap, time::Duration};
 
 use futures::{StreamExt, stream};
@@ -162,10 +163,14 @@ pub async fn install(
     stream::iter(targets.iter().cloned())
         .map(|t| async move {
             let api = if t.is_arc() { HYBRID_COMPUTE_API } else { COMPUTE_API };
-            let started = arm.action(&t.id, "installPatches", api, Some(&body(params, t.os.as_deref()))).await;
-            let result = match started {
-                Ok(first) => arm.poll(&first, budget).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let result = match MachineId::parse(&t.id) {
+                Err(e) => Err(format!("invalid machine id: {e}")),
+                Ok(id) => {
+                    match arm.action(id.resource(), "installPatches", api, Some(&body(params, t.os.as_deref()))).await {
+                        Ok(first) => arm.poll(&first, budget).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
             };
             if let Err(e) = &result {
                 tracing::warn!(machine = %t.id, error = %e, "installPatches did not complete.");

@@ -20,6 +20,7 @@
 //! `{"number", "approval": "approved"|"rejected"|…, "start_date", "end_date"
 //! ("yyyy-MM-dd HH:mm:ss" UTC), "u_maintenance_configuration", "sys_updated_by"}`.
 
+use patchwatch_core::resource_id::{ConfigurationId, MachineId, RunId, check_resource_name};
 use patchwatch_core::{channels::servicenow::parse_date, control::settings::Action, event::EventError, event::get_ci};
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -98,8 +99,8 @@ fn time(obj: &Map<String, Value>, key: &str, field: &str) -> Result<OffsetDateTi
 
 /// Parses the generic form.
 pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("not JSON: {e}")))?;
+    let value =
+        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let action_text = required(obj, "action", "")?;
     let action = Action::parse(&action_text).ok_or_else(|| {
@@ -128,6 +129,7 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
             Some(_) => Some(time(obj, "decidedAt", "decidedAt")?),
         },
     };
+    check_ids(&r)?;
     match action {
         Action::Approve | Action::Reject => {
             required(obj, "configuration", &why)?;
@@ -143,9 +145,9 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
         }
         Action::Acknowledge | Action::Rerun => {
             let run = required(obj, "run", &why)?;
-            if !run.to_ascii_lowercase().contains("/providers/microsoft.maintenance/applyupdates/") {
-                return Err(EventError::malformed("run", "must be a run id (the event's correlationId)"));
-            }
+            RunId::parse(&run).map_err(|e| {
+                EventError::malformed("run", format!("must be a run id (the event's correlationId): {e}"))
+            })?;
         }
         Action::Emergency => {
             required(obj, "configuration", &why)?;
@@ -191,13 +193,27 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
     Ok(Parsed::Act(Box::new(r)))
 }
 
+/// Configurations and machines are given as names or resource ids; either way they are checked
+/// against Azure's rules here, so nothing malformed reaches a lookup or an ARM call.
+fn check_ids(r: &Request) -> Result<(), EventError> {
+    if let Some(c) = &r.configuration {
+        let checked = if c.starts_with('/') { ConfigurationId::parse(c).map(drop) } else { check_resource_name(c) };
+        checked.map_err(|e| EventError::malformed("configuration", e.to_string()))?;
+    }
+    for (i, m) in r.machines.iter().enumerate() {
+        let checked = if m.starts_with('/') { MachineId::parse(m).map(drop) } else { check_resource_name(m) };
+        checked.map_err(|e| EventError::malformed(format!("machines[{i}]"), e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// The field of a ServiceNow change that names the maintenance configuration.
 pub const SERVICENOW_CONFIGURATION_FIELD: &str = "u_maintenance_configuration";
 
 /// Parses a ServiceNow change_request notification into approve or reject.
 pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::malformed("body", format!("not JSON: {e}")))?;
+    let value =
+        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let number = required(obj, "number", "(the change number)")?;
     let approval = required(obj, "approval", "")?;
@@ -214,7 +230,7 @@ pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
     if end <= start {
         return Err(EventError::malformed("end_date", "must be after start_date"));
     }
-    Ok(Parsed::Act(Box::new(Request {
+    let r = Request {
         action,
         requested_by: text(obj, "sys_updated_by", 200)?.unwrap_or_else(|| "ServiceNow".to_owned()),
         request_id: None,
@@ -229,7 +245,9 @@ pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
         reboot_setting: None,
         maximum_duration: None,
         decided_at: text(obj, "sys_updated_on", 40)?.as_deref().and_then(parse_date),
-    })))
+    };
+    check_ids(&r).map_err(|e| EventError::malformed(SERVICENOW_CONFIGURATION_FIELD, e.problem))?;
+    Ok(Parsed::Act(Box::new(r)))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use axum::{
 };
 use patchwatch_core::{
     config::Secret,
+    entra::{EntraError, EntraValidator},
     envelope::{InvocationResponse, binding_json},
     error::ApiError,
     event::{EventError, EventErrorKind, Incoming, MAX_BODY_BYTES, parse_delivery},
@@ -36,13 +37,25 @@ pub struct AppState {
     pub deadline: Duration,
     /// Required bearer token for `POST /api/events` (`PATCHWATCH_WEBHOOK_TOKEN`), if any.
     pub token: Option<Secret>,
+    /// Event Grid's Entra ID bearer tokens are accepted too (`PATCHWATCH_EVENTS_AUDIENCE`).
+    pub entra: Option<Arc<EntraValidator>>,
 }
 
 impl AppState {
     pub fn new(pipeline: Pipeline, token: Option<Secret>) -> Self {
-        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25), token }
+        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25), token, entra: None }
+    }
+
+    /// Also accept Entra ID bearer tokens checked by `entra`.
+    pub fn with_entra(mut self, entra: Option<Arc<EntraValidator>>) -> Self {
+        self.entra = entra;
+        self
     }
 }
+
+/// How long Event Grid is asked to wait when the Entra ID signing keys could not be fetched
+/// (a fetch is tried at most once a minute).
+const ENTRA_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The queue trigger's `maxDequeueCount` in host.json: the last attempt sends what is known.
 pub const QUEUE_MAX_DEQUEUE: u64 = 30;
@@ -99,27 +112,80 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
     })
 }
 
+/// Who a delivery proved to be, before its body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    /// A valid credential, or none is configured.
+    Trusted,
+    /// No valid credential: only a subscription validation handshake may pass (Event Grid may
+    /// validate before custom delivery headers apply, and the handshake only echoes a code).
+    ValidationOnly,
+    /// An Entra ID token that cannot be checked now (the signing keys could not be fetched):
+    /// 503, so Event Grid retries instead of dropping the event; a handshake may still pass.
+    RetryLater,
+}
+
+/// Checks the delivery's credentials. Runs before the body is parsed, so an unauthenticated
+/// caller learns nothing about what a valid body looks like.
+///
+/// With neither `PATCHWATCH_WEBHOOK_TOKEN` nor `PATCHWATCH_EVENTS_AUDIENCE`, every caller is
+/// trusted. Otherwise the bearer token must be the static token (compared in constant time) or
+/// an Entra ID token the validator accepts.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Caller {
+    if state.token.is_none() && state.entra.is_none() {
+        return Caller::Trusted;
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty());
+    let Some(given) = given else { return Caller::ValidationOnly };
+    if state.token.as_ref().is_some_and(|token| token.matches(given)) {
+        return Caller::Trusted;
+    }
+    let Some(entra) = &state.entra else { return Caller::ValidationOnly };
+    match entra.validate(given).await {
+        Ok(_) => Caller::Trusted,
+        Err(EntraError::Rejected(reason)) => {
+            // The reason category only: never the token or its claims.
+            warn!(reason = reason.as_str(), "Entra ID bearer token refused.");
+            Caller::ValidationOnly
+        }
+        Err(EntraError::KeysUnavailable(problem)) => {
+            warn!(problem = %problem, "Entra ID bearer token not checked: signing keys unavailable; asking for a retry.");
+            Caller::RetryLater
+        }
+    }
+}
+
 /// Direct webhook delivery from Event Grid.
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let items = match read_body(body).await.and_then(|b| parse_delivery(&b)) {
-        Ok(items) => items,
-        Err(e) => {
+    let caller = authorize(&state, &headers).await;
+    let parsed = read_body(body).await.and_then(|b| parse_delivery(&b));
+    let items = match (parsed, caller) {
+        (Ok(items), Caller::Trusted) => items,
+        (Ok(items), Caller::ValidationOnly | Caller::RetryLater)
+            if items.iter().all(|i| matches!(i, Incoming::Validation { .. })) =>
+        {
+            items
+        }
+        (_, Caller::RetryLater) => {
+            let reason =
+                "the Entra ID signing keys could not be fetched to check the token; nothing processed".to_owned();
+            return ApiError::RetryLater { reason, after: ENTRA_RETRY_AFTER }.into_response();
+        }
+        (_, Caller::ValidationOnly) => {
+            warn!("Delivery without a valid bearer token rejected; nothing processed.");
+            return ApiError::Unauthorized.into_response();
+        }
+        (Err(e), Caller::Trusted) => {
             warn!(field = %e.field, problem = %e.problem, "Delivery rejected.");
             return ApiError::Rejected(e).into_response();
         }
     };
-    // A validation handshake only echoes a code, so it is answered without the token (Event
-    // Grid may validate before custom delivery headers apply); everything else needs it.
-    let validation_only = items.iter().all(|i| matches!(i, Incoming::Validation { .. }));
-    if let Some(token) = &state.token
-        && !validation_only
-    {
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| token.matches(g.trim())) {
-            warn!("Delivery without a valid bearer token rejected; nothing processed.");
-            return ApiError::Unauthorized.into_response();
-        }
-    }
     match run(&state, items, false).await {
         DeliveryOutcome::Validation { code } => Json(json!({ "validationResponse": code })).into_response(),
         DeliveryOutcome::Done(outcomes) => {

@@ -1,17 +1,18 @@
 //! maintenance-events: the Azure Functions custom handler (or Lambda function) for Update
 //! Manager pre/post maintenance events.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 use maintenance_events::{AppState, router};
-use patchwatch_core::{pipeline::Pipeline, runtime, telemetry};
+use patchwatch_core::{entra::EntraValidator, pipeline::Pipeline, runtime, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
     let built = runtime::handler_config().and_then(|c| {
         let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
-        Ok(router(AppState::new(pipeline, c.webhook_token.clone())))
+        let entra = c.events_entra.as_ref().map(|e| Arc::new(EntraValidator::from_settings(e.into())));
+        Ok(router(AppState::new(pipeline, c.webhook_token.clone()).with_entra(entra)))
     });
     runtime::run_handler(built).await
 }

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use patchwatch_core::{
     config::{self, Config, DataSource, Defaults},
+    entra::EntraValidator,
     pipeline::{Pipeline, default_outbox, example},
     rundata::RunDataSource,
     runtime,
@@ -57,7 +58,8 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     // One pipeline for every handler here; deployed, each handler is a Function App of its own.
-    let state = maintenance_events::AppState::new(pipeline, config.webhook_token.clone());
+    let entra = config.events_entra.as_ref().map(|e| Arc::new(EntraValidator::from_settings(e.into())));
+    let state = maintenance_events::AppState::new(pipeline, config.webhook_token.clone()).with_entra(entra);
     let alerts = alert_webhook::AppState { pipeline: state.pipeline.clone(), token: config.alert_token.clone() };
     let itsm = itsm_webhook::AppState { pipeline: state.pipeline.clone(), callers: Arc::new(callers), concurrency: 8 };
     let router =

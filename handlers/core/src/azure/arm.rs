@@ -10,6 +10,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::resource_graph::{GraphError, default_http_client, status_error};
+use crate::resource_id::ResourceId;
 
 /// Compute API version for VM actions (start, deallocate, installPatches).
 pub const COMPUTE_API: &str = "2024-07-01";
@@ -54,45 +55,66 @@ impl ArmClient {
         Self { endpoint, credential, scope, http: default_http_client(), min_poll: Duration::from_secs(5) }
     }
 
-    fn url(&self, resource_id: &str, api_version: &str) -> Url {
+    /// `{endpoint}/{segments…}[/{action}]?api-version=…`, each segment percent-encoded on its
+    /// own (a validated id has no `/`, `.`, `..` or `%` segment to begin with). The result is
+    /// checked to stay on the endpoint and to name exactly the id's segments before any token
+    /// is attached.
+    fn url(&self, id: &ResourceId, action: Option<&str>, api_version: &str) -> Result<Url, GraphError> {
+        let refuse = |why: &str| GraphError::Decode(format!("ARM URL for {id} refused: {why}"));
         let mut url = self.endpoint.clone();
-        url.set_path(&format!(
-            "{}/{}",
-            self.endpoint.path().trim_end_matches('/'),
-            resource_id.trim_start_matches('/')
-        ));
+        url.set_query(None);
+        url.set_fragment(None);
+        let base: Vec<String> =
+            url.path_segments().map(|s| s.filter(|p| !p.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+        let wanted: Vec<&str> = id.segments().chain(action).collect();
+        {
+            let mut path = url.path_segments_mut().map_err(|()| refuse("the ARM endpoint cannot have a path"))?;
+            path.clear();
+            path.extend(base.iter().map(String::as_str).chain(wanted.iter().copied()));
+        }
         url.set_query(Some(&format!("api-version={api_version}")));
-        url
+        let decoded: Vec<String> = url
+            .path_segments()
+            .map(|s| s.map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let expected: Vec<String> = base.iter().cloned().chain(wanted.iter().map(|s| (*s).to_owned())).collect();
+        if url.scheme() != self.endpoint.scheme()
+            || url.host_str() != self.endpoint.host_str()
+            || url.port_or_known_default() != self.endpoint.port_or_known_default()
+            || decoded != expected
+        {
+            return Err(refuse("it does not name the resource on the ARM endpoint"));
+        }
+        Ok(url)
     }
 
     /// Reads one resource as JSON. Errors reuse the Resource Graph classification (throttling,
     /// 403, transport), which is ARM's own.
-    pub async fn get<T: DeserializeOwned>(&self, resource_id: &str, api_version: &str) -> Result<T, GraphError> {
-        let r = self.request(Method::GET, self.url(resource_id, api_version), None).await?;
+    pub async fn get<T: DeserializeOwned>(&self, id: &ResourceId, api_version: &str) -> Result<T, GraphError> {
+        let r = self.request(Method::GET, self.url(id, None, api_version)?, None).await?;
         serde_json::from_value(r.body).map_err(|e| GraphError::Decode(e.to_string()))
     }
 
     /// `POST {resource id}/{action}` (for example `start`), body optional. 200 and 202 both succeed.
     pub async fn action(
         &self,
-        resource_id: &str,
-        action: &str,
+        id: &ResourceId,
+        action: &'static str,
         api_version: &str,
         body: Option<&Value>,
     ) -> Result<ArmResponse, GraphError> {
-        let id = format!("{}/{action}", resource_id.trim_end_matches('/'));
-        self.request(Method::POST, self.url(&id, api_version), body).await
+        self.request(Method::POST, self.url(id, Some(action), api_version)?, body).await
     }
 
     /// `PUT {resource id}` with a JSON body, given up after `within` (a deadline that matters).
     pub async fn put(
         &self,
-        resource_id: &str,
+        id: &ResourceId,
         api_version: &str,
         body: &Value,
         within: Option<Duration>,
     ) -> Result<ArmResponse, GraphError> {
-        self.send(Method::PUT, self.url(resource_id, api_version), Some(body), within).await
+        self.send(Method::PUT, self.url(id, None, api_version)?, Some(body), within).await
     }
 
     /// Polls a long-running operation until it answers 200 with its result, or `budget` runs
@@ -149,6 +171,7 @@ impl ArmClient {
         body: Option<&Value>,
         within: Option<Duration>,
     ) -> Result<ArmResponse, GraphError> {
+        tracing::debug!(%method, path = url.path(), "ARM request.");
         let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(GraphError::Credential)?;
         let mut request = self.http.request(method, url).bearer_auth(token.token.secret());
         if let Some(t) = within {

@@ -90,7 +90,14 @@ pub async fn check(routing: &crate::routing::Routing, arm: &crate::azure::arm::A
     let mut out = Vec::new();
     for (name, spec) in &routing.channels {
         let crate::routing::ChannelSpec::ActionGroup { id } = spec else { continue };
-        match arm.get::<ActionGroup>(id, API_VERSION).await {
+        let id = match crate::resource_id::ResourceId::parse(id) {
+            Ok(id) => id,
+            Err(e) => {
+                out.push(format!("channel {name:?}: action group id is invalid: {e}"));
+                continue;
+            }
+        };
+        match arm.get::<ActionGroup>(&id, API_VERSION).await {
             Ok(g) => {
                 out.push(format!(
                     "channel {name:?}: action group {}: {} email and {} webhook receivers served",

@@ -6,6 +6,7 @@
 //! start call, so a redelivered pre event starts nothing twice and the post event stops only
 //! what patchwatch started.
 
+use crate::resource_id::MachineId;
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
@@ -92,6 +93,11 @@ pub async fn start(
 ) -> Result<PowerReport, StateError> {
     let results: Vec<Result<(String, Outcome), StateError>> = stream::iter(machines.iter().cloned())
         .map(|(m, before)| async move {
+            // Ids come from run data: validated before they can shape an ARM URL.
+            let id = match MachineId::parse(&m) {
+                Ok(id) => id,
+                Err(e) => return Ok((m, Outcome::Failed(format!("not started: invalid machine id: {e}"), false))),
+            };
             let k = key(run_id, &m);
             let record = PoweredMachine {
                 machine_id: m.clone(),
@@ -120,7 +126,7 @@ pub async fn start(
                     _ => return Ok((m, Outcome::Already)),
                 },
             };
-            match arm.action(&m, "start", COMPUTE_API, None).await {
+            match arm.action(id.resource(), "start", COMPUTE_API, None).await {
                 Ok(_) => {
                     let done = PoweredMachine { state: "started".into(), ..record };
                     let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
@@ -163,7 +169,14 @@ pub async fn stop(
             }
             // Back to how it was: a stopped (still allocated) VM is powered off, not deallocated.
             let action = if record.before.as_deref() == Some("stopped") { "powerOff" } else { "deallocate" };
-            match arm.action(&record.machine_id, action, COMPUTE_API, None).await {
+            let id = match MachineId::parse(&record.machine_id) {
+                Ok(id) => id,
+                Err(e) => {
+                    let why = format!("not stopped: invalid machine id: {e}");
+                    return Ok((record.machine_id, Outcome::Failed(why, false)));
+                }
+            };
+            match arm.action(id.resource(), action, COMPUTE_API, None).await {
                 Ok(_) => {
                     let m = record.machine_id.clone();
                     let done = PoweredMachine { state: "stopped".into(), updated: now, ..record };

@@ -1,6 +1,7 @@
 //! What the pipeline does around a run besides notifying: on the pre event, the gates (and a
 //! cancellation when one blocks) and powering machines on; after the post event, powering off.
 
+use crate::resource_id::RunId;
 use std::time::Duration;
 
 use serde_json::json;
@@ -301,7 +302,16 @@ impl Pipeline {
             return Err(CancelError::TooLate);
         }
         let body = json!({ "properties": { "status": "Cancel" } });
-        let (finish, result) = match arm.put(&event.correlation_id, MAINTENANCE_CANCEL_API, &body, Some(left)).await {
+        // Event intake validated the id already; parsing it again is what the ARM client takes.
+        let run = match RunId::parse(&event.correlation_id) {
+            Ok(run) => run,
+            Err(e) => {
+                let error = format!("invalid run id: {e}");
+                let _ = self.ledger.finish(token, Finish::Failed { error: error.clone() }, (self.clock)()).await;
+                return Err(CancelError::Refused(error));
+            }
+        };
+        let (finish, result) = match arm.put(run.resource(), MAINTENANCE_CANCEL_API, &body, Some(left)).await {
             Ok(r) => {
                 let status = r.body.pointer("/properties/status").and_then(|s| s.as_str()).unwrap_or("(no status)");
                 let detail = format!("Update Manager answered {} with status {status}", r.status);
