@@ -28,12 +28,23 @@ param maintenanceConfigurationIds array = []
 @description('Existing system topic names, by maintenance configuration name. A configuration has at most one system topic: name it here if the portal already created one (for example for pre/post events), otherwise "<configuration>-patchwatch" is created.')
 param existingSystemTopicNames object = {}
 
-@description('Where Event Grid delivers the events: StorageQueue (the events app\'s maintenance-events queue, read by the maintenance-queue function; recommended, the queue does the waiting) or AzureFunction (the maintenance-event eventGridTrigger function; deploy the code first, the function must exist).')
+@description('Where Event Grid delivers the events: StorageQueue (the events app\'s maintenance-events queue, read by the maintenance-queue function; recommended, the queue does the waiting), AzureFunction (the maintenance-event eventGridTrigger function; deploy the code first, the function must exist) or WebHook (the events app\'s /api/events route with eventsFunctionKey, and an Entra ID token when eventsEntraApplicationIdOrUri is set; deploy the code first).')
 @allowed([
   'StorageQueue'
   'AzureFunction'
+  'WebHook'
 ])
 param eventDelivery string = 'StorageQueue'
+
+@description('Entra ID delivery (with eventDelivery = WebHook): application (client) id or application ID URI of the app registration that protects the events webhook. Sets PATCHWATCH_EVENTS_AUDIENCE on the events app and makes Event Grid send a bearer token for it on every delivery. Empty: off.')
+param eventsEntraApplicationIdOrUri string = ''
+
+@description('Entra ID delivery: tenant id of that app registration (PATCHWATCH_EVENTS_TENANT). Empty: this deployment\'s tenant.')
+param eventsEntraTenantId string = ''
+
+@description('WebHook delivery: the key of the events app\'s "events" function (authLevel function), appended to the subscription\'s URL as ?code=... (az functionapp function keys list after the code is deployed). Event Grid keeps the URL secret.')
+@secure()
+param eventsFunctionKey string = ''
 
 @description('Subscription ids whose machines patchwatch reports on and acts on (Reader for Resource Graph; power control; patch on demand).')
 param machineSubscriptionIds array = []
@@ -354,6 +365,11 @@ var mailToSetting = empty(mailTo) ? {} : {
   PATCHWATCH_MAIL_TO: mailTo
 }
 var commonSettings = union(stateSetting, configSetting, mailFromSetting, mailToSetting, additionalSettings)
+var eventsEntraTenant = empty(eventsEntraTenantId) ? subscription().tenantId : eventsEntraTenantId
+var eventsEntraSettings = empty(eventsEntraApplicationIdOrUri) ? {} : {
+  PATCHWATCH_EVENTS_AUDIENCE: eventsEntraApplicationIdOrUri
+  PATCHWATCH_EVENTS_TENANT: eventsEntraTenant
+}
 
 // Module input: [{ env, secret }], from the "environment variable -> secret name" parameters.
 var alertTokenEnv = {
@@ -393,7 +409,7 @@ module eventsApp 'modules/functionApp.bicep' = {
     applicationInsightsName: insights.name
     keyVaultName: vault.name
     secrets: eventsSecrets
-    settings: commonSettings
+    settings: union(commonSettings, eventsEntraSettings)
     runtimeVersion: runtimeVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -514,6 +530,7 @@ module topics 'modules/maintenanceTopic.bicep' = [
 ]
 
 var useQueue = eventDelivery == 'StorageQueue'
+var eventsCode = empty(eventsFunctionKey) ? '' : '?code=${uriComponent(eventsFunctionKey)}'
 
 // The topics' identities: send to the queue only (StorageQueue delivery), write dead letters to
 // the dead-letter container only.
@@ -555,6 +572,9 @@ module eventSubscriptions 'modules/maintenanceSubscription.bicep' = [
       queueStorageAccountId: eventsApp.outputs.hostStorageId
       queueName: eventQueueName
       functionResourceId: '${eventsApp.outputs.id}/functions/maintenance-event'
+      webhookUrl: 'https://${eventsApp.outputs.defaultHostName}/api/events${eventsCode}'
+      entraTenantId: empty(eventsEntraApplicationIdOrUri) ? '' : eventsEntraTenant
+      entraApplicationIdOrUri: eventsEntraApplicationIdOrUri
       deadLetterStorageAccountId: dataStorage.id
       deadLetterContainerName: deadLetterContainer.name
     }

@@ -8,7 +8,11 @@ pub mod entra;
 pub mod graph;
 pub mod itsm;
 pub mod lambda;
+pub mod leaks;
+pub mod managed_identity;
+pub mod process;
 pub mod smtp;
+pub mod smtp_auth;
 pub mod world;
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};

@@ -16,7 +16,8 @@ pub struct SmtpSink {
     dir: tempfile::TempDir,
 }
 
-fn python() -> PathBuf {
+/// The Python interpreter with aiosmtpd: `PATCHWATCH_TEST_PYTHON`, else `.ci/venv`, else `python3`.
+pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("PATCHWATCH_TEST_PYTHON") {
         return PathBuf::from(p);
     }
@@ -36,13 +37,25 @@ impl SmtpSink {
 
     /// Starts the server on a given loopback port (to bring a "down" server up).
     pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, "aiosmtpd.handlers.Mailbox", &[])
+    }
+
+    /// A server that stores mail but refuses, at DATA, every message to `rcpt` with `reply`
+    /// (for example `554 5.7.1 refused`): a permanent refusal of one message.
+    pub fn start_refusing(rcpt: &str, reply: &str) -> Self {
+        Self::spawn(free_port(), "refusing_smtp.Refusing", &[rcpt, reply])
+    }
+
+    fn spawn(port: u16, handler: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let maildir = dir.path().join("mail");
         let py = python();
         let mut child = Command::new(&py)
-            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string(), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string(), "-c", handler])
             .arg(&maildir)
+            .args(args)
+            .env("PYTHONPATH", super::root().join("tests/support"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

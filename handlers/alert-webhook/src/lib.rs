@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    body::Body,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
 
 /// `POST /api/alerts` alone, for hosts that serve several handlers (`patchwatch serve`).
 pub fn routes(state: AppState) -> Router {
-    Router::new().route("/api/alerts", post(alerts)).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
+    Router::new().route("/api/alerts", post(alerts)).with_state(state)
 }
 
 #[derive(serde::Deserialize)]
@@ -51,7 +51,7 @@ async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(token) = &state.token {
         let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -61,6 +61,11 @@ async fn alerts(
             return ApiError::Unauthorized.into_response();
         }
     }
+    // The token is checked first: an unauthenticated caller learns nothing about the body.
+    let body = match patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::Rejected(e).into_response(),
+    };
     let activity = match alert::parse(&body) {
         Ok(alert::Alert::Activity(a)) => a,
         Ok(alert::Alert::Ignored(reason)) => {

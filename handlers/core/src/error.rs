@@ -29,6 +29,7 @@ impl IntoResponse for ApiError {
                 let (status, code) = match e.kind {
                     EventErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
                     EventErrorKind::Malformed => (StatusCode::BAD_REQUEST, "invalid_event"),
+                    EventErrorKind::TimedOut => (StatusCode::REQUEST_TIMEOUT, "timeout"),
                 };
                 let body = json!({ "error": { "code": code, "field": e.field, "message": e.to_string() } });
                 (status, Json(body)).into_response()

@@ -87,6 +87,8 @@ pub enum Incoming {
 pub enum EventErrorKind {
     Malformed,
     TooLarge,
+    /// The body did not arrive in time (a slow or stalled client).
+    TimedOut,
 }
 
 /// A rejected delivery, naming the offending field.

@@ -26,6 +26,7 @@ pub mod resource_id;
 pub mod routing;
 pub mod rundata;
 pub mod runtime;
+pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod summary;

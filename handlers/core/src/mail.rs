@@ -27,13 +27,14 @@ pub enum MailError {
 
 impl MailError {
     /// A later attempt may succeed: the server is down, answers 4xx or times out, or refuses
-    /// something an operator can fix (authentication 535, STARTTLS 530, relaying 554). Only a
-    /// recipient the server says does not exist (550, 551, 553) is final.
+    /// authentication or TLS (530, 534, 535, 538), which an operator fixes without the message
+    /// changing. Every other 5xx refuses this message for good (550 no such mailbox, 552 too
+    /// big, 554 rejected, 500 a line too long, …): retrying would hold the event forever.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Smtp(e) => {
-                let final_codes = ["550", "551", "553"];
-                !(e.is_permanent() && e.status().is_some_and(|c| final_codes.contains(&c.to_string().as_str())))
+                let operator_fixable = ["530", "534", "535", "538"];
+                !e.is_permanent() || e.status().is_some_and(|c| operator_fixable.contains(&c.to_string().as_str()))
             }
             Self::Outbox { .. } => true,
             Self::Url(_) | Self::Build(_) => false,
@@ -94,8 +95,9 @@ impl Mailer {
         to: &[Mailbox],
         rendered: &Rendered,
         file_stem: &str,
+        message_id: &str,
     ) -> Result<Delivered, MailError> {
-        let message = build_message(from, to, rendered)?;
+        let message = build_message(from, to, rendered, message_id)?;
         match self {
             Self::Smtp(transport) => {
                 transport.send(message).await?;
@@ -111,10 +113,38 @@ impl Mailer {
     }
 }
 
+/// Longest subject sent, in characters. RFC 5322 caps a header line at 998 octets, and mail
+/// clients show about 80 characters; longer names are cut with an ellipsis (the body has them whole).
+pub const MAX_SUBJECT_CHARS: usize = 200;
+
+/// `subject` cut to [`MAX_SUBJECT_CHARS`], with an ellipsis where it was cut.
+pub fn fit_subject(subject: &str) -> String {
+    if subject.chars().count() <= MAX_SUBJECT_CHARS {
+        return subject.to_owned();
+    }
+    let mut cut: String = subject.chars().take(MAX_SUBJECT_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// A `Message-ID` for one delivery: the same for every attempt at it (from the ledger key), so a
+/// rare second copy after a crash is recognisable as the same message and threads with it.
+pub fn message_id(delivery_hash: &str, from: &Mailbox) -> String {
+    format!("<patchwatch.{delivery_hash}@{}>", from.email.domain())
+}
+
 /// The message itself. lettre encodes every header value, and the subject has no control
 /// characters, so no field can add a header.
-pub fn build_message(from: &Mailbox, to: &[Mailbox], rendered: &Rendered) -> Result<Message, MailError> {
-    let mut builder = Message::builder().from(from.clone()).subject(rendered.subject.clone());
+pub fn build_message(
+    from: &Mailbox,
+    to: &[Mailbox],
+    rendered: &Rendered,
+    message_id: &str,
+) -> Result<Message, MailError> {
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(fit_subject(&rendered.subject))
+        .message_id(Some(message_id.to_owned()));
     for rcpt in to {
         builder = builder.to(rcpt.clone());
     }
@@ -135,8 +165,15 @@ async fn write_outbox(dir: &Path, stem: &str, eml: &[u8], html: &[u8]) -> Result
     for (ext, bytes) in [("html", html), ("eml", eml)] {
         let path = dir.join(format!("{stem}.{ext}"));
         let tmp = dir.join(format!(".{stem}.{ext}.tmp"));
-        tokio::fs::write(&tmp, bytes).await.map_err(err(&tmp))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(err(&path))?;
+        let written = match tokio::fs::write(&tmp, bytes).await {
+            Ok(()) => tokio::fs::rename(&tmp, &path).await.map_err(err(&path)),
+            Err(e) => Err(err(&tmp)(e)),
+        };
+        if let Err(e) = written {
+            // A full disk leaves a partial temporary file: remove it, so nothing half-written stays.
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         out.push(path);
     }
     let eml = out.pop().unwrap_or_default();
@@ -179,12 +216,26 @@ mod tests {
     fn message_is_multipart_alternative_with_one_subject_line() {
         let from: Mailbox = "patchwatch <pw@example.com>".parse().unwrap();
         let to: Vec<Mailbox> = vec!["ops@example.com".parse().unwrap()];
-        let msg = build_message(&from, &to, &rendered("Ring — Failed")).unwrap();
+        let msg = build_message(&from, &to, &rendered("Ring — Failed"), "<a@example.com>").unwrap();
         let text = String::from_utf8(msg.formatted()).unwrap();
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("text/plain") && text.contains("text/html"));
         assert_eq!(text.matches("\r\nSubject:").count() + usize::from(text.starts_with("Subject:")), 1);
         assert!(!text.contains("\r\nBcc:"));
+    }
+
+    #[test]
+    fn long_subjects_are_cut_and_folded_under_the_line_limit() {
+        let from: Mailbox = "patchwatch <pw@example.com>".parse().unwrap();
+        let long = format!("{}: Failed — 3 of 40 patched", "Ring2-Prod".repeat(300));
+        let msg = build_message(&from, std::slice::from_ref(&from), &rendered(&long), "<x@example.com>").unwrap();
+        let text = String::from_utf8(msg.formatted()).unwrap();
+        assert!(text.lines().all(|l| l.len() <= 998), "a header line over 998 octets");
+        let parsed = mailparse::parse_mail(text.as_bytes()).unwrap();
+        let subject = parsed.headers.iter().find(|h| h.get_key() == "Subject").unwrap().get_value();
+        assert_eq!(subject.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(subject.ends_with('…') && subject.starts_with("Ring2-ProdRing2-Prod"), "{subject}");
+        println!("{}", text.lines().take(8).collect::<Vec<_>>().join("\n"));
     }
 
     #[test]
@@ -201,7 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Mailer::Outbox(dir.path().join("out"));
         let from: Mailbox = "pw@example.com".parse().unwrap();
-        let d = m.send(&from, std::slice::from_ref(&from), &rendered("s"), "stem").await.unwrap();
+        let d = m.send(&from, std::slice::from_ref(&from), &rendered("s"), "stem", "<a@example.com>").await.unwrap();
         let Delivered::Outbox { eml, html } = d else { panic!("expected the outbox") };
         assert!(std::fs::read_to_string(eml).unwrap().contains("Subject: s"));
         assert_eq!(std::fs::read_to_string(html).unwrap(), "<p>hi</p>");

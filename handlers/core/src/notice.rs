@@ -193,7 +193,8 @@ impl crate::pipeline::Pipeline {
                             crate::state::key_segment(if channel.is_empty() { "default" } else { channel }),
                             crate::ledger::fnv64(&notice.key) as u32
                         );
-                        match self.mailer.send(&self.from, &to, &rendered, &stem).await {
+                        let message_id = crate::mail::message_id(&token.id_hash(), &self.from);
+                        match self.mailer.send(&self.from, &to, &rendered, &stem, &message_id).await {
                             Ok(crate::mail::Delivered::Smtp { recipients }) => {
                                 Ok(format!("SMTP to {recipients} recipient(s)"))
                             }

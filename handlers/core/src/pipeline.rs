@@ -432,7 +432,10 @@ impl Pipeline {
             }
         };
         let sent = match &n.spec {
-            ChannelSpec::Email { to, subject_prefix } => self.email(event, run, n, to, subject_prefix.as_deref()).await,
+            ChannelSpec::Email { .. } => {
+                let message_id = crate::mail::message_id(&token.id_hash(), &self.from);
+                self.email(event, run, n, &message_id).await
+            }
             _ => {
                 let delivery_id = format!("msg_{}", token.id_hash());
                 self.channels.deliver(n, &delivery_id).await.map_err(|e| match e {
@@ -533,9 +536,12 @@ impl Pipeline {
         event: &MaintenanceEvent,
         run: &str,
         n: &Notification,
-        to: &[String],
-        prefix: Option<&str>,
+        message_id: &str,
     ) -> Result<String, SendError> {
+        let (to, prefix) = match &n.spec {
+            ChannelSpec::Email { to, subject_prefix } => (to.as_slice(), subject_prefix.as_deref()),
+            _ => (&[][..], None),
+        };
         let mut rendered = self.templates.render(&n.summary, n.group.as_deref()).map_err(|e| {
             error!(error = %e, "Summary could not be rendered.");
             SendError::Permanent(e.to_string())
@@ -560,7 +566,7 @@ impl Pipeline {
             stem.push('-');
             stem.push_str(&crate::state::key_segment(&n.target()));
         }
-        match self.mailer.send(&self.from, &recipients, &rendered, &stem).await {
+        match self.mailer.send(&self.from, &recipients, &rendered, &stem, message_id).await {
             Ok(Delivered::Smtp { recipients }) => Ok(format!("SMTP to {recipients} recipient(s)")),
             Ok(Delivered::Outbox { eml, .. }) => Ok(eml.display().to_string()),
             Err(e) if e.is_transient() => Err(SendError::Transient(e.to_string())),

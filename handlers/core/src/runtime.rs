@@ -4,6 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::Router;
+
+use crate::server::ServerLimits;
 use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +24,12 @@ pub enum RuntimeError {
     LambdaEnv(&'static str),
     #[error("Lambda runtime failed: {0}")]
     Lambda(lambda_http::Error),
+    #[error(transparent)]
+    Limits(#[from] crate::server::LimitError),
 }
 
-/// Serves `router` on whichever host this process runs under.
-pub async fn serve(router: Router) -> Result<(), RuntimeError> {
+/// Serves `router` on whichever host this process runs under, within `limits`.
+pub async fn serve(router: Router, limits: &ServerLimits) -> Result<(), RuntimeError> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         // The runtime crate panics without these; Lambda always sets them, a hand-run process may not.
         for var in ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"] {
@@ -34,20 +38,20 @@ pub async fn serve(router: Router) -> Result<(), RuntimeError> {
             }
         }
         info!("Starting under the AWS Lambda runtime.");
-        return lambda_http::run(router).await.map_err(RuntimeError::Lambda);
+        // Lambda hands over whole requests: no listener to bound, but the same body and
+        // concurrency limits and JSON errors apply.
+        return lambda_http::run(crate::server::bounded(router, limits)).await.map_err(RuntimeError::Lambda);
     }
     let port = match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
         Ok(p) => p.trim().parse::<u16>().map_err(|_| RuntimeError::BadPort(p))?,
         Err(_) => return Err(RuntimeError::NoPort),
     };
-    serve_on(router, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await
+    serve_on(router, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), limits).await
 }
 
-/// Serves `router` on `addr` until SIGINT or SIGTERM.
-pub async fn serve_on(router: Router, addr: SocketAddr) -> Result<(), RuntimeError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })?;
-    info!(%addr, "Listening.");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await.map_err(RuntimeError::Serve)
+/// Serves `router` on `addr` within `limits` until SIGINT or SIGTERM.
+pub async fn serve_on(router: Router, addr: SocketAddr, limits: &ServerLimits) -> Result<(), RuntimeError> {
+    crate::server::serve_on(router, addr, limits, shutdown()).await
 }
 
 async fn shutdown() {
@@ -101,7 +105,14 @@ pub async fn run_handler(router: Result<Router, String>) -> std::process::ExitCo
             return std::process::ExitCode::FAILURE;
         }
     };
-    match serve(router).await {
+    let limits = match ServerLimits::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "Configuration is invalid; not starting.");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match serve(router, &limits).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Handler stopped.");

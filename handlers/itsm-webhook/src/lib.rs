@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    body::Body,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
 
 /// `POST /api/itsm` alone, for hosts that serve several handlers (`patchwatch serve`).
 pub fn routes(state: AppState) -> Router {
-    Router::new().route("/api/itsm", post(itsm)).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
+    Router::new().route("/api/itsm", post(itsm)).with_state(state)
 }
 
 #[derive(serde::Deserialize)]
@@ -65,7 +65,11 @@ struct Format {
     format: Option<String>,
 }
 
-async fn itsm(State(state): State<AppState>, Query(q): Query<Format>, headers: HeaderMap, body: Bytes) -> Response {
+async fn itsm(State(state): State<AppState>, Query(q): Query<Format>, headers: HeaderMap, body: Body) -> Response {
+    let body = match patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return patchwatch_core::error::ApiError::Rejected(e).into_response(),
+    };
     match handle(&state, q.format.as_deref(), &headers, &body).await {
         Ok((status, value)) => (status, Json(value)).into_response(),
         Err(e) => {

@@ -22,7 +22,7 @@ use patchwatch_core::{
     entra::{EntraError, EntraValidator},
     envelope::{InvocationResponse, binding_json},
     error::ApiError,
-    event::{EventError, EventErrorKind, Incoming, MAX_BODY_BYTES, parse_delivery},
+    event::{EventError, Incoming, MAX_BODY_BYTES, parse_delivery},
     pipeline::{DeliveryOutcome, EventOutcome, Pipeline},
 };
 use serde_json::{Value, json};
@@ -95,21 +95,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Reads a body up to the size limit; beyond it the answer is 413 naming the body.
+/// Reads a body up to the size limit: 413 beyond it, 408 when it trickles in too slowly.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
-        if too_large {
-            EventError {
-                kind: EventErrorKind::TooLarge,
-                field: "body".into(),
-                problem: format!("body is larger than the {MAX_BODY_BYTES}-byte limit"),
-            }
-        } else {
-            EventError::malformed("body", format!("could not be read: {e}"))
-        }
-    })
+    patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await
 }
 
 /// Who a delivery proved to be, before its body is read.
@@ -216,7 +204,16 @@ async fn abuse_protection(headers: HeaderMap) -> Response {
 /// trigger's own retry redelivers.
 async fn envelope(State(state): State<AppState>, body: Body, binding: &'static str) -> Response {
     let mut final_attempt = false;
-    let parsed = read_body(body).await.and_then(|b| binding_json(&b, binding)).and_then(|(json, meta)| {
+    // A body too large or too slow is refused as on every route (413/408): no invocation
+    // envelope the host sends comes near the limit, so this is never a poison loop.
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(field = %e.field, problem = %e.problem, "Invocation refused.");
+            return ApiError::Rejected(e).into_response();
+        }
+    };
+    let parsed = binding_json(&bytes, binding).and_then(|(json, meta)| {
         tracing::debug!(method = ?meta.method_name, dequeue_count = ?meta.dequeue_count, "Envelope received.");
         // The queue's last attempt: waiting longer would poison the message, so send what is known.
         final_attempt = meta.dequeue_count.is_some_and(|n| n >= QUEUE_MAX_DEQUEUE);

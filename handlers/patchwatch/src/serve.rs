@@ -65,7 +65,14 @@ pub async fn run(args: Args) -> ExitCode {
     let router =
         maintenance_events::router(state).merge(alert_webhook::routes(alerts)).merge(itsm_webhook::routes(itsm));
     eprintln!("POST /api/events, /api/alerts, /api/itsm; GET /api/health on http://{}", args.addr);
-    match runtime::serve_on(router, args.addr).await {
+    let limits = match patchwatch_core::server::ServerLimits::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    match runtime::serve_on(router, args.addr, &limits).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("patchwatch: {e}");

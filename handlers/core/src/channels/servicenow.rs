@@ -117,7 +117,7 @@ impl Client<'_> {
         let description = describe(s, portal);
         let existing = self.find(&format!("correlation_id={key}^active=true")).await?;
         if let Some(incident) = existing.first() {
-            let body = json!({ "description": description, "work_notes": format!("patchwatch: {}", s.subject()) });
+            let body = json!({ "description": description, "work_notes": journal_text(&format!("patchwatch: {}", s.subject())) });
             let url = format!("{}/{}", self.table(), incident.sys_id);
             self.channels.post(self.channel, self.request(reqwest::Method::PATCH, &url).json(&body)).await?;
             return Ok(format!("ServiceNow: updated {}", incident.number));
@@ -204,12 +204,28 @@ impl Client<'_> {
         let mut noted = Vec::new();
         for incident in open {
             let url = format!("{}/{}", self.table(), incident.sys_id);
-            let body = json!({ "work_notes": note });
+            let body = json!({ "work_notes": journal_text(note) });
             self.channels.post(self.channel, self.request(reqwest::Method::PATCH, &url).json(&body)).await?;
             noted.push(incident.number);
         }
         Ok(noted)
     }
+}
+
+/// Text for a journal field (`work_notes`, `comments`). ServiceNow renders `[code]…[/code]` in
+/// journal entries as HTML, so text from callers (who acknowledged, their note) could otherwise
+/// inject markup into every reader's incident view: square brackets become parentheses, and
+/// control characters other than line breaks become spaces.
+pub fn journal_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '[' => '(',
+            ']' => ')',
+            '\n' => '\n',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// Plain-text incident description (ServiceNow renders it as text).
@@ -232,4 +248,14 @@ fn describe(s: &RunSummary, portal: &Url) -> String {
         out.push_str(&format!("Advice: {a}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod journal_tests {
+    #[test]
+    fn journal_text_cannot_open_a_code_block() {
+        let t = super::journal_text("Acknowledged by x: [code]<img src=x onerror=alert(1)>[/CODE]\r\nok");
+        assert!(!t.contains('[') && !t.contains(']') && !t.contains('\r'), "{t}");
+        assert_eq!(t, "Acknowledged by x: (code)<img src=x onerror=alert(1)>(/CODE) \nok");
+    }
 }

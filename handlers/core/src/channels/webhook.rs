@@ -4,7 +4,6 @@
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of
 //! "{id}.{timestamp}.{body}">`, one per configured secret, space-separated, for key rotation).
 
-use azure_core::credentials::Secret as AzureSecret;
 use base64::Engine;
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};
@@ -16,9 +15,9 @@ use crate::{routing::Notification, summary::Outcome};
 pub const EVENT_TYPE: &str = "patchwatch.run.summary";
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A signing key: the base64 text after `whsec_`.
+/// A signing key: the bytes of the base64 text after `whsec_`.
 #[derive(Clone)]
-pub struct SigningKey(String);
+pub struct SigningKey(Vec<u8>);
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,7 +33,7 @@ pub fn parse_secrets(text: &str) -> Result<Vec<SigningKey>, String> {
         .map(|s| {
             let b64 = s.strip_prefix("whsec_").unwrap_or(s);
             match base64::engine::general_purpose::STANDARD.decode(b64) {
-                Ok(k) if k.len() >= 24 => Ok(SigningKey(b64.to_owned())),
+                Ok(k) if k.len() >= 24 => Ok(SigningKey(k)),
                 Ok(_) => Err("a signing secret must hold at least 24 bytes".to_owned()),
                 Err(_) => Err("a signing secret must be whsec_ followed by base64".to_owned()),
             }
@@ -46,12 +45,17 @@ pub fn parse_secrets(text: &str) -> Result<Vec<SigningKey>, String> {
     Ok(keys)
 }
 
-/// `v1,<signature>` for each key.
-pub fn signatures(id: &str, timestamp: i64, body: &str, keys: &[SigningKey]) -> String {
-    let content = format!("{id}.{timestamp}.{body}");
+/// `v1,<signature>` for each key. The body is signed as bytes, as sent: a body that is not
+/// UTF-8 can still be authenticated, and then refused for what it is.
+pub fn signatures(id: &str, timestamp: i64, body: impl AsRef<[u8]>, keys: &[SigningKey]) -> String {
+    use hmac::{Hmac, Mac};
     keys.iter()
-        .filter_map(|k| azure_core::hmac::hmac_sha256(&content, &AzureSecret::new(k.0.clone())).ok())
-        .map(|sig| format!("v1,{sig}"))
+        .filter_map(|k| {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&k.0).ok()?;
+            mac.update(format!("{id}.{timestamp}.").as_bytes());
+            mac.update(body.as_ref());
+            Some(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
