@@ -45,7 +45,12 @@ pub async fn check(args: &CheckArgs) -> ExitCode {
                     env("PATCHWATCH_ARM_ENDPOINT").unwrap_or_else(|| "https://management.azure.com".to_owned());
                 let credential: Result<std::sync::Arc<dyn azure_core::credentials::TokenCredential>, _> =
                     if env("IDENTITY_ENDPOINT").is_some() {
-                        azure_identity::ManagedIdentityCredential::new(None).map(|c| c as _)
+                        // The deployed apps have user-assigned identities only: name the one to use.
+                        let options = azure_identity::ManagedIdentityCredentialOptions {
+                            user_assigned_id: env("AZURE_CLIENT_ID").map(azure_identity::UserAssignedId::ClientId),
+                            ..Default::default()
+                        };
+                        azure_identity::ManagedIdentityCredential::new(Some(options)).map(|c| c as _)
                     } else {
                         azure_identity::DeveloperToolsCredential::new(None).map(|c| c as _)
                     };
