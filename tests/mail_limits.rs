@@ -62,9 +62,19 @@ async fn a_3000_character_name_gives_a_folded_subject_under_998_octets_and_a_del
     assert_eq!(subject.chars().count(), patchwatch_core::mail::MAX_SUBJECT_CHARS);
     // The whole name is in the body.
     assert!(mail.subparts[0].get_body().unwrap().contains(&name), "the text part has the full name");
-    // A Message-ID derived from the delivery, stable across attempts.
+    // A Message-ID derived from the delivery: another attempt at the same delivery (here, a
+    // pipeline that has lost its ledger, as after a crash before the commit) sends the same one.
     let id = mail.headers.get_first_value("Message-ID").unwrap();
     assert!(id.starts_with("<patchwatch.") && id.ends_with("@localhost>"), "{id}");
+    let again = pipeline(&[
+        ("PATCHWATCH_SMTP_URL", &sink.url()),
+        ("PATCHWATCH_SNAPSHOT", &snap),
+        ("PATCHWATCH_MAIL_TO", "ops@example.com"),
+    ]);
+    assert!(matches!(again.process(&event).await, EventOutcome::Sent(_)));
+    let messages = sink.wait_for(2);
+    let second = parse_mail(&messages[1]).unwrap();
+    assert_eq!(second.headers.get_first_value("Message-ID").unwrap(), id, "the same delivery, the same Message-ID");
 }
 
 const TWO_ROUTES: &str = r#"
@@ -114,6 +124,9 @@ async fn a_554_on_one_routes_message_does_not_hold_the_others() {
     assert_eq!(outcome("audit"), "failed");
     let messages = sink.wait_for(2);
     assert_eq!(messages.len(), 2, "the two accepted messages arrived");
+    let ids: std::collections::HashSet<String> =
+        messages.iter().map(|m| parse_mail(m).unwrap().headers.get_first_value("Message-ID").unwrap()).collect();
+    assert_eq!(ids.len(), 2, "each route's message has its own Message-ID: {ids:?}");
     // A redelivery sends nothing again and does not retry the refused message.
     match p.process(&event).await {
         EventOutcome::Duplicate { .. } => {}

@@ -104,6 +104,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn duplicate_keys_inside_a_binding_string_are_refused() {
+        let inner = r#"[{"id": "1", "id": "2"}]"#;
+        let body = json!({ "Data": { "event": inner }, "Metadata": {} }).to_string();
+        let e = binding_json(body.as_bytes(), "event").unwrap_err();
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("Data.event[0].id", "duplicate key"));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(inner);
+        let body = json!({ "Data": { "message": b64 }, "Metadata": {} }).to_string();
+        assert_eq!(binding_json(body.as_bytes(), "message").unwrap_err().problem, "duplicate key");
+    }
+
     fn decoded(value: Value) -> Result<Value, EventError> {
         let body = json!({"Data": {"message": value}, "Metadata": {"DequeueCount": 2, "sys": {"MethodName": "maintenance-queue"}}});
         let (bytes, meta) = binding_json(body.to_string().as_bytes(), "message")?;

@@ -26,14 +26,17 @@ pub const DUPLICATE_KEY: &str = "duplicate key";
 /// Deepest nesting accepted (serde_json's own recursion limit is 128).
 const MAX_DEPTH: usize = 64;
 
-/// Parses `text` as JSON, refusing duplicate object keys at any depth. `root` names the value
-/// in errors (`body`, `[2]`, `Data.event`); keys inside it are named from there (`[2].data.x`),
+/// Parses `text` as JSON, refusing duplicate object keys at any depth. Keys that differ only in
+/// ASCII case count as duplicates too: patchwatch reads some keys case-insensitively, so
+/// `"Action"` beside `"ACTION"` would be two readings of one field. `root` names the value in
+/// errors (`body`, `[2]`, `Data.event`); keys inside it are named from there (`[2].data.x`),
 /// except under `body`, whose keys are named as they are (`action`), as request fields are.
 pub fn from_str(text: &str, root: &str) -> Result<Value, StrictJsonError> {
     let duplicate = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let prefix = if root == "body" { "" } else { root };
-    let seed = Strict { path: prefix.to_owned(), depth: 0, duplicate: &duplicate };
+    let path = Path::Root(prefix);
+    let seed = Strict { path: &path, depth: 0, duplicate: &duplicate };
     let value = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     value.map_err(|e| match duplicate.into_inner() {
         Some(path) => StrictJsonError { field: path, problem: DUPLICATE_KEY.to_owned() },
@@ -48,16 +51,31 @@ pub fn from_slice(bytes: &[u8], root: &str) -> Result<Value, StrictJsonError> {
     from_str(text, root)
 }
 
-struct Strict<'a> {
-    path: String,
-    depth: usize,
-    duplicate: &'a RefCell<Option<String>>,
+/// Where a value sits, kept as a chain of borrowed steps and written out only when an error
+/// needs it (building every path eagerly would cost key length × elements on hostile input).
+enum Path<'a> {
+    Root(&'a str),
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
 }
 
-impl Strict<'_> {
-    fn child(&self, path: String) -> Self {
-        Strict { path, depth: self.depth + 1, duplicate: self.duplicate }
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root(r) => (*r).to_owned(),
+            Path::Key(parent, key) => {
+                let p = parent.render();
+                if p.is_empty() { (*key).to_owned() } else { format!("{p}.{key}") }
+            }
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
     }
+}
+
+struct Strict<'a> {
+    path: &'a Path<'a>,
+    depth: usize,
+    duplicate: &'a RefCell<Option<String>>,
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
@@ -103,8 +121,13 @@ impl<'de> Visitor<'de> for Strict<'_> {
             return Err(de::Error::custom(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(v) = seq.next_element_seed(self.child(format!("{}[{}]", self.path, out.len())))? {
-            out.push(v);
+        loop {
+            let path = Path::Index(self.path, out.len());
+            let child = Strict { path: &path, depth: self.depth + 1, duplicate: self.duplicate };
+            match seq.next_element_seed(child)? {
+                Some(v) => out.push(v),
+                None => break,
+            }
         }
         Ok(Value::Array(out))
     }
@@ -114,13 +137,15 @@ impl<'de> Visitor<'de> for Strict<'_> {
             return Err(de::Error::custom(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         let mut out = Map::new();
+        let mut folded = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
-            if out.contains_key(&key) {
-                *self.duplicate.borrow_mut() = Some(path);
-                return Err(de::Error::custom("duplicate key"));
+            let path = Path::Key(self.path, &key);
+            if !folded.insert(key.to_ascii_lowercase()) {
+                *self.duplicate.borrow_mut() = Some(path.render());
+                return Err(de::Error::custom(DUPLICATE_KEY));
             }
-            let value = map.next_value_seed(self.child(path))?;
+            let child = Strict { path: &path, depth: self.depth + 1, duplicate: self.duplicate };
+            let value = map.next_value_seed(child)?;
             out.insert(key, value);
         }
         Ok(Value::Object(out))
@@ -145,6 +170,9 @@ mod tests {
         assert_eq!(e.field, "[0].data.y.z");
         let e = from_str(r#"[{"a": 1, "a": 1}]"#, "body").unwrap_err();
         assert_eq!(e.field, "[0].a");
+        // Keys differing only in case are one field to a case-insensitive reader.
+        let e = from_str(r#"{"Action": "acknowledge", "ACTION": "rerun"}"#, "body").unwrap_err();
+        assert_eq!(e.field, "ACTION");
         // Same key in sibling objects is fine.
         assert!(from_str(r#"[{"a": 1}, {"a": 2}]"#, "body").is_ok());
     }
@@ -156,5 +184,15 @@ mod tests {
         assert_eq!(from_str("{} x", "body").unwrap_err().field, "body");
         let deep = "[".repeat(100) + &"]".repeat(100);
         assert_eq!(from_str(&deep, "body").unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn hostile_shapes_stay_linear() {
+        // A long key over many elements: paths are only written out for an error.
+        let key = "k".repeat(200_000);
+        let text = format!("{{\"{key}\": [{}0]}}", "0,".repeat(300_000));
+        let started = std::time::Instant::now();
+        assert!(from_str(&text, "body").is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 }

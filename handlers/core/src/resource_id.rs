@@ -50,7 +50,7 @@ impl ResourceId {
             return Err(err("expected /subscriptions/ first"));
         }
         if !is_guid(sub) {
-            return Err(err(format!("subscription {sub:?} is not a GUID")));
+            return Err(err(format!("subscription {:?} is not a GUID", shorten(sub))));
         }
         if !groups.eq_ignore_ascii_case("resourceGroups") {
             return Err(err("expected /resourceGroups/ after the subscription"));
@@ -80,11 +80,25 @@ impl ResourceId {
 
     /// `namespace/type` of the resource itself (the last provider's), lower-cased.
     pub fn resource_type(&self) -> String {
-        let last_provider = self.segments.iter().rposition(|s| s.eq_ignore_ascii_case("providers")).unwrap_or(4);
-        let rest = &self.segments[last_provider + 1..];
-        let types: Vec<&str> =
-            std::iter::once(rest[0].as_str()).chain(rest[1..].iter().step_by(2).map(String::as_str)).collect();
-        types.join("/").to_ascii_lowercase()
+        // Walked by position, as `parse` checked it: a resource may itself be named "providers".
+        let mut namespace = 5;
+        let mut i = 6;
+        let mut pairs = 0;
+        while i + 1 < self.segments.len() {
+            if pairs > 0 && self.segments[i].eq_ignore_ascii_case("providers") {
+                namespace = i + 1;
+                pairs = 0;
+            } else {
+                pairs += 1;
+            }
+            i += 2;
+        }
+        let types = self.segments.iter().skip(namespace + 1).step_by(2).map(String::as_str);
+        std::iter::once(self.segments.get(namespace).map_or("", String::as_str))
+            .chain(types)
+            .collect::<Vec<_>>()
+            .join("/")
+            .to_ascii_lowercase()
     }
 
     /// The id as text, `/`-joined.
@@ -218,7 +232,7 @@ fn check_group(g: &str) -> Result<(), IdError> {
     let ok = g.chars().count() <= MAX_GROUP
         && !g.ends_with('.')
         && g.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'));
-    if ok { Ok(()) } else { Err(err(format!("resource group {g:?} breaks Azure's naming rules"))) }
+    if ok { Ok(()) } else { Err(err(format!("resource group {:?} breaks Azure's naming rules", shorten(g)))) }
 }
 
 /// `Microsoft.Compute`: dotted words of ASCII letters and digits.
@@ -226,7 +240,11 @@ fn check_namespace(ns: &str) -> Result<(), IdError> {
     let ok = ns.len() <= 128
         && ns.split('.').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()))
         && ns.contains('.');
-    if ok { Ok(()) } else { Err(err(format!("provider namespace {ns:?} is not of the form Microsoft.Name"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(err(format!("provider namespace {:?} is not of the form Microsoft.Name", shorten(ns))))
+    }
 }
 
 /// After the first namespace: `{type}/{name}` pairs, and `providers/{namespace}` extensions.
@@ -244,7 +262,7 @@ fn check_types_and_names(rest: &[&str]) -> Result<(), IdError> {
             return Err(err("expected a resource type followed by a name"));
         };
         if !kind.bytes().all(|b| b.is_ascii_alphanumeric()) || kind.len() > 128 {
-            return Err(err(format!("resource type {kind:?} is not a plain word")));
+            return Err(err(format!("resource type {:?} is not a plain word", shorten(kind))));
         }
         check_name(name)?;
         pairs += 1;
@@ -263,12 +281,14 @@ pub fn check_resource_name(name: &str) -> Result<(), IdError> {
     check_name(name)
 }
 
-/// Resource names: letters, digits, `_`, `-`, `.`, `(`, `)`; not ending in `.` (ARM refuses a
-/// trailing period for every type that allows periods).
+/// Resource names: ASCII letters and digits, `_`, `-`, `.`, `(`, `)`; not ending in `.` (ARM
+/// refuses a trailing period for every type that allows periods). Machines and maintenance
+/// configurations allow no other characters; resource groups (checked apart) also allow
+/// Unicode letters.
 fn check_name(n: &str) -> Result<(), IdError> {
     let ok = n.chars().count() <= MAX_NAME
         && !n.ends_with('.')
-        && n.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'));
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')'));
     if ok { Ok(()) } else { Err(err(format!("name {:?} breaks Azure's naming rules", shorten(n)))) }
 }
 
@@ -322,6 +342,18 @@ mod tests {
             assert!(MachineId::parse(&VM.replace("/vm-1", &format!("/{t}/vm-1"))).is_err(), "{t}");
             assert!(MachineId::parse(&format!("{VM}/{t}")).is_err(), "{t}");
         }
+    }
+
+    #[test]
+    fn a_resource_named_providers_is_an_ordinary_name() {
+        let vm = VM.replace("/vm-1", "/providers");
+        assert_eq!(MachineId::parse(&vm).unwrap().resource().resource_type(), "microsoft.compute/virtualmachines");
+        let mc = MC.replace("/mc-example", "/providers");
+        assert!(ConfigurationId::parse(&mc).is_ok());
+        let run = format!("{mc}/providers/microsoft.maintenance/applyupdates/20230509150000");
+        assert_eq!(RunId::parse(&run).unwrap().configuration().resource().to_string(), mc);
+        assert!(ResourceId::parse(&format!("{VM}/providers")).is_err(), "an extension needs its namespace");
+        assert!(MachineId::parse(&VM.replace("/vm-1", "/vm\u{2488}")).is_err(), "non-ASCII names are refused");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Bounded HTTP serving: every listener (the custom-handler port, `patchwatch serve`) cuts
 //! connections that send their headers or body too slowly, caps body sizes, refuses work
-//! beyond a concurrency limit with 503, and answers every error as JSON.
+//! beyond a concurrency limit with 503, and answers the router's errors as JSON (hyper's own
+//! connection-level refusals, such as 431 for oversized headers, stay hyper's).
 //!
 //! Lambda has no listener of its own (the runtime hands over whole requests), but the same
 //! router layers apply there too.
@@ -47,7 +48,8 @@ impl Default for ServerLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
-            max_in_flight: 128,
+            // 64 × a 4 MiB body at most is 256 MiB of buffered requests per instance.
+            max_in_flight: 64,
             max_body: crate::event::MAX_BODY_BYTES,
         }
     }
@@ -112,8 +114,13 @@ pub fn bounded(router: Router, limits: &ServerLimits) -> Router {
         .layer(middleware::from_fn(json_errors))
 }
 
+/// `GET /api/health` answers whatever the load (it reads no body and does no work).
+fn is_health(req: &Request) -> bool {
+    req.method() == Method::GET && req.uri().path() == "/api/health"
+}
+
 async fn in_flight(gate: Arc<Semaphore>, req: Request, next: Next) -> Response {
-    if req.method() == Method::GET && req.uri().path() == "/api/health" {
+    if is_health(&req) {
         return next.run(req).await;
     }
     match gate.try_acquire_owned() {
@@ -124,6 +131,8 @@ async fn in_flight(gate: Arc<Semaphore>, req: Request, next: Next) -> Response {
                 json!({ "error": { "code": "busy", "message": "too many requests in progress; retry shortly" } });
             let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            // The body is left unread: the connection cannot carry another request.
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             r
         }
     }
@@ -134,13 +143,19 @@ async fn in_flight(gate: Arc<Semaphore>, req: Request, next: Next) -> Response {
 /// make the kernel reset the connection before the caller could read the 413. So an oversize
 /// body is read on (and discarded, up to [`DRAIN_LIMIT`]) before the 413 goes out.
 async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> Response {
+    // Health takes no body: one is refused at once, never read (health skips the concurrency
+    // limit, so reading would let anyone make the instance buffer bodies without bound).
+    let (max, drain) = if is_health(&req) { (0, 0) } else { (max, DRAIN_LIMIT) };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let (parts, body) = req.into_parts();
-    let mut body = Deadline::new(body, within);
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+    // A client waiting for `100 Continue` has sent nothing yet: refusing now costs nothing.
+    let waits = req.headers().get(header::EXPECT).is_some();
+    if declared.is_some_and(|n| n > drain as u64 || (waits && n > max as u64)) {
         return too_large(max).into_response();
     }
-    let mut kept: Vec<u8> = Vec::with_capacity(declared.map_or(0, |n| n.min(max as u64) as usize));
+    let (parts, body) = req.into_parts();
+    let mut body = Deadline::new(body, within);
+    // Capacity grows with what arrives, not with what the caller declares.
+    let mut kept: Vec<u8> = Vec::with_capacity(declared.map_or(0, |n| n.min(64 * 1024)) as usize);
     let mut seen = 0usize;
     loop {
         match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -148,7 +163,7 @@ async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> R
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else { continue };
                 seen = seen.saturating_add(data.len());
-                if seen > DRAIN_LIMIT {
+                if seen > drain {
                     return too_large(max).into_response();
                 }
                 if seen <= max {

@@ -100,6 +100,9 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
     patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await
 }
 
+/// Largest body read from a caller without a valid credential (a validation handshake).
+const HANDSHAKE_MAX_BYTES: usize = 64 * 1024;
+
 /// Who a delivery proved to be, before its body is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Caller {
@@ -152,7 +155,10 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Caller {
 /// Direct webhook delivery from Event Grid.
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let caller = authorize(&state, &headers).await;
-    let parsed = read_body(body).await.and_then(|b| parse_delivery(&b));
+    // Without a valid credential only a validation handshake can pass, and a handshake is a
+    // few hundred bytes: nothing bigger is parsed for an unauthenticated caller.
+    let limit = if caller == Caller::Trusted { MAX_BODY_BYTES } else { HANDSHAKE_MAX_BYTES };
+    let parsed = patchwatch_core::server::read_body(body, limit).await.and_then(|b| parse_delivery(&b));
     let items = match (parsed, caller) {
         (Ok(items), Caller::Trusted) => items,
         (Ok(items), Caller::ValidationOnly | Caller::RetryLater)
