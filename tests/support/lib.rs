@@ -2,6 +2,7 @@
 //! Graph and credential, and routers served over real TCP on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
+pub mod alert_bodies;
 pub mod arm;
 pub mod azurite;
 pub mod entra;

@@ -74,10 +74,6 @@ impl ResourceId {
         self.segments.last().map_or("", String::as_str)
     }
 
-    pub fn subscription(&self) -> &str {
-        &self.segments[1]
-    }
-
     /// `namespace/type` of the resource itself (the last provider's), lower-cased.
     pub fn resource_type(&self) -> String {
         // Walked by position, as `parse` checked it: a resource may itself be named "providers".
@@ -99,11 +95,6 @@ impl ResourceId {
             .collect::<Vec<_>>()
             .join("/")
             .to_ascii_lowercase()
-    }
-
-    /// The id as text, `/`-joined.
-    pub fn as_string(&self) -> String {
-        format!("/{}", self.segments.join("/"))
     }
 }
 
@@ -320,10 +311,7 @@ mod tests {
                 .unwrap()
                 .is_arc()
         );
-        assert_eq!(
-            ConfigurationId::parse(MC).unwrap().resource().subscription(),
-            "00000000-0000-0000-0000-000000000000"
-        );
+        assert_eq!(ConfigurationId::parse(MC).unwrap().resource().to_string(), MC);
         let ag = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/microsoft.insights/actionGroups/ops";
         assert_eq!(ResourceId::parse(ag).unwrap().resource_type(), "microsoft.insights/actiongroups");
     }

@@ -171,18 +171,12 @@ async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> R
                 }
             }
             Some(Err(e)) => {
-                let kind = if e.to_string() == DEADLINE_MESSAGE {
-                    EventErrorKind::TimedOut
+                let error = if e.is::<TooSlow>() {
+                    EventError { kind: EventErrorKind::TimedOut, field: "body".into(), problem: TooSlow.to_string() }
                 } else {
-                    EventErrorKind::Malformed
+                    EventError::malformed("body", format!("could not be read: {e}"))
                 };
-                let problem = if kind == EventErrorKind::TimedOut {
-                    DEADLINE_MESSAGE.to_owned()
-                } else {
-                    format!("could not be read: {e}")
-                };
-                return crate::error::ApiError::Rejected(EventError { kind, field: "body".into(), problem })
-                    .into_response();
+                return crate::error::ApiError::Rejected(error).into_response();
             }
         }
     }
@@ -197,31 +191,25 @@ async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> R
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 fn too_large(max: usize) -> crate::error::ApiError {
-    crate::error::ApiError::Rejected(EventError {
+    crate::error::ApiError::Rejected(body_too_large(max))
+}
+
+fn body_too_large(max: usize) -> EventError {
+    EventError {
         kind: EventErrorKind::TooLarge,
         field: "body".into(),
         problem: format!("body is larger than the {max}-byte limit"),
-    })
+    }
 }
 
-/// Reads a whole body up to `max` bytes: 413 beyond it, 408 when the client is too slow
-/// (the [`bounded`] layer's deadline, where it applies), 400 for anything else that breaks the read.
+/// Reads a whole body up to a route's own `max` bytes: 413 beyond it, 400 for anything else
+/// that breaks the read. Behind [`bounded`] the body is already in memory, read within the
+/// listener's size and time limits; this applies the route's (smaller) limit.
 pub async fn read_body(body: Body, max: usize) -> Result<Bytes, EventError> {
-    axum::body::to_bytes(body, max).await.map_err(|e| {
-        let mut chain: Vec<String> = vec![e.to_string()];
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            chain.push(s.to_string());
-            source = s.source();
-        }
-        if chain.iter().any(|s| s.contains("length limit")) {
-            EventError {
-                kind: EventErrorKind::TooLarge,
-                field: "body".into(),
-                problem: format!("body is larger than the {max}-byte limit"),
-            }
-        } else if chain.iter().any(|s| s.contains(DEADLINE_MESSAGE)) {
-            EventError { kind: EventErrorKind::TimedOut, field: "body".into(), problem: DEADLINE_MESSAGE.to_owned() }
+    let limited = http_body_util::Limited::new(body, max);
+    http_body_util::BodyExt::collect(limited).await.map(http_body_util::Collected::to_bytes).map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            body_too_large(max)
         } else {
             EventError::malformed("body", format!("could not be read: {e}"))
         }
@@ -266,7 +254,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body.to_string()))
 }
 
-const DEADLINE_MESSAGE: &str = "the body was not received in time";
+/// A body not received within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the body was not received in time")]
+struct TooSlow;
 
 /// A request body that fails once its deadline passes, however the bytes trickle in (a
 /// per-read timeout would let one byte every few seconds hold a request forever).
@@ -290,7 +281,7 @@ impl HttpBody for Deadline {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(DEADLINE_MESSAGE.into()))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(TooSlow.into()))),
             Poll::Pending => Poll::Pending,
         }
     }

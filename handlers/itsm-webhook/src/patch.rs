@@ -111,12 +111,6 @@ pub struct Target {
     pub os: Option<String>,
 }
 
-impl Target {
-    pub fn is_arc(&self) -> bool {
-        self.id.to_ascii_lowercase().contains("/providers/microsoft.hybridcompute/machines/")
-    }
-}
-
 /// The installPatches body for one machine.
 pub fn body(params: &PatchParams, os: Option<&str>) -> Value {
     let mut body = json!({
@@ -162,10 +156,10 @@ pub async fn install(
     let budget = Duration::from_secs(u64::from(params.max_minutes) * 60 + 15 * 60);
     stream::iter(targets.iter().cloned())
         .map(|t| async move {
-            let api = if t.is_arc() { HYBRID_COMPUTE_API } else { COMPUTE_API };
             let result = match MachineId::parse(&t.id) {
                 Err(e) => Err(format!("invalid machine id: {e}")),
                 Ok(id) => {
+                    let api = if id.is_arc() { HYBRID_COMPUTE_API } else { COMPUTE_API };
                     match arm.action(id.resource(), "installPatches", api, Some(&body(params, t.os.as_deref()))).await {
                         Ok(first) => arm.poll(&first, budget).await.map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
