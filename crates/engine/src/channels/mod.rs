@@ -1,0 +1,338 @@
+//! Delivery channels other than email: Microsoft Teams, Slack, signed webhooks and ServiceNow.
+//!
+//! Secrets are read once, at start-up, from the environment variables the routing file names.
+//! Every channel shares one HTTP client with timeouts, paces itself to the service's documented
+//! rate (Teams about 4 requests/s, Slack 1 message/s per channel), honours 429 `Retry-After`
+//! within a bounded budget, and classifies failures as transient (retry the event later) or
+//! permanent (recorded, not retried).
+
+pub mod action_group;
+pub mod servicenow;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{RequestBuilder, StatusCode};
+use tokio::sync::Mutex;
+
+use crate::{
+    config::Secret,
+    routing::{ChannelSpec, Notification, Routing},
+    summary::RunSummary,
+};
+
+/// Why a channel could not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Worth trying again later (timeouts, 5xx, 429 beyond the budget).
+    #[error("{0}")]
+    Transient(String),
+    /// Never worth retrying (4xx other than 408/429, a bad secret).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A channel's secrets, read from its environment variables.
+#[derive(Clone, Debug)]
+pub enum Resolved {
+    /// Needs no secret of its own: email (the mailer) and action groups (ARM, then the mailer).
+    NoSecret,
+    Teams {
+        url: Secret,
+    },
+    Slack {
+        url: Secret,
+    },
+    Webhook {
+        url: String,
+        secrets: Vec<webhook::SigningKey>,
+    },
+    Servicenow {
+        instance: String,
+        user: Secret,
+        password: Secret,
+        assignment_group: Option<String>,
+    },
+}
+
+/// Spacing between requests, per channel.
+#[derive(Debug)]
+struct Pace {
+    next: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = Instant::now() + self.interval;
+    }
+}
+
+/// Everything needed to deliver to the configured channels.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    http: reqwest::Client,
+    resolved: Arc<HashMap<String, Resolved>>,
+    pace: Arc<HashMap<String, Pace>>,
+    /// How long one delivery may wait on 429s before it is "retry later".
+    throttle_budget: Duration,
+    portal: url::Url,
+}
+
+impl Channels {
+    /// Resolves every channel's secrets through `lookup`; an unset variable is an error naming it.
+    pub fn new(
+        routing: Option<&Routing>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        portal: url::Url,
+    ) -> Result<Self, String> {
+        let mut resolved = HashMap::new();
+        let mut pace = HashMap::new();
+        for (name, spec) in routing.map(|r| &r.channels).into_iter().flatten() {
+            let var = |v: &str| {
+                lookup(v)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| Secret::new(s.trim()))
+                    .ok_or_else(|| format!("channel {name:?} needs environment variable {v}"))
+            };
+            let (r, interval) = match spec {
+                ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
+                    (Resolved::NoSecret, Duration::ZERO)
+                }
+                ChannelSpec::Teams { url_env } => {
+                    (Resolved::Teams { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(250))
+                }
+                ChannelSpec::Slack { url_env } => {
+                    (Resolved::Slack { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(1100))
+                }
+                ChannelSpec::Webhook { url, secret_env } => {
+                    let secrets = webhook::parse_secrets(var(secret_env)?.expose())
+                        .map_err(|e| format!("channel {name:?}: {secret_env}: {e}"))?;
+                    (Resolved::Webhook { url: url.clone(), secrets }, Duration::ZERO)
+                }
+                ChannelSpec::Servicenow { instance, user_env, password_env, assignment_group } => (
+                    Resolved::Servicenow {
+                        instance: instance.trim_end_matches('/').to_owned(),
+                        user: var(user_env)?,
+                        password: var(password_env)?,
+                        assignment_group: assignment_group.clone(),
+                    },
+                    Duration::from_millis(200),
+                ),
+            };
+            resolved.insert(name.clone(), r);
+            pace.insert(name.clone(), Pace { next: Mutex::new(Instant::now()), interval });
+        }
+        Ok(Self {
+            http: patchwatch_azure::resource_graph::default_http_client(),
+            resolved: Arc::new(resolved),
+            pace: Arc::new(pace),
+            throttle_budget: Duration::from_secs(20),
+            portal,
+        })
+    }
+
+    /// Delivers a non-email notification; returns where it went, for the ledger.
+    pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, ChannelError> {
+        if let ChannelSpec::AlertWebhook { url } = &n.spec {
+            let body =
+                action_group::common_alert(&n.summary, &n.route, n.group.as_deref(), time::OffsetDateTime::now_utc());
+            self.post(&n.channel, self.http.post(url).json(&body)).await?;
+            // The receiver URL may carry a key: name the receiver, not the URL.
+            return Ok(format!("common-alert webhook {}", n.receiver.as_deref().unwrap_or("-")));
+        }
+        let Some(resolved) = self.resolved.get(&n.channel) else {
+            return Err(ChannelError::Permanent(format!("channel {:?} is not configured", n.channel)));
+        };
+        match resolved {
+            Resolved::NoSecret => {
+                Err(ChannelError::Permanent("email and action groups are delivered by the pipeline".to_owned()))
+            }
+            Resolved::Teams { url } => {
+                let card = teams::message(&n.summary, n.group.as_deref(), &self.portal);
+                self.post(&n.channel, self.http.post(url.expose()).json(&card)).await?;
+                Ok("Teams card".to_owned())
+            }
+            Resolved::Slack { url } => {
+                let msg = slack::message(&n.summary, n.group.as_deref(), &self.portal);
+                self.post(&n.channel, self.http.post(url.expose()).json(&msg)).await?;
+                Ok("Slack message".to_owned())
+            }
+            Resolved::Webhook { url, secrets } => {
+                let body = webhook::body(n, time::OffsetDateTime::now_utc());
+                let request = webhook::signed(self.http.post(url), delivery_id, &body, secrets);
+                self.post(&n.channel, request).await?;
+                // The URL may carry credentials: the record names the channel only.
+                Ok(format!("webhook {}", n.channel))
+            }
+            Resolved::Servicenow { instance, user, password, assignment_group } => {
+                let client = servicenow::Client {
+                    channels: self,
+                    channel: &n.channel,
+                    instance,
+                    user,
+                    password,
+                    assignment_group: assignment_group.as_deref(),
+                };
+                client.sync(n, &self.portal).await
+            }
+        }
+    }
+
+    /// Delivers a notice to a Teams, Slack or webhook channel (email goes through the mailer).
+    pub async fn deliver_notice(
+        &self,
+        channel: &str,
+        n: &patchwatch_model::notice::Notice,
+        delivery_id: &str,
+    ) -> Result<String, ChannelError> {
+        use patchwatch_model::notice;
+        match self.resolved.get(channel) {
+            Some(Resolved::Teams { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&notice::teams_card(n))).await?;
+                Ok("Teams card".to_owned())
+            }
+            Some(Resolved::Slack { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&notice::slack_message(n))).await?;
+                Ok("Slack message".to_owned())
+            }
+            Some(Resolved::Webhook { url, secrets }) => {
+                let body = notice::webhook_body(n, time::OffsetDateTime::now_utc());
+                self.post(channel, webhook::signed(self.http.post(url), delivery_id, &body, secrets)).await?;
+                Ok(format!("webhook {channel}"))
+            }
+            Some(_) => Err(ChannelError::Permanent(format!("channel {channel:?} does not take notices"))),
+            None => Err(ChannelError::Permanent(format!("channel {channel:?} is not configured"))),
+        }
+    }
+
+    /// A ServiceNow client for the named channel, if it is one.
+    pub fn servicenow(&self, channel: &'_ str) -> Option<servicenow::Client<'_>> {
+        match self.resolved.get_key_value(channel)? {
+            (name, Resolved::Servicenow { instance, user, password, assignment_group }) => Some(servicenow::Client {
+                channels: self,
+                channel: name,
+                instance,
+                user,
+                password,
+                assignment_group: assignment_group.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Names of every ServiceNow channel.
+    pub fn servicenow_channels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .resolved
+            .iter()
+            .filter(|(_, r)| matches!(r, Resolved::Servicenow { .. }))
+            .map(|(k, _)| k.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Sends one request, paced, retried on 429 (`Retry-After`) and transient failures within the budget.
+    async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, ChannelError> {
+        let mut budget = self.throttle_budget;
+        let mut server_errors = 0u32;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            if attempts > 10 {
+                return Err(ChannelError::Transient(format!("{channel}: still throttled after 10 attempts")));
+            }
+            if let Some(p) = self.pace.get(channel) {
+                p.wait().await;
+            }
+            let attempt = request
+                .try_clone()
+                .ok_or_else(|| ChannelError::Permanent("request body cannot be retried".to_owned()))?;
+            let response = match attempt.send().await {
+                Ok(r) => r,
+                Err(e) => return Err(ChannelError::Transient(format!("{channel}: {}", without_url(&e)))),
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let wait = match status {
+                // At least a second: `Retry-After: 0` must not become a tight loop.
+                StatusCode::TOO_MANY_REQUESTS => {
+                    retry_after(&response).unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1))
+                }
+                s if s.is_server_error() && server_errors < 2 => {
+                    server_errors += 1;
+                    Duration::from_millis(500 * u64::from(server_errors))
+                }
+                s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                    return Err(ChannelError::Transient(format!("{channel}: answered {s}")));
+                }
+                s => {
+                    let text = response.text().await.unwrap_or_default();
+                    let text: String = text.chars().take(300).collect();
+                    return Err(ChannelError::Permanent(format!("{channel}: answered {s}: {text}")));
+                }
+            };
+            budget = budget.checked_sub(wait).ok_or_else(|| {
+                ChannelError::Transient(format!(
+                    "{channel}: throttled beyond the {}s budget",
+                    self.throttle_budget.as_secs()
+                ))
+            })?;
+            tracing::warn!(
+                channel,
+                wait_ms = wait.as_millis() as u64,
+                status = status.as_u16(),
+                "Channel asked to wait; retrying."
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A webhook URL from a secret variable: checked at start-up, never echoed.
+fn secret_url(channel: &str, var: &str, value: Secret) -> Result<Secret, String> {
+    let ok = url::Url::parse(value.expose()).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    });
+    if ok { Ok(value) } else { Err(format!("channel {channel:?}: {var} is not an https URL")) }
+}
+
+/// reqwest errors print the URL, and chat webhook URLs are secrets.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    format!("{kind}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    let v = r.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(v.min(600)))
+}
+
+/// A one-line headline for chat channels.
+pub fn headline(s: &RunSummary, group: Option<&str>) -> String {
+    match group {
+        Some(g) => format!("{} ({g})", s.subject()),
+        None => s.subject(),
+    }
+}

@@ -1,0 +1,782 @@
+//! Routing: which channels receive which part of a run, from `PATCHWATCH_CONFIG` (TOML).
+//!
+//! Routes are tried in order; the first that matches stops the walk unless it says `continue`.
+//! A route may narrow the run to some machines (subscription, resource group, tags) and split it
+//! per owner (`split_by_tag`), so each team sees only its machines. Secrets are never in the
+//! file: channels name the environment variables that hold them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    text::glob,
+    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec},
+    event::{MaintenanceEvent, Phase},
+    rundata::RunData,
+    summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
+};
+
+/// The routing file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingFile {
+    /// Ring name → maintenance configuration name glob (`prod = "Ring2-*"`).
+    #[serde(default)]
+    pub rings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, Spanned<ChannelRaw>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteSpec>>,
+    #[serde(default)]
+    pub gates: Vec<Spanned<GateSpec>>,
+    pub power: Option<Spanned<PowerSpec>>,
+    pub itsm: Option<Spanned<ItsmSpec>>,
+    pub alerts: Option<Spanned<AlertsSpec>>,
+}
+
+/// A channel as written: `type` plus the settings of that type (checked in [`Routing::parse`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRaw {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    to: Option<Vec<Spanned<String>>>,
+    subject_prefix: Option<String>,
+    url_env: Option<String>,
+    url: Option<Spanned<String>>,
+    secret_env: Option<String>,
+    instance: Option<Spanned<String>>,
+    user_env: Option<String>,
+    password_env: Option<String>,
+    assignment_group: Option<String>,
+    id: Option<Spanned<String>>,
+}
+
+/// A channel and its settings. Secrets are named by environment variable (`*_env`).
+#[derive(Debug, Clone)]
+pub enum ChannelSpec {
+    Email {
+        to: Vec<String>,
+        subject_prefix: Option<String>,
+    },
+    Teams {
+        url_env: String,
+    },
+    Slack {
+        url_env: String,
+    },
+    /// Standard Webhooks; `secret_env` holds one or more `whsec_…` secrets (space-separated, for rotation).
+    Webhook {
+        url: String,
+        secret_env: String,
+    },
+    Servicenow {
+        instance: String,
+        user_env: String,
+        password_env: String,
+        assignment_group: Option<String>,
+    },
+    /// An Azure Monitor action group, read through ARM at delivery.
+    ActionGroup {
+        id: String,
+    },
+    /// One of an action group's webhook receivers (from ARM, never from the file).
+    AlertWebhook {
+        url: String,
+    },
+}
+
+impl ChannelSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelSpec::Email { .. } => "email",
+            ChannelSpec::Teams { .. } => "teams",
+            ChannelSpec::Slack { .. } => "slack",
+            ChannelSpec::Webhook { .. } => "webhook",
+            ChannelSpec::Servicenow { .. } => "servicenow",
+            ChannelSpec::ActionGroup { .. } => "action_group",
+            ChannelSpec::AlertWebhook { .. } => "alert_webhook",
+        }
+    }
+
+    /// Environment variables the channel reads its secrets from.
+    pub fn env_vars(&self) -> Vec<&str> {
+        match self {
+            ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => vec![],
+            ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => vec![url_env],
+            ChannelSpec::Webhook { secret_env, .. } => vec![secret_env],
+            ChannelSpec::Servicenow { user_env, password_env, .. } => vec![user_env, password_env],
+        }
+    }
+}
+
+impl ChannelRaw {
+    /// The typed channel, or what is missing or misplaced.
+    fn resolve(&self) -> Result<ChannelSpec, String> {
+        let need = |v: &Option<String>, field: &str| v.clone().ok_or_else(|| format!("`{field}` is required"));
+        let kind = self.kind.get_ref().as_str();
+        let spec = match kind {
+            "email" => ChannelSpec::Email {
+                to: self.to.iter().flatten().map(|a| a.get_ref().clone()).collect(),
+                subject_prefix: self.subject_prefix.clone(),
+            },
+            "teams" => ChannelSpec::Teams { url_env: need(&self.url_env, "url_env")? },
+            "slack" => ChannelSpec::Slack { url_env: need(&self.url_env, "url_env")? },
+            "webhook" => ChannelSpec::Webhook {
+                url: self.url.as_ref().map(|u| u.get_ref().clone()).ok_or("`url` is required")?,
+                secret_env: need(&self.secret_env, "secret_env")?,
+            },
+            "servicenow" => ChannelSpec::Servicenow {
+                instance: self.instance.as_ref().map(|u| u.get_ref().clone()).ok_or("`instance` is required")?,
+                user_env: need(&self.user_env, "user_env")?,
+                password_env: need(&self.password_env, "password_env")?,
+                assignment_group: self.assignment_group.clone(),
+            },
+            "action_group" => {
+                let id = self.id.as_ref().map(|u| u.get_ref().clone()).ok_or("`id` is required")?;
+                if !id.to_ascii_lowercase().contains("/providers/microsoft.insights/actiongroups/") {
+                    return Err(format!("`id` {id:?} is not an action group resource id"));
+                }
+                ChannelSpec::ActionGroup { id }
+            }
+            other => {
+                return Err(format!(
+                    "unknown channel type {other:?}: expected email, teams, slack, webhook, servicenow or action_group"
+                ));
+            }
+        };
+        // Settings of another channel type are mistakes, not silently ignored.
+        let allowed: &[&str] = match kind {
+            "email" => &["to", "subject_prefix"],
+            "teams" | "slack" => &["url_env"],
+            "webhook" => &["url", "secret_env"],
+            "action_group" => &["id"],
+            _ => &["instance", "user_env", "password_env", "assignment_group"],
+        };
+        let present = [
+            ("to", self.to.is_some()),
+            ("subject_prefix", self.subject_prefix.is_some()),
+            ("url_env", self.url_env.is_some()),
+            ("url", self.url.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("instance", self.instance.is_some()),
+            ("user_env", self.user_env.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("assignment_group", self.assignment_group.is_some()),
+            ("id", self.id.is_some()),
+        ];
+        if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            return Err(format!("`{field}` does not apply to a {kind} channel"));
+        }
+        Ok(spec)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSpec,
+    pub channels: Vec<Spanned<String>>,
+    /// Split the route's machines by this tag's value; one notification per value.
+    #[serde(default)]
+    pub split_by_tag: Option<String>,
+    /// For split routes: tag value → email recipients.
+    #[serde(default)]
+    pub recipients: BTreeMap<String, Vec<Spanned<String>>>,
+    /// For split routes: the tag value itself is the recipient address.
+    #[serde(default)]
+    pub recipients_from_tag: bool,
+    #[serde(default, rename = "continue")]
+    pub continue_after: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Glob on the configuration name or its full resource id.
+    pub configuration: Option<String>,
+    pub ring: Option<Spanned<String>>,
+    pub subscription: Option<Vec<String>>,
+    /// Glob on the machine's resource group.
+    pub resource_group: Option<String>,
+    /// Tag name → value glob, all must match.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub outcome: OutcomeMatch,
+    #[serde(default)]
+    pub phase: PhaseMatch,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeMatch {
+    #[default]
+    Any,
+    AnyFailure,
+    AllSucceeded,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseMatch {
+    Pre,
+    #[default]
+    Post,
+    Any,
+}
+
+/// A problem in the routing file, at a line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// Warnings do not stop start-up (for example an unset secret variable at check time).
+    pub warning: bool,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = if self.warning { "warning" } else { "error" };
+        write!(f, "{}:{}: {level}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// A validated routing configuration.
+#[derive(Debug)]
+pub struct Routing {
+    pub rings: BTreeMap<String, String>,
+    pub channels: BTreeMap<String, ChannelSpec>,
+    pub routes: Vec<RouteSpec>,
+    /// Gates, power, ITSM callers and alerts.
+    pub control: Control,
+}
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Routing {
+    /// Parses and checks a routing file. `env` answers whether a secret variable is set.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> bool) -> Result<(Self, Vec<ConfigIssue>), Vec<ConfigIssue>> {
+        let file: RoutingFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
+            vec![ConfigIssue { line, column, message: e.message().trim().to_owned(), warning: false }]
+        })?;
+        let mut issues = Vec::new();
+        let at = |span: std::ops::Range<usize>, message: String, warning: bool| {
+            let (line, column) = position(text, span.start);
+            ConfigIssue { line, column, message, warning }
+        };
+        let mut channels = BTreeMap::new();
+        for (name, raw) in &file.channels {
+            let spec = match raw.get_ref().resolve() {
+                Ok(spec) => spec,
+                Err(problem) => {
+                    issues.push(at(raw.get_ref().kind.span(), format!("channel {name:?}: {problem}"), false));
+                    continue;
+                }
+            };
+            for var in spec.env_vars() {
+                if !env(var) {
+                    issues.push(at(
+                        raw.span(),
+                        format!("channel {name:?}: environment variable {var} is not set"),
+                        true,
+                    ));
+                }
+            }
+            let r = raw.get_ref();
+            for addr in r.to.iter().flatten() {
+                if !crate::text::is_mailbox(addr.get_ref()) {
+                    issues.push(at(addr.span(), format!("{:?} is not an email address", addr.get_ref()), false));
+                }
+            }
+            for url in [&r.url, &r.instance].into_iter().flatten() {
+                if let Err(problem) = check_endpoint(url.get_ref()) {
+                    issues.push(at(url.span(), problem, false));
+                }
+            }
+            channels.insert(name.clone(), spec);
+        }
+        let mut names = std::collections::HashSet::new();
+        for route in &file.routes {
+            let r = route.get_ref();
+            if !names.insert(r.name.get_ref().clone()) {
+                issues.push(at(r.name.span(), format!("route name {:?} is used twice", r.name.get_ref()), false));
+            }
+            if r.channels.is_empty() {
+                issues.push(at(route.span(), format!("route {:?} has no channels", r.name.get_ref()), false));
+            }
+            for c in &r.channels {
+                if !file.channels.contains_key(c.get_ref()) {
+                    issues.push(at(
+                        c.span(),
+                        format!("route {:?} names unknown channel {:?}", r.name.get_ref(), c.get_ref()),
+                        false,
+                    ));
+                }
+            }
+            if let Some(ring) = &r.matcher.ring
+                && !file.rings.contains_key(ring.get_ref())
+            {
+                issues.push(at(
+                    ring.span(),
+                    format!("unknown ring {:?}: define it under [rings]", ring.get_ref()),
+                    false,
+                ));
+            }
+            for list in r.recipients.values() {
+                for addr in list {
+                    if !crate::text::is_mailbox(addr.get_ref()) {
+                        issues.push(at(addr.span(), format!("{:?} is not an email address", addr.get_ref()), false));
+                    }
+                }
+            }
+            let emails_split = r.split_by_tag.is_some()
+                && r.channels
+                    .iter()
+                    .any(|c| matches!(channels.get(c.get_ref()), Some(ChannelSpec::Email { to, .. }) if to.is_empty()));
+            if emails_split && r.recipients.is_empty() && !r.recipients_from_tag {
+                issues.push(at(
+                    route.span(),
+                    format!("route {:?} splits by tag to an email channel without `to`: give `recipients` or `recipients_from_tag = true`", r.name.get_ref()),
+                    false,
+                ));
+            }
+            if (!r.recipients.is_empty() || r.recipients_from_tag) && r.split_by_tag.is_none() {
+                issues.push(at(
+                    route.span(),
+                    format!("route {:?}: recipients by tag need `split_by_tag`", r.name.get_ref()),
+                    false,
+                ));
+            }
+        }
+        let control = Control {
+            gates: file.gates.iter().map(|g| g.get_ref().clone()).collect(),
+            power: file.power.as_ref().map(|p| p.get_ref().clone()),
+            itsm: file.itsm.as_ref().map(|i| i.get_ref().clone()).unwrap_or_default(),
+            alerts: file.alerts.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+        };
+        let takes_notices = |name: &str| match channels.get(name) {
+            Some(
+                ChannelSpec::Email { .. }
+                | ChannelSpec::Teams { .. }
+                | ChannelSpec::Slack { .. }
+                | ChannelSpec::Webhook { .. },
+            ) => Ok(()),
+            Some(other) => {
+                Err(format!("a {} channel does not take notices (use email, teams, slack or webhook)", other.kind()))
+            }
+            None if file.channels.contains_key(name) => Ok(()),
+            None => Err("no such channel".to_owned()),
+        };
+        // Each problem is reported where its section starts.
+        let section_span = |message: &str| -> std::ops::Range<usize> {
+            let found = if message.starts_with("gate ") {
+                file.gates
+                    .iter()
+                    .find(|g| message.starts_with(&format!("gate {:?}", g.get_ref().name)))
+                    .map(Spanned::span)
+            } else if message.starts_with("power") {
+                file.power.as_ref().map(Spanned::span)
+            } else if message.starts_with("itsm") {
+                file.itsm.as_ref().map(Spanned::span)
+            } else {
+                file.alerts.as_ref().map(Spanned::span)
+            };
+            found.unwrap_or(0..0)
+        };
+        for message in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
+            issues.push(at(section_span(&message), message, false));
+        }
+        for (caller, var) in control.secret_vars() {
+            if !env(&var) {
+                let span = file.itsm.as_ref().map_or(0..0, Spanned::span);
+                issues.push(at(span, format!("itsm caller {caller:?}: environment variable {var} is not set"), true));
+            }
+        }
+        if issues.iter().any(|i| !i.warning) {
+            return Err(issues);
+        }
+        let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
+        Ok((Self { rings: file.rings, channels, routes, control }, issues))
+    }
+}
+
+fn check_endpoint(url: &str) -> Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if u.scheme() == "https" || (u.scheme() == "http" && loopback) {
+        Ok(())
+    } else {
+        Err(format!("{url:?} must use https"))
+    }
+}
+
+
+/// One notification to send: a route's (part of a) run to one channel.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub route: String,
+    pub channel: String,
+    pub spec: ChannelSpec,
+    /// The tag value of a split route's group.
+    pub group: Option<String>,
+    /// Email recipients of a split route's group (empty: the channel's own `to`).
+    pub recipients: Vec<String>,
+    /// One receiver of a fanned-out channel (an action group's email or webhook receiver).
+    pub receiver: Option<String>,
+    pub summary: RunSummary,
+}
+
+impl Notification {
+    /// The ledger target: unique per route, channel and group.
+    pub fn target(&self) -> String {
+        let mut t = format!("{}.{}", self.route, self.channel);
+        for part in [&self.group, &self.receiver].into_iter().flatten() {
+            t.push('.');
+            t.push_str(part);
+        }
+        t
+    }
+}
+
+impl Routing {
+    /// The notifications for a run, in route order.
+    pub fn plan(&self, event: &MaintenanceEvent, summary: &RunSummary, data: &RunData) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            let m = &r.matcher;
+            let phase_ok = match m.phase {
+                PhaseMatch::Any => true,
+                PhaseMatch::Pre => event.phase == Phase::Pre,
+                PhaseMatch::Post => event.phase == Phase::Post,
+            };
+            if !phase_ok || !self.configuration_matches(m, summary) {
+                continue;
+            }
+            let narrowed = m.subscription.is_some() || m.resource_group.is_some() || !m.tags.is_empty();
+            let keep = |mo: &MachineOutcome| machine_matches(m, mo);
+            let scoped = if narrowed { summarise_subset(summary, event, data, &keep) } else { summary.clone() };
+            if narrowed && scoped.counts.total == 0 {
+                continue;
+            }
+            // The outcome is judged on what each notification covers (each owner's share of a split).
+            let outcome_ok = |part: &RunSummary| match m.outcome {
+                OutcomeMatch::Any => true,
+                OutcomeMatch::AnyFailure => event.phase == Phase::Post && part.verdict.is_failure(),
+                OutcomeMatch::AllSucceeded => event.phase == Phase::Post && part.verdict == Verdict::Succeeded,
+            };
+            let groups: Vec<(Option<String>, RunSummary)> = match &r.split_by_tag {
+                None => vec![(None, scoped)],
+                Some(tag) => {
+                    let mut values: Vec<String> =
+                        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or(UNTAGGED).to_owned()).collect();
+                    values.sort_by_key(|v| v.to_ascii_lowercase());
+                    values.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+                    values
+                        .into_iter()
+                        .map(|v| {
+                            let keep =
+                                |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
+                            let part = summarise_subset(&scoped, event, data, &keep);
+                            (Some(v), part)
+                        })
+                        .collect()
+                }
+            };
+            let groups: Vec<(Option<String>, RunSummary)> =
+                groups.into_iter().filter(|(_, part)| outcome_ok(part)).collect();
+            if groups.is_empty() {
+                continue;
+            }
+            for (group, part) in groups {
+                let recipients: Vec<String> = match &group {
+                    // Untagged machines, or a tag value that is no address, have nobody to mail.
+                    Some(g) if r.recipients_from_tag => {
+                        if crate::text::is_mailbox(g) && !g.eq_ignore_ascii_case(UNTAGGED) {
+                            vec![g.clone()]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Some(g) => r
+                        .recipients
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(g))
+                        .map(|(_, v)| v.iter().map(|a| a.get_ref().clone()).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                for c in &r.channels {
+                    let Some(spec) = self.channels.get(c.get_ref()).cloned() else { continue };
+                    // A split email with nobody to send to (an unmapped owner) is skipped, and said so.
+                    if group.is_some()
+                        && recipients.is_empty()
+                        && matches!(&spec, ChannelSpec::Email { to, .. } if to.is_empty())
+                    {
+                        tracing::warn!(route = %r.name.get_ref(), group = ?group, "No recipients for this owner; add them under `recipients`.");
+                        continue;
+                    }
+                    out.push(Notification {
+                        route: r.name.get_ref().clone(),
+                        channel: c.get_ref().clone(),
+                        spec,
+                        group: group.clone(),
+                        recipients: recipients.clone(),
+                        receiver: None,
+                        summary: part.clone(),
+                    });
+                }
+            }
+            if !r.continue_after {
+                break;
+            }
+        }
+        out
+    }
+
+    fn configuration_matches(&self, m: &MatchSpec, s: &RunSummary) -> bool {
+        if let Some(pattern) = &m.configuration
+            && !glob(pattern, &s.configuration_name)
+            && !glob(pattern, &s.configuration_id)
+        {
+            return false;
+        }
+        if let Some(ring) = &m.ring {
+            match self.rings.get(ring.get_ref()) {
+                Some(pattern) if glob(pattern, &s.configuration_name) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The group of machines without the split tag.
+pub const UNTAGGED: &str = "untagged";
+
+fn tag_value<'a>(m: &'a MachineOutcome, tag: &str) -> Option<&'a str> {
+    m.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v.as_str())
+}
+
+fn machine_matches(m: &MatchSpec, mo: &MachineOutcome) -> bool {
+    if let Some(subs) = &m.subscription
+        && !subs.iter().any(|s| s.eq_ignore_ascii_case(&mo.subscription_id))
+    {
+        return false;
+    }
+    if let Some(rg) = &m.resource_group
+        && !glob(rg, &mo.resource_group)
+    {
+        return false;
+    }
+    m.tags.iter().all(|(k, pattern)| tag_value(mo, k).is_some_and(|v| glob(pattern, v)))
+}
+
+/// Parses a routing file's text; issues are formatted `file:line:column: level: message`,
+/// `file` being `label` (reading the file is the caller's I/O).
+pub fn parse_file(label: &str, text: &str, env: &dyn Fn(&str) -> bool) -> Result<(Routing, Vec<String>), Vec<String>> {
+    let name = |i: &ConfigIssue| format!("{label}:{i}");
+    match Routing::parse(text, env) {
+        Ok((routing, warnings)) => Ok((routing, warnings.iter().map(name).collect())),
+        Err(issues) => Err(issues.iter().map(name).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Routing, Vec<ConfigIssue>), Vec<ConfigIssue>> {
+        Routing::parse(text, &|_| true)
+    }
+
+    #[test]
+    fn globs_match_case_insensitively() {
+        assert!(glob("Ring2-*", "ring2-prod"));
+        assert!(glob("*-prod", "Ring2-Prod"));
+        assert!(glob("r?ng*", "Ring1"));
+        assert!(!glob("Ring2-*", "Ring1-dev"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"));
+        // No exponential backtracking on many stars.
+        let started = std::time::Instant::now();
+        assert!(!glob("*-*-*-*-*-*-*-x", &"a-".repeat(40)));
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
+    }
+
+    #[test]
+    fn config_errors_have_line_and_column() {
+        let err = parse("[channels.a]\ntype = \"email\"\nto = [\"ops@example.com\"]\n\n[[routes]]\nname = \"r\"\nchannels = [\"b\"]\n").unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert_eq!((err[0].line, err[0].column), (7, 13), "{}", err[0]);
+        assert!(err[0].message.contains("unknown channel \"b\""));
+
+        let err = parse("[channels.a]\ntype = \"pager\"\n").unwrap_err();
+        assert_eq!((err[0].line, err[0].column), (2, 8), "{}", err[0]);
+        assert!(err[0].message.contains("pager"), "{}", err[0]);
+        let err = parse("[channels.a]\ntype = \"teams\"\nurl_env = \"X\"\nto = [\"a@b.c\"]\n").unwrap_err();
+        assert!(err[0].message.contains("`to` does not apply to a teams channel"), "{}", err[0]);
+        let err = parse("[channels.a]\ntype = \"slack\"\n").unwrap_err();
+        assert!(err[0].message.contains("`url_env` is required"), "{}", err[0]);
+
+        let err = parse("[[routes]]\nname = \"r\"\nchannels = []\nmatch = { outcome = \"sometimes\" }\n").unwrap_err();
+        assert_eq!(err[0].line, 4, "{}", err[0]);
+
+        let err = parse("[channels.a]\ntype = \"email\"\nto = [\"not an address\"]\n").unwrap_err();
+        assert_eq!((err[0].line, err[0].column), (3, 7), "{}", err[0]);
+
+        let err = parse("[channels.w]\ntype = \"webhook\"\nurl = \"http://example.com/x\"\nsecret_env = \"S\"\n")
+            .unwrap_err();
+        assert!(err[0].message.contains("https"), "{}", err[0]);
+
+        let err = parse("[[routes]]\nname = \"r\"\nchannels = []\nbogus = 1\n").unwrap_err();
+        assert!(err[0].message.contains("bogus"), "{}", err[0]);
+    }
+
+    /// The example run: 40 machines of three teams, 10 of them not succeeded.
+    fn example() -> (crate::event::MaintenanceEvent, RunSummary, RunData) {
+        let event =
+            match crate::event::parse_delivery(include_str!("../../../examples/events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
+                crate::event::Incoming::Maintenance(m) => *m,
+                _ => unreachable!(),
+            };
+        let query = crate::rundata::RunQuery {
+            correlation_id: event.correlation_id.clone(),
+            subscription_ids: vec![],
+            include_results: true,
+            since: None,
+        };
+        let data = crate::rundata::snapshot::parse(include_str!("../../../examples/snapshot.json").as_bytes(), &query).unwrap();
+        let crate::summary::Decision::Ready(summary) =
+            crate::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
+        else {
+            unreachable!()
+        };
+        (event, *summary, data)
+    }
+
+    const CHANNELS: &str = "[channels.owner]\ntype = \"email\"\n[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n[channels.chat]\ntype = \"teams\"\nurl_env = \"T\"\n[rings]\nprod = \"Ring2-*\"\ndev = \"Ring0-*\"\n";
+
+    /// (routes, expected notifications as `target:machines`)
+    #[test]
+    fn plans_over_a_table_of_routes() {
+        let (event, summary, data) = example();
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\n", &["a.mail:40"]),
+            ("[[routes]]\nname = \"a\"\nmatch = { ring = \"dev\" }\nchannels = [\"mail\"]\n", &[]),
+            (
+                "[[routes]]\nname = \"a\"\nmatch = { configuration = \"*-prod\" }\nchannels = [\"mail\"]\n",
+                &["a.mail:40"],
+            ),
+            ("[[routes]]\nname = \"a\"\nmatch = { outcome = \"all_succeeded\" }\nchannels = [\"mail\"]\n", &[]),
+            ("[[routes]]\nname = \"a\"\nmatch = { phase = \"pre\" }\nchannels = [\"mail\"]\n", &[]),
+            // The first match ends the walk unless it continues.
+            (
+                "[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\n[[routes]]\nname = \"b\"\nchannels = [\"chat\"]\n",
+                &["a.mail:40"],
+            ),
+            (
+                "[[routes]]\nname = \"a\"\nchannels = [\"mail\"]\ncontinue = true\n[[routes]]\nname = \"b\"\nmatch = { outcome = \"any_failure\" }\nchannels = [\"chat\"]\n",
+                &["a.mail:40", "b.chat:40"],
+            ),
+            // Machine filters narrow the run; a filter nobody matches skips the route.
+            (
+                "[[routes]]\nname = \"sql\"\nmatch = { resource_group = \"rg-sql-*\" }\nchannels = [\"mail\"]\n",
+                &["sql.mail:4"],
+            ),
+            (
+                "[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"team-data\" } }\nchannels = [\"mail\"]\n",
+                &["t.mail:7"],
+            ),
+            ("[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"nobody\" } }\nchannels = [\"mail\"]\n", &[]),
+            // Data's machines all succeeded: any_failure does not fire for them.
+            (
+                "[[routes]]\nname = \"t\"\nmatch = { tags = { PatchOwner = \"team-data\" }, outcome = \"any_failure\" }\nchannels = [\"mail\"]\n",
+                &[],
+            ),
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"chat\"]\n",
+                &["o.chat.team-data:7", "o.chat.team-infra:18", "o.chat.team-web:15"],
+            ),
+            // The outcome is judged per owner: team-data's machines all succeeded.
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nmatch = { outcome = \"any_failure\" }\nchannels = [\"chat\"]\n",
+                &["o.chat.team-infra:18", "o.chat.team-web:15"],
+            ),
+            // A tag value that is no address has nobody to mail: skipped, not a failing delivery.
+            (
+                "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"owner\"]\n",
+                &[],
+            ),
+        ];
+        for (routes, expected) in cases {
+            let text = format!("{CHANNELS}{routes}");
+            let (routing, _) = Routing::parse(&text, &|_| true).unwrap_or_else(|e| panic!("{routes}: {e:?}"));
+            let got: Vec<String> = routing
+                .plan(&event, &summary, &data)
+                .iter()
+                .map(|n| format!("{}:{}", n.target(), n.summary.counts.total))
+                .collect();
+            assert_eq!(got, *expected, "routes: {routes}");
+        }
+    }
+
+    #[test]
+    fn control_sections_are_checked_where_they_are_written() {
+        let example = include_str!("../../../examples/control.toml");
+        let (routing, warnings) = Routing::parse(example, &|_| true).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!((routing.control.gates.len(), routing.control.itsm.callers.len()), (2, 2));
+        let cases: &[(&str, usize, &str)] = &[
+            ("[[gates]]\nname = \"g\"\nring = \"nope\"\nchange = {}\n", 1, "unknown ring \"nope\""),
+            ("[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\n", 1, "give `change` or `previous_ring`"),
+            (
+                "[[gates]]\nname = \"g\"\n\nconfiguration = \"R*\"\nnotify = [\"sms\"]\nchange = {}\n",
+                1,
+                "notify \"sms\": no such channel",
+            ),
+            (
+                "[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\nchange = { source = \"servicenow\" }\n",
+                1,
+                "needs `servicenow",
+            ),
+            ("[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\nmode = \"maybe\"\nchange = {}\n", 4, "maybe"),
+            ("[power]\nconfigurations = []\n", 1, "power: configurations is empty"),
+            (
+                "[[itsm.callers]]\nname = \"c\"\nconfigurations = [\"*\"]\nactions = [\"approve\"]\n",
+                1,
+                "signing_secret_env or bearer_env",
+            ),
+            (
+                "[[itsm.callers]]\nname = \"c\"\nbearer_env = \"B\"\nconfigurations = [\"*\"]\nactions = [\"launch\"]\n",
+                5,
+                "launch",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err[0].message.contains(message), "{text}: {}", err[0]);
+            assert_eq!(err[0].line, *line, "{text}: {}", err[0]);
+        }
+    }
+
+    #[test]
+    fn unset_secrets_are_warnings() {
+        let text = "[channels.t]\ntype = \"teams\"\nurl_env = \"TEAMS_URL\"\n";
+        let (_, warnings) = Routing::parse(text, &|_| false).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].warning && warnings[0].message.contains("TEAMS_URL"));
+    }
+}

@@ -1,0 +1,92 @@
+//! Small text helpers the whole domain shares: glob matching, a stable hash, one-line text and
+//! the email address check, and how a time or a duration reads in text. Pure functions, no I/O.
+
+use time::OffsetDateTime;
+
+/// `*` matches any run of characters, `?` one; case-insensitive.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    // Iterative matching with one backtrack point: linear in practice, whatever the pattern.
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Subjects are single-line: control characters become spaces, so no field can add a header.
+pub fn one_line(s: &str) -> String {
+    s.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect()
+}
+
+/// FNV-1a: a stable short hash so keys stay unique however names are shortened.
+pub fn fnv64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Whether `s` is a mailbox: `user@domain` or `Display Name <user@domain>`. The same checks
+/// lettre makes when the mailer parses it (local part and domain by `email_address`, or an IP
+/// literal), so what routing accepts, the mailer sends to.
+pub fn is_mailbox(s: &str) -> bool {
+    let s = s.trim();
+    let address = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(open), true) => &s[open + 1..s.len() - 1],
+        (None, false) => s,
+        _ => return false,
+    };
+    let Some((user, domain)) = address.rsplit_once('@') else { return false };
+    if !email_address::EmailAddress::is_valid_local_part(user) {
+        return false;
+    }
+    email_address::EmailAddress::is_valid_domain(domain)
+        || domain
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .unwrap_or(domain)
+            .parse::<std::net::IpAddr>()
+            .is_ok()
+}
+
+/// `2023-05-09 15:00 UTC`.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+/// `3 h 55 min`.
+pub fn format_minutes(m: i64) -> String {
+    match (m / 60, m % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailboxes_are_checked_like_the_mailer_does() {
+        for ok in ["ops@contoso.com", "Ops Team <ops@contoso.com>", "a.b+c@mail.contoso.com", "x@[127.0.0.1]"] {
+            assert!(is_mailbox(ok), "{ok}");
+        }
+        for bad in ["", "ops", "ops@", "@contoso.com", "Ops <ops@contoso.com", "a b@contoso.com", "ops@contoso..com"] {
+            assert!(!is_mailbox(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Rendering summaries into email with handlebars: HTML and plain text.
+//!
+//! Templates are embedded; a directory (`PATCHWATCH_TEMPLATES`) may override any of them by
+//! file name. Strict mode makes a misspelt field an error instead of an empty string. HTML
+//! templates escape everything they print; the text templates strip control characters.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+use time::OffsetDateTime;
+use url::Url;
+
+use patchwatch_model::{
+    event::Phase,
+    summary::{Outcome, RunSummary},
+    text::{format_minutes, format_time},
+};
+
+/// Most machine rows in one email; the rest are counted, not listed.
+pub const MAX_ROWS: usize = 1000;
+/// Most machine names listed under one failed patch.
+const MAX_PATCH_MACHINES: usize = 25;
+
+const EMBEDDED: [(&str, &str); 6] = [
+    ("summary.html", include_str!("../templates/summary.html.hbs")),
+    ("summary.txt", include_str!("../templates/summary.txt.hbs")),
+    ("heads-up.html", include_str!("../templates/heads-up.html.hbs")),
+    ("heads-up.txt", include_str!("../templates/heads-up.txt.hbs")),
+    ("notice.html", include_str!("../templates/notice.html.hbs")),
+    ("notice.txt", include_str!("../templates/notice.txt.hbs")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {source}")]
+    Template { name: String, source: Box<handlebars::TemplateError> },
+    #[error("template file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("rendering {name}: {source}")]
+    Render { name: String, source: Box<handlebars::RenderError> },
+}
+
+/// A rendered message body.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// The compiled templates.
+#[derive(Debug)]
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+    portal: Url,
+}
+
+impl Templates {
+    /// Compiles the embedded templates, overridden by same-named `*.hbs` files in `dir`.
+    pub fn load(dir: Option<&Path>, portal: Url) -> Result<Self, RenderError> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(strip_controls);
+        for (name, embedded) in EMBEDDED {
+            let source = match dir.map(|d| d.join(format!("{name}.hbs"))).filter(|p| p.exists()) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|source| RenderError::Io { path: path.display().to_string(), source })?,
+                None => embedded.to_owned(),
+            };
+            let registry = if name.ends_with(".html") { &mut html } else { &mut text };
+            registry
+                .register_template_string(name, source)
+                .map_err(|source| RenderError::Template { name: name.to_owned(), source: Box::new(source) })?;
+        }
+        Ok(Self { html, text, portal })
+    }
+
+    /// Renders the email for a summary (post) or heads-up (pre).
+    /// `scope` names the part of the run shown (a split route's owner), if not all of it.
+    pub fn render(&self, summary: &RunSummary, scope: Option<&str>) -> Result<Rendered, RenderError> {
+        let mut model = EmailModel::new(summary, &self.portal);
+        if let Some(scope) = scope {
+            model.scope = scope.to_owned();
+            model.subject = patchwatch_model::text::one_line(&format!("{} ({scope})", model.subject));
+        }
+        let base = match summary.phase {
+            Phase::Pre => "heads-up",
+            Phase::Post => "summary",
+        };
+        let render = |reg: &Handlebars<'static>, name: String| {
+            reg.render(&name, &model).map_err(|source| RenderError::Render { name, source: Box::new(source) })
+        };
+        Ok(Rendered {
+            subject: model.subject.clone(),
+            html: render(&self.html, format!("{base}.html"))?,
+            text: render(&self.text, format!("{base}.txt"))?,
+        })
+    }
+}
+
+/// What the notice templates see.
+#[derive(Serialize)]
+struct NoticeModel<'a> {
+    subject: String,
+    title: &'a str,
+    kind: &'a str,
+    color: &'static str,
+    facts: Vec<Fact<'a>>,
+    /// One paragraph; line breaks are kept by the HTML (`pre-line`), not by markup.
+    text: &'a str,
+    link: Option<&'a str>,
+    generated: String,
+}
+
+#[derive(Serialize)]
+struct Fact<'a> {
+    label: &'a str,
+    value: &'a str,
+}
+
+impl Templates {
+    /// Renders a notice (gate decision, alert, ITSM action) as email.
+    pub fn render_notice(&self, n: &patchwatch_model::notice::Notice) -> Result<Rendered, RenderError> {
+        use patchwatch_model::notice::Severity;
+        let model = NoticeModel {
+            subject: n.subject(),
+            title: &n.title,
+            kind: n.kind,
+            color: match n.severity {
+                Severity::Info => "#107c10",
+                Severity::Warning => "#986f0b",
+                Severity::Critical => "#a4262c",
+            },
+            facts: n.facts.iter().map(|(label, value)| Fact { label, value }).collect(),
+            text: &n.text,
+            link: n.link.as_deref(),
+            generated: format_time(OffsetDateTime::now_utc()),
+        };
+        let render = |reg: &Handlebars<'static>, name: &str| {
+            reg.render(name, &model)
+                .map_err(|source| RenderError::Render { name: name.to_owned(), source: Box::new(source) })
+        };
+        Ok(Rendered {
+            subject: model.subject.clone(),
+            html: render(&self.html, "notice.html")?,
+            text: render(&self.text, "notice.txt")?,
+        })
+    }
+}
+
+/// Plain-text escaping: drop control characters other than line breaks and tabs.
+fn strip_controls(s: &str) -> String {
+    // A value is one line: a note or error text cannot add lines of its own to the message.
+    s.chars()
+        .filter_map(|c| {
+            if c == '\n' || c == '\t' {
+                Some(' ')
+            } else if c.is_control() {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect()
+}
+
+pub fn outcome_color(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Failed => "#b3261e",
+        Outcome::NoResult => "#6b4fa0",
+        Outcome::WindowExceeded => "#c55a11",
+        Outcome::RebootPending => "#9a6700",
+        Outcome::CompletedWithWarnings => "#9a6700",
+        Outcome::Succeeded => "#1e7b34",
+    }
+}
+
+#[derive(Serialize)]
+struct EmailModel {
+    subject: String,
+    /// The owner a split route's email is for; empty for the whole run.
+    scope: String,
+    verdict: &'static str,
+    verdict_color: &'static str,
+    all_ok: bool,
+    configuration: String,
+    configuration_link: String,
+    window: String,
+    window_length: String,
+    cutoff: String,
+    subscriptions: String,
+    reported_status: String,
+    run_id: String,
+    total: usize,
+    patched: usize,
+    totals: Vec<Total>,
+    rows: Vec<MachineRow>,
+    hidden_rows: usize,
+    failed_patches: Vec<PatchRow>,
+    advice: Vec<String>,
+    timing: String,
+    generated: String,
+}
+
+#[derive(Serialize)]
+struct Total {
+    label: &'static str,
+    count: usize,
+    color: &'static str,
+}
+
+#[derive(Serialize)]
+struct MachineRow {
+    name: String,
+    link: String,
+    resource_group: String,
+    kind: &'static str,
+    os: String,
+    outcome: &'static str,
+    color: &'static str,
+    installed: u32,
+    failed: u32,
+    pending: u32,
+    reboot: String,
+    note: String,
+}
+
+#[derive(Serialize)]
+struct PatchRow {
+    key: String,
+    title: String,
+    classifications: String,
+    count: usize,
+    machines: String,
+}
+
+fn resource_link(portal: &Url, id: &str) -> String {
+    format!("{}#resource{}", portal.as_str(), id)
+}
+
+impl EmailModel {
+    fn new(s: &RunSummary, portal: &Url) -> Self {
+        let c = &s.counts;
+        let pre = s.phase == Phase::Pre;
+        // Pre: every machine in scope. Post: every machine that did not simply succeed.
+        let shown = s.machines.iter().filter(|m| pre || m.outcome != Outcome::Succeeded);
+        let listed: Vec<_> = shown.collect();
+        let hidden_rows = listed.len().saturating_sub(MAX_ROWS);
+        let rows = listed
+            .into_iter()
+            .take(MAX_ROWS)
+            .map(|m| MachineRow {
+                name: m.name.clone(),
+                link: resource_link(portal, &m.id),
+                resource_group: m.resource_group.clone(),
+                kind: if m.arc { "Arc" } else { "Azure VM" },
+                os: m.os.clone().unwrap_or_else(|| "—".to_owned()),
+                outcome: m.outcome.label(),
+                color: outcome_color(m.outcome),
+                installed: m.installed,
+                failed: m.failed,
+                pending: m.pending,
+                reboot: m.reboot_status.clone().unwrap_or_else(|| "—".to_owned()),
+                note: {
+                    let mut n = m.note.clone().unwrap_or_default();
+                    if m.unlisted {
+                        n = format!("Not in the run's machine list. {n}").trim().to_owned();
+                    }
+                    n
+                },
+            })
+            .collect();
+        let failed_patches = s
+            .failed_patches
+            .iter()
+            .map(|p| {
+                let mut machines = p.machines.iter().take(MAX_PATCH_MACHINES).cloned().collect::<Vec<_>>().join(", ");
+                if p.machines.len() > MAX_PATCH_MACHINES {
+                    machines.push_str(&format!(" and {} more", p.machines.len() - MAX_PATCH_MACHINES));
+                }
+                PatchRow {
+                    key: p.key.clone(),
+                    title: p.title.clone(),
+                    classifications: p.classifications.join(", "),
+                    count: p.machines.len(),
+                    machines,
+                }
+            })
+            .collect();
+        let totals = Outcome::ALL
+            .iter()
+            .map(|o| Total { label: o.label(), count: c.of(*o), color: outcome_color(*o) })
+            .filter(|t| t.count > 0 || t.label == "Succeeded")
+            .collect();
+        let timing = match (s.first_start, s.last_finish) {
+            (Some(a), Some(b)) => {
+                let mut t = format!(
+                    "Installs ran from {} to {} ({})",
+                    format_time(a),
+                    format_time(b),
+                    format_minutes((b - a).whole_minutes())
+                );
+                if let Some((name, mins)) = &s.longest_install {
+                    t.push_str(&format!("; the longest took {} on {name}", format_minutes(*mins)));
+                }
+                t.push('.');
+                t
+            }
+            _ => String::new(),
+        };
+        let verdict_color = match s.verdict {
+            patchwatch_model::summary::Verdict::Succeeded => outcome_color(Outcome::Succeeded),
+            patchwatch_model::summary::Verdict::Failed => outcome_color(Outcome::Failed),
+            patchwatch_model::summary::Verdict::Incomplete
+            | patchwatch_model::summary::Verdict::NoMachines
+            | patchwatch_model::summary::Verdict::Cancelled => outcome_color(Outcome::NoResult),
+            patchwatch_model::summary::Verdict::WindowExceeded => outcome_color(Outcome::WindowExceeded),
+            _ => outcome_color(Outcome::CompletedWithWarnings),
+        };
+        Self {
+            subject: s.subject(),
+            scope: String::new(),
+            verdict: if pre { "Patching soon" } else { s.verdict.label() },
+            verdict_color: if pre { "#1f4e79" } else { verdict_color },
+            all_ok: s.verdict.is_ok(),
+            configuration: s.configuration_name.clone(),
+            configuration_link: resource_link(portal, &s.configuration_id),
+            window: format!("{} – {}", format_time(s.window_start), format_time(s.window_end)),
+            window_length: format_minutes(s.window_minutes()),
+            cutoff: s.cancellation_cutoff.map(format_time).unwrap_or_default(),
+            subscriptions: s.subscriptions.join(", "),
+            reported_status: s.reported_status.clone().unwrap_or_default(),
+            run_id: s.run_id.clone(),
+            total: c.total,
+            patched: c.patched,
+            totals,
+            rows,
+            hidden_rows,
+            failed_patches,
+            advice: s.advice.clone(),
+            timing,
+            generated: format_time(OffsetDateTime::now_utc()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchwatch_model::summary::{Counts, MachineOutcome, RunSummary, Verdict};
+    use time::macros::datetime;
+
+    fn summary(name: &str, note: &str) -> RunSummary {
+        RunSummary {
+            phase: Phase::Post,
+            run_id: "/run".into(),
+            configuration_id: "/mc".into(),
+            configuration_name: name.into(),
+            window_start: datetime!(2023-05-09 15:00 UTC),
+            window_end: datetime!(2023-05-09 18:55 UTC),
+            cancellation_cutoff: None,
+            subscriptions: vec!["s".into()],
+            reported_status: Some("Succeeded".into()),
+            verdict: Verdict::Failed,
+            counts: Counts { total: 1, failed: 1, ..Counts::default() },
+            machines: vec![MachineOutcome {
+                id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/<vm>".into(),
+                name: "<b>vm</b>".into(),
+                resource_group: "rg".into(),
+                subscription_id: "s".into(),
+                arc: false,
+                os: None,
+                outcome: Outcome::Failed,
+                status: Some("Failed".into()),
+                installed: 0,
+                failed: 0,
+                pending: 0,
+                reboot_status: None,
+                started: None,
+                finished: None,
+                errors: vec![],
+                note: Some(note.into()),
+                unlisted: false,
+                tags: Default::default(),
+            }],
+            failed_patches: vec![],
+            first_start: None,
+            last_finish: None,
+            longest_install: None,
+            advice: vec!["<script>alert(1)</script>".into()],
+        }
+    }
+
+    fn templates() -> Templates {
+        Templates::load(None, Url::parse("https://portal.azure.com/").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn html_escapes_every_value() {
+        let r =
+            templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>")).unwrap();
+        assert!(!r.html.contains("<img src=x"), "configuration name was not escaped");
+        assert!(!r.html.contains("<script>"), "advice was not escaped");
+        assert!(!r.html.contains("<b>vm</b>"), "machine name was not escaped");
+        assert!(r.html.contains("&lt;b&gt;vm&lt;/b&gt;"));
+        assert!(r.html.contains("&quot;quoted&quot; &amp; &lt;tag&gt;"));
+        assert!(r.text.contains("<b>vm</b>"), "plain text keeps the literal name");
+    }
+
+    #[test]
+    fn text_strips_control_characters() {
+        let r = templates().render(&summary("ring\u{1b}[31m", "bell\u{7}"), None).unwrap();
+        assert!(!r.text.contains('\u{1b}') && !r.text.contains('\u{7}'));
+    }
+
+    #[test]
+    fn override_directory_replaces_a_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("summary.txt.hbs"), "custom {{configuration}}").unwrap();
+        let t = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap();
+        assert_eq!(t.render(&summary("mc", "n"), None).unwrap().text, "custom mc");
+        std::fs::write(dir.path().join("summary.txt.hbs"), "{{#if}}").unwrap();
+        let err = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("summary.txt"), "{err}");
+    }
+
+    #[test]
+    fn formats_are_readable() {
+        assert_eq!(format_minutes(235), "3 h 55 min");
+        assert_eq!(format_minutes(120), "2 h");
+        assert_eq!(format_time(datetime!(2023-05-09 15:00:59 +02:00)), "2023-05-09 13:00 UTC");
+    }
+}

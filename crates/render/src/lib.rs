@@ -1,0 +1,14 @@
+//! patchwatch-render: how patchwatch's messages look. Pure functions over the model: email
+//! through handlebars templates ([`email`]), Teams cards ([`teams`]), Slack messages ([`slack`]),
+//! the signed webhook's body ([`webhook`]), action group webhook bodies ([`common_alert`]) and
+//! notice payloads ([`notice`]). Every template and payload escapes what it prints.
+
+pub mod common_alert;
+pub mod email;
+pub mod notice;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+pub use email::{RenderError, Rendered, Templates};
+pub use patchwatch_model::text::{format_minutes, format_time};

@@ -1,0 +1,98 @@
+//! Notice payloads for chat and webhook channels (email notices render through the templates).
+
+use patchwatch_model::notice::{EVENT_TYPE, Notice, Severity};
+use serde_json::{Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// The signed-webhook body (schema version 1).
+pub fn webhook_body(n: &Notice, now: OffsetDateTime) -> String {
+    let facts: serde_json::Map<String, Value> = n.facts.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    json!({
+        "type": EVENT_TYPE,
+        "schemaVersion": 1,
+        "timestamp": now.format(&Rfc3339).unwrap_or_default(),
+        "data": {
+            "kind": n.kind, "key": n.key, "severity": n.severity, "title": n.title,
+            "configuration": n.configuration, "facts": facts, "text": n.text, "link": n.link,
+        }
+    })
+    .to_string()
+}
+
+/// A Teams Workflows message with one Adaptive Card.
+pub fn teams_card(n: &Notice) -> Value {
+    use crate::teams::escape;
+    let color = match n.severity {
+        Severity::Info => "Good",
+        Severity::Warning => "Warning",
+        Severity::Critical => "Attention",
+    };
+    let facts: Vec<Value> = n.facts.iter().map(|(k, v)| json!({ "title": escape(k), "value": escape(v) })).collect();
+    let mut body = vec![
+        json!({ "type": "TextBlock", "text": escape(&n.title), "weight": "Bolder", "size": "Medium", "wrap": true, "color": color }),
+        json!({ "type": "FactSet", "facts": facts }),
+    ];
+    // Card text escaping drops line breaks: one block per line keeps the paragraphs apart.
+    body.extend(
+        n.text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| json!({ "type": "TextBlock", "text": escape(l), "wrap": true })),
+    );
+    if let Some(link) = &n.link {
+        body.push(json!({ "type": "ActionSet", "actions": [{ "type": "Action.OpenUrl", "title": "Open in the portal", "url": link }] }));
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": { "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.4", "body": body }
+        }]
+    })
+}
+
+/// A Slack message.
+pub fn slack_message(n: &Notice) -> Value {
+    use crate::slack::escape;
+    let facts = n.facts.iter().map(|(k, v)| format!("*{}:* {}", escape(k), escape(v))).collect::<Vec<_>>().join("\n");
+    json!({
+        "text": escape(&n.subject()),
+        "blocks": [
+            { "type": "header", "text": { "type": "plain_text", "text": n.title.chars().take(150).collect::<String>() } },
+            { "type": "section", "text": { "type": "mrkdwn", "text": format!("{facts}\n\n{}", escape(&n.text)).chars().take(2900).collect::<String>() } },
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice() -> Notice {
+        Notice {
+            kind: "gate",
+            key: "k".into(),
+            severity: Severity::Critical,
+            title: "Ring1 <b>cancelled</b>\nBcc: x@y".into(),
+            configuration: Some("Ring1".into()),
+            facts: vec![],
+            text: "*bold* <script>".into(),
+            link: None,
+        }
+        .fact("Reason", "KB5031364 failed on 30% of Ring0")
+        .fact("Empty", "")
+    }
+
+    #[test]
+    fn subjects_are_one_line_and_chat_text_is_escaped() {
+        let n = notice();
+        assert_eq!(n.facts.len(), 1, "empty facts are dropped");
+        assert!(!n.subject().contains('\n'));
+        let card = teams_card(&n).to_string();
+        assert!(card.contains(r"\\<b\\>") && card.contains(r"\\*bold\\*"), "{card}");
+        let slack = slack_message(&n).to_string();
+        assert!(slack.contains("&lt;script&gt;"), "{slack}");
+        let body: Value = serde_json::from_str(&webhook_body(&n, OffsetDateTime::UNIX_EPOCH)).unwrap();
+        assert_eq!(body["data"]["facts"]["Reason"], "KB5031364 failed on 30% of Ring0");
+    }
+}

@@ -1,0 +1,398 @@
+//! The delivery ledger: exactly-once notifications in effect under at-least-once delivery.
+//!
+//! One record per (run, phase, delivery target). A sender first claims the record (atomic
+//! create, or compare-and-swap over an expired lease or a failed attempt), sends, then commits
+//! the outcome with a compare-and-swap on the version it claimed. A duplicate event finds the
+//! record sent and sends nothing; a crashed sender's claim expires after the lease and the next
+//! delivery takes it over.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tracing::warn;
+
+use crate::store::{StateError, StateStore, Versioned, key_segment};
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Someone is sending; valid until `lease_until`.
+    Claimed,
+    /// The last attempt failed transiently; the next delivery of the event retries.
+    Pending,
+    Sent,
+    /// Refused for good (for example SMTP 550); never retried.
+    Failed,
+}
+
+/// One delivery's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub run_id: String,
+    pub configuration: String,
+    pub phase: String,
+    pub target: String,
+    pub state: DeliveryState,
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub lease_until: OffsetDateTime,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Where it went (recipients or outbox path).
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The result of trying to claim a delivery.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours to send; commit with [`Ledger::finish`].
+    Claimed(Token),
+    AlreadySent(DeliveryRecord),
+    FailedForGood(DeliveryRecord),
+    /// Another sender holds the claim until the given time.
+    Busy {
+        until: OffsetDateTime,
+    },
+}
+
+/// Proof of a claim: the record and the version it was written at.
+#[derive(Debug)]
+pub struct Token {
+    key: String,
+    etag: String,
+    pub record: DeliveryRecord,
+}
+
+impl Token {
+    /// A stable hash of the delivery's key: the same for every attempt at this delivery, so a
+    /// receiver can de-duplicate (Standard Webhooks `webhook-id`).
+    pub fn id_hash(&self) -> String {
+        format!("{:016x}", fnv64(&self.key))
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum Finish {
+    Sent { subject: String, detail: String },
+    Retry { error: String },
+    Failed { error: String },
+}
+
+/// What identifies a delivery.
+#[derive(Clone, Debug)]
+pub struct DeliveryId<'a> {
+    pub run_id: &'a str,
+    pub configuration: &'a str,
+    pub phase: &'a str,
+    pub target: &'a str,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    store: Arc<dyn StateStore>,
+    lease: Duration,
+    owner: String,
+}
+
+static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// FNV-1a: a stable short hash so keys stay unique however names are shortened.
+pub fn fnv64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The key prefix of one run: `deliveries/<configuration>-<run name>-<hash of the run id>`.
+pub fn run_prefix(run_id: &str, configuration: &str) -> String {
+    let lower = run_id.trim().trim_end_matches('/').to_ascii_lowercase();
+    let name = patchwatch_model::event::last_segment(&lower);
+    format!("deliveries/{}-{}-{:016x}", key_segment(configuration), key_segment(name), fnv64(&lower))
+}
+
+impl Ledger {
+    pub fn new(store: Arc<dyn StateStore>, lease: Duration) -> Self {
+        let owner = format!(
+            "{}-{:x}",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 ^ fnv64(&format!("{:p}", &store))
+        );
+        Self { store, lease, owner }
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    fn key(id: &DeliveryId<'_>) -> String {
+        // The readable segment is lossy (case, punctuation, length): the hash keeps targets such
+        // as "Team Web" and "team.web" apart.
+        format!(
+            "{}/{}/{}-{:08x}",
+            run_prefix(id.run_id, id.configuration),
+            key_segment(id.phase),
+            key_segment(id.target),
+            fnv64(id.target) as u32
+        )
+    }
+
+    /// The current record of a delivery, if any.
+    pub async fn status(&self, id: &DeliveryId<'_>) -> Result<Option<DeliveryRecord>, StateError> {
+        Ok(self.store.get(&Self::key(id)).await?.and_then(|v| parse(&v)))
+    }
+
+    /// Claims a delivery for sending, unless it is sent, failed for good, or claimed by someone
+    /// whose lease has not run out.
+    pub async fn claim(&self, id: &DeliveryId<'_>, now: OffsetDateTime) -> Result<Claim, StateError> {
+        let key = Self::key(id);
+        let lease_until = now + self.lease;
+        // One owner per claim attempt: concurrent requests in one process are rivals too, and
+        // only a retried write of this very attempt may find its own record.
+        let owner = format!("{}-{}", self.owner, CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        // Each round either wins or observes someone else's write; a few rounds settle any race.
+        for _ in 0..8 {
+            match self.store.get(&key).await? {
+                None => {
+                    let record = DeliveryRecord {
+                        run_id: id.run_id.to_owned(),
+                        configuration: id.configuration.to_owned(),
+                        phase: id.phase.to_owned(),
+                        target: id.target.to_owned(),
+                        state: DeliveryState::Claimed,
+                        owner: owner.clone(),
+                        lease_until,
+                        attempts: 1,
+                        updated: now,
+                        sent_at: None,
+                        subject: None,
+                        detail: None,
+                        error: None,
+                    };
+                    if let Some(etag) = self.store.create(&key, &encode(&record)).await? {
+                        return Ok(Claim::Claimed(Token { key, etag, record }));
+                    }
+                }
+                Some(current) => {
+                    let record = match parse(&current) {
+                        Some(r) => r,
+                        None => {
+                            warn!(key = %key, "Unreadable delivery record; taking it over.");
+                            self.fresh_record(id, now)
+                        }
+                    };
+                    match record.state {
+                        DeliveryState::Sent => return Ok(Claim::AlreadySent(record)),
+                        DeliveryState::Failed => return Ok(Claim::FailedForGood(record)),
+                        // Our own claim (a retried write whose answer was lost) is still ours.
+                        DeliveryState::Claimed if record.lease_until > now && record.owner != owner => {
+                            return Ok(Claim::Busy { until: record.lease_until });
+                        }
+                        DeliveryState::Claimed | DeliveryState::Pending => {
+                            if record.state == DeliveryState::Claimed {
+                                warn!(key = %key, previous_owner = %record.owner, "Claim expired; taking the delivery over.");
+                            }
+                            let mut next = record;
+                            next.state = DeliveryState::Claimed;
+                            next.owner.clone_from(&owner);
+                            next.lease_until = lease_until;
+                            next.attempts += 1;
+                            next.updated = now;
+                            if let Some(etag) = self.store.replace(&key, &encode(&next), &current.etag).await? {
+                                return Ok(Claim::Claimed(Token { key, etag, record: next }));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Err(StateError::Unavailable(format!("{key}: too much contention claiming the delivery")))
+    }
+
+    /// Records how a claimed attempt ended. `Ok(false)` means the claim was lost (its lease ran
+    /// out and another sender took over) and nothing was written.
+    pub async fn finish(&self, token: Token, finish: Finish, now: OffsetDateTime) -> Result<bool, StateError> {
+        let mut record = token.record;
+        record.updated = now;
+        match finish {
+            Finish::Sent { subject, detail } => {
+                record.state = DeliveryState::Sent;
+                record.sent_at = Some(now);
+                record.subject = Some(subject);
+                record.detail = Some(detail);
+                record.error = None;
+            }
+            Finish::Retry { error } => {
+                record.state = DeliveryState::Pending;
+                record.error = Some(error);
+            }
+            Finish::Failed { error } => {
+                record.state = DeliveryState::Failed;
+                record.error = Some(error);
+            }
+        }
+        // The send already happened: a passing store error must not leave the claim hanging.
+        let data = encode(&record);
+        let mut attempt = 0;
+        loop {
+            match self.store.replace(&token.key, &data, &token.etag).await {
+                Ok(written) => return Ok(written.is_some()),
+                Err(e) if attempt >= 2 => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "Recording the delivery failed; retrying.");
+                    tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Every delivery record, or those of runs whose id or name contains `run`.
+    pub async fn list(&self, run: Option<&str>) -> Result<Vec<DeliveryRecord>, StateError> {
+        let mut out = Vec::new();
+        for key in self.store.list("deliveries/").await? {
+            if let Some(record) = self.store.get(&key).await?.and_then(|v| parse(&v)) {
+                let wanted = run.is_none_or(|r| {
+                    let r = r.to_ascii_lowercase();
+                    record.run_id.to_ascii_lowercase().contains(&r) || key.contains(&r)
+                });
+                if wanted {
+                    out.push(record);
+                }
+            }
+        }
+        out.sort_by_key(|r| r.updated);
+        Ok(out)
+    }
+
+    /// Puts the run's deliveries that failed for good back to pending (after the operator fixed
+    /// the cause), and clears its "every notification delivered" marks, so the next delivery of
+    /// the event retries exactly those. Returns how many were reset.
+    pub async fn retry_failed(&self, run: &str) -> Result<usize, StateError> {
+        let run = run.trim().trim_end_matches('/').to_ascii_lowercase();
+        let mut reset = 0;
+        for key in self.store.list("deliveries/").await? {
+            let Some(current) = self.store.get(&key).await? else { continue };
+            let Some(mut record) = parse(&current) else { continue };
+            // Exactly this run: its full id, or its name (the id's last segment).
+            let id = record.run_id.trim_end_matches('/').to_ascii_lowercase();
+            if run.is_empty() || (id != run && patchwatch_model::event::last_segment(&id) != run) {
+                continue;
+            }
+            if record.target == patchwatch_engine::pipeline::ALL_TARGETS {
+                self.store.delete(&key, Some(&current.etag)).await?;
+            } else if record.state == DeliveryState::Failed {
+                record.state = DeliveryState::Pending;
+                if self.store.replace(&key, &encode(&record), &current.etag).await?.is_some() {
+                    reset += 1;
+                }
+            }
+        }
+        Ok(reset)
+    }
+
+    fn fresh_record(&self, id: &DeliveryId<'_>, now: OffsetDateTime) -> DeliveryRecord {
+        DeliveryRecord {
+            run_id: id.run_id.to_owned(),
+            configuration: id.configuration.to_owned(),
+            phase: id.phase.to_owned(),
+            target: id.target.to_owned(),
+            state: DeliveryState::Pending,
+            owner: String::new(),
+            lease_until: now,
+            attempts: 0,
+            updated: now,
+            sent_at: None,
+            subject: None,
+            detail: None,
+            error: None,
+        }
+    }
+}
+
+fn encode(record: &DeliveryRecord) -> Vec<u8> {
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+fn parse(v: &Versioned) -> Option<DeliveryRecord> {
+    serde_json::from_slice(&v.data).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::file::FileStore;
+    use time::macros::datetime;
+
+    fn id() -> DeliveryId<'static> {
+        DeliveryId {
+            run_id: "/s/x/providers/microsoft.maintenance/applyupdates/20261110220000",
+            configuration: "Ring2",
+            phase: "post",
+            target: "email",
+        }
+    }
+
+    const T0: OffsetDateTime = datetime!(2026-11-10 23:00 UTC);
+
+    #[tokio::test]
+    async fn claim_send_then_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
+        let Claim::Claimed(token) = ledger.claim(&id(), T0).await.unwrap() else { panic!("first claim must win") };
+        assert!(matches!(ledger.claim(&id(), T0).await.unwrap(), Claim::Busy { .. }));
+        let sent = Finish::Sent { subject: "s".into(), detail: "d".into() };
+        assert!(ledger.finish(token, sent, T0).await.unwrap());
+        assert!(matches!(ledger.claim(&id(), T0).await.unwrap(), Claim::AlreadySent(_)));
+        assert_eq!(ledger.list(Some("20261110220000")).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_claim_is_taken_over_and_the_old_owner_cannot_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(FileStore::new(dir.path()));
+        let crashed = Ledger::new(store.clone(), Duration::from_secs(60));
+        let next = Ledger::new(store, Duration::from_secs(60));
+        let Claim::Claimed(old) = crashed.claim(&id(), T0).await.unwrap() else { panic!() };
+        let later = T0 + Duration::from_secs(61);
+        let Claim::Claimed(new) = next.claim(&id(), later).await.unwrap() else {
+            panic!("expired claim must be taken over")
+        };
+        assert_eq!(new.record.attempts, 2);
+        assert!(!crashed.finish(old, Finish::Sent { subject: "s".into(), detail: "d".into() }, later).await.unwrap());
+        assert!(next.finish(new, Finish::Retry { error: "smtp down".into() }, later).await.unwrap());
+        let Claim::Claimed(again) = next.claim(&id(), later).await.unwrap() else { panic!("pending is retried") };
+        assert!(next.finish(again, Finish::Failed { error: "550".into() }, later).await.unwrap());
+        assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::FailedForGood(_)));
+        assert_eq!(next.retry_failed("20261110220000").await.unwrap(), 1);
+        assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::Claimed(_)), "reset deliveries are retried");
+    }
+
+    #[tokio::test]
+    async fn targets_that_read_alike_are_separate_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
+        let long_a = "x".repeat(200);
+        let long_b = format!("{long_a}y");
+        for target in ["owners.owners.team.web", "owners.owners.Team Web", long_a.as_str(), long_b.as_str()] {
+            let id = DeliveryId { target, ..id() };
+            assert!(matches!(ledger.claim(&id, T0).await.unwrap(), Claim::Claimed(_)), "{target} collided");
+        }
+    }
+
+    #[test]
+    fn run_prefix_is_stable_and_safe() {
+        let a = run_prefix("/S/X/providers/Microsoft.Maintenance/applyUpdates/20261110220000", "Ring2/Prod");
+        let b = run_prefix("/s/x/providers/microsoft.maintenance/applyupdates/20261110220000/", "Ring2/Prod");
+        assert_eq!(a, b);
+        assert!(crate::keys::check(&a).is_ok(), "{a}");
+    }
+}
