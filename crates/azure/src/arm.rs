@@ -9,10 +9,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::resource_graph::{GraphError, default_http_client, status_error};
+use crate::http::{AzureError, default_http_client, retry_after, status_error};
 use patchwatch_model::resource_id::ResourceId;
 
 /// Compute API version for VM actions (start, deallocate, installPatches).
+/// ARM's waits are honoured up to ten minutes; a longer one becomes "retry the event later".
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 pub const COMPUTE_API: &str = "2024-07-01";
 /// Arc (HybridCompute) installPatches: the version Microsoft's docs use; no GA version is documented.
 pub const HYBRID_COMPUTE_API: &str = "2020-08-15-preview";
@@ -59,8 +62,8 @@ impl ArmClient {
     /// own (a validated id has no `/`, `.`, `..` or `%` segment to begin with). The result is
     /// checked to stay on the endpoint and to name exactly the id's segments before any token
     /// is attached.
-    fn url(&self, id: &ResourceId, action: Option<&str>, api_version: &str) -> Result<Url, GraphError> {
-        let refuse = |why: &str| GraphError::Decode(format!("ARM URL for {id} refused: {why}"));
+    fn url(&self, id: &ResourceId, action: Option<&str>, api_version: &str) -> Result<Url, AzureError> {
+        let refuse = |why: &str| AzureError::Decode(format!("ARM URL for {id} refused: {why}"));
         let mut url = self.endpoint.clone();
         url.set_query(None);
         url.set_fragment(None);
@@ -88,9 +91,9 @@ impl ArmClient {
 
     /// Reads one resource as JSON. Errors reuse the Resource Graph classification (throttling,
     /// 403, transport), which is ARM's own.
-    pub async fn get<T: DeserializeOwned>(&self, id: &ResourceId, api_version: &str) -> Result<T, GraphError> {
+    pub async fn get<T: DeserializeOwned>(&self, id: &ResourceId, api_version: &str) -> Result<T, AzureError> {
         let r = self.request(Method::GET, self.url(id, None, api_version)?, None).await?;
-        serde_json::from_value(r.body).map_err(|e| GraphError::Decode(e.to_string()))
+        serde_json::from_value(r.body).map_err(|e| AzureError::Decode(e.to_string()))
     }
 
     /// `POST {resource id}/{action}` (for example `start`), body optional. 200 and 202 both succeed.
@@ -100,7 +103,7 @@ impl ArmClient {
         action: &'static str,
         api_version: &str,
         body: Option<&Value>,
-    ) -> Result<ArmResponse, GraphError> {
+    ) -> Result<ArmResponse, AzureError> {
         self.request(Method::POST, self.url(id, Some(action), api_version)?, body).await
     }
 
@@ -111,23 +114,23 @@ impl ArmClient {
         api_version: &str,
         body: &Value,
         within: Option<Duration>,
-    ) -> Result<ArmResponse, GraphError> {
+    ) -> Result<ArmResponse, AzureError> {
         self.send(Method::PUT, self.url(id, None, api_version)?, Some(body), within).await
     }
 
     /// Polls a long-running operation until it answers 200 with its result, or `budget` runs
     /// out. Only URLs on the ARM endpoint's own host are followed: the bearer token goes nowhere else.
-    pub async fn poll(&self, first: &ArmResponse, budget: Duration) -> Result<Value, GraphError> {
+    pub async fn poll(&self, first: &ArmResponse, budget: Duration) -> Result<Value, AzureError> {
         if first.status != 202 {
             return Ok(first.body.clone());
         }
-        let url = first.poll_url.clone().ok_or_else(|| GraphError::Decode("202 without a Location header".into()))?;
-        let url = Url::parse(&url).map_err(|e| GraphError::Decode(format!("Location {url:?}: {e}")))?;
+        let url = first.poll_url.clone().ok_or_else(|| AzureError::Decode("202 without a Location header".into()))?;
+        let url = Url::parse(&url).map_err(|e| AzureError::Decode(format!("Location {url:?}: {e}")))?;
         if url.scheme() != self.endpoint.scheme()
             || url.host_str() != self.endpoint.host_str()
             || url.port_or_known_default() != self.endpoint.port_or_known_default()
         {
-            return Err(GraphError::Decode(format!(
+            return Err(AzureError::Decode(format!(
                 "Location points at {}, not the ARM endpoint; not followed",
                 url.host_str().unwrap_or("?")
             )));
@@ -136,7 +139,7 @@ impl ArmClient {
         let mut wait = first.retry_after.unwrap_or(self.min_poll).max(self.min_poll);
         loop {
             if tokio::time::Instant::now() + wait > deadline {
-                return Err(GraphError::Decode(format!("operation still running after {}s", budget.as_secs())));
+                return Err(AzureError::Decode(format!("operation still running after {}s", budget.as_secs())));
             }
             tokio::time::sleep(wait).await;
             let r = self.request(Method::GET, url.clone(), None).await?;
@@ -158,7 +161,7 @@ impl ArmClient {
         }
     }
 
-    async fn request(&self, method: Method, url: Url, body: Option<&Value>) -> Result<ArmResponse, GraphError> {
+    async fn request(&self, method: Method, url: Url, body: Option<&Value>) -> Result<ArmResponse, AzureError> {
         self.send(method, url, body, None).await
     }
 
@@ -168,9 +171,9 @@ impl ArmClient {
         url: Url,
         body: Option<&Value>,
         within: Option<Duration>,
-    ) -> Result<ArmResponse, GraphError> {
+    ) -> Result<ArmResponse, AzureError> {
         tracing::debug!(%method, path = url.path(), "ARM request.");
-        let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(GraphError::Credential)?;
+        let token = self.credential.get_token(&[self.scope.as_str()], None).await.map_err(AzureError::Credential)?;
         let mut request = self.http.request(method, url).bearer_auth(token.token.secret());
         if let Some(t) = within {
             request = request.timeout(t.max(Duration::from_secs(1)));
@@ -183,10 +186,9 @@ impl ArmClient {
         let response = request.send().await?;
         let status = response.status();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry_after =
-            header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(|s| Duration::from_secs(s.min(600)));
+        let wait = retry_after(response.headers(), MAX_RETRY_AFTER);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(GraphError::Throttled { retry_after: retry_after.unwrap_or(Duration::from_secs(30)) });
+            return Err(AzureError::Throttled { retry_after: wait.unwrap_or(Duration::from_secs(30)) });
         }
         let location = header("location");
         let async_operation = location.is_none() && header("azure-asyncoperation").is_some();
@@ -198,9 +200,9 @@ impl ArmClient {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()))?
+            serde_json::from_slice(&bytes).map_err(|e| AzureError::Decode(e.to_string()))?
         };
-        Ok(ArmResponse { status: status.as_u16(), poll_url, async_operation, retry_after, body })
+        Ok(ArmResponse { status: status.as_u16(), poll_url, async_operation, retry_after: wait, body })
     }
 }
 

@@ -11,18 +11,29 @@ use azure_identity::{
     UserAssignedId,
 };
 
-use patchwatch_engine::config::Config;
+use patchwatch_model::secret::Secret;
 
-/// Builds the credential for `config`. Does no network I/O: tokens are fetched on first use.
-pub fn from_config(config: &Config) -> azure_core::Result<Arc<dyn TokenCredential>> {
-    if config.managed_identity {
+/// Which identity patchwatch is, as configuration says.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// The platform provides a managed identity (Functions, App Service).
+    pub managed_identity: bool,
+    pub tenant_id: Option<String>,
+    /// A user-assigned managed identity's client id, or the service principal's.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+}
+
+/// Builds the credential for `identity`. Does no network I/O: tokens are fetched on first use.
+pub fn from_identity(identity: &Identity) -> azure_core::Result<Arc<dyn TokenCredential>> {
+    if identity.managed_identity {
         let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: config.azure_client_id.clone().map(UserAssignedId::ClientId),
+            user_assigned_id: identity.client_id.clone().map(UserAssignedId::ClientId),
             ..Default::default()
         };
         Ok(ManagedIdentityCredential::new(Some(options))?)
     } else if let (Some(tenant), Some(client), Some(secret)) =
-        (&config.azure_tenant_id, &config.azure_client_id, &config.azure_client_secret)
+        (&identity.tenant_id, &identity.client_id, &identity.client_secret)
     {
         Ok(ClientSecretCredential::new(tenant, client.clone(), secret.expose().to_owned().into(), None)?)
     } else {

@@ -116,12 +116,6 @@ impl EntraSettings {
     }
 }
 
-impl From<&patchwatch_engine::config::EventsEntra> for EntraSettings {
-    fn from(e: &patchwatch_engine::config::EventsEntra) -> Self {
-        Self::new(e.tenant.clone(), e.audience.clone(), e.authority.clone())
-    }
-}
-
 /// Why a token was refused (answer 401). The category is what gets logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -275,7 +269,7 @@ impl EntraValidator {
 
     /// A validator with patchwatch's default HTTP client.
     pub fn from_settings(settings: EntraSettings) -> Self {
-        Self::new(settings, crate::resource_graph::default_http_client())
+        Self::new(settings, crate::http::default_http_client())
     }
 
     /// The audiences accepted in `aud`.

@@ -7,11 +7,13 @@
 use std::{sync::Arc, time::Duration};
 
 use azure_core::credentials::TokenCredential;
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::format_description::well_known::Rfc3339;
 use tracing::{debug, warn};
+
+use crate::http::{AzureError, default_http_client, quota_remaining, quota_resets_after, retry_after, status_error};
 use url::Url;
 
 use patchwatch_model::rundata::{
@@ -28,33 +30,8 @@ const SUBSCRIPTIONS_PER_QUERY: usize = 250;
 const MAX_MACHINE_LOOKUPS: usize = 500;
 /// 1,000 pages of 1,000 rows: far beyond any tenant's run, short of an endless loop.
 const MAX_PAGES: u32 = 1000;
-
-/// Why a Resource Graph call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("could not get an Azure token: {0}")]
-    Credential(azure_core::Error),
-    #[error("Azure request failed: {0}")]
-    Transport(#[from] reqwest::Error),
-    #[error("Azure answered {status} {code}: {message}")]
-    Status { status: u16, code: String, message: String },
-    #[error("Azure is throttling this identity; retry after {retry_after:?}")]
-    Throttled { retry_after: Duration },
-    #[error("Azure's response could not be read: {0}")]
-    Decode(String),
-}
-
-impl GraphError {
-    /// How long to wait before the whole event is worth trying again.
-    pub fn retry_after(&self) -> Duration {
-        match self {
-            Self::Throttled { retry_after } => *retry_after,
-            Self::Status { status: 401 | 403, .. } => Duration::from_secs(300),
-            Self::Credential(_) => Duration::from_secs(60),
-            _ => Duration::from_secs(30),
-        }
-    }
-}
+/// Resource Graph may ask for a long wait when a quota is spent.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Options with defaults that suit a Functions invocation.
 #[derive(Clone, Debug)]
@@ -68,21 +45,11 @@ pub struct ResourceGraphOptions {
 impl Default for ResourceGraphOptions {
     fn default() -> Self {
         Self {
-            scope: patchwatch_engine::config::DEFAULT_ARM_SCOPE.to_owned(),
+            scope: crate::DEFAULT_ARM_SCOPE.to_owned(),
             max_throttle_wait: Duration::from_secs(20),
             http: default_http_client(),
         }
     }
-}
-
-/// A reqwest client with bounded timeouts, shared by every outbound Azure call.
-pub fn default_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("patchwatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 pub struct ResourceGraphClient {
@@ -121,7 +88,7 @@ impl ResourceGraphClient {
     }
 
     /// Loads one run: its machines, and for post events their results and failed patches.
-    pub async fn load_run(&self, query: &RunQuery) -> Result<RunData, GraphError> {
+    pub async fn load_run(&self, query: &RunQuery) -> Result<RunData, AzureError> {
         let run = kql_string(&normalise_run_id(&query.correlation_id));
         let mut collector = RunCollector::new(&query.correlation_id);
         let mut budget = self.options.max_throttle_wait;
@@ -189,7 +156,7 @@ impl ResourceGraphClient {
         subscriptions: &[String],
         collector: &mut RunCollector,
         budget: &mut Duration,
-    ) -> Result<(), GraphError> {
+    ) -> Result<(), AzureError> {
         let groups: Vec<&[String]> =
             if subscriptions.is_empty() { vec![&[]] } else { subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY).collect() };
         for group in groups {
@@ -214,17 +181,17 @@ impl ResourceGraphClient {
                 }
                 debug!(table = table.name(), page, rows, "Resource Graph page read.");
                 if page >= MAX_PAGES {
-                    return Err(GraphError::Decode(format!("{} needed more than {MAX_PAGES} pages", table.name())));
+                    return Err(AzureError::Decode(format!("{} needed more than {MAX_PAGES} pages", table.name())));
                 }
                 match response.skip_token.filter(|t| !t.is_empty()) {
                     Some(token) if skip_token.as_ref() == Some(&token) => {
-                        return Err(GraphError::Decode("Resource Graph returned the same skip token twice".to_owned()));
+                        return Err(AzureError::Decode("Resource Graph returned the same skip token twice".to_owned()));
                     }
                     Some(token) => skip_token = Some(token),
                     None => {
                         // A truncated answer without a way to page on is partial data: never summarise it.
                         if response.result_truncated.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("true")) {
-                            return Err(GraphError::Decode(format!(
+                            return Err(AzureError::Decode(format!(
                                 "{} answer truncated without a skip token",
                                 table.name()
                             )));
@@ -238,21 +205,21 @@ impl ResourceGraphClient {
     }
 
     /// One POST, retried on throttling and transient server errors within `budget`.
-    async fn post(&self, body: &serde_json::Value, budget: &mut Duration) -> Result<QueryResponse, GraphError> {
+    async fn post(&self, body: &serde_json::Value, budget: &mut Duration) -> Result<QueryResponse, AzureError> {
         let mut server_errors = 0;
         loop {
             let token = self
                 .credential
                 .get_token(&[self.options.scope.as_str()], None)
                 .await
-                .map_err(GraphError::Credential)?;
+                .map_err(AzureError::Credential)?;
             let response =
                 self.options.http.post(self.url.clone()).bearer_auth(token.token.secret()).json(body).send().await?;
             let status = response.status();
             let headers = response.headers().clone();
             if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after(&headers).unwrap_or(Duration::from_secs(5));
-                spend(budget, wait).ok_or(GraphError::Throttled { retry_after: wait })?;
+                let wait = retry_after(&headers, MAX_RETRY_AFTER).unwrap_or(Duration::from_secs(5));
+                spend(budget, wait).ok_or(AzureError::Throttled { retry_after: wait })?;
                 warn!(wait_ms = wait.as_millis() as u64, "Resource Graph throttled the query; waiting.");
                 tokio::time::sleep(wait).await;
                 continue;
@@ -273,11 +240,11 @@ impl ResourceGraphClient {
             // Quota spent: wait for the window to reset before the next page instead of being refused.
             if quota_remaining(&headers) == Some(0) {
                 let wait = quota_resets_after(&headers).unwrap_or(Duration::from_secs(5));
-                spend(budget, wait).ok_or(GraphError::Throttled { retry_after: wait })?;
+                spend(budget, wait).ok_or(AzureError::Throttled { retry_after: wait })?;
                 debug!(wait_ms = wait.as_millis() as u64, "Resource Graph quota spent; waiting for reset.");
                 tokio::time::sleep(wait).await;
             }
-            return serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode(e.to_string()));
+            return serde_json::from_slice(&bytes).map_err(|e| AzureError::Decode(e.to_string()));
         }
     }
 }
@@ -285,50 +252,6 @@ impl ResourceGraphClient {
 fn spend(budget: &mut Duration, wait: Duration) -> Option<()> {
     *budget = budget.checked_sub(wait)?;
     Some(())
-}
-
-pub(crate) fn status_error(status: StatusCode, bytes: &[u8]) -> GraphError {
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: ErrorBody,
-    }
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    let (code, message) = match serde_json::from_slice::<Envelope>(bytes) {
-        Ok(e) => (e.error.code, e.error.message),
-        Err(_) => (String::new(), String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()),
-    };
-    GraphError::Status { status: status.as_u16(), code, message }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is turned into a wait too).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(3600)));
-    }
-    let when = OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let secs = (when - OffsetDateTime::now_utc()).whole_seconds().clamp(0, 3600);
-    Some(Duration::from_secs(secs.unsigned_abs()))
-}
-
-fn quota_remaining(headers: &HeaderMap) -> Option<u64> {
-    headers.get("x-ms-user-quota-remaining")?.to_str().ok()?.trim().parse().ok()
-}
-
-/// `x-ms-user-quota-resets-after` is `hh:mm:ss`.
-fn quota_resets_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("x-ms-user-quota-resets-after")?.to_str().ok()?;
-    let mut secs = 0f64;
-    for part in v.trim().split(':') {
-        secs = secs * 60.0 + part.parse::<f64>().ok()?;
-    }
-    secs.is_finite().then(|| Duration::from_secs_f64(secs.clamp(0.0, 3600.0)))
 }
 
 /// A KQL string literal. Resource ids are data, not query text.
@@ -339,17 +262,6 @@ fn kql_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quota_headers_parse() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ms-user-quota-remaining", "0".parse().unwrap());
-        h.insert("x-ms-user-quota-resets-after", "00:00:03".parse().unwrap());
-        h.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(quota_remaining(&h), Some(0));
-        assert_eq!(quota_resets_after(&h), Some(Duration::from_secs(3)));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    }
 
     #[test]
     fn kql_strings_are_escaped() {

@@ -80,6 +80,12 @@ pub struct EventsEntra {
     pub authority: Url,
 }
 
+impl From<&EventsEntra> for patchwatch_azure::entra::EntraSettings {
+    fn from(e: &EventsEntra) -> Self {
+        Self::new(e.tenant.clone(), e.audience.clone(), e.authority.clone())
+    }
+}
+
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -23,7 +23,7 @@ pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: Offse
     let subscription = patchwatch_model::event::subscription_of(&s.configuration_id).unwrap_or_default();
     // One alert per run, phase, route and owner: receivers that de-duplicate on alertId keep them apart.
     let identity = format!("{}|{}|{route}|{}", s.run_id.to_ascii_lowercase(), s.phase.as_str(), group.unwrap_or(""));
-    let hash = patchwatch_state::ledger::fnv64(&identity);
+    let hash = patchwatch_model::text::fnv64(&identity);
     let items: Vec<&str> =
         s.machines.iter().filter(|m| m.outcome != Outcome::Succeeded).map(|m| m.name.as_str()).take(100).collect();
     json!({
@@ -40,7 +40,7 @@ pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: Offse
                 "configurationItems": items,
                 "originAlertId": s.run_id,
                 "firedDateTime": ts(now),
-                "description": super::headline(s, group),
+                "description": crate::headline(s, group),
                 "essentialsVersion": "1.0",
                 "alertContextVersion": "1.0"
             },
@@ -54,7 +54,7 @@ pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: Offse
                     "advice": s.advice,
                 }
             },
-            "customProperties": { "verdict": s.verdict.label(), "subject": super::headline(s, group) }
+            "customProperties": { "verdict": s.verdict.label(), "subject": crate::headline(s, group) }
         }
     })
 }

@@ -12,3 +12,13 @@ pub mod webhook;
 
 pub use email::{RenderError, Rendered, Templates};
 pub use patchwatch_model::text::{format_minutes, format_time};
+
+use patchwatch_model::summary::RunSummary;
+
+/// A one-line headline for chat channels.
+pub fn headline(s: &RunSummary, group: Option<&str>) -> String {
+    match group {
+        Some(g) => format!("{} ({g})", s.subject()),
+        None => s.subject(),
+    }
+}

@@ -34,7 +34,7 @@ fn clip(s: String) -> String {
 }
 
 pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
-    let headline = super::headline(s, group);
+    let headline = crate::headline(s, group);
     let counts: Vec<String> = Outcome::ALL
         .iter()
         .filter(|o| s.counts.of(**o) > 0)

@@ -62,7 +62,7 @@ fn build(s: &RunSummary, group: Option<&str>, portal: &Url, max_lines: usize) ->
     }
     let mut body = vec![
         json!({ "type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": true, "color": color(s.verdict),
-                "text": escape(&super::headline(s, group)) }),
+                "text": escape(&crate::headline(s, group)) }),
         json!({ "type": "FactSet", "facts": facts }),
     ];
     let attention: Vec<String> = s

@@ -328,11 +328,3 @@ fn retry_after(r: &reqwest::Response) -> Option<Duration> {
     let v = r.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
     Some(Duration::from_secs(v.min(600)))
 }
-
-/// A one-line headline for chat channels.
-pub fn headline(s: &RunSummary, group: Option<&str>) -> String {
-    match group {
-        Some(g) => format!("{} ({g})", s.subject()),
-        None => s.subject(),
-    }
-}
