@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    ledger::fnv64,
-    state::{StateError, StateStore, key_segment},
+    keys,
+    store::{StateError, StateStore},
 };
 
 /// An approved or rejected change for a configuration and window.
@@ -75,11 +75,11 @@ impl Approvals {
     }
 
     fn prefix(configuration: &str) -> String {
-        format!("approvals/{}-{:08x}/", key_segment(configuration), fnv64(&configuration.to_ascii_lowercase()) as u32)
+        keys::approvals_prefix(configuration)
     }
 
     fn key(configuration: &str, change: &str) -> String {
-        format!("{}{}-{:016x}", Self::prefix(configuration), key_segment(change), fnv64(&change.to_ascii_lowercase()))
+        keys::approval(configuration, change)
     }
 
     /// Records a decision; an identical one already stored, or an older one, changes nothing.
@@ -140,7 +140,7 @@ impl Approvals {
     }
 
     fn ack_key(run_id: &str) -> String {
-        format!("acks/{:016x}", fnv64(&run_id.to_ascii_lowercase()))
+        keys::ack(run_id)
     }
 
     /// Records an acknowledgement; `false` if the run was already acknowledged.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use patchwatch_model::summary::{Outcome, RunSummary};
+
 use crate::{
-    ledger::run_prefix,
-    state::{StateError, StateStore, key_segment},
-    summary::{Outcome, RunSummary},
+    keys,
+    store::{StateError, StateStore},
 };
 
 /// What is kept of one run.
@@ -83,8 +84,7 @@ impl History {
 
     fn key(run_id: &str, configuration: &str) -> String {
         // Same run identity as the ledger, under history/<configuration>/ so one prefix lists a ring.
-        let run = run_prefix(run_id, configuration);
-        format!("history/{}/{}", key_segment(configuration), run.trim_start_matches("deliveries/"))
+        keys::history(run_id, configuration)
     }
 
     /// Stores (or replaces) the record of a post-event summary, then prunes expired records of
@@ -109,7 +109,7 @@ impl History {
     /// Records of one configuration, oldest first.
     pub async fn runs(&self, configuration: &str) -> Result<Vec<RunRecord>, StateError> {
         let mut out = Vec::new();
-        for key in self.store.list(&format!("history/{}/", key_segment(configuration))).await? {
+        for key in self.store.list(&keys::history_prefix(configuration)).await? {
             if let Some(v) = self.store.get(&key).await?
                 && let Ok(r) = serde_json::from_slice::<RunRecord>(&v.data)
             {

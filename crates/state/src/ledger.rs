@@ -6,13 +6,25 @@
 //! record sent and sends nothing; a crashed sender's claim expires after the lease and the next
 //! delivery takes it over.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use crate::store::{StateError, StateStore, Versioned, key_segment};
+use patchwatch_model::{
+    event::last_segment,
+    failure::{MIN_RETRY, STATE_RETRY},
+    text::fnv64,
+};
+
+use crate::{
+    keys,
+    store::{StateError, StateStore, Versioned},
+};
+
+/// The ledger target that marks a run and phase as fully delivered.
+pub const ALL_TARGETS: &str = "all-notifications";
 
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +101,20 @@ pub enum Finish {
     Failed { error: String },
 }
 
+/// A clock, injectable so tests can stand inside or after a lease or grace period.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// What [`Ledger::once`] did.
+#[derive(Debug)]
+pub enum Once<T> {
+    /// This call claimed the delivery and acted; the act step's value.
+    Acted(T),
+    /// An earlier attempt settled it (sent, or refused for good): its record.
+    Settled(DeliveryRecord),
+    /// Another sender holds the claim: ask again after this long.
+    Busy { retry_after: Duration },
+}
+
 /// What identifies a delivery.
 #[derive(Clone, Debug)]
 pub struct DeliveryId<'a> {
@@ -107,18 +133,6 @@ pub struct Ledger {
 
 static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// FNV-1a: a stable short hash so keys stay unique however names are shortened.
-pub fn fnv64(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
-/// The key prefix of one run: `deliveries/<configuration>-<run name>-<hash of the run id>`.
-pub fn run_prefix(run_id: &str, configuration: &str) -> String {
-    let lower = run_id.trim().trim_end_matches('/').to_ascii_lowercase();
-    let name = patchwatch_model::event::last_segment(&lower);
-    format!("deliveries/{}-{}-{:016x}", key_segment(configuration), key_segment(name), fnv64(&lower))
-}
-
 impl Ledger {
     pub fn new(store: Arc<dyn StateStore>, lease: Duration) -> Self {
         let owner = format!(
@@ -134,15 +148,7 @@ impl Ledger {
     }
 
     fn key(id: &DeliveryId<'_>) -> String {
-        // The readable segment is lossy (case, punctuation, length): the hash keeps targets such
-        // as "Team Web" and "team.web" apart.
-        format!(
-            "{}/{}/{}-{:08x}",
-            run_prefix(id.run_id, id.configuration),
-            key_segment(id.phase),
-            key_segment(id.target),
-            fnv64(id.target) as u32
-        )
+        keys::delivery(id.run_id, id.configuration, id.phase, id.target)
     }
 
     /// The current record of a delivery, if any.
@@ -217,6 +223,37 @@ impl Ledger {
         Err(StateError::Unavailable(format!("{key}: too much contention claiming the delivery")))
     }
 
+    /// The one delivery protocol: claim → act → commit. Claims `id`; if the claim is ours, runs
+    /// `act` (which gets the token, for its stable id) and records the [`Finish`] it returns.
+    /// A delivery already settled is not acted on again, and a busy claim is never waited on
+    /// here: the caller's upstream retries after [`Once::Busy`]'s wait (the holder's lease, 1 to
+    /// 30 seconds: a live holder usually finishes well inside it, a dead one's lease runs out).
+    /// A commit that fails after the act is logged, not returned: the act happened, and a
+    /// redelivery after the lease finds the record pending or takes the claim over.
+    pub async fn once<T, Fut>(
+        &self,
+        id: &DeliveryId<'_>,
+        clock: &Clock,
+        act: impl FnOnce(&Token) -> Fut,
+    ) -> Result<Once<T>, StateError>
+    where
+        Fut: Future<Output = (Finish, T)>,
+    {
+        let now = clock();
+        let token = match self.claim(id, now).await? {
+            Claim::Claimed(token) => token,
+            Claim::AlreadySent(record) | Claim::FailedForGood(record) => return Ok(Once::Settled(record)),
+            Claim::Busy { until } => return Ok(Once::Busy { retry_after: busy_wait(until, now) }),
+        };
+        let (finish, value) = act(&token).await;
+        match self.finish(token, finish, clock()).await {
+            Ok(true) => {}
+            Ok(false) => warn!(target = id.target, "The claim expired while acting; another instance may act again."),
+            Err(e) => tracing::error!(target = id.target, error = %e, "The outcome could not be recorded in the state store."),
+        }
+        Ok(Once::Acted(value))
+    }
+
     /// Records how a claimed attempt ended. `Ok(false)` means the claim was lost (its lease ran
     /// out and another sender took over) and nothing was written.
     pub async fn finish(&self, token: Token, finish: Finish, now: OffsetDateTime) -> Result<bool, StateError> {
@@ -258,7 +295,7 @@ impl Ledger {
     /// Every delivery record, or those of runs whose id or name contains `run`.
     pub async fn list(&self, run: Option<&str>) -> Result<Vec<DeliveryRecord>, StateError> {
         let mut out = Vec::new();
-        for key in self.store.list("deliveries/").await? {
+        for key in self.store.list(keys::DELIVERIES).await? {
             if let Some(record) = self.store.get(&key).await?.and_then(|v| parse(&v)) {
                 let wanted = run.is_none_or(|r| {
                     let r = r.to_ascii_lowercase();
@@ -279,15 +316,15 @@ impl Ledger {
     pub async fn retry_failed(&self, run: &str) -> Result<usize, StateError> {
         let run = run.trim().trim_end_matches('/').to_ascii_lowercase();
         let mut reset = 0;
-        for key in self.store.list("deliveries/").await? {
+        for key in self.store.list(keys::DELIVERIES).await? {
             let Some(current) = self.store.get(&key).await? else { continue };
             let Some(mut record) = parse(&current) else { continue };
             // Exactly this run: its full id, or its name (the id's last segment).
             let id = record.run_id.trim_end_matches('/').to_ascii_lowercase();
-            if run.is_empty() || (id != run && patchwatch_model::event::last_segment(&id) != run) {
+            if run.is_empty() || (id != run && last_segment(&id) != run) {
                 continue;
             }
-            if record.target == patchwatch_engine::pipeline::ALL_TARGETS {
+            if record.target == ALL_TARGETS {
                 self.store.delete(&key, Some(&current.etag)).await?;
             } else if record.state == DeliveryState::Failed {
                 record.state = DeliveryState::Pending;
@@ -316,6 +353,11 @@ impl Ledger {
             error: None,
         }
     }
+}
+
+/// How long to wait on a claim someone else holds: until its lease ends, between 1 and 30 s.
+fn busy_wait(until: OffsetDateTime, now: OffsetDateTime) -> Duration {
+    Duration::try_from(until - now).unwrap_or(Duration::ZERO).clamp(MIN_RETRY, STATE_RETRY)
 }
 
 fn encode(record: &DeliveryRecord) -> Vec<u8> {
@@ -376,6 +418,53 @@ mod tests {
         assert!(matches!(next.claim(&id(), later).await.unwrap(), Claim::Claimed(_)), "reset deliveries are retried");
     }
 
+    fn clock_at(t: OffsetDateTime) -> Clock {
+        Arc::new(move || t)
+    }
+
+    #[tokio::test]
+    async fn once_acts_once_and_reports_the_settled_record_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
+        let clock = clock_at(T0);
+        let sent = || Finish::Sent { subject: "s".into(), detail: "to ops".into() };
+        let first = ledger.once(&id(), &clock, |t| { let hash = t.id_hash(); async move { (sent(), hash) } }).await.unwrap();
+        let Once::Acted(hash) = first else { panic!("the first call acts") };
+        assert_eq!(hash.len(), 16);
+        let mut acted = false;
+        let again = ledger.once(&id(), &clock, |_| { acted = true; async { (sent(), ()) } }).await.unwrap();
+        assert!(!acted, "a settled delivery is not acted on again");
+        let Once::Settled(record) = again else { panic!("the second call finds the record") };
+        assert_eq!((record.state, record.detail.as_deref()), (DeliveryState::Sent, Some("to ops")));
+    }
+
+    #[tokio::test]
+    async fn once_retries_after_a_transient_finish_and_never_after_a_permanent_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
+        let clock = clock_at(T0);
+        let retry = ledger.once(&id(), &clock, |_| async { (Finish::Retry { error: "503".into() }, 1) }).await.unwrap();
+        assert!(matches!(retry, Once::Acted(1)));
+        let failed = ledger.once(&id(), &clock, |_| async { (Finish::Failed { error: "550".into() }, 2) }).await.unwrap();
+        assert!(matches!(failed, Once::Acted(2)), "a pending delivery is acted on again");
+        let after = ledger.once(&id(), &clock, |_| async { (Finish::Retry { error: "x".into() }, 3) }).await.unwrap();
+        let Once::Settled(record) = after else { panic!("failed for good is settled") };
+        assert_eq!(record.state, DeliveryState::Failed);
+    }
+
+    #[tokio::test]
+    async fn once_does_not_wait_on_a_busy_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(600));
+        let Claim::Claimed(_held) = ledger.claim(&id(), T0).await.unwrap() else { panic!() };
+        let busy = ledger.once(&id(), &clock_at(T0), |_| async { (Finish::Retry { error: "x".into() }, ()) }).await.unwrap();
+        let Once::Busy { retry_after } = busy else { panic!("a held claim is busy") };
+        assert_eq!(retry_after, STATE_RETRY, "a long lease is re-checked within 30 s");
+        let near_end = T0 + Duration::from_secs(599);
+        let busy = ledger.once(&id(), &clock_at(near_end), |_| async { (Finish::Retry { error: "x".into() }, ()) }).await.unwrap();
+        assert!(matches!(busy, Once::Busy { retry_after } if retry_after == MIN_RETRY));
+    }
+
     #[tokio::test]
     async fn targets_that_read_alike_are_separate_deliveries() {
         let dir = tempfile::tempdir().unwrap();
@@ -386,13 +475,5 @@ mod tests {
             let id = DeliveryId { target, ..id() };
             assert!(matches!(ledger.claim(&id, T0).await.unwrap(), Claim::Claimed(_)), "{target} collided");
         }
-    }
-
-    #[test]
-    fn run_prefix_is_stable_and_safe() {
-        let a = run_prefix("/S/X/providers/Microsoft.Maintenance/applyUpdates/20261110220000", "Ring2/Prod");
-        let b = run_prefix("/s/x/providers/microsoft.maintenance/applyupdates/20261110220000/", "Ring2/Prod");
-        assert_eq!(a, b);
-        assert!(crate::keys::check(&a).is_ok(), "{a}");
     }
 }

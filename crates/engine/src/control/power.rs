@@ -24,21 +24,6 @@ use crate::{
     state::{StateError, StateStore},
 };
 
-/// A machine patchwatch powered on for a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PoweredMachine {
-    pub machine_id: String,
-    pub run_id: String,
-    /// `starting` (claimed), `started`, `stopped`.
-    pub state: String,
-    /// The power state before patchwatch started it (`deallocated` or `stopped`), restored after the run.
-    #[serde(default)]
-    pub before: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated: OffsetDateTime,
-    pub error: Option<String>,
-}
-
 /// What one power pass did.
 #[derive(Debug, Default)]
 pub struct PowerReport {
@@ -47,14 +32,6 @@ pub struct PowerReport {
     /// Machine and error; transient errors make the event worth retrying.
     pub failed: Vec<(String, String)>,
     pub transient: bool,
-}
-
-fn prefix(run_id: &str) -> String {
-    format!("power/{:016x}/", fnv64(&run_id.to_ascii_lowercase()))
-}
-
-fn key(run_id: &str, machine: &str) -> String {
-    format!("{}{:016x}", prefix(run_id), fnv64(&machine.to_ascii_lowercase()))
 }
 
 /// The run's Azure VMs that are deallocated or stopped, with that state (Arc machines cannot be
@@ -98,7 +75,7 @@ pub async fn start(
                 Ok(id) => id,
                 Err(e) => return Ok((m, Outcome::Failed(format!("not started: invalid machine id: {e}"), false))),
             };
-            let k = key(run_id, &m);
+            let k = keys::power(run_id, &m);
             let record = PoweredMachine {
                 machine_id: m.clone(),
                 run_id: run_id.to_owned(),
@@ -157,7 +134,7 @@ pub async fn stop(
     concurrency: usize,
     now: OffsetDateTime,
 ) -> Result<PowerReport, StateError> {
-    let keys = store.list(&prefix(run_id)).await?;
+    let keys = store.list(&keys::power_prefix(run_id)).await?;
     let results: Vec<Result<(String, Outcome), StateError>> = stream::iter(keys)
         .map(|k| async move {
             let Some(v) = store.get(&k).await? else { return Ok((k, Outcome::Already)) };
@@ -191,20 +168,6 @@ pub async fn stop(
         .collect()
         .await;
     collect(results)
-}
-
-/// Machines patchwatch started for a run and their state.
-pub async fn records(store: &Arc<dyn StateStore>, run_id: &str) -> Result<Vec<PoweredMachine>, StateError> {
-    let mut out = Vec::new();
-    for k in store.list(&prefix(run_id)).await? {
-        if let Some(v) = store.get(&k).await?
-            && let Ok(r) = serde_json::from_slice::<PoweredMachine>(&v.data)
-        {
-            out.push(r);
-        }
-    }
-    out.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
-    Ok(out)
 }
 
 enum Outcome {

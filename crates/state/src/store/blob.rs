@@ -18,7 +18,8 @@ use azure_storage_blob::{
 };
 use futures::TryStreamExt;
 
-use super::{StateError, StateStore, Versioned, check_key};
+use super::{StateError, StateStore, Versioned};
+use crate::keys::check as check_key;
 
 /// The URL without its query (a SAS token is a secret).
 pub fn redact(url: &str) -> &str {

@@ -14,7 +14,8 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{StateError, StateStore, Versioned, check_key};
+use super::{StateError, StateStore, Versioned};
+use crate::keys::check as check_key;
 
 #[derive(Debug, Clone)]
 pub struct FileStore {

@@ -41,31 +41,6 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
-/// Keys are relative paths of `[A-Za-z0-9._-]` segments, so both backends map them 1:1.
-pub fn check_key(key: &str) -> Result<(), StateError> {
-    let ok = !key.is_empty()
-        && key.len() <= 512
-        && key.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && !seg.starts_with('.')
-                && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        });
-    if ok { Ok(()) } else { Err(StateError::InvalidKey(key.to_owned())) }
-}
-
-/// A key segment from arbitrary text: lower-case, unsafe characters replaced, length bounded.
-pub fn key_segment(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
-        .collect();
-    out.truncate(80);
-    let out = out.trim_matches('-').to_owned();
-    if out.is_empty() { "x".to_owned() } else { out }
-}
-
 /// Opens the store a `PATCHWATCH_STATE` URL names.
 pub fn open(
     url: &str,
@@ -90,16 +65,6 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_checked() {
-        assert!(check_key("deliveries/run-1/post/email").is_ok());
-        for bad in ["", "/abs", "a//b", "a/../b", "a/.hidden", "a b", "a\\b"] {
-            assert!(check_key(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(key_segment("Ring2/Prod ÄÖ"), "ring2-prod");
-        assert_eq!(key_segment("///"), "x");
-    }
 
     #[test]
     fn open_rejects_unknown_urls() {

@@ -1,0 +1,143 @@
+//! Every persisted key format, in one place. Keys are relative paths of `[A-Za-z0-9._-]`
+//! segments, so the file and blob stores map them 1:1. Changing a format here orphans the
+//! records written under the old one: treat these as a stored contract.
+//!
+//! | prefix | record | written by |
+//! |---|---|---|
+//! | `deliveries/<run>/<phase>/<target>` | [`crate::ledger::DeliveryRecord`] | the ledger |
+//! | `history/<configuration>/<run>` | [`crate::history::RunRecord`] | run history |
+//! | `approvals/<configuration>/<change>` | [`crate::approvals::ChangeDecision`] | ITSM change decisions |
+//! | `acks/<run>` | [`crate::approvals::Acknowledgement`] | ITSM acknowledgements |
+//! | `power/<run>/<machine>` | [`crate::power::PoweredMachine`] | machines started for a run |
+//! | `itsm/seen/<caller>/<id>`, `itsm/requests/<caller>/<id>` | a replay marker | the ITSM webhook |
+
+use patchwatch_model::{event::last_segment, text::fnv64};
+
+use crate::store::StateError;
+
+/// Prefix of every delivery record.
+pub const DELIVERIES: &str = "deliveries/";
+
+/// Keys are relative paths of `[A-Za-z0-9._-]` segments, so both backends map them 1:1.
+pub fn check(key: &str) -> Result<(), StateError> {
+    let ok = !key.is_empty()
+        && key.len() <= 512
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.starts_with('.')
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        });
+    if ok { Ok(()) } else { Err(StateError::InvalidKey(key.to_owned())) }
+}
+
+/// A key segment from arbitrary text: lower-case, unsafe characters replaced, length bounded.
+pub fn segment(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    out.truncate(80);
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() { "x".to_owned() } else { out }
+}
+
+/// The key prefix of one run: `deliveries/<configuration>-<run name>-<hash of the run id>`.
+pub fn run_prefix(run_id: &str, configuration: &str) -> String {
+    let lower = run_id.trim().trim_end_matches('/').to_ascii_lowercase();
+    let name = last_segment(&lower);
+    format!("{DELIVERIES}{}-{}-{:016x}", segment(configuration), segment(name), fnv64(&lower))
+}
+
+/// One delivery: `<run prefix>/<phase>/<target>-<hash of the target>`. The readable segment is
+/// lossy (case, punctuation, length): the hash keeps targets such as "Team Web" and "team.web"
+/// apart.
+pub fn delivery(run_id: &str, configuration: &str, phase: &str, target: &str) -> String {
+    format!("{}/{}/{}-{:08x}", run_prefix(run_id, configuration), segment(phase), segment(target), fnv64(target) as u32)
+}
+
+/// Every history record of one configuration.
+pub fn history_prefix(configuration: &str) -> String {
+    format!("history/{}/", segment(configuration))
+}
+
+/// One run's history record: the ledger's run identity under the configuration's prefix.
+pub fn history(run_id: &str, configuration: &str) -> String {
+    let run = run_prefix(run_id, configuration);
+    format!("{}{}", history_prefix(configuration), run.trim_start_matches(DELIVERIES))
+}
+
+/// Every change decision of one configuration.
+pub fn approvals_prefix(configuration: &str) -> String {
+    format!("approvals/{}-{:08x}/", segment(configuration), fnv64(&configuration.to_ascii_lowercase()) as u32)
+}
+
+/// One change decision (a later decision on the same change replaces it).
+pub fn approval(configuration: &str, change: &str) -> String {
+    format!("{}{}-{:016x}", approvals_prefix(configuration), segment(change), fnv64(&change.to_ascii_lowercase()))
+}
+
+/// A run's acknowledgement.
+pub fn ack(run_id: &str) -> String {
+    format!("acks/{:016x}", fnv64(&run_id.to_ascii_lowercase()))
+}
+
+/// Every machine patchwatch powered on for a run.
+pub fn power_prefix(run_id: &str) -> String {
+    format!("power/{:016x}/", fnv64(&run_id.to_ascii_lowercase()))
+}
+
+/// One machine powered on for a run.
+pub fn power(run_id: &str, machine: &str) -> String {
+    format!("{}{:016x}", power_prefix(run_id), fnv64(&machine.to_ascii_lowercase()))
+}
+
+/// An ITSM caller's signed message id, used once (replay protection).
+pub fn itsm_seen(caller: &str, message_id: &str) -> String {
+    format!("itsm/seen/{}/{:016x}", segment(caller), fnv64(message_id))
+}
+
+/// An ITSM caller's request id: a repeated request is a duplicate.
+pub fn itsm_request(caller: &str, request_id: &str) -> String {
+    format!("itsm/requests/{}/{:016x}", segment(caller), fnv64(request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check("deliveries/run-1/post/email").is_ok());
+        for bad in ["", "/abs", "a//b", "a/../b", "a/.hidden", "a b", "a\\b"] {
+            assert!(check(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(segment("Ring2/Prod ÄÖ"), "ring2-prod");
+        assert_eq!(segment("///"), "x");
+    }
+
+    #[test]
+    fn run_prefix_is_stable_and_safe() {
+        let a = run_prefix("/S/X/providers/Microsoft.Maintenance/applyUpdates/20261110220000", "Ring2/Prod");
+        let b = run_prefix("/s/x/providers/microsoft.maintenance/applyupdates/20261110220000/", "Ring2/Prod");
+        assert_eq!(a, b);
+        assert!(check(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn every_format_passes_the_check() {
+        let run = "/subscriptions/x/providers/Microsoft.Maintenance/applyUpdates/20261110220000";
+        for key in [
+            delivery(run, "Ring2 Prod", "post", "owners.Team Web"),
+            history(run, "Ring2 Prod"),
+            approval("Ring2 Prod", "CHG0001"),
+            ack(run),
+            power(run, "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"),
+            itsm_seen("ServiceNow prod", "msg_1"),
+            itsm_request("ServiceNow prod", "req-1"),
+        ] {
+            assert!(check(&key).is_ok(), "{key}");
+        }
+    }
+}
