@@ -3,10 +3,15 @@
 //! `Config::from_lookup` takes any lookup function so tests inject a map instead of mutating
 //! the process environment. Variable names are the external contract in `design.md`.
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use lettre::message::Mailbox;
 use url::Url;
+
+use patchwatch_azure::credential::Identity;
+pub use patchwatch_azure::{DEFAULT_ARM_ENDPOINT, DEFAULT_ARM_SCOPE};
+use patchwatch_model::routing::Routing;
+pub use patchwatch_model::secret::Secret;
 
 /// Where mail goes.
 #[derive(Clone, Debug)]
@@ -86,6 +91,12 @@ impl From<&EventsEntra> for patchwatch_azure::entra::EntraSettings {
     }
 }
 
+/// Reads a routing file; issues are formatted `file:line:column: level: message`.
+pub fn load_routing(path: &std::path::Path, env: &dyn Fn(&str) -> bool) -> Result<(Routing, Vec<String>), Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    patchwatch_model::routing::parse_file(&path.display().to_string(), &text, env)
+}
+
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -131,12 +142,20 @@ pub fn on_cloud_host(lookup: impl Fn(&str) -> Option<String>) -> bool {
         .any(|k| lookup(k).is_some_and(|v| !v.is_empty()))
 }
 
-pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
-pub const DEFAULT_ARM_SCOPE: &str = "https://management.azure.com/.default";
 pub const DEFAULT_GRACE_MINUTES: u64 = 15;
 const DEFAULT_FROM: &str = "patchwatch <patchwatch@localhost>";
 
 impl Config {
+    /// The Azure identity this configuration names.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            managed_identity: self.managed_identity,
+            tenant_id: self.azure_tenant_id.clone(),
+            client_id: self.azure_client_id.clone(),
+            client_secret: self.azure_client_secret.clone(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env(defaults: &Defaults) -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok(), defaults)
@@ -224,7 +243,7 @@ impl Config {
             parse_number("PATCHWATCH_HISTORY_DAYS", get("PATCHWATCH_HISTORY_DAYS"), 400, 1, 3650)? as u32;
         let routing = match get("PATCHWATCH_CONFIG") {
             Some(path) => {
-                let (routing, warnings) = crate::config::load_routing(std::path::Path::new(&path), &|k| get(k).is_some())
+                let (routing, warnings) = load_routing(std::path::Path::new(&path), &|k| get(k).is_some())
                     .map_err(|problems| ConfigError::Routing(problems.join("\n")))?;
                 for w in warnings {
                     tracing::warn!(problem = %w, "PATCHWATCH_CONFIG");

@@ -11,7 +11,9 @@ use lettre::{
 };
 use tracing::info;
 
-use crate::{config::MailTarget, render::Rendered};
+use patchwatch_render::Rendered;
+
+use crate::config::MailTarget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

@@ -5,34 +5,44 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use lettre::message::Mailbox;
 use time::OffsetDateTime;
 use tracing::{Instrument, error, info, warn};
 
-use crate::{
-    azure::{arm::ArmClient, resource_graph::GraphError},
-    azure::{
-        credential,
-        resource_graph::{ResourceGraphClient, ResourceGraphOptions},
-    },
-    channels::{
-        ChannelError, Channels,
-        action_group::{self, ActionGroup},
-    },
-    config::{Config, DataSource},
+use patchwatch_azure::{
+    action_group::{self, ActionGroup},
+    arm::ArmClient,
+    credential,
+    http::AzureError,
+    resource_graph::{ResourceGraphClient, ResourceGraphOptions},
+};
+use patchwatch_model::{
     event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
-    history::{History, RunRecord},
-    ledger::{Claim, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger},
-    mail::{Delivered, MailError, Mailer, file_stem},
-    render::{RenderError, Templates},
+    failure::{Delivered, DeliveryStatus, Retry, STATE_RETRY},
+    resource_id::ResourceId,
     routing::{ChannelSpec, Notification, Routing},
-    rundata::{RunDataSource, RunQuery},
-    state::{self, StateError},
+    rundata::{RunData, RunQuery},
     summary::{Decision, RunSummary, summarise},
 };
+use patchwatch_render::{RenderError, Templates};
+use patchwatch_state::{
+    approvals::Approvals,
+    keys,
+    history::{History, RunRecord},
+    ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger, Once},
+    store::{self, StateError},
+};
 
-/// A clock, injectable so tests can stand inside or after the grace period.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+pub use patchwatch_model::failure::DeliveryReport;
+pub use patchwatch_state::ledger::Clock;
+
+use crate::{
+    channels::Channels,
+    config::{Config, DataSource},
+    control::run::ControlOutcome,
+    mail::{MailError, Mailer, file_stem},
+    notifier::{DEFAULT_ROUTE, Email, Item, Notifier, Target},
+    source::RunDataSource,
+};
 
 /// Why a pipeline could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -85,15 +95,6 @@ pub struct Processed {
     pub deliveries: Vec<DeliveryReport>,
 }
 
-/// How one notification of a run ended.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeliveryReport {
-    pub target: String,
-    /// `sent`, `duplicate`, `failed` or `retry_later`.
-    pub outcome: &'static str,
-    pub detail: String,
-}
-
 /// What happened to a whole delivery.
 #[derive(Debug)]
 pub enum DeliveryOutcome {
@@ -112,29 +113,24 @@ pub enum DeliveryOutcome {
 /// Everything needed to process events.
 pub struct Pipeline {
     pub routing: Option<Arc<Routing>>,
-    /// Reads action groups; present when the routing file names one.
+    /// Reads action groups, cancels runs, powers machines; present when the routing file needs it.
     pub arm: Option<ArmClient>,
-    pub channels: Channels,
-    pub ledger: Ledger,
+    /// Sends everything, once.
+    pub notifier: Notifier,
     pub history: History,
     /// Change decisions and acknowledgements from ITSM callers.
-    pub approvals: patchwatch_state::approvals::Approvals,
+    pub approvals: Approvals,
     pub source: RunDataSource,
-    pub mailer: Mailer,
-    pub templates: Templates,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
     pub grace: Duration,
-    pub clock: Clock,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("source", &self.source.describe())
-            .field("mailer", &self.mailer.describe())
+            .field("mailer", &self.notifier.email.mailer.describe())
             .field("grace", &self.grace)
-            .field("state", &self.ledger.store().describe())
+            .field("state", &self.notifier.ledger.store().describe())
             .finish_non_exhaustive()
     }
 }
@@ -157,11 +153,11 @@ impl Pipeline {
         let needs_arm = action_groups || control_arm;
         let needs_credential = state_needs_credential || needs_arm || matches!(config.data, DataSource::ResourceGraph);
         let credential = if needs_credential {
-            Some(credential::from_config(config).map_err(StartupError::Credential)?)
+            Some(credential::from_identity(&config.identity()).map_err(StartupError::Credential)?)
         } else {
             None
         };
-        let store = state::open(state_url, credential.clone()).map_err(StartupError::State)?;
+        let store = store::open(state_url, credential.clone()).map_err(StartupError::State)?;
         let arm = match (&credential, needs_arm) {
             (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
             _ => None,
@@ -181,21 +177,43 @@ impl Pipeline {
         let secrets = |k: &str| config.channel_secrets.get(k).map(|s| s.expose().to_owned());
         let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())
             .map_err(StartupError::Channels)?;
-        Ok(Self {
-            arm,
-            routing: config.routing.clone(),
-            channels,
-            ledger: Ledger::new(store.clone(), config.lease),
-            history: History::new(store.clone(), config.history_days),
-            approvals: patchwatch_state::approvals::Approvals::new(store),
-            source,
+        let email = Email {
             mailer: Mailer::new(&config.mail)?,
             templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,
             from: config.mail_from.clone(),
             to: config.mail_to.clone(),
-            grace: config.result_grace,
+            routing: config.routing.clone(),
+        };
+        let notifier = Notifier {
+            ledger: Ledger::new(store.clone(), config.lease),
+            email,
+            channels,
             clock: Arc::new(OffsetDateTime::now_utc),
+        };
+        Ok(Self {
+            arm,
+            routing: config.routing.clone(),
+            notifier,
+            history: History::new(store.clone(), config.history_days),
+            approvals: Approvals::new(store),
+            source,
+            grace: config.result_grace,
         })
+    }
+
+    /// The pipeline's notion of now (injectable through [`Pipeline::set_clock`]).
+    pub fn now(&self) -> OffsetDateTime {
+        self.notifier.now()
+    }
+
+    /// Replaces the clock (tests stand inside or after a grace period or lease).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.notifier.clock = clock;
+    }
+
+    /// The delivery ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.notifier.ledger
     }
 
     /// Processes every event of a validated delivery. On an upstream's `final_attempt` the
@@ -258,7 +276,7 @@ impl Pipeline {
             target: ALL_TARGETS,
         };
         // A duplicate of a fully delivered event is acknowledged before any run data is loaded.
-        match self.ledger.status(&run_id).await {
+        match self.notifier.ledger.status(&run_id).await {
             Ok(Some(record)) if matches!(record.state, DeliveryState::Sent | DeliveryState::Failed) => {
                 info!("Every notification of this run was already delivered; duplicate acknowledged.");
                 return EventOutcome::Duplicate { record: Some(Box::new(record)), deliveries: Vec::new() };
@@ -291,86 +309,96 @@ impl Pipeline {
     }
 
     /// Runs an event whose run data is already loaded (patching on demand builds its own).
+    ///
+    /// The order is the contract: control first (gates, cancel, power on), then the summary
+    /// (which may wait for missing results), then every planned notification (none for a
+    /// cancelled run), then power off; the run is marked complete only when nothing must be
+    /// retried.
     pub async fn process_loaded(
         &self,
         event: &MaintenanceEvent,
         run: &str,
-        data: &patchwatch_model::rundata::RunData,
+        data: &RunData,
         final_attempt: bool,
     ) -> EventOutcome {
+        // Gates, cancellation and power on come before any heads-up.
+        let mut control = match event.phase {
+            Phase::Pre => crate::control::run::before_run(self, event, data).await,
+            Phase::Post => ControlOutcome::default(),
+        };
+        if let Some(retry) = control.retry.take() {
+            return EventOutcome::retry(retry);
+        }
+        let summary = match self.summary_now(event, data, final_attempt) {
+            Ok(summary) => summary,
+            Err(wait) => return wait,
+        };
+        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
+        let plan = if control.cancelled { Vec::new() } else { self.plan(event, &summary, data) };
+        let mut sent = Sent { deliveries: std::mem::take(&mut control.reports), retry: None };
+        for n in &plan {
+            let results = match &n.spec {
+                ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,
+                _ => vec![self.notify(event, run, n).await],
+            };
+            sent.absorb(results);
+        }
+        // Machines go back as soon as the run's results are in, whether or not every channel
+        // took its notification (a channel down must not keep VMs running).
+        if event.phase == Phase::Post {
+            let after = crate::control::run::after_run(self, event).await;
+            sent.deliveries.extend(after.reports);
+            if let Some(retry) = after.retry {
+                Retry::merge_into(&mut sent.retry, retry);
+            }
+        }
+        self.conclude(event, summary, sent).await
+    }
+
+    /// The summary, or the "retry later" that waits for missing results inside the grace period.
+    fn summary_now(&self, event: &MaintenanceEvent, data: &RunData, final_attempt: bool) -> Result<RunSummary, EventOutcome> {
+        let grace = if final_attempt { Duration::ZERO } else { self.grace };
+        match summarise(event, data, self.now(), grace) {
+            Decision::Ready(s) => Ok(*s),
+            Decision::Wait { missing, total, retry_after } => {
+                info!(missing, total, "Results still missing inside the grace period; retrying later.");
+                Err(EventOutcome::RetryLater {
+                    reason: format!("{missing} of {total} machines have no result yet; waiting up to the grace period"),
+                    after: retry_after,
+                })
+            }
+        }
+    }
+
+    /// What to send: the routing file's plan, or one email to the default recipients.
+    fn plan(&self, event: &MaintenanceEvent, summary: &RunSummary, data: &RunData) -> Vec<Notification> {
+        match &self.routing {
+            Some(routing) => {
+                let plan = routing.plan(event, summary, data);
+                if plan.is_empty() {
+                    info!("No route matched this run; nothing to send.");
+                }
+                plan
+            }
+            None => vec![default_notification(summary)],
+        }
+    }
+
+    /// After every delivery: retry what must be retried, else mark the run complete, answer
+    /// duplicate when nothing new went out, and record the run's history.
+    async fn conclude(&self, event: &MaintenanceEvent, summary: RunSummary, sent: Sent) -> EventOutcome {
+        if let Some(retry) = sent.retry {
+            // What went out stays sent; the redelivery sends only what is missing.
+            return EventOutcome::retry(retry);
+        }
+        let deliveries = sent.deliveries;
         let run_id = DeliveryId {
             run_id: &event.correlation_id,
             configuration: event.configuration_name(),
             phase: event.phase.as_str(),
             target: ALL_TARGETS,
         };
-        // Gates, cancellation and power on come before any heads-up.
-        let mut control = match event.phase {
-            Phase::Pre => self.before_run(event, data).await,
-            Phase::Post => crate::control::run::ControlOutcome::default(),
-        };
-        if let Some((reason, after)) = control.retry.take() {
-            return EventOutcome::RetryLater { reason, after };
-        }
-        let now = (self.clock)();
-        let grace = if final_attempt { Duration::ZERO } else { self.grace };
-        let summary = match summarise(event, data, now, grace) {
-            Decision::Ready(s) => *s,
-            Decision::Wait { missing, total, retry_after } => {
-                info!(missing, total, "Results still missing inside the grace period; retrying later.");
-                return EventOutcome::RetryLater {
-                    reason: format!("{missing} of {total} machines have no result yet; waiting up to the grace period"),
-                    after: retry_after,
-                };
-            }
-        };
-        let plan = match &self.routing {
-            Some(routing) => {
-                let plan = routing.plan(event, &summary, data);
-                if plan.is_empty() {
-                    info!("No route matched this run; nothing to send.");
-                }
-                plan
-            }
-            None => vec![default_notification(&summary)],
-        };
-        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
-        let plan = if control.cancelled { Vec::new() } else { plan };
-        let mut deliveries = std::mem::take(&mut control.reports);
-        let mut retry: Option<(String, Duration)> = None;
-        for n in &plan {
-            let reports = match &n.spec {
-                ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,
-                _ => vec![self.notify(event, run, n).await],
-            };
-            for (report, result) in reports {
-                if let Err((reason, after)) = result {
-                    retry = Some(match retry.take() {
-                        Some((r, a)) => (format!("{r}; {reason}"), a.max(after)),
-                        None => (reason, after),
-                    });
-                }
-                deliveries.push(report);
-            }
-        }
-        // Machines go back as soon as the run's results are in, whether or not every channel
-        // took its notification (a channel down must not keep VMs running).
-        if event.phase == Phase::Post {
-            let after = self.after_run(event).await;
-            deliveries.extend(after.reports);
-            if let Some((reason, after)) = after.retry {
-                retry = Some(match retry.take() {
-                    Some((r, a)) => (format!("{r}; {reason}"), a.max(after)),
-                    None => (reason, after),
-                });
-            }
-        }
-        if let Some((reason, after)) = retry {
-            // What went out stays sent; the redelivery sends only what is missing.
-            return EventOutcome::RetryLater { reason, after };
-        }
-        let now = (self.clock)();
-        let earlier = match self.mark_complete(&run_id, now, &summary).await {
+        let earlier = match self.mark_complete(&run_id, &summary).await {
             Ok(earlier) => earlier,
             Err(e) => {
                 warn!(error = %e, "Could not record the run as fully delivered; a redelivery will re-check each target.");
@@ -378,12 +406,12 @@ impl Pipeline {
             }
         };
         // Nothing new went out: another delivery of this event did the work.
-        if !deliveries.is_empty() && deliveries.iter().all(|d| d.outcome == "duplicate") {
+        if !deliveries.is_empty() && deliveries.iter().all(|d| d.outcome == DeliveryStatus::Duplicate) {
             info!("Every notification was delivered by another delivery of this event; duplicate acknowledged.");
             return EventOutcome::Duplicate { record: earlier.map(Box::new), deliveries };
         }
         if event.phase == Phase::Post
-            && let Err(e) = self.history.record(&RunRecord::from_summary(&summary, now)).await
+            && let Err(e) = self.history.record(&RunRecord::from_summary(&summary, self.now())).await
         {
             warn!(error = %e, "Run history could not be written.");
         }
@@ -396,123 +424,40 @@ impl Pipeline {
         EventOutcome::Sent(Box::new(Processed { summary, deliveries }))
     }
 
-    /// Claims, sends and records one notification. `Err` asks for the event to be retried.
-    async fn notify(
-        &self,
-        event: &MaintenanceEvent,
-        run: &str,
-        n: &Notification,
-    ) -> (DeliveryReport, Result<(), (String, Duration)>) {
+    /// Claims, sends and records one notification.
+    async fn notify(&self, event: &MaintenanceEvent, run: &str, n: &Notification) -> Delivered {
         let target = n.target();
-        let report = |outcome: &'static str, detail: String| DeliveryReport { target: target.clone(), outcome, detail };
         let id = DeliveryId {
             run_id: &event.correlation_id,
             configuration: event.configuration_name(),
             phase: event.phase.as_str(),
             target: &target,
         };
-        let token = match self.ledger.claim(&id, (self.clock)()).await {
-            Ok(Claim::Claimed(token)) => token,
-            Ok(Claim::AlreadySent(record)) => {
-                return (report("duplicate", record.detail.unwrap_or_default()), Ok(()));
-            }
-            Ok(Claim::FailedForGood(record)) => {
-                return (report("failed", record.error.unwrap_or_default()), Ok(()));
-            }
-            Ok(Claim::Busy { until }) => {
-                let after =
-                    Duration::try_from(until - (self.clock)()).unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
-                info!(target = %target, until = %until, "Another instance is sending this notification.");
-                let reason = format!("{target}: another instance is delivering it");
-                return (report("retry_later", reason.clone()), Err((reason, after)));
-            }
-            Err(e) => {
-                error!(error = %e, "State store unavailable; the event will be retried.");
-                return (report("retry_later", e.to_string()), Err((e.to_string(), Duration::from_secs(30))));
-            }
-        };
-        let sent = match &n.spec {
-            ChannelSpec::Email { .. } => {
-                let message_id = crate::mail::message_id(&token.id_hash(), &self.from);
-                self.email(event, run, n, &message_id).await
-            }
-            _ => {
-                let delivery_id = format!("msg_{}", token.id_hash());
-                self.channels.deliver(n, &delivery_id).await.map_err(|e| match e {
-                    ChannelError::Transient(m) => SendError::Transient(m),
-                    ChannelError::Permanent(m) => SendError::Permanent(m),
-                })
-            }
-        };
-        let (finish, result) = match sent {
-            Ok(detail) => {
-                info!(target = %target, detail = %detail, "Notification delivered.");
-                (
-                    Finish::Sent { subject: n.summary.subject(), detail: detail.clone() },
-                    (report("sent", detail), Ok(())),
-                )
-            }
-            Err(SendError::Transient(reason)) => {
-                warn!(target = %target, error = %reason, "Notification could not be delivered; the event will be retried.");
-                let r = report("retry_later", reason.clone());
-                (Finish::Retry { error: reason.clone() }, (r, Err((reason, Duration::from_secs(60)))))
-            }
-            Err(SendError::Permanent(reason)) => {
-                error!(target = %target, error = %reason, "Notification was refused for good; it is not retried.");
-                (Finish::Failed { error: reason.clone() }, (report("failed", reason), Ok(())))
-            }
-        };
-        match self.ledger.finish(token, finish, (self.clock)()).await {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!(target = %target, "The claim expired while sending; another instance may send it again.")
-            }
-            // Sent but not recorded: a redelivery after the lease may send it again.
-            Err(e) => error!(target = %target, error = %e, "Delivery could not be recorded in the state store."),
+        let mut stem =
+            file_stem(event.event_time.unwrap_or(self.now()), event.configuration_name(), event.phase.as_str(), run);
+        if n.route != DEFAULT_ROUTE {
+            stem.push('-');
+            stem.push_str(&keys::segment(&target));
         }
-        result
+        let subject = n.summary.subject();
+        self.notifier.deliver(Target { id, subject: &subject, file_stem: &stem }, Item::Summary(n)).await
     }
 
     /// An action group fans out to its email and webhook receivers, each a delivery of its own
     /// (so a failing receiver is retried without resending to the others). Receivers that
     /// cannot be served are reported.
-    async fn action_group(
-        &self,
-        event: &MaintenanceEvent,
-        run: &str,
-        n: &Notification,
-        id: &str,
-    ) -> Vec<(DeliveryReport, Result<(), (String, Duration)>)> {
+    async fn action_group(&self, event: &MaintenanceEvent, run: &str, n: &Notification, id: &str) -> Vec<Delivered> {
+        let group = match self.read_action_group(&n.target(), id).await {
+            Ok(group) => group,
+            Err(report) => return vec![report],
+        };
         let target = n.target();
-        let report = |outcome: &'static str, detail: String| DeliveryReport { target: target.clone(), outcome, detail };
-        let Some(arm) = &self.arm else {
-            return vec![(report("failed", "no Azure credential to read the action group".to_owned()), Ok(()))];
-        };
-        let id = match patchwatch_model::resource_id::ResourceId::parse(id) {
-            Ok(id) => id,
-            Err(e) => return vec![(report("failed", format!("action group id is invalid: {e}")), Ok(()))],
-        };
-        let group: ActionGroup = match arm.get(&id, action_group::API_VERSION).await {
-            Ok(g) => g,
-            // A missing group, a malformed id or a missing role will not fix itself on retry.
-            Err(e @ GraphError::Status { status: 400 | 403 | 404, .. }) => {
-                error!(target = %target, error = %e, "Action group cannot be read (needs Reader on it); not retried.");
-                return vec![(report("failed", e.to_string()), Ok(()))];
-            }
-            Err(e) => {
-                error!(target = %target, error = %e, "Action group could not be read; the event will be retried.");
-                return vec![(report("retry_later", e.to_string()), Err((e.to_string(), e.retry_after())))];
-            }
-        };
-        if group.properties.enabled == Some(false) {
-            warn!(target = %target, "Action group is disabled; nothing sent.");
-            return vec![(report("failed", format!("action group {} is disabled", group.name)), Ok(()))];
-        }
         let mut out = Vec::new();
         let unsupported = group.unsupported();
         if !unsupported.is_empty() {
             warn!(target = %target, receivers = %unsupported.join(", "), "Action group receivers patchwatch cannot serve.");
-            out.push((report("skipped", format!("not served by patchwatch: {}", unsupported.join(", "))), Ok(())));
+            let detail = format!("not served by patchwatch: {}", unsupported.join(", "));
+            out.push(Delivered::done(&target, DeliveryStatus::Skipped, detail));
         }
         for r in group.emails() {
             let mut m = n.clone();
@@ -530,48 +475,30 @@ impl Pipeline {
         out
     }
 
-    /// Renders and sends one email notification.
-    async fn email(
-        &self,
-        event: &MaintenanceEvent,
-        run: &str,
-        n: &Notification,
-        message_id: &str,
-    ) -> Result<String, SendError> {
-        let (to, prefix) = match &n.spec {
-            ChannelSpec::Email { to, subject_prefix } => (to.as_slice(), subject_prefix.as_deref()),
-            _ => (&[][..], None),
+    /// The action group, or the report of why it cannot be used now.
+    async fn read_action_group(&self, target: &str, id: &str) -> Result<ActionGroup, Delivered> {
+        let failed = |detail: String| Delivered::done(target, DeliveryStatus::Failed, detail);
+        let Some(arm) = &self.arm else {
+            return Err(failed("no Azure credential to read the action group".to_owned()));
         };
-        let mut rendered = self.templates.render(&n.summary, n.group.as_deref()).map_err(|e| {
-            error!(error = %e, "Summary could not be rendered.");
-            SendError::Permanent(e.to_string())
-        })?;
-        if let Some(p) = prefix.filter(|p| !p.trim().is_empty()) {
-            rendered.subject = patchwatch_model::text::one_line(&format!("{} {}", p.trim(), rendered.subject));
-        }
-        let listed: Vec<&String> =
-            if n.recipients.is_empty() { to.iter().collect() } else { n.recipients.iter().collect() };
-        let recipients: Vec<Mailbox> = if listed.is_empty() {
-            self.to.clone()
-        } else {
-            listed
-                .iter()
-                .map(|a| a.parse::<Mailbox>().map_err(|e| SendError::Permanent(format!("recipient {a:?}: {e}"))))
-                .collect::<Result<_, _>>()?
+        let id = ResourceId::parse(id).map_err(|e| failed(format!("action group id is invalid: {e}")))?;
+        let group: ActionGroup = match arm.get(&id, action_group::API_VERSION).await {
+            Ok(g) => g,
+            // A missing group, a malformed id or a missing role will not fix itself on retry.
+            Err(e @ AzureError::Status { status: 400 | 403 | 404, .. }) => {
+                error!(target = %target, error = %e, "Action group cannot be read (needs Reader on it); not retried.");
+                return Err(failed(e.to_string()));
+            }
+            Err(e) => {
+                error!(target = %target, error = %e, "Action group could not be read; the event will be retried.");
+                return Err(Delivered::retry(target, e.to_string(), e.retry_after()));
+            }
         };
-        let now = (self.clock)();
-        let mut stem =
-            file_stem(event.event_time.unwrap_or(now), event.configuration_name(), event.phase.as_str(), run);
-        if n.route != DEFAULT_ROUTE {
-            stem.push('-');
-            stem.push_str(&patchwatch_state::keys::segment(&n.target()));
+        if group.properties.enabled == Some(false) {
+            warn!(target = %target, "Action group is disabled; nothing sent.");
+            return Err(failed(format!("action group {} is disabled", group.name)));
         }
-        match self.mailer.send(&self.from, &recipients, &rendered, &stem, message_id).await {
-            Ok(Delivered::Smtp { recipients }) => Ok(format!("SMTP to {recipients} recipient(s)")),
-            Ok(Delivered::Outbox { eml, .. }) => Ok(eml.display().to_string()),
-            Err(e) if e.is_transient() => Err(SendError::Transient(e.to_string())),
-            Err(e) => Err(SendError::Permanent(e.to_string())),
-        }
+        Ok(group)
     }
 
     /// Records the run and phase as fully delivered; returns the earlier record if another
@@ -579,32 +506,39 @@ impl Pipeline {
     async fn mark_complete(
         &self,
         id: &DeliveryId<'_>,
-        now: OffsetDateTime,
         summary: &RunSummary,
     ) -> Result<Option<DeliveryRecord>, StateError> {
-        match self.ledger.claim(id, now).await? {
-            Claim::Claimed(token) => {
-                let finish =
-                    Finish::Sent { subject: summary.subject(), detail: "every notification delivered".to_owned() };
-                self.ledger.finish(token, finish, now).await?;
-                Ok(None)
-            }
-            Claim::AlreadySent(record) | Claim::FailedForGood(record) => Ok(Some(record)),
-            Claim::Busy { .. } => Ok(None),
+        let subject = summary.subject();
+        let finish = Finish::Sent { subject, detail: "every notification delivered".to_owned() };
+        match self.notifier.ledger.once(id, &self.notifier.clock, |_| async { (finish, ()) }).await? {
+            Once::Acted(()) | Once::Busy { .. } => Ok(None),
+            Once::Settled(record) => Ok(Some(record)),
         }
     }
 }
 
-/// Why a notification was not sent.
-enum SendError {
-    Transient(String),
-    Permanent(String),
+/// What the deliveries of one event did so far.
+struct Sent {
+    deliveries: Vec<DeliveryReport>,
+    retry: Option<Retry>,
 }
 
-/// The ledger target that marks a run and phase as fully delivered.
-pub const ALL_TARGETS: &str = "all-notifications";
-/// Without `PATCHWATCH_CONFIG`, one email to `PATCHWATCH_MAIL_TO`.
-pub const DEFAULT_ROUTE: &str = "default";
+impl Sent {
+    fn absorb(&mut self, results: Vec<Delivered>) {
+        for d in results {
+            if let Some(retry) = d.retry {
+                Retry::merge_into(&mut self.retry, retry);
+            }
+            self.deliveries.push(d.report);
+        }
+    }
+}
+
+impl EventOutcome {
+    fn retry(retry: Retry) -> Self {
+        EventOutcome::RetryLater { reason: retry.reason, after: retry.after }
+    }
+}
 
 fn default_notification(summary: &RunSummary) -> Notification {
     Notification {
@@ -621,14 +555,7 @@ fn default_notification(summary: &RunSummary) -> Notification {
 /// The state store is unreachable: never "done", always "retry later".
 fn state_down(e: &StateError) -> EventOutcome {
     error!(error = %e, "State store unavailable; the event will be retried.");
-    EventOutcome::RetryLater { reason: e.to_string(), after: Duration::from_secs(30) }
-}
-
-/// The embedded example snapshot and events (also used by `patchwatch serve`).
-pub mod example {
-    pub const SNAPSHOT: &str = include_str!("../../../examples/snapshot.json");
-    pub const POST_EVENT: &str = include_str!("../../../examples/events/post-maintenance.json");
-    pub const PRE_EVENT: &str = include_str!("../../../examples/events/pre-maintenance.json");
+    EventOutcome::RetryLater { reason: e.to_string(), after: STATE_RETRY }
 }
 
 /// The local data directory for the `patchwatch` CLI's default outbox.

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use patchwatch_azure::resource_graph::{GraphError, ResourceGraphClient};
+use patchwatch_azure::{http::AzureError, resource_graph::ResourceGraphClient};
 use patchwatch_model::rundata::{RunData, RunQuery, snapshot};
 
 /// Why run data could not be loaded.
@@ -14,7 +14,7 @@ pub enum RunDataError {
     #[error("snapshot {path}: {problem}")]
     SnapshotRead { path: PathBuf, problem: String },
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Graph(#[from] AzureError),
 }
 
 impl RunDataError {

@@ -6,10 +6,7 @@
 //! within a bounded budget, and classifies failures as transient (retry the event later) or
 //! permanent (recorded, not retried).
 
-pub mod action_group;
 pub mod servicenow;
-pub mod slack;
-pub mod teams;
 pub mod webhook;
 
 use std::{
@@ -21,22 +18,13 @@ use std::{
 use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::Mutex;
 
-use crate::{
-    config::Secret,
+use patchwatch_model::{
+    failure::{DELIVERY_RETRY, Failure, MIN_RETRY},
+    notice::Notice,
     routing::{ChannelSpec, Notification, Routing},
-    summary::RunSummary,
+    secret::Secret,
 };
-
-/// Why a channel could not deliver.
-#[derive(Debug, thiserror::Error)]
-pub enum ChannelError {
-    /// Worth trying again later (timeouts, 5xx, 429 beyond the budget).
-    #[error("{0}")]
-    Transient(String),
-    /// Never worth retrying (4xx other than 408/429, a bad secret).
-    #[error("{0}")]
-    Permanent(String),
-}
+use patchwatch_render as render;
 
 /// A channel's secrets, read from its environment variables.
 #[derive(Clone, Debug)]
@@ -60,6 +48,9 @@ pub enum Resolved {
         assignment_group: Option<String>,
     },
 }
+
+/// A channel's `Retry-After` is honoured up to ten minutes (within the throttle budget).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Spacing between requests, per channel.
 #[derive(Debug)]
@@ -135,7 +126,7 @@ impl Channels {
             pace.insert(name.clone(), Pace { next: Mutex::new(Instant::now()), interval });
         }
         Ok(Self {
-            http: patchwatch_azure::resource_graph::default_http_client(),
+            http: patchwatch_azure::http::default_http_client(),
             resolved: Arc::new(resolved),
             pace: Arc::new(pace),
             throttle_budget: Duration::from_secs(20),
@@ -144,33 +135,33 @@ impl Channels {
     }
 
     /// Delivers a non-email notification; returns where it went, for the ledger.
-    pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, ChannelError> {
+    pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, Failure> {
         if let ChannelSpec::AlertWebhook { url } = &n.spec {
             let body =
-                action_group::common_alert(&n.summary, &n.route, n.group.as_deref(), time::OffsetDateTime::now_utc());
+                render::common_alert::common_alert(&n.summary, &n.route, n.group.as_deref(), time::OffsetDateTime::now_utc());
             self.post(&n.channel, self.http.post(url).json(&body)).await?;
             // The receiver URL may carry a key: name the receiver, not the URL.
             return Ok(format!("common-alert webhook {}", n.receiver.as_deref().unwrap_or("-")));
         }
         let Some(resolved) = self.resolved.get(&n.channel) else {
-            return Err(ChannelError::Permanent(format!("channel {:?} is not configured", n.channel)));
+            return Err(Failure::Permanent(format!("channel {:?} is not configured", n.channel)));
         };
         match resolved {
             Resolved::NoSecret => {
-                Err(ChannelError::Permanent("email and action groups are delivered by the pipeline".to_owned()))
+                Err(Failure::Permanent("email and action groups are delivered by the pipeline".to_owned()))
             }
             Resolved::Teams { url } => {
-                let card = teams::message(&n.summary, n.group.as_deref(), &self.portal);
+                let card = render::teams::message(&n.summary, n.group.as_deref(), &self.portal);
                 self.post(&n.channel, self.http.post(url.expose()).json(&card)).await?;
                 Ok("Teams card".to_owned())
             }
             Resolved::Slack { url } => {
-                let msg = slack::message(&n.summary, n.group.as_deref(), &self.portal);
+                let msg = render::slack::message(&n.summary, n.group.as_deref(), &self.portal);
                 self.post(&n.channel, self.http.post(url.expose()).json(&msg)).await?;
                 Ok("Slack message".to_owned())
             }
             Resolved::Webhook { url, secrets } => {
-                let body = webhook::body(n, time::OffsetDateTime::now_utc());
+                let body = render::webhook::body(n, time::OffsetDateTime::now_utc());
                 let request = webhook::signed(self.http.post(url), delivery_id, &body, secrets);
                 self.post(&n.channel, request).await?;
                 // The URL may carry credentials: the record names the channel only.
@@ -194,26 +185,26 @@ impl Channels {
     pub async fn deliver_notice(
         &self,
         channel: &str,
-        n: &patchwatch_model::notice::Notice,
+        n: &Notice,
         delivery_id: &str,
-    ) -> Result<String, ChannelError> {
-        use patchwatch_model::notice;
+    ) -> Result<String, Failure> {
+
         match self.resolved.get(channel) {
             Some(Resolved::Teams { url }) => {
-                self.post(channel, self.http.post(url.expose()).json(&notice::teams_card(n))).await?;
+                self.post(channel, self.http.post(url.expose()).json(&render::notice::teams_card(n))).await?;
                 Ok("Teams card".to_owned())
             }
             Some(Resolved::Slack { url }) => {
-                self.post(channel, self.http.post(url.expose()).json(&notice::slack_message(n))).await?;
+                self.post(channel, self.http.post(url.expose()).json(&render::notice::slack_message(n))).await?;
                 Ok("Slack message".to_owned())
             }
             Some(Resolved::Webhook { url, secrets }) => {
-                let body = notice::webhook_body(n, time::OffsetDateTime::now_utc());
+                let body = render::notice::webhook_body(n, time::OffsetDateTime::now_utc());
                 self.post(channel, webhook::signed(self.http.post(url), delivery_id, &body, secrets)).await?;
                 Ok(format!("webhook {channel}"))
             }
-            Some(_) => Err(ChannelError::Permanent(format!("channel {channel:?} does not take notices"))),
-            None => Err(ChannelError::Permanent(format!("channel {channel:?} is not configured"))),
+            Some(_) => Err(Failure::Permanent(format!("channel {channel:?} does not take notices"))),
+            None => Err(Failure::Permanent(format!("channel {channel:?} is not configured"))),
         }
     }
 
@@ -245,24 +236,24 @@ impl Channels {
     }
 
     /// Sends one request, paced, retried on 429 (`Retry-After`) and transient failures within the budget.
-    async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, ChannelError> {
+    async fn post(&self, channel: &str, request: RequestBuilder) -> Result<reqwest::Response, Failure> {
         let mut budget = self.throttle_budget;
         let mut server_errors = 0u32;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             if attempts > 10 {
-                return Err(ChannelError::Transient(format!("{channel}: still throttled after 10 attempts")));
+                return Err(transient(format!("{channel}: still throttled after 10 attempts")));
             }
             if let Some(p) = self.pace.get(channel) {
                 p.wait().await;
             }
             let attempt = request
                 .try_clone()
-                .ok_or_else(|| ChannelError::Permanent("request body cannot be retried".to_owned()))?;
+                .ok_or_else(|| Failure::Permanent("request body cannot be retried".to_owned()))?;
             let response = match attempt.send().await {
                 Ok(r) => r,
-                Err(e) => return Err(ChannelError::Transient(format!("{channel}: {}", without_url(&e)))),
+                Err(e) => return Err(transient(format!("{channel}: {}", without_url(&e)))),
             };
             let status = response.status();
             if status.is_success() {
@@ -271,23 +262,23 @@ impl Channels {
             let wait = match status {
                 // At least a second: `Retry-After: 0` must not become a tight loop.
                 StatusCode::TOO_MANY_REQUESTS => {
-                    retry_after(&response).unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1))
+                    patchwatch_azure::http::retry_after(response.headers(), MAX_RETRY_AFTER).unwrap_or(MIN_RETRY).max(MIN_RETRY)
                 }
                 s if s.is_server_error() && server_errors < 2 => {
                     server_errors += 1;
                     Duration::from_millis(500 * u64::from(server_errors))
                 }
                 s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                    return Err(ChannelError::Transient(format!("{channel}: answered {s}")));
+                    return Err(transient(format!("{channel}: answered {s}")));
                 }
                 s => {
                     let text = response.text().await.unwrap_or_default();
                     let text: String = text.chars().take(300).collect();
-                    return Err(ChannelError::Permanent(format!("{channel}: answered {s}: {text}")));
+                    return Err(Failure::Permanent(format!("{channel}: answered {s}: {text}")));
                 }
             };
             budget = budget.checked_sub(wait).ok_or_else(|| {
-                ChannelError::Transient(format!(
+                transient(format!(
                     "{channel}: throttled beyond the {}s budget",
                     self.throttle_budget.as_secs()
                 ))
@@ -301,6 +292,11 @@ impl Channels {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A failure worth retrying when the event is redelivered.
+fn transient(reason: String) -> Failure {
+    Failure::transient(reason, DELIVERY_RETRY)
 }
 
 /// A webhook URL from a secret variable: checked at start-up, never echoed.
@@ -324,7 +320,3 @@ fn without_url(e: &reqwest::Error) -> String {
     format!("{kind}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
 }
 
-fn retry_after(r: &reqwest::Response) -> Option<Duration> {
-    let v = r.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(v.min(600)))
-}

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::{ChannelError, Channels};
-use crate::{
-    config::Secret,
+use super::Channels;
+use patchwatch_model::failure::Failure;
+use patchwatch_model::{
+    secret::Secret,
     event::{Phase, last_segment},
     routing::Notification,
     summary::{Outcome, RunSummary, Verdict},
@@ -20,8 +21,8 @@ use crate::{
 /// The prefix shared by every incident of one configuration and one route's scope (its owner
 /// group, for split routes): a clean run resolves only what the same scope opened.
 pub fn scope_key(configuration_id: &str, route: &str, group: Option<&str>) -> String {
-    let config = patchwatch_state::ledger::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
-    let scope = patchwatch_state::ledger::fnv64(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
+    let config = patchwatch_model::text::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+    let scope = patchwatch_model::text::fnv64(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
     format!("patchwatch:{config:016x}:{scope:08x}:")
 }
 
@@ -70,21 +71,21 @@ impl Client<'_> {
             .header("accept", "application/json")
     }
 
-    async fn find(&self, query: &str) -> Result<Vec<Incident>, ChannelError> {
-        let mut url = Url::parse(&self.table()).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+    async fn find(&self, query: &str) -> Result<Vec<Incident>, Failure> {
+        let mut url = Url::parse(&self.table()).map_err(|e| Failure::Permanent(e.to_string()))?;
         url.query_pairs_mut()
             .append_pair("sysparm_query", query)
             .append_pair("sysparm_fields", "sys_id,number,state")
             .append_pair("sysparm_limit", "20");
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
         let found: Found =
-            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+            response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
     }
 
     /// Brings ServiceNow in line with the summary: open or update the run's incident when it
     /// did not succeed, resolve the configuration's open incidents when it did.
-    pub async fn sync(&self, n: &Notification, portal: &Url) -> Result<String, ChannelError> {
+    pub async fn sync(&self, n: &Notification, portal: &Url) -> Result<String, Failure> {
         let s = &n.summary;
         if s.phase != Phase::Post || matches!(s.verdict, Verdict::NoMachines | Verdict::Cancelled) {
             return Ok("ServiceNow: nothing to do".to_owned());
@@ -137,7 +138,7 @@ impl Client<'_> {
         let response =
             self.channels.post(self.channel, self.request(reqwest::Method::POST, &self.table()).json(&body)).await?;
         let created: Created =
-            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+            response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(format!("ServiceNow: opened {} ({})", created.result.number, created.result.sys_id))
     }
 }
@@ -169,12 +170,12 @@ pub fn parse_date(s: &str) -> Option<time::OffsetDateTime> {
 impl Client<'_> {
     /// Approved change requests whose `field` names the configuration, newest first; cancelled
     /// changes (state 4) do not count, whatever their approval says.
-    pub async fn approved_changes(&self, field: &str, configuration: &str) -> Result<Vec<ChangeRequest>, ChannelError> {
+    pub async fn approved_changes(&self, field: &str, configuration: &str) -> Result<Vec<ChangeRequest>, Failure> {
         let mut url = Url::parse(&format!("{}/api/now/table/change_request", self.instance))
-            .map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
         // `^` separates clauses in an encoded query: a name holding one could widen the query.
         if configuration.contains('^') || field.contains('^') {
-            return Err(ChannelError::Permanent("configuration names with '^' cannot be queried".to_owned()));
+            return Err(Failure::Permanent("configuration names with '^' cannot be queried".to_owned()));
         }
         url.query_pairs_mut()
             .append_pair(
@@ -185,7 +186,7 @@ impl Client<'_> {
             .append_pair("sysparm_limit", "20");
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
         let found: Changes =
-            response.json().await.map_err(|e| ChannelError::Transient(format!("ServiceNow answer: {e}")))?;
+            response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
     }
 
@@ -195,8 +196,8 @@ impl Client<'_> {
         configuration_id: &str,
         run_id: &str,
         note: &str,
-    ) -> Result<Vec<String>, ChannelError> {
-        let config = patchwatch_state::ledger::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+    ) -> Result<Vec<String>, Failure> {
+        let config = patchwatch_model::text::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
         let run: String = last_segment(run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
         let open = self
             .find(&format!("correlation_idSTARTSWITHpatchwatch:{config:016x}:^correlation_idENDSWITH{run}^active=true"))

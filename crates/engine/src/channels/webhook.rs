@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use reqwest::RequestBuilder;
+use time::OffsetDateTime;
 
 
 /// A signing key: the bytes of the base64 text after `whsec_`.

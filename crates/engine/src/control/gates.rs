@@ -9,11 +9,14 @@
 
 use time::OffsetDateTime;
 
-use super::{
-    approvals::Approvals,
+use patchwatch_model::{
+    event::MaintenanceEvent,
     settings::{ChangeGate, ChangeSource, GateSpec, RingGate, Undecided},
+    text::{format_time, glob},
 };
-use crate::{channels::Channels, event::MaintenanceEvent, history::History, render::format_time, routing::glob};
+use patchwatch_state::{approvals::Approvals, history::History};
+
+use crate::channels::Channels;
 
 /// What one gate said.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,18 +10,19 @@ use patchwatch_model::resource_id::MachineId;
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
-use serde::{Deserialize, Serialize};
+
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::{
-    azure::{
-        arm::{ArmClient, COMPUTE_API},
-        resource_graph::GraphError,
-    },
-    ledger::fnv64,
-    rundata::RunData,
-    state::{StateError, StateStore},
+use patchwatch_azure::{
+    arm::{ArmClient, COMPUTE_API},
+    http::AzureError,
+};
+use patchwatch_model::rundata::RunData;
+use patchwatch_state::{
+    keys,
+    power::PoweredMachine,
+    store::{StateError, StateStore},
 };
 
 /// What one power pass did.
@@ -51,8 +52,8 @@ pub fn stopped_vms(data: &RunData) -> Vec<(String, String)> {
     ids
 }
 
-fn transient(e: &GraphError) -> bool {
-    !matches!(e, GraphError::Status { status: 400 | 403 | 404 | 409, .. })
+fn transient(e: &AzureError) -> bool {
+    !matches!(e, AzureError::Status { status: 400 | 403 | 404 | 409, .. })
 }
 
 /// How long a `starting` claim holds before another delivery may take it over (a crashed start).
