@@ -12,7 +12,7 @@ const MC: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGr
 async fn serve(token: Option<&str>, smtp: &str) -> String {
     let p = pipeline(&[("PATCHWATCH_SMTP_URL", smtp), ("PATCHWATCH_MAIL_TO", "ops@example.com")]);
     let state =
-        alert_webhook::AppState { pipeline: Arc::new(p), token: token.map(patchwatch_core::config::Secret::new) };
+        alert_webhook::AppState { pipeline: Arc::new(p), token: token.map(patchwatch_model::secret::Secret::new) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, alert_webhook::router(state)).await.unwrap() });

@@ -8,14 +8,21 @@ use std::{
 };
 
 use integration_tests::{example, graph::FakeCredential};
-use patchwatch_core::{
-    azure::arm::ArmClient,
-    channels::{ChannelError, Channels, action_group},
-    event::{Incoming, MaintenanceEvent, parse_delivery},
-    routing::{Notification, Routing},
-    rundata::{RunData, RunQuery, snapshot},
-    summary::{Decision, RunSummary, summarise},
-};
+use patchwatch_azure::action_group;
+use patchwatch_azure::arm::ArmClient;
+use patchwatch_model::failure::Failure;
+use patchwatch_engine::channels::Channels;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_model::routing::Notification;
+use patchwatch_model::routing::Routing;
+use patchwatch_model::rundata::RunData;
+use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::rundata::snapshot;
+use patchwatch_model::summary::Decision;
+use patchwatch_model::summary::RunSummary;
+use patchwatch_model::summary::summarise;
 use serde_json::json;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
@@ -94,14 +101,14 @@ async fn a_refused_payload_is_final_and_not_retried() {
     let (routing, channels) = routing(&chat);
     let plan = plan(&routing);
     match channels.deliver(&plan[0], "msg_1").await {
-        Err(ChannelError::Permanent(m)) => assert!(m.contains("400") && m.contains("Bad payload"), "{m}"),
+        Err(Failure::Permanent(m)) => assert!(m.contains("400") && m.contains("Bad payload"), "{m}"),
         other => panic!("a 400 is final: {other:?}"),
     }
     assert_eq!(chat.received_requests().await.unwrap().len(), 1, "no retry of a refused payload");
     // A server that is down is "retry later", and its URL (a secret) is not in the error.
     let (_, down) = routing_at(&format!("http://127.0.0.1:{}", integration_tests::smtp::free_port()));
     match down.deliver(&plan[0], "msg_1").await {
-        Err(ChannelError::Transient(m)) => assert!(!m.contains("/teams"), "{m}"),
+        Err(Failure::Transient { reason: m, .. }) => assert!(!m.contains("/teams"), "{m}"),
         other => panic!("a connection failure is transient: {other:?}"),
     }
 }
@@ -134,9 +141,9 @@ async fn check_config_reports_action_group_receivers() {
 /// A large run still makes one card, under Teams' 28 KB limit, and one webhook body.
 #[tokio::test]
 async fn a_run_with_hundreds_of_failures_is_one_card_under_the_limit() {
-    let opts = patchwatch_core::simulate::SimulateOptions { machines: 4000, seed: 9, ..Default::default() };
+    let opts = patchwatch_simulation::SimulateOptions { machines: 4000, seed: 9, ..Default::default() };
     let mut bytes = Vec::new();
-    let events = patchwatch_core::simulate::write_snapshot(&opts, &mut bytes).unwrap();
+    let events = patchwatch_simulation::write_snapshot(&opts, &mut bytes).unwrap();
     let (event, s, data) = summarised(&events.post.to_string(), &bytes);
     assert!(s.counts.total - s.counts.succeeded >= 500, "{:?}", s.counts);
     let chat = MockServer::start().await;

@@ -206,7 +206,7 @@ async fn with_a_webhook_token_unauthenticated_deliveries_change_nothing() {
     let p = pipeline(&[("PATCHWATCH_OUTBOX", &outbox.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", &snap)]);
     let router = maintenance_events::router(maintenance_events::AppState::new(
         p,
-        Some(patchwatch_core::config::Secret::new("s3cret-token")),
+        Some(patchwatch_model::secret::Secret::new("s3cret-token")),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

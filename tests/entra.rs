@@ -14,10 +14,13 @@ use integration_tests::{
     world::state_of,
 };
 use maintenance_events::{AppState, router};
-use patchwatch_core::{
-    config::{Config, Defaults, Secret},
-    entra::{EntraError, EntraSettings, EntraValidator, Rejection},
-};
+use patchwatch_azure::entra::EntraError;
+use patchwatch_azure::entra::EntraSettings;
+use patchwatch_azure::entra::EntraValidator;
+use patchwatch_azure::entra::Rejection;
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::Defaults;
+use patchwatch_model::secret::Secret;
 use serde_json::{Value, json};
 
 struct Handler {

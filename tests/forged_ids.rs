@@ -12,10 +12,9 @@ use integration_tests::{
     http,
     world::{CONFIG, World},
 };
-use patchwatch_core::{
-    control::power,
-    state::{StateStore, file::FileStore},
-};
+use patchwatch_engine::control::power;
+use patchwatch_state::store::StateStore;
+use patchwatch_state::store::file::FileStore;
 use serde_json::{Value, json};
 
 const OTHER: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/victim/providers/Microsoft.Compute/virtualMachines/victim-vm";

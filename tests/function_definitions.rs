@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, net::SocketAddr, sync::Arc};
 
 use integration_tests::{example, http, pipeline, root, spawn_handler};
-use patchwatch_core::apps::APPS;
+use patchwatch_host::apps::APPS;
 use serde_json::{Value, json};
 
 fn definition(name: &str) -> Value {

@@ -10,7 +10,7 @@ use integration_tests::{
     http,
     world::{CONFIG, SECRET, World, signed_request, spawn_itsm, state_of},
 };
-use patchwatch_core::config::Secret;
+use patchwatch_model::secret::Secret;
 use serde_json::Value;
 
 async fn untouched(world: &World, before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>, what: &str) {
@@ -57,11 +57,11 @@ async fn itsm_refuses_duplicate_keys_and_non_utf8_after_authentication() {
     // A signed body that is not UTF-8: the signature is over bytes, so it verifies, and the
     // body is then refused for what it is.
     let bytes: Vec<u8> = b"{\"action\": \"acknowledge\", \"requestedBy\": \"\xff\xfe\"}".to_vec();
-    let sig = patchwatch_core::channels::webhook::signatures(
+    let sig = patchwatch_engine::channels::webhook::signatures(
         "msg_bytes",
         ts,
         &bytes,
-        &patchwatch_core::channels::webhook::parse_secrets(SECRET).unwrap(),
+        &patchwatch_engine::channels::webhook::parse_secrets(SECRET).unwrap(),
     );
     let r = client
         .post(&itsm)

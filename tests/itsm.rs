@@ -9,7 +9,7 @@ use integration_tests::{
     itsm::ServiceNow,
     world::{CONFIG, SECRET, World, signed_request, spawn_itsm, state_of},
 };
-use patchwatch_core::pipeline::EventOutcome;
+use patchwatch_engine::pipeline::EventOutcome;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use wiremock::{Mock, MockServer};
@@ -87,11 +87,11 @@ async fn signature_and_authorisation_failures_change_nothing() {
                 .header("webhook-timestamp", ts.to_string())
                 .header(
                     "webhook-signature",
-                    patchwatch_core::channels::webhook::signatures(
+                    patchwatch_engine::channels::webhook::signatures(
                         "msg_7",
                         ts,
                         &rerun,
-                        &patchwatch_core::channels::webhook::parse_secrets(SECRET).unwrap(),
+                        &patchwatch_engine::channels::webhook::parse_secrets(SECRET).unwrap(),
                     ),
                 )
                 .body(rerun.clone()),

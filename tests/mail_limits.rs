@@ -3,10 +3,10 @@
 
 use integration_tests::{example, pipeline, root, smtp::SmtpSink};
 use mailparse::{MailHeaderMap, parse_mail};
-use patchwatch_core::{
-    event::{Incoming, MaintenanceEvent, parse_delivery},
-    pipeline::EventOutcome,
-};
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::parse_delivery;
 
 fn post_event(text: &str) -> MaintenanceEvent {
     match parse_delivery(text.as_bytes()).unwrap().remove(0) {
@@ -59,7 +59,7 @@ async fn a_3000_character_name_gives_a_folded_subject_under_998_octets_and_a_del
     let mail = parse_mail(&messages[0]).unwrap();
     let subject = mail.headers.get_first_value("Subject").unwrap();
     assert!(subject.starts_with("Ring2-Prod-xxx") && subject.ends_with('…'), "{subject}");
-    assert_eq!(subject.chars().count(), patchwatch_core::mail::MAX_SUBJECT_CHARS);
+    assert_eq!(subject.chars().count(), patchwatch_engine::mail::MAX_SUBJECT_CHARS);
     // The whole name is in the body.
     assert!(mail.subparts[0].get_body().unwrap().contains(&name), "the text part has the full name");
     // A Message-ID derived from the delivery: another attempt at the same delivery (here, a

@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::{example, files, graph, http, pipeline, spawn_handler};
-use patchwatch_core::{
-    event::{Incoming, MaintenanceEvent, parse_delivery},
-    pipeline::{EventOutcome, Pipeline},
-};
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::parse_delivery;
 use serde_json::Value;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
@@ -174,21 +175,21 @@ async fn graph_machine_tags_route_like_the_snapshot() {
     let server = MockServer::start().await;
     graph::mount(&server, graph::FakeGraph::from_snapshot(&example("snapshot.json"), 10)).await;
     let event = post_event();
-    let query = patchwatch_core::rundata::RunQuery {
+    let query = patchwatch_model::rundata::RunQuery {
         correlation_id: event.correlation_id.clone(),
         subscription_ids: event.subscription_ids.clone(),
         include_results: true,
         since: Some(event.start),
     };
     let text = "[channels.c]\ntype = \"teams\"\nurl_env = \"T\"\n[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"c\"]\n";
-    let (routing, _) = patchwatch_core::routing::Routing::parse(text, &|_| true).unwrap();
+    let (routing, _) = patchwatch_model::routing::Routing::parse(text, &|_| true).unwrap();
     let snapshot =
-        patchwatch_core::rundata::RunDataSource::SnapshotText(std::sync::Arc::from(example("snapshot.json").as_str()));
+        patchwatch_engine::source::RunDataSource::SnapshotText(std::sync::Arc::from(example("snapshot.json").as_str()));
     let mut plans = Vec::new();
     for source in [graph::source(&server, Duration::from_secs(5)), snapshot] {
         let data = source.load(&query).await.unwrap();
-        let patchwatch_core::summary::Decision::Ready(s) =
-            patchwatch_core::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO)
+        let patchwatch_model::summary::Decision::Ready(s) =
+            patchwatch_model::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO)
         else {
             unreachable!()
         };

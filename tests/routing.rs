@@ -44,7 +44,7 @@ async fn fakes() -> Fakes {
 }
 
 impl Fakes {
-    fn pipeline(&self, snapshot: &std::path::Path) -> patchwatch_core::pipeline::Pipeline {
+    fn pipeline(&self, snapshot: &std::path::Path) -> patchwatch_engine::pipeline::Pipeline {
         pipeline(&[
             ("PATCHWATCH_CONFIG", &self.config.path().display().to_string()),
             ("PATCHWATCH_SMTP_URL", &self.sink.url()),
@@ -190,12 +190,12 @@ async fn example_config_routes_one_run_to_owners_chat_webhook_and_servicenow() {
     // is updated, never duplicated.
     let other = tempfile::tempdir().unwrap();
     let mut second = f.pipeline(&root().join("examples/snapshot.json"));
-    second.ledger = patchwatch_core::ledger::Ledger::new(
-        patchwatch_core::state::open(&format!("file://{}", other.path().display()), None).unwrap(),
+    second.notifier.ledger = patchwatch_state::ledger::Ledger::new(
+        patchwatch_state::store::open(&format!("file://{}", other.path().display()), None).unwrap(),
         std::time::Duration::from_secs(300),
     );
-    let parsed = match patchwatch_core::event::parse_delivery(event.as_bytes()).unwrap().remove(0) {
-        patchwatch_core::event::Incoming::Maintenance(m) => *m,
+    let parsed = match patchwatch_model::event::parse_delivery(event.as_bytes()).unwrap().remove(0) {
+        patchwatch_model::event::Incoming::Maintenance(m) => *m,
         _ => unreachable!(),
     };
     let _ = second.process(&parsed).await;
@@ -210,7 +210,7 @@ async fn example_config_routes_one_run_to_owners_chat_webhook_and_servicenow() {
 
     // The next run of the configuration is clean: the incident is resolved.
     let clean = tempfile::tempdir().unwrap();
-    let opts = patchwatch_core::simulate::SimulateOptions {
+    let opts = patchwatch_simulation::SimulateOptions {
         machines: 40,
         subscriptions: 3,
         seed: 1,
@@ -219,7 +219,7 @@ async fn example_config_routes_one_run_to_owners_chat_webhook_and_servicenow() {
         ..Default::default()
     };
     let mut snapshot = Vec::new();
-    let events = patchwatch_core::simulate::write_snapshot(&opts, &mut snapshot).unwrap();
+    let events = patchwatch_simulation::write_snapshot(&opts, &mut snapshot).unwrap();
     std::fs::write(clean.path().join("snapshot.json"), snapshot).unwrap();
     let next = format!("http://{}", spawn_handler(f.pipeline(&clean.path().join("snapshot.json"))).await);
     let answer = deliver(&next, events.post.to_string()).await;
@@ -232,14 +232,14 @@ async fn example_config_routes_one_run_to_owners_chat_webhook_and_servicenow() {
     let patches_before =
         f.snow_server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "PATCH").count();
     let mut again = f.pipeline(&clean.path().join("snapshot.json"));
-    again.ledger = patchwatch_core::ledger::Ledger::new(
-        patchwatch_core::state::open(&format!("file://{}", tempfile::tempdir().unwrap().keep().display()), None)
+    again.notifier.ledger = patchwatch_state::ledger::Ledger::new(
+        patchwatch_state::store::open(&format!("file://{}", tempfile::tempdir().unwrap().keep().display()), None)
             .unwrap(),
         std::time::Duration::from_secs(300),
     );
     let clean_event =
-        match patchwatch_core::event::parse_delivery(events.post.to_string().as_bytes()).unwrap().remove(0) {
-            patchwatch_core::event::Incoming::Maintenance(m) => *m,
+        match patchwatch_model::event::parse_delivery(events.post.to_string().as_bytes()).unwrap().remove(0) {
+            patchwatch_model::event::Incoming::Maintenance(m) => *m,
             _ => unreachable!(),
         };
     let _ = again.process(&clean_event).await;

@@ -32,11 +32,13 @@ use integration_tests::{
     smtp_auth::AuthSmtp,
     world::signed_request,
 };
-use patchwatch_core::{
-    channels::webhook::{parse_secrets, signatures},
-    event::{Incoming, parse_delivery},
-    simulate::{SimulateOptions, SimulatedEvents, write_snapshot},
-};
+use patchwatch_engine::channels::webhook::parse_secrets;
+use patchwatch_engine::channels::webhook::signatures;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_simulation::SimulateOptions;
+use patchwatch_simulation::SimulatedEvents;
+use patchwatch_simulation::write_snapshot;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};

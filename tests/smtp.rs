@@ -2,10 +2,10 @@
 
 use integration_tests::{example, pipeline, root, smtp::SmtpSink};
 use mailparse::{MailHeaderMap, parse_mail};
-use patchwatch_core::{
-    event::{Incoming, MaintenanceEvent, parse_delivery},
-    pipeline::EventOutcome,
-};
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::parse_delivery;
 use serde_json::{Value, json};
 
 fn events(path: &str) -> MaintenanceEvent {

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use patchwatch_core::{envelope::binding_json, event::parse_delivery};
+use patchwatch_host::envelope::binding_json;
+use patchwatch_model::event::parse_delivery;
 
 fuzz_target!(|data: &[u8]| {
     for binding in ["event", "message"] {

@@ -3,7 +3,7 @@
 
 use itsm_webhook::request::{Parsed, parse_generic, parse_servicenow};
 use libfuzzer_sys::fuzz_target;
-use patchwatch_core::control::settings::Action;
+use patchwatch_model::settings::Action;
 
 fn check(parsed: Parsed) {
     let Parsed::Act(r) = parsed else { return };

@@ -17,10 +17,10 @@ use std::{collections::HashMap, sync::OnceLock};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use itsm_webhook::auth::{Caller, TOLERANCE_SECONDS, authenticate, callers};
 use libfuzzer_sys::fuzz_target;
-use patchwatch_core::{
-    channels::webhook::{parse_secrets, signatures},
-    config::{Config, Defaults},
-};
+use patchwatch_engine::channels::webhook::parse_secrets;
+use patchwatch_engine::channels::webhook::signatures;
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::Defaults;
 
 /// The Standard Webhooks test vectors' secrets (../shared/real-samples/webhooks) and the tests'.
 const SNOW_KEYS: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

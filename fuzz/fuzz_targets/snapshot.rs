@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use patchwatch_core::rundata::{RunQuery, snapshot};
+use patchwatch_model::rundata::{RunQuery, snapshot};
 
 const RUN: &str = "/subscriptions/910a2dec-8902-4cc1-8bee-8da1658eec67/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/Ring2-Prod/providers/microsoft.maintenance/applyupdates/20261110220000";
 

@@ -5,10 +5,9 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use patchwatch_core::{
-    azure::resource_graph::{ResourceGraphClient, ResourceGraphOptions},
-    rundata::RunDataSource,
-};
+use patchwatch_azure::resource_graph::ResourceGraphClient;
+use patchwatch_azure::resource_graph::ResourceGraphOptions;
+use patchwatch_engine::source::RunDataSource;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};

@@ -18,10 +18,9 @@ pub mod world;
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use patchwatch_core::{
-    config::{Config, Defaults},
-    pipeline::Pipeline,
-};
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::Defaults;
+use patchwatch_engine::pipeline::Pipeline;
 use time::OffsetDateTime;
 
 /// The workspace root (for `examples/`).
@@ -46,7 +45,7 @@ pub fn pipeline(vars: &[(&str, &str)]) -> Pipeline {
 
 /// Freezes the pipeline's clock.
 pub fn at(mut p: Pipeline, now: OffsetDateTime) -> Pipeline {
-    p.clock = Arc::new(move || now);
+    p.set_clock(Arc::new(move || now));
     p
 }
 

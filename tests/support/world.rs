@@ -9,14 +9,18 @@ use std::{
     time::Duration,
 };
 
-use patchwatch_core::{
-    azure::arm::ArmClient,
-    channels::webhook::{parse_secrets, signatures},
-    config::{Config, Defaults},
-    event::{Incoming, MaintenanceEvent, parse_delivery},
-    pipeline::Pipeline,
-    simulate::{SimulateOptions, SimulatedEvents, write_snapshot},
-};
+use patchwatch_azure::arm::ArmClient;
+use patchwatch_engine::channels::webhook::parse_secrets;
+use patchwatch_engine::channels::webhook::signatures;
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::Defaults;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_simulation::SimulateOptions;
+use patchwatch_simulation::SimulatedEvents;
+use patchwatch_simulation::write_snapshot;
 use serde_json::Value;
 use time::{OffsetDateTime, macros::datetime};
 
@@ -160,7 +164,7 @@ impl World {
         arm.min_poll = Duration::from_millis(20);
         p.arm = Some(arm);
         let now = self.now.clone();
-        p.clock = Arc::new(move || *now.lock().unwrap());
+        p.set_clock(Arc::new(move || *now.lock().unwrap()));
         p
     }
 

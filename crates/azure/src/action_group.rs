@@ -6,7 +6,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use patchwatch_model::{resource_id::ResourceId, routing::{ChannelSpec, Routing}};
+use patchwatch_model::{
+    resource_id::ResourceId,
+    routing::{ChannelSpec, Routing},
+};
 
 use crate::arm::ArmClient;
 

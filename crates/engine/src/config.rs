@@ -348,7 +348,8 @@ fn parse_events_entra(audience: String, get: &impl Fn(&str) -> Option<String>) -
         });
     }
     let name = "PATCHWATCH_ENTRA_AUTHORITY";
-    let authority = parse_url(name, &get(name).unwrap_or_else(|| patchwatch_azure::entra::DEFAULT_AUTHORITY.to_owned()))?;
+    let authority =
+        parse_url(name, &get(name).unwrap_or_else(|| patchwatch_azure::entra::DEFAULT_AUTHORITY.to_owned()))?;
     let loopback = matches!(authority.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if authority.scheme() != "https" && !loopback {
         return Err(ConfigError::Invalid {

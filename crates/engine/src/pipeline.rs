@@ -26,8 +26,8 @@ use patchwatch_model::{
 use patchwatch_render::{RenderError, Templates};
 use patchwatch_state::{
     approvals::Approvals,
-    keys,
     history::{History, RunRecord},
+    keys,
     ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger, Once},
     store::{self, StateError},
 };
@@ -356,7 +356,12 @@ impl Pipeline {
     }
 
     /// The summary, or the "retry later" that waits for missing results inside the grace period.
-    fn summary_now(&self, event: &MaintenanceEvent, data: &RunData, final_attempt: bool) -> Result<RunSummary, EventOutcome> {
+    fn summary_now(
+        &self,
+        event: &MaintenanceEvent,
+        data: &RunData,
+        final_attempt: bool,
+    ) -> Result<RunSummary, EventOutcome> {
         let grace = if final_attempt { Duration::ZERO } else { self.grace };
         match summarise(event, data, self.now(), grace) {
             Decision::Ready(s) => Ok(*s),

@@ -32,7 +32,8 @@ pub struct InvocationMeta {
 /// If the binding is absent but `Data` holds exactly one value, that value is used: the name
 /// is chosen in `function.json`, and a renamed binding should not drop events.
 pub fn binding_json(body: &[u8], binding: &str) -> Result<(Vec<u8>, InvocationMeta), EventError> {
-    let envelope = patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
+    let envelope =
+        patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = envelope.as_object().ok_or_else(|| {
         EventError::malformed("body", "expected the Functions envelope object {\"Data\": …, \"Metadata\": …}")
     })?;

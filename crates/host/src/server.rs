@@ -176,7 +176,7 @@ async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> R
                 } else {
                     EventError::malformed("body", format!("could not be read: {e}"))
                 };
-                return crate::error::ApiError::Rejected(error).into_response();
+                return crate::error::ApiError::rejected(error).into_response();
             }
         }
     }
@@ -191,7 +191,7 @@ async fn bound_body(req: Request, next: Next, max: usize, within: Duration) -> R
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 fn too_large(max: usize) -> crate::error::ApiError {
-    crate::error::ApiError::Rejected(body_too_large(max))
+    crate::error::ApiError::rejected(body_too_large(max))
 }
 
 fn body_too_large(max: usize) -> EventError {

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    text::glob,
-    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec},
     event::{MaintenanceEvent, Phase},
     rundata::RunData,
+    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec},
     summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
+    text::glob,
 };
 
 /// The routing file as written.
@@ -422,7 +422,6 @@ fn check_endpoint(url: &str) -> Result<(), String> {
     }
 }
 
-
 /// One notification to send: a route's (part of a) run to one channel.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -646,18 +645,23 @@ mod tests {
 
     /// The example run: 40 machines of three teams, 10 of them not succeeded.
     fn example() -> (crate::event::MaintenanceEvent, RunSummary, RunData) {
-        let event =
-            match crate::event::parse_delivery(include_str!("../../../examples/events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
-                crate::event::Incoming::Maintenance(m) => *m,
-                _ => unreachable!(),
-            };
+        let event = match crate::event::parse_delivery(
+            include_str!("../../../examples/events/post-maintenance.json").as_bytes(),
+        )
+        .unwrap()
+        .remove(0)
+        {
+            crate::event::Incoming::Maintenance(m) => *m,
+            _ => unreachable!(),
+        };
         let query = crate::rundata::RunQuery {
             correlation_id: event.correlation_id.clone(),
             subscription_ids: vec![],
             include_results: true,
             since: None,
         };
-        let data = crate::rundata::snapshot::parse(include_str!("../../../examples/snapshot.json").as_bytes(), &query).unwrap();
+        let data = crate::rundata::snapshot::parse(include_str!("../../../examples/snapshot.json").as_bytes(), &query)
+            .unwrap();
         let crate::summary::Decision::Ready(summary) =
             crate::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
         else {

@@ -227,7 +227,6 @@ impl RunSummary {
     }
 }
 
-
 /// Whether the summary can be sent now.
 #[derive(Debug)]
 pub enum Decision {

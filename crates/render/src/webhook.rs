@@ -57,4 +57,3 @@ pub fn body(n: &Notification, now: OffsetDateTime) -> String {
     })
     .to_string()
 }
-

@@ -430,3 +430,10 @@ impl<'a, W: Write> RowWriter<'a, W> {
         self.out.write_all(if self.tables == 0 { b"{}\n" } else { b"\n]\n}\n" })
     }
 }
+
+/// The embedded example snapshot and events (`patchwatch serve`, `replay`, tests and benches).
+pub mod example {
+    pub const SNAPSHOT: &str = include_str!("../../../examples/snapshot.json");
+    pub const POST_EVENT: &str = include_str!("../../../examples/events/post-maintenance.json");
+    pub const PRE_EVENT: &str = include_str!("../../../examples/events/pre-maintenance.json");
+}

@@ -249,7 +249,9 @@ impl Ledger {
         match self.finish(token, finish, clock()).await {
             Ok(true) => {}
             Ok(false) => warn!(target = id.target, "The claim expired while acting; another instance may act again."),
-            Err(e) => tracing::error!(target = id.target, error = %e, "The outcome could not be recorded in the state store."),
+            Err(e) => {
+                tracing::error!(target = id.target, error = %e, "The outcome could not be recorded in the state store.")
+            }
         }
         Ok(Once::Acted(value))
     }
@@ -428,11 +430,23 @@ mod tests {
         let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(60));
         let clock = clock_at(T0);
         let sent = || Finish::Sent { subject: "s".into(), detail: "to ops".into() };
-        let first = ledger.once(&id(), &clock, |t| { let hash = t.id_hash(); async move { (sent(), hash) } }).await.unwrap();
+        let first = ledger
+            .once(&id(), &clock, |t| {
+                let hash = t.id_hash();
+                async move { (sent(), hash) }
+            })
+            .await
+            .unwrap();
         let Once::Acted(hash) = first else { panic!("the first call acts") };
         assert_eq!(hash.len(), 16);
         let mut acted = false;
-        let again = ledger.once(&id(), &clock, |_| { acted = true; async { (sent(), ()) } }).await.unwrap();
+        let again = ledger
+            .once(&id(), &clock, |_| {
+                acted = true;
+                async { (sent(), ()) }
+            })
+            .await
+            .unwrap();
         assert!(!acted, "a settled delivery is not acted on again");
         let Once::Settled(record) = again else { panic!("the second call finds the record") };
         assert_eq!((record.state, record.detail.as_deref()), (DeliveryState::Sent, Some("to ops")));
@@ -445,7 +459,8 @@ mod tests {
         let clock = clock_at(T0);
         let retry = ledger.once(&id(), &clock, |_| async { (Finish::Retry { error: "503".into() }, 1) }).await.unwrap();
         assert!(matches!(retry, Once::Acted(1)));
-        let failed = ledger.once(&id(), &clock, |_| async { (Finish::Failed { error: "550".into() }, 2) }).await.unwrap();
+        let failed =
+            ledger.once(&id(), &clock, |_| async { (Finish::Failed { error: "550".into() }, 2) }).await.unwrap();
         assert!(matches!(failed, Once::Acted(2)), "a pending delivery is acted on again");
         let after = ledger.once(&id(), &clock, |_| async { (Finish::Retry { error: "x".into() }, 3) }).await.unwrap();
         let Once::Settled(record) = after else { panic!("failed for good is settled") };
@@ -457,11 +472,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(Arc::new(FileStore::new(dir.path())), Duration::from_secs(600));
         let Claim::Claimed(_held) = ledger.claim(&id(), T0).await.unwrap() else { panic!() };
-        let busy = ledger.once(&id(), &clock_at(T0), |_| async { (Finish::Retry { error: "x".into() }, ()) }).await.unwrap();
+        let busy =
+            ledger.once(&id(), &clock_at(T0), |_| async { (Finish::Retry { error: "x".into() }, ()) }).await.unwrap();
         let Once::Busy { retry_after } = busy else { panic!("a held claim is busy") };
         assert_eq!(retry_after, STATE_RETRY, "a long lease is re-checked within 30 s");
         let near_end = T0 + Duration::from_secs(599);
-        let busy = ledger.once(&id(), &clock_at(near_end), |_| async { (Finish::Retry { error: "x".into() }, ()) }).await.unwrap();
+        let busy = ledger
+            .once(&id(), &clock_at(near_end), |_| async { (Finish::Retry { error: "x".into() }, ()) })
+            .await
+            .unwrap();
         assert!(matches!(busy, Once::Busy { retry_after } if retry_after == MIN_RETRY));
     }
 

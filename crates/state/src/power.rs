@@ -40,4 +40,3 @@ pub async fn records(store: &Arc<dyn StateStore>, run_id: &str) -> Result<Vec<Po
     out.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
     Ok(out)
 }
-

@@ -3,10 +3,11 @@
 //! (`Microsoft.Insights/activityLogs`). Maintenance operations become notices; everything else
 //! is acknowledged and ignored.
 
-use patchwatch_core::{
-    event::{EventError, get_ci, last_segment},
-    notice::{Notice, Severity},
-};
+use patchwatch_model::event::EventError;
+use patchwatch_model::event::get_ci;
+use patchwatch_model::event::last_segment;
+use patchwatch_model::notice::Notice;
+use patchwatch_model::notice::Severity;
 use serde_json::{Map, Value};
 
 /// The activity-log facts patchwatch uses, whichever schema carried them.
@@ -43,7 +44,7 @@ fn obj_at<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a
 /// Parses an action group's webhook body.
 pub fn parse(body: &[u8]) -> Result<Alert, EventError> {
     let value =
-        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
+        patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let root = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let schema = str_at(root, "schemaId").ok_or_else(|| EventError::malformed("schemaId", "is required"))?;
     let data = obj_at(root, "data", "data")?;

@@ -12,11 +12,14 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use patchwatch_core::{config::Secret, error::ApiError, pipeline::Pipeline};
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_host::{auth::Bearer, error::ApiError};
+use patchwatch_model::failure::Retry;
+use patchwatch_model::secret::Secret;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -33,8 +36,8 @@ pub struct AppState {
 /// The handler's router: its routes, health and request tracing.
 pub fn router(state: AppState) -> Router {
     routes(state)
-        .route("/api/health", get(patchwatch_core::runtime::health))
-        .layer(patchwatch_core::telemetry::request_spans())
+        .route("/api/health", get(patchwatch_host::runtime::health))
+        .layer(patchwatch_host::telemetry::request_spans())
 }
 
 /// `POST /api/alerts` alone, for hosts that serve several handlers (`patchwatch serve`).
@@ -50,21 +53,20 @@ struct TokenQuery {
 async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    bearer: Bearer,
     body: Body,
 ) -> Response {
     if let Some(token) = &state.token {
-        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        let given = q.token.as_deref().or(bearer).map(str::trim);
+        let given = q.token.as_deref().or(bearer.token()).map(str::trim);
         if !given.is_some_and(|g| token.matches(g)) {
             warn!("Alert without a valid token rejected; nothing processed.");
-            return ApiError::Unauthorized.into_response();
+            return ApiError::unauthorized().into_response();
         }
     }
     // The token is checked first: an unauthenticated caller learns nothing about the body.
-    let body = match patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await {
+    let body = match patchwatch_host::server::read_body(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => return ApiError::Rejected(e).into_response(),
+        Err(e) => return ApiError::rejected(e).into_response(),
     };
     let activity = match alert::parse(&body) {
         Ok(alert::Alert::Activity(a)) => a,
@@ -74,7 +76,7 @@ async fn alerts(
         }
         Err(e) => {
             warn!(field = %e.field, problem = %e.problem, "Alert rejected.");
-            return ApiError::Rejected(e).into_response();
+            return ApiError::rejected(e).into_response();
         }
     };
     let notice = match alert::notice(&activity) {
@@ -86,11 +88,17 @@ async fn alerts(
     };
     info!(operation = %activity.operation, caller = %activity.caller, status = %activity.status, "Maintenance activity alert.");
     let channels = state.pipeline.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
-    let results = state.pipeline.send_notice(&notice, &channels).await;
-    let retry = results.iter().filter_map(|(_, r)| r.as_ref().err()).max_by_key(|(_, after)| *after).cloned();
-    let deliveries: Vec<_> = results.into_iter().map(|(report, _)| report).collect();
+    let results = state.pipeline.notifier.send_notice(&notice, &channels).await;
+    let mut retry = None;
+    let mut deliveries = Vec::with_capacity(results.len());
+    for d in results {
+        if let Some(r) = d.retry {
+            Retry::merge_into(&mut retry, r);
+        }
+        deliveries.push(d.report);
+    }
     match retry {
-        Some((reason, after)) => ApiError::RetryLater { reason, after }.into_response(),
+        Some(Retry { reason, after }) => ApiError::retry_later(reason, after).into_response(),
         None => (StatusCode::OK, Json(json!({ "status": "done", "title": notice.title, "deliveries": deliveries })))
             .into_response(),
     }

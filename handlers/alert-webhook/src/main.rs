@@ -3,7 +3,10 @@
 use std::{process::ExitCode, sync::Arc};
 
 use alert_webhook::{AppState, router};
-use patchwatch_core::{config, pipeline::Pipeline, runtime, telemetry};
+use patchwatch_engine::config;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_host::runtime;
+use patchwatch_host::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -1,6 +1,6 @@
 //! The actions an ITSM caller may ask for, and the one error type of this handler's edge.
 
-use patchwatch_core::resource_id::ConfigurationId;
+use patchwatch_model::resource_id::ConfigurationId;
 use std::{collections::HashMap, time::Duration};
 
 use axum::{
@@ -8,19 +8,27 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use patchwatch_core::{
-    azure::arm::MAINTENANCE_API,
-    control::{
-        approvals::{Acknowledgement, ChangeDecision, Recorded},
-        settings::Action,
-    },
-    event::{EventError, MaintenanceEvent, Phase, Schema, last_segment},
-    notice::{Notice, Severity},
-    pipeline::{EventOutcome, Pipeline},
-    render::format_time,
-    rundata::RunQuery,
-    summary::{Decision, Outcome, summarise},
-};
+use patchwatch_azure::arm::MAINTENANCE_API;
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_model::event::EventError;
+use patchwatch_model::event::MaintenanceEvent;
+use patchwatch_model::event::Phase;
+use patchwatch_model::event::Schema;
+use patchwatch_model::event::last_segment;
+use patchwatch_model::notice::Notice;
+use patchwatch_model::notice::Severity;
+use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::settings::Action;
+use patchwatch_model::summary::Decision;
+use patchwatch_model::summary::Outcome;
+use patchwatch_model::summary::summarise;
+use patchwatch_model::text::format_time;
+use patchwatch_state::approvals::Acknowledgement;
+use patchwatch_state::approvals::ChangeDecision;
+use patchwatch_state::approvals::Recorded;
+use patchwatch_model::failure::Delivered;
+use patchwatch_state::ledger::{DeliveryId, DeliveryState, Finish, Once};
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, warn};
 
@@ -114,7 +122,7 @@ pub async fn perform(
     configuration: &str,
 ) -> Result<(StatusCode, Value), ItsmError> {
     let p = &state.pipeline;
-    let now = (p.clock)();
+    let now = p.now();
     match req.action {
         Action::Approve | Action::Reject => {
             let (start, end) =
@@ -153,7 +161,7 @@ pub async fn perform(
                     start.unix_timestamp(),
                     end.unix_timestamp()
                 );
-                retry_on(p.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
+                retry_on(p.notifier.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
             }
             let status = match recorded {
                 Recorded::Changed => "recorded",
@@ -188,7 +196,7 @@ pub async fn perform(
                 recorded.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
             );
             let mut incidents = Vec::new();
-            for name in p.channels.servicenow_channels() {
+            for name in p.notifier.channels.servicenow_channels() {
                 incidents.extend(note_once(p, &name, &run, configuration, &text).await?);
             }
             let n = notice(
@@ -200,7 +208,7 @@ pub async fn perform(
             )
             .fact("Incidents noted", incidents.join(", "));
             retry_on(
-                p.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await,
+                p.notifier.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await,
             )?;
             Ok((
                 StatusCode::OK,
@@ -213,9 +221,9 @@ pub async fn perform(
 }
 
 /// Notice deliveries that must be retried make the request "retry later" (503).
-fn retry_on(results: Vec<patchwatch_core::notice::NoticeResult>) -> Result<(), ItsmError> {
-    match results.into_iter().find_map(|(_, r)| r.err()) {
-        Some((reason, _)) => Err(ItsmError::RetryLater(reason)),
+fn retry_on(results: Vec<Delivered>) -> Result<(), ItsmError> {
+    match results.into_iter().find_map(|d| d.retry) {
+        Some(retry) => Err(ItsmError::RetryLater(retry.reason)),
         None => Ok(()),
     }
 }
@@ -228,35 +236,30 @@ async fn note_once(
     configuration: &str,
     text: &str,
 ) -> Result<Vec<String>, ItsmError> {
-    use patchwatch_core::ledger::{Claim, DeliveryId, Finish};
-    let Some(client) = p.channels.servicenow(channel) else { return Ok(Vec::new()) };
+    let Some(client) = p.notifier.channels.servicenow(channel) else { return Ok(Vec::new()) };
     let target = format!("ack-note.{channel}");
     let id = DeliveryId { run_id: run, configuration, phase: "ack", target: &target };
-    let token = match p.ledger.claim(&id, (p.clock)()).await.map_err(|e| ItsmError::RetryLater(e.to_string()))? {
-        Claim::Claimed(t) => t,
-        Claim::AlreadySent(r) => {
-            return Ok(r
-                .detail
-                .filter(|d| !d.is_empty())
-                .map(|d| d.split(", ").map(str::to_owned).collect())
-                .unwrap_or_default());
-        }
-        Claim::FailedForGood(_) => return Ok(Vec::new()),
-        Claim::Busy { .. } => return Err(ItsmError::RetryLater(format!("{channel}: another instance is noting it"))),
-    };
-    match client.note_run(configuration_id_of_run(run), run, text).await {
-        Ok(noted) => {
-            let finish = Finish::Sent { subject: "acknowledgement".to_owned(), detail: noted.join(", ") };
-            if let Err(e) = p.ledger.finish(token, finish, (p.clock)()).await {
-                warn!(channel, error = %e, "The ServiceNow note could not be recorded.");
+    let once = p.ledger().once(&id, &p.notifier.clock, |_| async {
+        match client.note_run(configuration_id_of_run(run), run, text).await {
+            Ok(noted) => {
+                let finish = Finish::Sent { subject: "acknowledgement".to_owned(), detail: noted.join(", ") };
+                (finish, Ok(noted))
             }
-            Ok(noted)
+            Err(e) => {
+                warn!(channel, error = %e, "Could not note the acknowledgement on ServiceNow; the caller should retry.");
+                (Finish::Retry { error: e.to_string() }, Err(ItsmError::RetryLater(format!("ServiceNow {channel}: {e}"))))
+            }
         }
-        Err(e) => {
-            warn!(channel, error = %e, "Could not note the acknowledgement on ServiceNow; the caller should retry.");
-            let _ = p.ledger.finish(token, Finish::Retry { error: e.to_string() }, (p.clock)()).await;
-            Err(ItsmError::RetryLater(format!("ServiceNow {channel}: {e}")))
-        }
+    });
+    match once.await.map_err(|e| ItsmError::RetryLater(e.to_string()))? {
+        Once::Acted(result) => result,
+        Once::Settled(r) if r.state == DeliveryState::Sent => Ok(r
+            .detail
+            .filter(|d| !d.is_empty())
+            .map(|d| d.split(", ").map(str::to_owned).collect())
+            .unwrap_or_default()),
+        Once::Settled(_) => Ok(Vec::new()),
+        Once::Busy { .. } => Err(ItsmError::RetryLater(format!("{channel}: another instance is noting it"))),
     }
 }
 
@@ -288,8 +291,8 @@ async fn rerun(
         RunQuery { correlation_id: run.clone(), subscription_ids: Vec::new(), include_results: true, since: None };
     let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     let configuration_id = configuration_id_of_run(&run).to_owned();
-    let event = synthetic_event(&run, &configuration_id, (p.clock)(), 0, None);
-    let Decision::Ready(summary) = summarise(&event, &data, (p.clock)(), Duration::ZERO) else {
+    let event = synthetic_event(&run, &configuration_id, p.now(), 0, None);
+    let Decision::Ready(summary) = summarise(&event, &data, p.now(), Duration::ZERO) else {
         return Err(ItsmError::RetryLater("run data incomplete".to_owned()));
     };
     if summary.counts.total == 0 {
@@ -427,7 +430,7 @@ async fn emergency(
     ))
 }
 
-fn p_arm(p: &Pipeline) -> Result<&patchwatch_core::azure::arm::ArmClient, ItsmError> {
+fn p_arm(p: &Pipeline) -> Result<&patchwatch_azure::arm::ArmClient, ItsmError> {
     p.arm.as_ref().ok_or_else(|| ItsmError::Forbidden("no Azure credential is configured to patch machines".to_owned()))
 }
 
@@ -467,7 +470,7 @@ struct PatchJob {
     targets: Vec<Target>,
     params: PatchParams,
     /// Tags and OS of the machines, carried into the summary for routing.
-    known: HashMap<String, patchwatch_core::rundata::MachineInfo>,
+    known: HashMap<String, patchwatch_model::rundata::MachineInfo>,
     label: String,
 }
 
@@ -482,11 +485,11 @@ fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) 
     tokio::spawn(
         async move {
             let Some(arm) = p.arm.clone() else { return };
-            let started = (p.clock)();
+            let started = p.now();
             let request = format!(
                 "{}{:010x}",
                 req.action.as_str(),
-                patchwatch_core::ledger::fnv64(&format!(
+                patchwatch_model::text::fnv64(&format!(
                     "{}{}{}",
                     caller.name,
                     req.requested_by,
@@ -495,7 +498,7 @@ fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) 
             );
             info!(machines = targets.len(), %label, "Patching on demand started.");
             let results = patch::install(&arm, &targets, &params, concurrency).await;
-            let now = (p.clock)();
+            let now = p.now();
             let data = patch::run_data(&results, &known, now);
             let mut event = synthetic_event(&run, &configuration_id, started, params.max_minutes, Some(&request));
             event.status = Some(format!("{label}, requested by {} via {}", req.requested_by, caller.name));
@@ -518,7 +521,7 @@ fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) 
             .fact("Result", verdict)
             .fact("Started", format_time(started))
             .fact("Finished", format_time(now));
-            p.send_notice(
+            p.notifier.send_notice(
                 &Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n },
                 &caller.notify,
             )

@@ -2,11 +2,13 @@
 //! secret, each compared in constant time. Nothing is read from the body before this passes.
 
 use axum::http::HeaderMap;
-use patchwatch_core::{
-    channels::webhook::{SigningKey, parse_secrets, signatures},
-    config::{Config, Secret},
-    control::settings::{Action, CallerSpec},
-};
+use patchwatch_engine::channels::webhook::SigningKey;
+use patchwatch_engine::channels::webhook::parse_secrets;
+use patchwatch_engine::channels::webhook::signatures;
+use patchwatch_engine::config::Config;
+use patchwatch_model::secret::Secret;
+use patchwatch_model::settings::Action;
+use patchwatch_model::settings::CallerSpec;
 
 /// How far a signed request's timestamp may be from now, either way.
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
@@ -30,7 +32,7 @@ impl Caller {
     /// Globs match the configuration's name, or its full resource id when the request names it
     /// (so a glob like `/subscriptions/<id>/*` scopes a caller to one subscription).
     pub fn may_act_on(&self, name: &str, id: Option<&str>) -> bool {
-        use patchwatch_core::routing::glob;
+        use patchwatch_model::text::glob;
         self.configurations
             .iter()
             .any(|g| if g.starts_with('/') { id.is_some_and(|id| glob(g, id)) } else { glob(g, name) })

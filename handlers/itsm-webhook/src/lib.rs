@@ -23,7 +23,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use patchwatch_core::{ledger::fnv64, pipeline::Pipeline, state::key_segment};
+use patchwatch_engine::pipeline::Pipeline;
+
+use patchwatch_state::keys;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -51,8 +53,8 @@ impl AppState {
 /// The handler's router: its routes, health and request tracing.
 pub fn router(state: AppState) -> Router {
     routes(state)
-        .route("/api/health", get(patchwatch_core::runtime::health))
-        .layer(patchwatch_core::telemetry::request_spans())
+        .route("/api/health", get(patchwatch_host::runtime::health))
+        .layer(patchwatch_host::telemetry::request_spans())
 }
 
 /// `POST /api/itsm` alone, for hosts that serve several handlers (`patchwatch serve`).
@@ -66,9 +68,9 @@ struct Format {
 }
 
 async fn itsm(State(state): State<AppState>, Query(q): Query<Format>, headers: HeaderMap, body: Body) -> Response {
-    let body = match patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await {
+    let body = match patchwatch_host::server::read_body(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => return patchwatch_core::error::ApiError::Rejected(e).into_response(),
+        Err(e) => return patchwatch_host::error::ApiError::rejected(e).into_response(),
     };
     match handle(&state, q.format.as_deref(), &headers, &body).await {
         Ok((status, value)) => (status, Json(value)).into_response(),
@@ -85,7 +87,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(StatusCode, Value), ItsmError> {
-    let now = (state.pipeline.clock)();
+    let now = state.pipeline.now();
     let who =
         auth::authenticate(&state.callers, headers, body, now.unix_timestamp()).map_err(ItsmError::Unauthorized)?;
     let caller = who.caller;
@@ -93,7 +95,7 @@ async fn handle(
         "generic" => request::parse_generic(body),
         "servicenow" => request::parse_servicenow(body),
         other => {
-            return Err(ItsmError::BadRequest(patchwatch_core::event::EventError::malformed(
+            return Err(ItsmError::BadRequest(patchwatch_model::event::EventError::malformed(
                 "format",
                 format!("unknown format {other:?}: expected generic or servicenow"),
             )));
@@ -127,17 +129,17 @@ async fn handle(
     // Replay protection: a signed message id is used once; a bearer caller's requestId makes a
     // repeated request a duplicate.
     let once = match (&who.webhook_id, &req.request_id) {
-        (Some(id), _) => Some((format!("itsm/seen/{}/{:016x}", key_segment(&caller.name), fnv64(id)), true)),
-        (None, Some(id)) => Some((format!("itsm/requests/{}/{:016x}", key_segment(&caller.name), fnv64(id)), false)),
+        (Some(id), _) => Some((keys::itsm_seen(&caller.name, id), true)),
+        (None, Some(id)) => Some((keys::itsm_request(&caller.name, id), false)),
         (None, None) if actions::needs_request_id(req.action) => {
-            return Err(ItsmError::BadRequest(patchwatch_core::event::EventError::malformed(
+            return Err(ItsmError::BadRequest(patchwatch_model::event::EventError::malformed(
                 "requestId",
                 "is required with bearer authentication, so a repeated request does not patch twice",
             )));
         }
         (None, None) => None,
     };
-    let store = state.pipeline.ledger.store();
+    let store = state.pipeline.ledger().store();
     if let Some((key, signed)) = &once {
         let record = json!({ "caller": caller.name, "requestedBy": req.requested_by, "action": req.action.as_str(), "at": now.unix_timestamp() });
         match store.create(key, record.to_string().as_bytes()).await {

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use itsm_webhook::{AppState, auth, router};
-use patchwatch_core::{pipeline::Pipeline, runtime, telemetry};
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_host::runtime;
+use patchwatch_host::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {

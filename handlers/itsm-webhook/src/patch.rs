@@ -2,14 +2,18 @@
 //! completion, results turned into run data so the summary is built, rendered and routed
 //! exactly like a scheduled run's.
 
-use patchwatch_core::resource_id::MachineId;
+use patchwatch_model::resource_id::MachineId;
 use std::{collections::HashMap, time::Duration};
 
 use futures::{StreamExt, stream};
-use patchwatch_core::{
-    azure::arm::{ArmClient, COMPUTE_API, HYBRID_COMPUTE_API},
-    rundata::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData},
-};
+use patchwatch_azure::arm::ArmClient;
+use patchwatch_azure::arm::COMPUTE_API;
+use patchwatch_azure::arm::HYBRID_COMPUTE_API;
+use patchwatch_model::rundata::ExpectedMachine;
+use patchwatch_model::rundata::FailedPatch;
+use patchwatch_model::rundata::InstallResult;
+use patchwatch_model::rundata::MachineInfo;
+use patchwatch_model::rundata::RunData;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 

@@ -20,8 +20,11 @@
 //! `{"number", "approval": "approved"|"rejected"|…, "start_date", "end_date"
 //! ("yyyy-MM-dd HH:mm:ss" UTC), "u_maintenance_configuration", "sys_updated_by"}`.
 
-use patchwatch_core::resource_id::{ConfigurationId, MachineId, RunId, check_resource_name};
-use patchwatch_core::{channels::servicenow::parse_date, control::settings::Action, event::EventError, event::get_ci};
+use patchwatch_engine::channels::servicenow::parse_date;
+use patchwatch_model::event::EventError;
+use patchwatch_model::event::get_ci;
+use patchwatch_model::resource_id::{ConfigurationId, MachineId, RunId, check_resource_name};
+use patchwatch_model::settings::Action;
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -100,7 +103,7 @@ fn time(obj: &Map<String, Value>, key: &str, field: &str) -> Result<OffsetDateTi
 /// Parses the generic form.
 pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
     let value =
-        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
+        patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let action_text = required(obj, "action", "")?;
     let action = Action::parse(&action_text).ok_or_else(|| {
@@ -213,7 +216,7 @@ pub const SERVICENOW_CONFIGURATION_FIELD: &str = "u_maintenance_configuration";
 /// Parses a ServiceNow change_request notification into approve or reject.
 pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
     let value =
-        patchwatch_core::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
+        patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
     let number = required(obj, "number", "(the change number)")?;
     let approval = required(obj, "approval", "")?;

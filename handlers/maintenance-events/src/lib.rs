@@ -17,14 +17,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use patchwatch_core::{
-    config::Secret,
-    entra::{EntraError, EntraValidator},
-    envelope::{InvocationResponse, binding_json},
-    error::ApiError,
-    event::{EventError, Incoming, MAX_BODY_BYTES, parse_delivery},
-    pipeline::{DeliveryOutcome, EventOutcome, Pipeline},
-};
+use patchwatch_azure::entra::EntraError;
+use patchwatch_azure::entra::EntraValidator;
+use patchwatch_engine::pipeline::DeliveryOutcome;
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_host::envelope::InvocationResponse;
+use patchwatch_host::envelope::binding_json;
+use patchwatch_host::error::ApiError;
+use patchwatch_model::event::EventError;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MAX_BODY_BYTES;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_model::secret::Secret;
 use serde_json::{Value, json};
 use tracing::{Instrument, warn};
 
@@ -90,14 +95,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", post(events).options(abuse_protection))
         .route("/maintenance-event", post(|s: State<AppState>, b: Body| envelope(s, b, "event")))
         .route("/maintenance-queue", post(|s: State<AppState>, b: Body| envelope(s, b, "message")))
-        .route("/api/health", get(patchwatch_core::runtime::health))
-        .layer(patchwatch_core::telemetry::request_spans())
+        .route("/api/health", get(patchwatch_host::runtime::health))
+        .layer(patchwatch_host::telemetry::request_spans())
         .with_state(state)
 }
 
 /// Reads a body up to the size limit: 413 beyond it, 408 when it trickles in too slowly.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, EventError> {
-    patchwatch_core::server::read_body(body, MAX_BODY_BYTES).await
+    patchwatch_host::server::read_body(body, MAX_BODY_BYTES).await
 }
 
 /// Largest body read from a caller without a valid credential (a validation handshake).
@@ -158,7 +163,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     // Without a valid credential only a validation handshake can pass, and a handshake is a
     // few hundred bytes: nothing bigger is parsed for an unauthenticated caller.
     let limit = if caller == Caller::Trusted { MAX_BODY_BYTES } else { HANDSHAKE_MAX_BYTES };
-    let parsed = patchwatch_core::server::read_body(body, limit).await.and_then(|b| parse_delivery(&b));
+    let parsed = patchwatch_host::server::read_body(body, limit).await.and_then(|b| parse_delivery(&b));
     let items = match (parsed, caller) {
         (Ok(items), Caller::Trusted) => items,
         (Ok(items), Caller::ValidationOnly | Caller::RetryLater)
@@ -169,15 +174,15 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         (_, Caller::RetryLater) => {
             let reason =
                 "the Entra ID signing keys could not be fetched to check the token; nothing processed".to_owned();
-            return ApiError::RetryLater { reason, after: ENTRA_RETRY_AFTER }.into_response();
+            return ApiError::retry_later(reason, ENTRA_RETRY_AFTER).into_response();
         }
         (_, Caller::ValidationOnly) => {
             warn!("Delivery without a valid bearer token rejected; nothing processed.");
-            return ApiError::Unauthorized.into_response();
+            return ApiError::unauthorized().into_response();
         }
         (Err(e), Caller::Trusted) => {
             warn!(field = %e.field, problem = %e.problem, "Delivery rejected.");
-            return ApiError::Rejected(e).into_response();
+            return ApiError::rejected(e).into_response();
         }
     };
     match run(&state, items, false).await {
@@ -186,8 +191,8 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             Json(json!({ "status": "done", "events": outcomes.iter().map(describe).collect::<Vec<_>>() }))
                 .into_response()
         }
-        DeliveryOutcome::RetryLater { reason, after } => ApiError::RetryLater { reason, after }.into_response(),
-        DeliveryOutcome::Rejected(e) => ApiError::Rejected(e).into_response(),
+        DeliveryOutcome::RetryLater { reason, after } => ApiError::retry_later(reason, after).into_response(),
+        DeliveryOutcome::Rejected(e) => ApiError::rejected(e).into_response(),
     }
 }
 
@@ -195,7 +200,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
 async fn abuse_protection(headers: HeaderMap) -> Response {
     let Some(origin) = headers.get("webhook-request-origin").cloned() else {
         let e = EventError::malformed("WebHook-Request-Origin", "header missing from the abuse-protection request");
-        return ApiError::Rejected(e).into_response();
+        return ApiError::rejected(e).into_response();
     };
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
@@ -216,7 +221,7 @@ async fn envelope(State(state): State<AppState>, body: Body, binding: &'static s
         Ok(b) => b,
         Err(e) => {
             warn!(field = %e.field, problem = %e.problem, "Invocation refused.");
-            return ApiError::Rejected(e).into_response();
+            return ApiError::rejected(e).into_response();
         }
     };
     let parsed = binding_json(&bytes, binding).and_then(|(json, meta)| {

@@ -4,7 +4,10 @@
 use std::{process::ExitCode, sync::Arc};
 
 use maintenance_events::{AppState, router};
-use patchwatch_core::{entra::EntraValidator, pipeline::Pipeline, runtime, telemetry};
+use patchwatch_azure::entra::EntraValidator;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_host::runtime;
+use patchwatch_host::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {

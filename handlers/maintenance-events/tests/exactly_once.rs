@@ -14,11 +14,11 @@ use std::{
 };
 
 use integration_tests::{azurite::Azurite, example, http, pipeline, root, smtp::SmtpSink, spawn_handler};
-use patchwatch_core::{
-    history::History,
-    ledger::{DeliveryState, Ledger},
-    state::{self, StateStore},
-};
+use patchwatch_state::history::History;
+use patchwatch_state::ledger::DeliveryState;
+use patchwatch_state::ledger::Ledger;
+use patchwatch_state::store;
+use patchwatch_state::store::StateStore;
 use serde_json::Value;
 
 /// Tests `name::file` and `name::blob` running `name(Backend)` against each state backend.
@@ -71,7 +71,7 @@ fn snapshot() -> String {
     root().join("examples/snapshot.json").display().to_string()
 }
 
-fn handler_pipeline(smtp: &str, state: &str, lease: &str) -> patchwatch_core::pipeline::Pipeline {
+fn handler_pipeline(smtp: &str, state: &str, lease: &str) -> patchwatch_engine::pipeline::Pipeline {
     pipeline(&[
         ("PATCHWATCH_SMTP_URL", smtp),
         ("PATCHWATCH_MAIL_TO", "ops@example.com"),
@@ -152,7 +152,7 @@ async fn smtp_down_twice_then_up_sends_once(backend: Backend) {
     assert_eq!(deliver(&base).await, (200, "sent".to_owned()));
     assert_eq!(deliver(&base).await, (200, "duplicate".to_owned()));
     assert_eq!(sink.wait_for(1).len(), 1);
-    let ledger = Ledger::new(state::open(&store.url, None).unwrap(), Duration::from_secs(300));
+    let ledger = Ledger::new(store::open(&store.url, None).unwrap(), Duration::from_secs(300));
     let records = ledger.list(None).await.unwrap();
     let email: Vec<_> = records.iter().filter(|r| r.target == "default.email").collect();
     assert_eq!(email.len(), 1, "{records:?}");
@@ -210,7 +210,7 @@ async fn killed_sender_is_taken_over_after_the_lease(backend: Backend) {
             .send()
             .await;
     });
-    let ledger = Ledger::new(state::open(&store.url, None).unwrap(), Duration::from_secs(3));
+    let ledger = Ledger::new(store::open(&store.url, None).unwrap(), Duration::from_secs(3));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let records = ledger.list(None).await.unwrap();
@@ -245,7 +245,7 @@ both_backends!(killed_sender_is_taken_over_after_the_lease);
 /// Conflicting concurrent writes: compare-and-swap never loses an update, create has one winner.
 async fn concurrent_writes_lose_nothing(backend: Backend) {
     let store = store(backend).await;
-    let s: Arc<dyn StateStore> = state::open(&store.url, None).unwrap();
+    let s: Arc<dyn StateStore> = store::open(&store.url, None).unwrap();
     let winners = Arc::new(AtomicUsize::new(0));
     let creates = (0..20).map(|i| {
         let (s, winners) = (s.clone(), winners.clone());

@@ -6,13 +6,15 @@
 use std::{hint::black_box, time::Duration};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use patchwatch_core::{
-    event::{Incoming, parse_delivery},
-    render::Templates,
-    rundata::{RunQuery, snapshot},
-    simulate::{SimulateOptions, write_snapshot},
-    summary::{Decision, summarise},
-};
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::rundata::snapshot;
+use patchwatch_model::summary::Decision;
+use patchwatch_model::summary::summarise;
+use patchwatch_render::Templates;
+use patchwatch_simulation::SimulateOptions;
+use patchwatch_simulation::write_snapshot;
 
 fn pipeline(c: &mut Criterion) {
     let templates = Templates::load(None, "https://portal.azure.com/".parse().unwrap()).unwrap();

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use patchwatch_core::apps::APPS;
+use patchwatch_host::apps::APPS;
 
 const RUNS: usize = 30;
 

@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use patchwatch_core::{
-    config,
-    ledger::{DeliveryState, Ledger},
-    render::format_time,
-    state,
-};
+use patchwatch_engine::config;
+use patchwatch_model::text::format_time;
+use patchwatch_state::ledger::DeliveryState;
+use patchwatch_state::ledger::Ledger;
+use patchwatch_state::store;
 
 use crate::EXIT_BAD_INPUT;
 
@@ -30,7 +29,7 @@ pub async fn run(args: Args) -> ExitCode {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let url = args.state.clone().or_else(|| env("PATCHWATCH_STATE")).unwrap_or_else(|| config::local_state_url(env));
     // Listing needs no credential when the URL is a directory or carries a SAS token.
-    let store = match state::open(&url, None) {
+    let store = match store::open(&url, None) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("patchwatch: PATCHWATCH_STATE is invalid: {e}");

@@ -52,7 +52,7 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    patchwatch_core::telemetry::init_tracing("warn");
+    patchwatch_host::telemetry::init_tracing("warn");
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
         Command::Deliveries(args) => deliveries::run(args).await,

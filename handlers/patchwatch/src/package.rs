@@ -2,7 +2,7 @@
 //! `bootstrap` directory per handler.
 //!
 //! A Function App zip holds `host.json`, that app's function folders (from
-//! `patchwatch_core::apps::APPS`), the binary renamed `handler` with its executable bit, and
+//! `patchwatch_host::apps::APPS`), the binary renamed `handler` with its executable bit, and
 //! `patchwatch.toml` when `--config` is given. Entries carry a fixed timestamp, so the same
 //! inputs give byte-identical zips.
 
@@ -12,7 +12,7 @@ use std::{
     process::{Command, ExitCode},
 };
 
-use patchwatch_core::apps::{APPS, App};
+use patchwatch_host::apps::{APPS, App};
 use zip::{DateTime, ZipWriter, write::SimpleFileOptions};
 
 use crate::EXIT_BAD_INPUT;
@@ -84,7 +84,7 @@ fn package(args: &Args) -> Result<Vec<String>, PackageError> {
     let root = workspace_root()?;
     let config = match &args.config {
         Some(path) => {
-            patchwatch_core::routing::load(path, &|_| true)
+            patchwatch_engine::config::load_routing(path, &|_| true)
                 .map_err(|problems| PackageError::Config(problems.join("; ")))?;
             Some(std::fs::read(path).map_err(io(path))?)
         }

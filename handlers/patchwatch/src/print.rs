@@ -1,12 +1,13 @@
 //! The terminal summary `replay` prints.
 
-use patchwatch_core::{
-    event::Phase,
-    ledger::{DeliveryRecord, DeliveryState},
-    pipeline::DeliveryReport,
-    render::{format_minutes, format_time},
-    summary::{Outcome, RunSummary},
-};
+use patchwatch_engine::pipeline::DeliveryReport;
+use patchwatch_model::event::Phase;
+use patchwatch_model::summary::Outcome;
+use patchwatch_model::summary::RunSummary;
+use patchwatch_model::text::format_time;
+use patchwatch_render::format_minutes;
+use patchwatch_state::ledger::DeliveryRecord;
+use patchwatch_state::ledger::DeliveryState;
 
 /// Most machine lines printed; the email has the rest.
 const MAX_LINES: usize = 20;

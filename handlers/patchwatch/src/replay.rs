@@ -2,11 +2,14 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-use patchwatch_core::{
-    config::{self, Config, Defaults},
-    event::{Incoming, parse_delivery},
-    pipeline::{EventOutcome, Pipeline, default_outbox},
-};
+use patchwatch_engine::config;
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::Defaults;
+use patchwatch_engine::pipeline::EventOutcome;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_engine::pipeline::default_outbox;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::parse_delivery;
 
 use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, print};
 
@@ -80,8 +83,8 @@ pub async fn run(args: Args) -> ExitCode {
     eprintln!(
         "Run data from {}; mail to {}; ledger {}.",
         pipeline.source.describe(),
-        pipeline.mailer.describe(),
-        pipeline.ledger.store().describe()
+        pipeline.notifier.email.mailer.describe(),
+        pipeline.ledger().store().describe()
     );
     let mut code = ExitCode::SUCCESS;
     for item in items {

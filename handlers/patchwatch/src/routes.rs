@@ -3,14 +3,15 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use patchwatch_core::{
-    azure::arm::ArmClient,
-    channels::action_group,
-    event::{Incoming, parse_delivery},
-    routing::{self, ChannelSpec},
-    rundata::{RunDataSource, RunQuery},
-    summary::{Decision, summarise},
-};
+use patchwatch_azure::action_group;
+use patchwatch_azure::arm::ArmClient;
+use patchwatch_engine::source::RunDataSource;
+use patchwatch_model::event::Incoming;
+use patchwatch_model::event::parse_delivery;
+use patchwatch_model::routing::ChannelSpec;
+use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::summary::Decision;
+use patchwatch_model::summary::summarise;
 
 use crate::EXIT_BAD_INPUT;
 
@@ -34,7 +35,7 @@ pub async fn check(args: &CheckArgs) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
     let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
-    match routing::load(&path, &env) {
+    match patchwatch_engine::config::load_routing(&path, &env) {
         Ok((r, warnings)) => {
             for w in &warnings {
                 out!("{w}");
@@ -123,7 +124,7 @@ pub async fn test(args: TestArgs) -> ExitCode {
         eprintln!("patchwatch: give --snapshot or set PATCHWATCH_SNAPSHOT");
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let routing = match routing::load(&config, &|_| true) {
+    let routing = match patchwatch_engine::config::load_routing(&config, &|_| true) {
         Ok((r, _)) => r,
         Err(problems) => {
             for p in &problems {
@@ -178,7 +179,9 @@ pub async fn test(args: TestArgs) -> ExitCode {
                 ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => format!("${url_env}"),
                 ChannelSpec::Webhook { url, .. } => url.clone(),
                 ChannelSpec::Servicenow { instance, .. } => instance.clone(),
-                ChannelSpec::ActionGroup { id } => format!("receivers of {}", patchwatch_core::event::last_segment(id)),
+                ChannelSpec::ActionGroup { id } => {
+                    format!("receivers of {}", patchwatch_model::event::last_segment(id))
+                }
                 ChannelSpec::AlertWebhook { .. } => "an action group webhook".to_owned(),
             };
             out!(

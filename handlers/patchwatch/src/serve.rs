@@ -2,13 +2,16 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
-use patchwatch_core::{
-    config::{self, Config, DataSource, Defaults},
-    entra::EntraValidator,
-    pipeline::{Pipeline, default_outbox, example},
-    rundata::RunDataSource,
-    runtime,
-};
+use patchwatch_azure::entra::EntraValidator;
+use patchwatch_engine::config;
+use patchwatch_engine::config::Config;
+use patchwatch_engine::config::DataSource;
+use patchwatch_engine::config::Defaults;
+use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_engine::pipeline::default_outbox;
+use patchwatch_engine::source::RunDataSource;
+use patchwatch_host::runtime;
+use patchwatch_simulation::example;
 
 use crate::EXIT_BAD_INPUT;
 
@@ -49,7 +52,7 @@ pub async fn run(args: Args) -> ExitCode {
     if matches!(config.data, DataSource::ResourceGraph) && !args.resource_graph {
         pipeline.source = RunDataSource::SnapshotText(Arc::from(example::SNAPSHOT));
     }
-    eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.mailer.describe());
+    eprintln!("Run data from {}; mail to {}.", pipeline.source.describe(), pipeline.notifier.email.mailer.describe());
     let callers = match itsm_webhook::auth::callers(&config) {
         Ok(c) => c,
         Err(e) => {
@@ -65,7 +68,7 @@ pub async fn run(args: Args) -> ExitCode {
     let router =
         maintenance_events::router(state).merge(alert_webhook::routes(alerts)).merge(itsm_webhook::routes(itsm));
     eprintln!("POST /api/events, /api/alerts, /api/itsm; GET /api/health on http://{}", args.addr);
-    let limits = match patchwatch_core::server::ServerLimits::from_lookup(|k| std::env::var(k).ok()) {
+    let limits = match patchwatch_host::server::ServerLimits::from_lookup(|k| std::env::var(k).ok()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("patchwatch: {e}");

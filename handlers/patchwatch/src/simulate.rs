@@ -7,7 +7,7 @@ use std::{
     process::ExitCode,
 };
 
-use patchwatch_core::simulate::{SimulateOptions, write_snapshot};
+use patchwatch_simulation::{SimulateOptions, write_snapshot};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::EXIT_BAD_INPUT;

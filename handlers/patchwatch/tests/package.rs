@@ -14,7 +14,7 @@ use std::{
 };
 
 use integration_tests::{root, smtp::free_port};
-use patchwatch_core::apps::APPS;
+use patchwatch_host::apps::APPS;
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())

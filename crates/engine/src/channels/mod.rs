@@ -137,8 +137,12 @@ impl Channels {
     /// Delivers a non-email notification; returns where it went, for the ledger.
     pub async fn deliver(&self, n: &Notification, delivery_id: &str) -> Result<String, Failure> {
         if let ChannelSpec::AlertWebhook { url } = &n.spec {
-            let body =
-                render::common_alert::common_alert(&n.summary, &n.route, n.group.as_deref(), time::OffsetDateTime::now_utc());
+            let body = render::common_alert::common_alert(
+                &n.summary,
+                &n.route,
+                n.group.as_deref(),
+                time::OffsetDateTime::now_utc(),
+            );
             self.post(&n.channel, self.http.post(url).json(&body)).await?;
             // The receiver URL may carry a key: name the receiver, not the URL.
             return Ok(format!("common-alert webhook {}", n.receiver.as_deref().unwrap_or("-")));
@@ -182,13 +186,7 @@ impl Channels {
     }
 
     /// Delivers a notice to a Teams, Slack or webhook channel (email goes through the mailer).
-    pub async fn deliver_notice(
-        &self,
-        channel: &str,
-        n: &Notice,
-        delivery_id: &str,
-    ) -> Result<String, Failure> {
-
+    pub async fn deliver_notice(&self, channel: &str, n: &Notice, delivery_id: &str) -> Result<String, Failure> {
         match self.resolved.get(channel) {
             Some(Resolved::Teams { url }) => {
                 self.post(channel, self.http.post(url.expose()).json(&render::notice::teams_card(n))).await?;
@@ -248,9 +246,8 @@ impl Channels {
             if let Some(p) = self.pace.get(channel) {
                 p.wait().await;
             }
-            let attempt = request
-                .try_clone()
-                .ok_or_else(|| Failure::Permanent("request body cannot be retried".to_owned()))?;
+            let attempt =
+                request.try_clone().ok_or_else(|| Failure::Permanent("request body cannot be retried".to_owned()))?;
             let response = match attempt.send().await {
                 Ok(r) => r,
                 Err(e) => return Err(transient(format!("{channel}: {}", without_url(&e)))),
@@ -262,7 +259,9 @@ impl Channels {
             let wait = match status {
                 // At least a second: `Retry-After: 0` must not become a tight loop.
                 StatusCode::TOO_MANY_REQUESTS => {
-                    patchwatch_azure::http::retry_after(response.headers(), MAX_RETRY_AFTER).unwrap_or(MIN_RETRY).max(MIN_RETRY)
+                    patchwatch_azure::http::retry_after(response.headers(), MAX_RETRY_AFTER)
+                        .unwrap_or(MIN_RETRY)
+                        .max(MIN_RETRY)
                 }
                 s if s.is_server_error() && server_errors < 2 => {
                     server_errors += 1;
@@ -278,10 +277,7 @@ impl Channels {
                 }
             };
             budget = budget.checked_sub(wait).ok_or_else(|| {
-                transient(format!(
-                    "{channel}: throttled beyond the {}s budget",
-                    self.throttle_budget.as_secs()
-                ))
+                transient(format!("{channel}: throttled beyond the {}s budget", self.throttle_budget.as_secs()))
             })?;
             tracing::warn!(
                 channel,
@@ -319,4 +315,3 @@ fn without_url(e: &reqwest::Error) -> String {
     };
     format!("{kind}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
 }
-

@@ -12,9 +12,9 @@ use url::Url;
 use super::Channels;
 use patchwatch_model::failure::Failure;
 use patchwatch_model::{
-    secret::Secret,
     event::{Phase, last_segment},
     routing::Notification,
+    secret::Secret,
     summary::{Outcome, RunSummary, Verdict},
 };
 
@@ -22,7 +22,8 @@ use patchwatch_model::{
 /// group, for split routes): a clean run resolves only what the same scope opened.
 pub fn scope_key(configuration_id: &str, route: &str, group: Option<&str>) -> String {
     let config = patchwatch_model::text::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
-    let scope = patchwatch_model::text::fnv64(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
+    let scope =
+        patchwatch_model::text::fnv64(&format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase()) as u32;
     format!("patchwatch:{config:016x}:{scope:08x}:")
 }
 
@@ -78,8 +79,7 @@ impl Client<'_> {
             .append_pair("sysparm_fields", "sys_id,number,state")
             .append_pair("sysparm_limit", "20");
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
-        let found: Found =
-            response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
+        let found: Found = response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
     }
 
@@ -185,18 +185,12 @@ impl Client<'_> {
             .append_pair("sysparm_fields", "number,approval,start_date,end_date")
             .append_pair("sysparm_limit", "20");
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
-        let found: Changes =
-            response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
+        let found: Changes = response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
     }
 
     /// Adds a work note to every open incident patchwatch opened for this run.
-    pub async fn note_run(
-        &self,
-        configuration_id: &str,
-        run_id: &str,
-        note: &str,
-    ) -> Result<Vec<String>, Failure> {
+    pub async fn note_run(&self, configuration_id: &str, run_id: &str, note: &str) -> Result<Vec<String>, Failure> {
         let config = patchwatch_model::text::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
         let run: String = last_segment(run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
         let open = self

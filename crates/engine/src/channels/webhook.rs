@@ -8,7 +8,6 @@ use base64::Engine;
 use reqwest::RequestBuilder;
 use time::OffsetDateTime;
 
-
 /// A signing key: the bytes of the base64 text after `whsec_`.
 #[derive(Clone)]
 pub struct SigningKey(Vec<u8>);

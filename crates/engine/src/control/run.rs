@@ -10,10 +10,10 @@ use tracing::{error, info, warn};
 use patchwatch_azure::{arm::MAINTENANCE_CANCEL_API, http::AzureError};
 use patchwatch_model::{
     event::{MaintenanceEvent, last_segment},
-    rundata::RunData,
     failure::{CONTROL_RETRY, Delivered, DeliveryReport, MIN_RETRY, Retry, STATE_RETRY},
     notice::{Notice, Severity},
     resource_id::RunId,
+    rundata::RunData,
     settings::{GateMode, GateSpec},
     text::{format_time, glob},
 };
@@ -97,7 +97,12 @@ enum Gates {
 }
 
 /// Evaluates the applicable gates; when any blocks, cancels (or says why not) and notifies.
-async fn run_gates(p: &Pipeline, event: &MaintenanceEvent, applicable: &[&GateSpec], out: &mut ControlOutcome) -> Gates {
+async fn run_gates(
+    p: &Pipeline,
+    event: &MaintenanceEvent,
+    applicable: &[&GateSpec],
+    out: &mut ControlOutcome,
+) -> Gates {
     let cancel_id = cancel_id(event);
     // Only a gate can have cancelled the run: without one there is nothing to look up.
     if let Ok(Some(r)) = p.ledger().status(&cancel_id).await
@@ -164,12 +169,9 @@ async fn decide(p: &Pipeline, event: &MaintenanceEvent, enforce: bool, cancelled
         );
     }
     match cancel(p, event, &cancel_id(event), deadline).await {
-        Ok(detail) => result(
-            "cancelled",
-            Severity::Critical,
-            "cancelled by a gate",
-            format!("The run was cancelled ({detail})."),
-        ),
+        Ok(detail) => {
+            result("cancelled", Severity::Critical, "cancelled by a gate", format!("The run was cancelled ({detail})."))
+        }
         Err(CancelError::Retry(retry)) => Err(retry),
         Err(CancelError::TooLate) => result(
             "too-late",
@@ -261,11 +263,17 @@ async fn power_on(p: &Pipeline, event: &MaintenanceEvent, data: &RunData, out: &
         kind: "power",
         key: format!("power-on:{}:{}", event.correlation_id.to_ascii_lowercase(), names.join(",")),
         severity: if failed.is_empty() { Severity::Info } else { Severity::Warning },
-        title: format!("{}: started {} stopped machine(s) for run {}", event.configuration_name(), names.len(), last_segment(&event.correlation_id)),
+        title: format!(
+            "{}: started {} stopped machine(s) for run {}",
+            event.configuration_name(),
+            names.len(),
+            last_segment(&event.correlation_id)
+        ),
         configuration: Some(event.configuration_name().to_owned()),
         facts: Vec::new(),
         text: if power.stop_after {
-            "patchwatch returns exactly these machines to their earlier state (deallocated or stopped) after the run.".to_owned()
+            "patchwatch returns exactly these machines to their earlier state (deallocated or stopped) after the run."
+                .to_owned()
         } else {
             "They stay running after the run (stop_after = false).".to_owned()
         },
@@ -293,7 +301,10 @@ pub async fn after_run(p: &Pipeline, event: &MaintenanceEvent) -> ControlOutcome
                 out.retry(format!("{} machine(s) could not be stopped yet", report.failed.len()), power::RETRY);
             }
             if !report.changed.is_empty() {
-                info!(machines = report.changed.len(), "Returned the machines patchwatch started to their earlier state.");
+                info!(
+                    machines = report.changed.len(),
+                    "Returned the machines patchwatch started to their earlier state."
+                );
             }
         }
     }

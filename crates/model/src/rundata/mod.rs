@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-
 /// A machine the run's `applyupdates` records say should be patched.
 #[derive(Clone, Debug)]
 pub struct ExpectedMachine {

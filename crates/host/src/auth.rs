@@ -1,0 +1,44 @@
+//! The bearer token of a request, parsed in one place for every handler.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+/// The `Authorization: Bearer <token>` of a request, if it has one. Never fails: whether a
+/// missing or wrong token is acceptable is the handler's decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bearer(pub Option<String>);
+
+impl Bearer {
+    /// The token from an `Authorization` header value (`Bearer` is matched case-insensitively).
+    pub fn parse(header: &str) -> Option<String> {
+        let (scheme, token) = header.trim().split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        Ok(Bearer(header.and_then(Bearer::parse)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        assert_eq!(Bearer::parse("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(Bearer::parse("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(Bearer::parse("Basic abc"), None);
+        assert_eq!(Bearer::parse("Bearer "), None);
+        assert_eq!(Bearer::parse("Bearer"), None);
+    }
+}
