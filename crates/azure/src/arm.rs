@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use crate::http::{AzureError, default_http_client, retry_after, status_error};
+use crate::http::{AzureError, THROTTLE_RETRY, default_http_client, retry_after, status_error};
 use patchwatch_model::resource_id::ResourceId;
 
 /// Compute API version for VM actions (start, deallocate, installPatches).
@@ -188,7 +188,7 @@ impl ArmClient {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let wait = retry_after(response.headers(), MAX_RETRY_AFTER);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(AzureError::Throttled { retry_after: wait.unwrap_or(Duration::from_secs(30)) });
+            return Err(AzureError::Throttled { retry_after: wait.unwrap_or(THROTTLE_RETRY) });
         }
         let location = header("location");
         let async_operation = location.is_none() && header("azure-asyncoperation").is_some();

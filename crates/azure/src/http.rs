@@ -27,18 +27,30 @@ impl AzureError {
     pub fn retry_after(&self) -> Duration {
         match self {
             Self::Throttled { retry_after } => *retry_after,
-            Self::Status { status: 401 | 403, .. } => Duration::from_secs(300),
-            Self::Credential(_) => Duration::from_secs(60),
-            _ => Duration::from_secs(30),
+            Self::Status { status: 401 | 403, .. } => ACCESS_RETRY,
+            Self::Credential(_) => CREDENTIAL_RETRY,
+            _ => OUTAGE_RETRY,
         }
     }
 }
 
+/// A missing role takes minutes to be granted and to propagate.
+const ACCESS_RETRY: Duration = Duration::from_secs(300);
+/// A token endpoint that failed usually answers again within a minute.
+const CREDENTIAL_RETRY: Duration = Duration::from_secs(60);
+/// Any other failure (transport, 5xx, an unreadable answer).
+const OUTAGE_RETRY: Duration = Duration::from_secs(30);
+/// How long to wait on a 429 that names no wait.
+pub const THROTTLE_RETRY: Duration = Duration::from_secs(30);
+/// How long to connect, and how long a whole request may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A reqwest client with bounded timeouts, shared by every outbound Azure call.
 pub fn default_http_client() -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("patchwatch/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())

@@ -163,67 +163,20 @@ impl Config {
 
     /// Reads settings through `lookup`; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, defaults: &Defaults) -> Result<Self, ConfigError> {
-        // App Service leaves a Key Vault reference it could not resolve as the literal
-        // `@Microsoft.KeyVault(...)` text: a known string must never pass for a secret.
-        let unresolved = std::cell::RefCell::new(None::<String>);
-        let get = |k: &str| {
-            let v = lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())?;
-            if v.starts_with("@Microsoft.KeyVault(") {
-                unresolved.borrow_mut().get_or_insert_with(|| k.to_owned());
-                return None;
-            }
-            Some(v)
-        };
-
-        let mail = match (get("PATCHWATCH_OUTBOX"), get("PATCHWATCH_SMTP_URL")) {
-            (Some(dir), _) => MailTarget::Outbox(PathBuf::from(dir)),
-            (None, Some(url)) => {
-                check_smtp_url(&url)?;
-                MailTarget::Smtp(Secret::new(url))
-            }
-            (None, None) => match &defaults.outbox {
-                Some(dir) => MailTarget::Outbox(dir.clone()),
-                None => {
-                    return Err(ConfigError::Missing {
-                        name: "PATCHWATCH_SMTP_URL",
-                        hint: "set an SMTP URL such as smtp://host:587?tls=required, or PATCHWATCH_OUTBOX to a directory",
-                    });
-                }
-            },
-        };
+        let env = Env::new(lookup);
+        let get = |k: &str| env.get(k);
+        let mail = mail_target(&get, defaults)?;
         let mail_from = parse_mailbox(
             "PATCHWATCH_MAIL_FROM",
             &get("PATCHWATCH_MAIL_FROM").unwrap_or_else(|| DEFAULT_FROM.to_owned()),
         )?;
-        let mail_to = match get("PATCHWATCH_MAIL_TO") {
-            Some(list) => parse_mailbox_list("PATCHWATCH_MAIL_TO", &list)?,
-            None => match mail {
-                MailTarget::Outbox(_) => vec![parse_mailbox("PATCHWATCH_MAIL_TO", "operations@localhost")?],
-                MailTarget::Smtp(_) => {
-                    return Err(ConfigError::Missing {
-                        name: "PATCHWATCH_MAIL_TO",
-                        hint: "comma-separated recipient addresses",
-                    });
-                }
-            },
-        };
-        let data = match get("PATCHWATCH_SNAPSHOT").map(PathBuf::from).or_else(|| defaults.snapshot.clone()) {
-            Some(path) => DataSource::Snapshot(path),
-            None => DataSource::ResourceGraph,
-        };
+        let mail_to = mail_recipients(&get, &mail)?;
+        let data = data_source(&get, defaults);
         let arm_endpoint = parse_url(
             "PATCHWATCH_ARM_ENDPOINT",
             &get("PATCHWATCH_ARM_ENDPOINT").unwrap_or_else(|| DEFAULT_ARM_ENDPOINT.to_owned()),
         )?;
-        let result_grace = match get("PATCHWATCH_RESULT_GRACE_MINUTES") {
-            Some(v) => Duration::from_secs(
-                v.parse::<u64>().ok().filter(|m| *m <= 24 * 60).ok_or_else(|| ConfigError::Invalid {
-                    name: "PATCHWATCH_RESULT_GRACE_MINUTES",
-                    problem: format!("expected whole minutes between 0 and 1440, got {v:?}"),
-                })? * 60,
-            ),
-            None => Duration::from_secs(DEFAULT_GRACE_MINUTES * 60),
-        };
+        let result_grace = result_grace(get("PATCHWATCH_RESULT_GRACE_MINUTES"))?;
         let portal_url = parse_url(
             "PATCHWATCH_PORTAL_URL",
             &get("PATCHWATCH_PORTAL_URL").unwrap_or_else(|| "https://portal.azure.com".to_owned()),
@@ -241,48 +194,15 @@ impl Config {
         )?);
         let history_days =
             parse_number("PATCHWATCH_HISTORY_DAYS", get("PATCHWATCH_HISTORY_DAYS"), 400, 1, 3650)? as u32;
-        let routing = match get("PATCHWATCH_CONFIG") {
-            Some(path) => {
-                let (routing, warnings) = load_routing(std::path::Path::new(&path), &|k| get(k).is_some())
-                    .map_err(|problems| ConfigError::Routing(problems.join("\n")))?;
-                for w in warnings {
-                    tracing::warn!(problem = %w, "PATCHWATCH_CONFIG");
-                }
-                Some(std::sync::Arc::new(routing))
-            }
-            None => None,
-        };
-        let mut channel_secrets = std::collections::BTreeMap::new();
-        for (channel, spec) in routing.iter().flat_map(|r| r.channels.iter()) {
-            for var in spec.env_vars() {
-                let value = get(var)
-                    .ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
-                channel_secrets.insert(var.to_owned(), Secret::new(value));
-            }
-        }
-        for (caller, var) in routing.iter().flat_map(|r| r.control.secret_vars()) {
-            let value = get(&var).ok_or_else(|| ConfigError::ChannelSecret { channel: caller, var: var.clone() })?;
-            channel_secrets.insert(var, Secret::new(value));
-        }
+        let routing = routing_file(&get)?;
+        let channel_secrets = channel_secrets(&get, routing.as_deref())?;
         let webhook_token = get("PATCHWATCH_WEBHOOK_TOKEN").map(Secret::new);
         let alert_token = get("PATCHWATCH_ALERT_TOKEN").map(Secret::new);
         let azure_tenant_id = get("AZURE_TENANT_ID");
         let azure_client_secret = get("AZURE_CLIENT_SECRET").map(Secret::new);
         // Checked after the Key Vault references: an unresolved one explains a missing tenant.
-        let events_entra = match get("PATCHWATCH_EVENTS_AUDIENCE") {
-            Some(audience) => Some(parse_events_entra(audience, &get)),
-            None => {
-                if get("PATCHWATCH_EVENTS_TENANT").is_some() {
-                    tracing::warn!(
-                        "PATCHWATCH_EVENTS_TENANT is set without PATCHWATCH_EVENTS_AUDIENCE: Entra ID delivery stays off."
-                    );
-                }
-                None
-            }
-        };
-        if let Some(name) = unresolved.borrow().clone() {
-            return Err(ConfigError::UnresolvedReference(name));
-        }
+        let events_entra = events_entra(&get);
+        env.check_resolved()?;
         let events_entra = events_entra.transpose()?;
         Ok(Self {
             webhook_token,
@@ -307,6 +227,140 @@ impl Config {
             azure_client_id: get("AZURE_CLIENT_ID"),
             managed_identity: get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_some(),
         })
+    }
+}
+
+/// The environment as `Config::from_lookup` reads it: trimmed, with empty values unset.
+///
+/// App Service leaves a Key Vault reference it could not resolve as the literal
+/// `@Microsoft.KeyVault(...)` text: a known string must never pass for a secret, so such a value
+/// reads as unset and the first variable holding one is remembered for [`Env::check_resolved`].
+struct Env<F> {
+    lookup: F,
+    unresolved: std::cell::RefCell<Option<String>>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn new(lookup: F) -> Self {
+        Self { lookup, unresolved: std::cell::RefCell::new(None) }
+    }
+
+    fn get(&self, k: &str) -> Option<String> {
+        let v = (self.lookup)(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())?;
+        if v.starts_with("@Microsoft.KeyVault(") {
+            self.unresolved.borrow_mut().get_or_insert_with(|| k.to_owned());
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Fails naming the first variable read so far that held an unresolved reference.
+    fn check_resolved(&self) -> Result<(), ConfigError> {
+        match self.unresolved.borrow().clone() {
+            Some(name) => Err(ConfigError::UnresolvedReference(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An outbox directory wins over an SMTP URL; a binary's default outbox applies when neither is set.
+fn mail_target(get: &impl Fn(&str) -> Option<String>, defaults: &Defaults) -> Result<MailTarget, ConfigError> {
+    match (get("PATCHWATCH_OUTBOX"), get("PATCHWATCH_SMTP_URL")) {
+        (Some(dir), _) => Ok(MailTarget::Outbox(PathBuf::from(dir))),
+        (None, Some(url)) => {
+            check_smtp_url(&url)?;
+            Ok(MailTarget::Smtp(Secret::new(url)))
+        }
+        (None, None) => match &defaults.outbox {
+            Some(dir) => Ok(MailTarget::Outbox(dir.clone())),
+            None => Err(ConfigError::Missing {
+                name: "PATCHWATCH_SMTP_URL",
+                hint: "set an SMTP URL such as smtp://host:587?tls=required, or PATCHWATCH_OUTBOX to a directory",
+            }),
+        },
+    }
+}
+
+/// `PATCHWATCH_MAIL_TO`: required for real mail; an outbox gets a placeholder recipient.
+fn mail_recipients(get: &impl Fn(&str) -> Option<String>, mail: &MailTarget) -> Result<Vec<Mailbox>, ConfigError> {
+    match get("PATCHWATCH_MAIL_TO") {
+        Some(list) => parse_mailbox_list("PATCHWATCH_MAIL_TO", &list),
+        None => match mail {
+            MailTarget::Outbox(_) => Ok(vec![parse_mailbox("PATCHWATCH_MAIL_TO", "operations@localhost")?]),
+            MailTarget::Smtp(_) => Err(ConfigError::Missing {
+                name: "PATCHWATCH_MAIL_TO",
+                hint: "comma-separated recipient addresses",
+            }),
+        },
+    }
+}
+
+/// A snapshot file when one is named (or defaulted), else Resource Graph.
+fn data_source(get: &impl Fn(&str) -> Option<String>, defaults: &Defaults) -> DataSource {
+    match get("PATCHWATCH_SNAPSHOT").map(PathBuf::from).or_else(|| defaults.snapshot.clone()) {
+        Some(path) => DataSource::Snapshot(path),
+        None => DataSource::ResourceGraph,
+    }
+}
+
+/// `PATCHWATCH_RESULT_GRACE_MINUTES`: at most a day, so a lost result cannot hold a summary back for long.
+fn result_grace(value: Option<String>) -> Result<Duration, ConfigError> {
+    match value {
+        Some(v) => Ok(Duration::from_secs(
+            v.parse::<u64>().ok().filter(|m| *m <= 24 * 60).ok_or_else(|| ConfigError::Invalid {
+                name: "PATCHWATCH_RESULT_GRACE_MINUTES",
+                problem: format!("expected whole minutes between 0 and 1440, got {v:?}"),
+            })? * 60,
+        )),
+        None => Ok(Duration::from_secs(DEFAULT_GRACE_MINUTES * 60)),
+    }
+}
+
+/// The routing file `PATCHWATCH_CONFIG` names; its warnings are logged, its errors refuse start-up.
+fn routing_file(get: &impl Fn(&str) -> Option<String>) -> Result<Option<std::sync::Arc<Routing>>, ConfigError> {
+    let Some(path) = get("PATCHWATCH_CONFIG") else { return Ok(None) };
+    let (routing, warnings) = load_routing(std::path::Path::new(&path), &|k| get(k).is_some())
+        .map_err(|problems| ConfigError::Routing(problems.join("\n")))?;
+    for w in warnings {
+        tracing::warn!(problem = %w, "PATCHWATCH_CONFIG");
+    }
+    Ok(Some(std::sync::Arc::new(routing)))
+}
+
+/// The secrets the routing file's channels and control callers name: each must be set, so a
+/// misconfigured channel fails at start-up rather than at its first delivery.
+fn channel_secrets(
+    get: &impl Fn(&str) -> Option<String>,
+    routing: Option<&Routing>,
+) -> Result<std::collections::BTreeMap<String, Secret>, ConfigError> {
+    let mut channel_secrets = std::collections::BTreeMap::new();
+    for (channel, spec) in routing.iter().flat_map(|r| r.channels.iter()) {
+        for var in spec.env_vars() {
+            let value =
+                get(var).ok_or_else(|| ConfigError::ChannelSecret { channel: channel.clone(), var: var.to_owned() })?;
+            channel_secrets.insert(var.to_owned(), Secret::new(value));
+        }
+    }
+    for (caller, var) in routing.iter().flat_map(|r| r.control.secret_vars()) {
+        let value = get(&var).ok_or_else(|| ConfigError::ChannelSecret { channel: caller, var: var.clone() })?;
+        channel_secrets.insert(var, Secret::new(value));
+    }
+    Ok(channel_secrets)
+}
+
+/// Entra ID delivery when `PATCHWATCH_EVENTS_AUDIENCE` is set. Its error is returned, not raised,
+/// so the caller can first report an unresolved Key Vault reference that may explain it.
+fn events_entra(get: &impl Fn(&str) -> Option<String>) -> Option<Result<EventsEntra, ConfigError>> {
+    match get("PATCHWATCH_EVENTS_AUDIENCE") {
+        Some(audience) => Some(parse_events_entra(audience, get)),
+        None => {
+            if get("PATCHWATCH_EVENTS_TENANT").is_some() {
+                tracing::warn!(
+                    "PATCHWATCH_EVENTS_TENANT is set without PATCHWATCH_EVENTS_AUDIENCE: Entra ID delivery stays off."
+                );
+            }
+            None
+        }
     }
 }
 

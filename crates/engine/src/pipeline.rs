@@ -56,9 +56,11 @@ pub enum StartupError {
     #[error("Azure credential: {0}")]
     Credential(azure_core::Error),
     #[error("PATCHWATCH_STATE is invalid: {0}")]
-    State(String),
+    State(#[from] store::OpenError),
+    #[error("PATCHWATCH_DATA=resource-graph needs an Azure credential")]
+    NoCredential,
     #[error("PATCHWATCH_CONFIG channels: {0}")]
-    Channels(String),
+    Channels(#[from] crate::channels::ChannelConfigError),
 }
 
 /// What happened to one event.
@@ -157,7 +159,7 @@ impl Pipeline {
         } else {
             None
         };
-        let store = store::open(state_url, credential.clone()).map_err(StartupError::State)?;
+        let store = store::open(state_url, credential.clone())?;
         let arm = match (&credential, needs_arm) {
             (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
             _ => None,
@@ -165,7 +167,7 @@ impl Pipeline {
         let source = match &config.data {
             DataSource::Snapshot(path) => RunDataSource::SnapshotFile(path.clone()),
             DataSource::ResourceGraph => {
-                let credential = credential.ok_or_else(|| StartupError::State("no credential".to_owned()))?;
+                let credential = credential.ok_or(StartupError::NoCredential)?;
                 let options = ResourceGraphOptions { scope: config.arm_scope.clone(), ..Default::default() };
                 RunDataSource::ResourceGraph(Arc::new(ResourceGraphClient::new(
                     config.arm_endpoint.clone(),
@@ -176,7 +178,7 @@ impl Pipeline {
         };
         let secrets = |k: &str| config.channel_secrets.get(k).map(|s| s.expose().to_owned());
         let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())
-            .map_err(StartupError::Channels)?;
+?;
         let email = Email {
             mailer: Mailer::new(&config.mail)?,
             templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,
@@ -517,7 +519,7 @@ impl Pipeline {
         let finish = Finish::Sent { subject, detail: "every notification delivered".to_owned() };
         match self.notifier.ledger.once(id, &self.notifier.clock, |_| async { (finish, ()) }).await? {
             Once::Acted(()) | Once::Busy { .. } => Ok(None),
-            Once::Settled(record) => Ok(Some(record)),
+            Once::Settled(record) => Ok(Some(*record)),
         }
     }
 }

@@ -76,18 +76,30 @@ async fn shutdown() {
 /// A handler binary's configuration: the process environment, with the local data directory as
 /// the default state store off the cloud. On a cloud host local disk is neither durable nor
 /// shared between instances, so `PATCHWATCH_STATE` is required there and `file://` refused.
-pub fn handler_config() -> Result<patchwatch_engine::config::Config, String> {
+pub fn handler_config() -> Result<patchwatch_engine::config::Config, StartError> {
     use patchwatch_engine::config::{self, Config, Defaults};
     let env = |k: &str| std::env::var(k).ok();
     let cloud = config::on_cloud_host(env);
     let defaults = Defaults { state: (!cloud).then(|| config::local_state_url(env)), ..Defaults::default() };
-    let c = Config::from_env(&defaults).map_err(|e| e.to_string())?;
+    let c = Config::from_env(&defaults)?;
     if cloud && c.state.expose().starts_with("file://") {
-        return Err(
-            "PATCHWATCH_STATE: file:// state is per instance on a cloud host; use a blob container URL".to_owned()
-        );
+        return Err(StartError::FileStateOnCloud);
     }
     Ok(c)
+}
+
+/// Why a handler does not start: logged once, then the process exits with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] patchwatch_engine::config::ConfigError),
+    #[error(transparent)]
+    Pipeline(#[from] patchwatch_engine::pipeline::StartupError),
+    #[error("PATCHWATCH_STATE: file:// state is per instance on a cloud host; use a blob container URL")]
+    FileStateOnCloud,
+    /// A setting this handler needs, named, and why.
+    #[error("{name}: {problem}")]
+    Setting { name: &'static str, problem: String },
 }
 
 /// `GET /api/health`: the same answer from every handler.
@@ -97,7 +109,7 @@ pub async fn health() -> axum::Json<serde_json::Value> {
 
 /// A handler binary's whole life after configuration: log why it cannot start, or serve its
 /// router on whichever host this is until it stops.
-pub async fn run_handler(router: Result<Router, String>) -> std::process::ExitCode {
+pub async fn run_handler(router: Result<Router, StartError>) -> std::process::ExitCode {
     let router = match router {
         Ok(r) => r,
         Err(e) => {

@@ -110,7 +110,7 @@ pub enum Once<T> {
     /// This call claimed the delivery and acted; the act step's value.
     Acted(T),
     /// An earlier attempt settled it (sent, or refused for good): its record.
-    Settled(DeliveryRecord),
+    Settled(Box<DeliveryRecord>),
     /// Another sender holds the claim: ask again after this long.
     Busy { retry_after: Duration },
 }
@@ -242,7 +242,7 @@ impl Ledger {
         let now = clock();
         let token = match self.claim(id, now).await? {
             Claim::Claimed(token) => token,
-            Claim::AlreadySent(record) | Claim::FailedForGood(record) => return Ok(Once::Settled(record)),
+            Claim::AlreadySent(record) | Claim::FailedForGood(record) => return Ok(Once::Settled(Box::new(record))),
             Claim::Busy { until } => return Ok(Once::Busy { retry_after: busy_wait(until, now) }),
         };
         let (finish, value) = act(&token).await;

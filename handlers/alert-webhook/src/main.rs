@@ -14,9 +14,12 @@ async fn main() -> ExitCode {
     let built = runtime::handler_config().and_then(|c| {
         // Action groups cannot sign: on a public endpoint the token is all that keeps forged alerts out.
         if config::on_cloud_host(|k| std::env::var(k).ok()) && c.alert_token.is_none() {
-            return Err("PATCHWATCH_ALERT_TOKEN is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned());
+            return Err(runtime::StartError::Setting {
+                name: "PATCHWATCH_ALERT_TOKEN",
+                problem: "is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned(),
+            });
         }
-        let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::from_config(&c)?;
         Ok(router(AppState { pipeline: Arc::new(pipeline), token: c.alert_token.clone() }))
     });
     runtime::run_handler(built).await

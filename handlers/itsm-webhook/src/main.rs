@@ -11,11 +11,15 @@ use patchwatch_host::telemetry;
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
     let built = runtime::handler_config().and_then(|c| {
-        let callers = auth::callers(&c)?;
+        let callers = auth::callers(&c)
+            .map_err(|problem| runtime::StartError::Setting { name: "PATCHWATCH_CONFIG", problem })?;
         if callers.is_empty() {
-            return Err("PATCHWATCH_CONFIG has no [[itsm.callers]]: every request would be refused".to_owned());
+            return Err(runtime::StartError::Setting {
+                name: "PATCHWATCH_CONFIG",
+                problem: "has no [[itsm.callers]]: every request would be refused".to_owned(),
+            });
         }
-        let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::from_config(&c)?;
         Ok(router(AppState::new(pipeline, callers)))
     });
     runtime::run_handler(built).await

@@ -13,7 +13,7 @@ use patchwatch_host::telemetry;
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
     let built = runtime::handler_config().and_then(|c| {
-        let pipeline = Pipeline::from_config(&c).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::from_config(&c)?;
         let entra = c.events_entra.as_ref().map(|e| Arc::new(EntraValidator::from_settings(e.into())));
         Ok(router(AppState::new(pipeline, c.webhook_token.clone()).with_entra(entra)))
     });

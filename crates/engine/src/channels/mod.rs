@@ -26,6 +26,17 @@ use patchwatch_model::{
 };
 use patchwatch_render as render;
 
+/// Why a channel cannot be used: named, with the environment variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelConfigError {
+    #[error("channel {channel:?} needs environment variable {variable}")]
+    MissingVariable { channel: String, variable: String },
+    #[error("channel {channel:?}: {variable}: {problem}")]
+    InvalidSecret { channel: String, variable: String, problem: String },
+    #[error("channel {channel:?}: {variable} is not an https URL")]
+    NotHttps { channel: String, variable: String },
+}
+
 /// A channel's secrets, read from its environment variables.
 #[derive(Clone, Debug)]
 pub enum Resolved {
@@ -51,6 +62,9 @@ pub enum Resolved {
 
 /// A channel's `Retry-After` is honoured up to ten minutes (within the throttle budget).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// How long one delivery may wait on a channel's 429s before it becomes "retry later".
+const THROTTLE_BUDGET: Duration = Duration::from_secs(20);
 
 /// Spacing between requests, per channel.
 #[derive(Debug)]
@@ -87,7 +101,7 @@ impl Channels {
         routing: Option<&Routing>,
         lookup: &dyn Fn(&str) -> Option<String>,
         portal: url::Url,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChannelConfigError> {
         let mut resolved = HashMap::new();
         let mut pace = HashMap::new();
         for (name, spec) in routing.map(|r| &r.channels).into_iter().flatten() {
@@ -95,7 +109,7 @@ impl Channels {
                 lookup(v)
                     .filter(|s| !s.trim().is_empty())
                     .map(|s| Secret::new(s.trim()))
-                    .ok_or_else(|| format!("channel {name:?} needs environment variable {v}"))
+                    .ok_or_else(|| ChannelConfigError::MissingVariable { channel: name.clone(), variable: v.to_owned() })
             };
             let (r, interval) = match spec {
                 ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
@@ -109,7 +123,11 @@ impl Channels {
                 }
                 ChannelSpec::Webhook { url, secret_env } => {
                     let secrets = webhook::parse_secrets(var(secret_env)?.expose())
-                        .map_err(|e| format!("channel {name:?}: {secret_env}: {e}"))?;
+                        .map_err(|problem| ChannelConfigError::InvalidSecret {
+                            channel: name.clone(),
+                            variable: secret_env.clone(),
+                            problem,
+                        })?;
                     (Resolved::Webhook { url: url.clone(), secrets }, Duration::ZERO)
                 }
                 ChannelSpec::Servicenow { instance, user_env, password_env, assignment_group } => (
@@ -129,7 +147,7 @@ impl Channels {
             http: patchwatch_azure::http::default_http_client(),
             resolved: Arc::new(resolved),
             pace: Arc::new(pace),
-            throttle_budget: Duration::from_secs(20),
+            throttle_budget: THROTTLE_BUDGET,
             portal,
         })
     }
@@ -296,12 +314,16 @@ fn transient(reason: String) -> Failure {
 }
 
 /// A webhook URL from a secret variable: checked at start-up, never echoed.
-fn secret_url(channel: &str, var: &str, value: Secret) -> Result<Secret, String> {
+fn secret_url(channel: &str, var: &str, value: Secret) -> Result<Secret, ChannelConfigError> {
     let ok = url::Url::parse(value.expose()).is_ok_and(|u| {
         u.scheme() == "https"
             || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
     });
-    if ok { Ok(value) } else { Err(format!("channel {channel:?}: {var} is not an https URL")) }
+    if ok {
+        Ok(value)
+    } else {
+        Err(ChannelConfigError::NotHttps { channel: channel.to_owned(), variable: var.to_owned() })
+    }
 }
 
 /// reqwest errors print the URL, and chat webhook URLs are secrets.

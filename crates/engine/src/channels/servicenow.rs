@@ -50,6 +50,8 @@ struct Incident {
     number: String,
 }
 
+/// A ServiceNow channel's client (Debug prints the secrets redacted).
+#[derive(Debug)]
 pub struct Client<'a> {
     pub channels: &'a Channels,
     pub channel: &'a str,

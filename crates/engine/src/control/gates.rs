@@ -44,6 +44,7 @@ impl Decision {
 }
 
 /// What the gates read.
+#[derive(Debug)]
 pub struct Inputs<'a> {
     pub history: &'a History,
     pub approvals: &'a Approvals,

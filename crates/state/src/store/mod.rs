@@ -41,25 +41,30 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// Why a `PATCHWATCH_STATE` URL names no usable store (the URL is shown with any SAS redacted).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OpenError(String);
+
 /// Opens the store a `PATCHWATCH_STATE` URL names.
 pub fn open(
     url: &str,
     credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
-) -> Result<Arc<dyn StateStore>, String> {
+) -> Result<Arc<dyn StateStore>, OpenError> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() || !path.starts_with('/') {
-            return Err(format!("{url:?}: a file URL needs an absolute path, e.g. file:///var/lib/patchwatch"));
+            return Err(OpenError(format!("{url:?}: a file URL needs an absolute path, e.g. file:///var/lib/patchwatch")));
         }
         return Ok(Arc::new(file::FileStore::new(path)));
     }
     let scheme = url.split("://").next().unwrap_or_default().to_ascii_lowercase();
     if scheme == "https" || scheme == "http" {
-        return blob::BlobStore::new(url, credential).map(|s| Arc::new(s) as Arc<dyn StateStore>);
+        return blob::BlobStore::new(url, credential).map(|s| Arc::new(s) as Arc<dyn StateStore>).map_err(OpenError);
     }
-    Err(format!(
+    Err(OpenError(format!(
         "{:?}: expected file:///path or a blob container URL (https://<account>.blob.core.windows.net/<container>)",
         blob::redact(url)
-    ))
+    )))
 }
 
 #[cfg(test)]
