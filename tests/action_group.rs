@@ -75,7 +75,8 @@ async fn action_group_receivers_get_the_summary_and_the_rest_is_reported() {
     assert_eq!(sink.wait_for(1).len(), 1, "the email receiver was served on the first delivery");
     let outcome = p.process(&event).await;
     let EventOutcome::Sent(processed) = outcome else { panic!("second delivery: {outcome:?}") };
-    let by_target: Vec<(String, &str)> = processed.deliveries.iter().map(|d| (d.target.clone(), d.outcome.as_str())).collect();
+    let by_target: Vec<(String, &str)> =
+        processed.deliveries.iter().map(|d| (d.target.clone(), d.outcome.as_str())).collect();
     assert!(by_target.contains(&("all.ag.email-ops email".to_owned(), "duplicate")), "{by_target:?}");
     assert!(by_target.contains(&("all.ag.webhook-hook".to_owned(), "sent")), "{by_target:?}");
     let skipped = processed.deliveries.iter().find(|d| d.outcome == "skipped").unwrap();

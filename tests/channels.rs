@@ -10,11 +10,11 @@ use std::{
 use integration_tests::{example, graph::FakeCredential};
 use patchwatch_azure::action_group;
 use patchwatch_azure::arm::ArmClient;
-use patchwatch_model::failure::Failure;
 use patchwatch_engine::channels::Channels;
 use patchwatch_model::event::Incoming;
 use patchwatch_model::event::MaintenanceEvent;
 use patchwatch_model::event::parse_delivery;
+use patchwatch_model::failure::Failure;
 use patchwatch_model::routing::Notification;
 use patchwatch_model::routing::Routing;
 use patchwatch_model::rundata::RunData;

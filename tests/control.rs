@@ -10,7 +10,7 @@ use std::{collections::HashSet, time::Duration};
 
 use integration_tests::{
     http,
-    world::{CONFIG, SECRET, World, paths, signed_request, spawn_itsm, subjects},
+    world::{CONFIG, SECRET, WebhookMessage, World, paths, signed_request, spawn_itsm, subjects},
 };
 use patchwatch_engine::pipeline::EventOutcome;
 use serde_json::{Value, json};
@@ -112,8 +112,15 @@ async fn a_three_ring_month() {
     world.set_now(now);
     let seen = world.sink.messages();
     let body = json!({ "action": "rerun", "requestedBy": "alice@contoso.com", "run": ring0_post.correlation_id, "note": "KB5031364 retry" }).to_string();
-    let response =
-        signed_request(&http(), &itsm, "msg_rerun_1", now.unix_timestamp(), &body, SECRET).send().await.unwrap();
+    let response = signed_request(
+        &http(),
+        &itsm,
+        WebhookMessage { id: "msg_rerun_1", ts: now.unix_timestamp(), body: &body },
+        SECRET,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["machines"].as_array().unwrap().len(), ring0_failed.len(), "{answer}");
@@ -135,8 +142,15 @@ async fn a_three_ring_month() {
     let desk = new.iter().find(|m| m.to() == vec!["service-desk@example.com"]).expect("notice to the caller's route");
     assert!(desk.subject().contains("Re-run of") && desk.text().contains("alice@contoso.com"), "{}", desk.text());
     // The same signed message again is a replay: refused, nothing re-run.
-    let response =
-        signed_request(&http(), &itsm, "msg_rerun_1", now.unix_timestamp(), &body, SECRET).send().await.unwrap();
+    let response = signed_request(
+        &http(),
+        &itsm,
+        WebhookMessage { id: "msg_rerun_1", ts: now.unix_timestamp(), body: &body },
+        SECRET,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(world.arm.calls_ending("POST", "/installPatches").len(), ring0_failed.len());
@@ -146,8 +160,15 @@ async fn a_three_ring_month() {
     let approve = json!({ "action": "approve", "requestedBy": "cab@contoso.com", "configuration": "Ring2-Prod", "change": "CHG0042",
         "window": { "start": "2026-11-17T21:00:00Z", "end": "2026-11-18T02:00:00Z" } })
     .to_string();
-    let response =
-        signed_request(&http(), &itsm, "msg_approve_1", now.unix_timestamp(), &approve, SECRET).send().await.unwrap();
+    let response = signed_request(
+        &http(),
+        &itsm,
+        WebhookMessage { id: "msg_approve_1", ts: now.unix_timestamp(), body: &approve },
+        SECRET,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     world.set_now(ring2_pre.start - time::Duration::minutes(35));
     let outcome = events_app.process(&ring2_pre).await;
@@ -187,7 +208,11 @@ async fn a_missing_change_cancels_an_approved_one_does_not() {
     let body = json!({ "action": "approve", "requestedBy": "cab@contoso.com", "configuration": "Ring1-PreProd", "change": "CHG7",
         "window": { "start": "2026-11-10T21:00:00Z", "end": "2026-11-11T01:00:00Z" } })
     .to_string();
-    let r = signed_request(&http(), &itsm, "msg_a", now.unix_timestamp(), &body, SECRET).send().await.unwrap();
+    let r =
+        signed_request(&http(), &itsm, WebhookMessage { id: "msg_a", ts: now.unix_timestamp(), body: &body }, SECRET)
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 200);
     world.set_now(pre.start - time::Duration::minutes(32));
     let outcome = world.pipeline().process(&pre).await;
@@ -198,9 +223,7 @@ async fn a_missing_change_cancels_an_approved_one_does_not() {
     let r = signed_request(
         &http(),
         &itsm,
-        "msg_b",
-        (pre.start - time::Duration::minutes(32)).unix_timestamp(),
-        &reject,
+        WebhookMessage { id: "msg_b", ts: (pre.start - time::Duration::minutes(32)).unix_timestamp(), body: &reject },
         SECRET,
     )
     .send()

@@ -75,10 +75,13 @@ async fn check_variant(t: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn StateStore> = Arc::new(FileStore::new(dir.path()));
     let arm = world.pipeline().arm.unwrap();
-    let report =
-        power::start(&arm, &store, &pre.correlation_id, &[(forged_vm.clone(), "deallocated".to_owned())], 2, pre.start)
-            .await
-            .unwrap();
+    let report = power::start(
+        power::PowerRun { arm: &arm, store: &store, run_id: &pre.correlation_id, now: pre.start },
+        &[(forged_vm.clone(), "deallocated".to_owned())],
+        2,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.failed.len(), 1, "{t}: {report:?}");
 
     assert!(world.arm.calls().is_empty(), "{t}: ARM saw {:?}", world.arm.calls());

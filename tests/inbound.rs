@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use integration_tests::{
     http,
-    world::{CONFIG, SECRET, World, signed_request, spawn_itsm, state_of},
+    world::{CONFIG, SECRET, WebhookMessage, World, signed_request, spawn_itsm, state_of},
 };
 use patchwatch_model::secret::Secret;
 use serde_json::Value;
@@ -42,16 +42,26 @@ async fn itsm_refuses_duplicate_keys_and_non_utf8_after_authentication() {
 
     // Signed correctly, but "action" twice: a signer keeping the first reads "acknowledge".
     let duplicate = r#"{"action": "acknowledge", "requestedBy": "alice", "action": "rerun", "run": "x"}"#;
-    let (status, body) =
-        answer(signed_request(&client, &itsm, "msg_dup", ts, duplicate, SECRET).send().await.unwrap()).await;
+    let (status, body) = answer(
+        signed_request(&client, &itsm, WebhookMessage { id: "msg_dup", ts, body: duplicate }, SECRET)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("action")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("duplicate key"), "{body}");
 
     // Nested duplicates are found too.
     let nested = r#"{"action": "approve", "requestedBy": "a", "configuration": "Ring2-Prod", "change": "CHG1",
         "window": {"start": "2026-11-17T21:00:00Z", "start": "2026-11-10T21:00:00Z", "end": "2026-11-18T02:00:00Z"}}"#;
-    let (status, body) =
-        answer(signed_request(&client, &itsm, "msg_nested", ts, nested, SECRET).send().await.unwrap()).await;
+    let (status, body) = answer(
+        signed_request(&client, &itsm, WebhookMessage { id: "msg_nested", ts, body: nested }, SECRET)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("window.start")), "{body}");
 
     // A signed body that is not UTF-8: the signature is over bytes, so it verifies, and the

@@ -7,7 +7,7 @@ use std::time::Duration;
 use integration_tests::{
     http,
     itsm::ServiceNow,
-    world::{CONFIG, SECRET, World, signed_request, spawn_itsm, state_of},
+    world::{CONFIG, SECRET, WebhookMessage, World, signed_request, spawn_itsm, state_of},
 };
 use patchwatch_engine::pipeline::EventOutcome;
 use serde_json::{Value, json};
@@ -54,29 +54,36 @@ async fn signature_and_authorisation_failures_change_nothing() {
 
     let other_key = "whsec_b3RoZXItb3RoZXItb3RoZXItb3RoZXItb3RoZXI=";
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("bad signature", signed_request(&client, &itsm, "msg_1", ts, &rerun, other_key), 401, "no signature matches"),
+        (
+            "bad signature",
+            signed_request(&client, &itsm, WebhookMessage { id: "msg_1", ts, body: &rerun }, other_key),
+            401,
+            "no signature matches",
+        ),
         (
             "tampered body",
-            signed_request(&client, &itsm, "msg_2", ts, &rerun, SECRET).body(rerun.replace("mallory", "alice")),
+            signed_request(&client, &itsm, WebhookMessage { id: "msg_2", ts, body: &rerun }, SECRET)
+                .body(rerun.replace("mallory", "alice")),
             401,
             "no signature matches",
         ),
         (
             "old timestamp",
-            signed_request(&client, &itsm, "msg_3", ts - 301, &rerun, SECRET),
+            signed_request(&client, &itsm, WebhookMessage { id: "msg_3", ts: ts - 301, body: &rerun }, SECRET),
             401,
             "more than the 300 allowed",
         ),
         (
             "future timestamp",
-            signed_request(&client, &itsm, "msg_4", ts + 301, &rerun, SECRET),
+            signed_request(&client, &itsm, WebhookMessage { id: "msg_4", ts: ts + 301, body: &rerun }, SECRET),
             401,
             "more than the 300 allowed",
         ),
         ("no credentials", client.post(&itsm).body(rerun.clone()), 401, "no credentials"),
         (
             "repeated webhook-id",
-            signed_request(&client, &itsm, "msg_5", ts, &rerun, SECRET).header("webhook-id", "msg_6"),
+            signed_request(&client, &itsm, WebhookMessage { id: "msg_5", ts, body: &rerun }, SECRET)
+                .header("webhook-id", "msg_6"),
             401,
             "more than once",
         ),
@@ -104,9 +111,11 @@ async fn signature_and_authorisation_failures_change_nothing() {
             signed_request(
                 &client,
                 &itsm,
-                "msg_8",
-                ts,
-                &json!({ "action": "rerun", "requestedBy": "mallory", "run": post.correlation_id, "configuration": "Ring2-Prod" }).to_string(),
+                WebhookMessage {
+                    id: "msg_8",
+                    ts,
+                    body: &json!({ "action": "rerun", "requestedBy": "mallory", "run": post.correlation_id, "configuration": "Ring2-Prod" }).to_string(),
+                },
                 SECRET,
             ),
             400,
@@ -145,11 +154,17 @@ async fn signature_and_authorisation_failures_change_nothing() {
     }
 
     // A good request is carried out once; the same signed message again is a replay.
-    let ok = signed_request(&client, &itsm, "msg_ok", ts, &approve, SECRET).send().await.unwrap();
+    let ok = signed_request(&client, &itsm, WebhookMessage { id: "msg_ok", ts, body: &approve }, SECRET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let state = state_of(&world.state);
     let mails = world.sink.new_since(&[], 1).await.len();
-    let replay = signed_request(&client, &itsm, "msg_ok", ts, &approve, SECRET).send().await.unwrap();
+    let replay = signed_request(&client, &itsm, WebhookMessage { id: "msg_ok", ts, body: &approve }, SECRET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(replay.status(), 401);
     let body: Value = replay.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("already used"), "{body}");
@@ -280,11 +295,15 @@ async fn servicenow_changes_and_acknowledgements() {
     let change = json!({ "number": "CHG0099", "approval": "approved", "start_date": "2026-11-17 21:00:00", "end_date": "2026-11-18 02:00:00",
         "u_maintenance_configuration": "Ring2-Prod", "sys_updated_by": "cab.chair" })
     .to_string();
-    let r =
-        signed_request(&http(), &format!("{itsm}?format=servicenow"), "msg_c1", now.unix_timestamp(), &change, SECRET)
-            .send()
-            .await
-            .unwrap();
+    let r = signed_request(
+        &http(),
+        &format!("{itsm}?format=servicenow"),
+        WebhookMessage { id: "msg_c1", ts: now.unix_timestamp(), body: &change },
+        SECRET,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "recorded");
     let decisions = world
@@ -298,16 +317,24 @@ async fn servicenow_changes_and_acknowledgements() {
         ("CHG0099", "cab.chair", true)
     );
     let pending = change.replace("\"approved\"", "\"requested\"");
-    let r =
-        signed_request(&http(), &format!("{itsm}?format=servicenow"), "msg_c2", now.unix_timestamp(), &pending, SECRET)
-            .send()
-            .await
-            .unwrap();
+    let r = signed_request(
+        &http(),
+        &format!("{itsm}?format=servicenow"),
+        WebhookMessage { id: "msg_c2", ts: now.unix_timestamp(), body: &pending },
+        SECRET,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ignored");
 
     // Acknowledging the failed run notes it on the incident, once.
     let ack = json!({ "action": "acknowledge", "requestedBy": "bob@contoso.com", "run": post.correlation_id, "note": "KB5031364 known issue" }).to_string();
-    let r = signed_request(&http(), &itsm, "msg_ack", now.unix_timestamp(), &ack, SECRET).send().await.unwrap();
+    let r =
+        signed_request(&http(), &itsm, WebhookMessage { id: "msg_ack", ts: now.unix_timestamp(), body: &ack }, SECRET)
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["status"], "acknowledged", "{answer}");
@@ -322,7 +349,11 @@ async fn servicenow_changes_and_acknowledgements() {
             .unwrap()
             .contains("Acknowledged by bob@contoso.com via servicenow: KB5031364 known issue")
     );
-    let r = signed_request(&http(), &itsm, "msg_ack2", now.unix_timestamp(), &ack, SECRET).send().await.unwrap();
+    let r =
+        signed_request(&http(), &itsm, WebhookMessage { id: "msg_ack2", ts: now.unix_timestamp(), body: &ack }, SECRET)
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "already_acknowledged");
     assert_eq!(snow.all()[0]["journal"].as_array().unwrap().len(), journal.len());
 }

@@ -30,7 +30,7 @@ use integration_tests::{
     process::{Proc, binary},
     smtp::free_port,
     smtp_auth::AuthSmtp,
-    world::signed_request,
+    world::{WebhookMessage, signed_request},
 };
 use patchwatch_engine::channels::webhook::parse_secrets;
 use patchwatch_engine::channels::webhook::signatures;
@@ -629,7 +629,12 @@ async fn no_secret_reaches_any_log_outbox_ledger_or_message_at_trace_level() {
         let (status, body) = answers
             .send(
                 "serve itsm, signed",
-                signed_request(&http, &format!("{serve_base}/api/itsm"), "msg_serve_1", ts, &reject, &v.itsm_secret),
+                signed_request(
+                    &http,
+                    &format!("{serve_base}/api/itsm"),
+                    WebhookMessage { id: "msg_serve_1", ts, body: &reject },
+                    &v.itsm_secret,
+                ),
             )
             .await;
         assert_eq!(status, 200, "{body}");
@@ -698,7 +703,9 @@ async fn no_secret_reaches_any_log_outbox_ledger_or_message_at_trace_level() {
         "machines": machines });
     bounded("the ITSM flow", async {
         let ts = OffsetDateTime::now_utc().unix_timestamp();
-        let signed = |id: &str, body: &str, secret: &str| signed_request(&http, &itsm_url, id, ts, body, secret);
+        let signed = |id: &str, body: &str, secret: &str| {
+            signed_request(&http, &itsm_url, WebhookMessage { id, ts, body }, secret)
+        };
         let (status, _) = answers.send("itsm, wrong signature", signed("msg_0", &approve, &v.itsm_wrong_secret)).await;
         assert_eq!(status, 401);
         let wrong = http.post(&itsm_url).bearer_auth(&v.itsm_wrong_bearer).json(&emergency);

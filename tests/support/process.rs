@@ -18,7 +18,8 @@ use tokio::{
 /// `target/<profile>/<name>`: the test runs from `target/<profile>/deps/<test>-<hash>`.
 ///
 /// Fails (never skips) when the binary is missing, or older than a source it is built from
-/// (`handlers/core/{src,templates}` and its own crate's, all handlers' for `patchwatch`): it
+/// (the library crates under `crates/` it links and its own crate's, all handlers' for
+/// `patchwatch`): it
 /// would test old code. `cargo test -p integration-tests` builds only libraries, so build the
 /// binaries first (`cargo build --bins`, or `cargo test --workspace`, which builds them).
 pub fn binary(name: &str) -> PathBuf {
@@ -32,11 +33,19 @@ pub fn binary(name: &str) -> PathBuf {
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("binary {name} not found at {} ({e}); {hint}", path.display()));
     let handlers = crate::root().join("handlers");
-    let mut sources = vec![handlers.join("core/src"), handlers.join("core/templates")];
+    let crates = crate::root().join("crates");
+    // Every handler links these; only the CLI links the simulation crate.
+    let mut sources: Vec<PathBuf> =
+        ["model", "render", "azure", "state", "engine", "host"].iter().map(|c| crates.join(c).join("src")).collect();
+    sources.push(crates.join("render/templates"));
     match name {
-        "patchwatch" => sources.extend(
-            ["maintenance-events", "alert-webhook", "itsm-webhook", "patchwatch"].map(|c| handlers.join(c).join("src")),
-        ),
+        "patchwatch" => {
+            sources.push(crates.join("simulation/src"));
+            sources.extend(
+                ["maintenance-events", "alert-webhook", "itsm-webhook", "patchwatch"]
+                    .map(|c| handlers.join(c).join("src")),
+            );
+        }
         _ => sources.push(handlers.join(name).join("src")),
     }
     if let Some((newest, source)) = newest_file(sources) {

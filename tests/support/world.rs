@@ -216,15 +216,23 @@ pub fn paths(calls: &[crate::arm::Call], suffix: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Signs `body` for the ITSM handler as a Standard Webhooks sender would.
+/// What a Standard Webhooks signature covers: the message id, its timestamp and the body.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookMessage<'a> {
+    pub id: &'a str,
+    /// Unix seconds, as sent in `webhook-timestamp`.
+    pub ts: i64,
+    pub body: &'a str,
+}
+
+/// Signs `message` for the ITSM handler as a Standard Webhooks sender would.
 pub fn signed_request(
     client: &reqwest::Client,
     url: &str,
-    id: &str,
-    ts: i64,
-    body: &str,
+    message: WebhookMessage<'_>,
     secret: &str,
 ) -> reqwest::RequestBuilder {
+    let WebhookMessage { id, ts, body } = message;
     client
         .post(url)
         .header("content-type", "application/json")

@@ -90,8 +90,11 @@ impl ResourceGraphClient {
     /// Loads one run: its machines, and for post events their results and failed patches.
     pub async fn load_run(&self, query: &RunQuery) -> Result<RunData, AzureError> {
         let run = kql_string(&normalise_run_id(&query.correlation_id));
-        let mut collector = RunCollector::new(&query.correlation_id);
-        let mut budget = self.options.max_throttle_wait;
+        let mut load = Load {
+            subscriptions: &query.subscription_ids,
+            collector: RunCollector::new(&query.correlation_id),
+            budget: self.options.max_throttle_wait,
+        };
         // Each machine's tags come along through one join, so routes can match and split by tag
         // without a query per machine.
         let machines = format!(
@@ -100,104 +103,62 @@ impl ResourceGraphClient {
              | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
              | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
         );
-        self.run_query(Table::MaintenanceResources, &machines, &query.subscription_ids, &mut collector, &mut budget)
-            .await?;
+        self.run_query(&mut load, Table::MaintenanceResources, &machines).await?;
         if query.include_results {
             let results = format!(
                 "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
             );
-            self.run_query(
-                Table::PatchInstallationResources,
-                &results,
-                &query.subscription_ids,
-                &mut collector,
-                &mut budget,
-            )
-            .await?;
-            // Patch rows do not carry the run id; they are matched to this run's results by id.
-            // Only failed rows modified since a day before the run can belong to it.
-            let since = query
-                .since
-                .map(|t| t - time::Duration::days(1))
-                .and_then(|t| t.format(&Rfc3339).ok())
-                .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
-            let patches = format!(
-                "patchinstallationresources\n| where type endswith '/patchinstallationresults/softwarepatches'\n| where properties.installationState =~ 'Failed'\n| where isnull(todatetime(properties.lastModifiedDateTime)) or todatetime(properties.lastModifiedDateTime) >= todatetime({})\n| order by id asc",
-                kql_string(&since)
-            );
-            self.run_query(
-                Table::PatchInstallationResources,
-                &patches,
-                &query.subscription_ids,
-                &mut collector,
-                &mut budget,
-            )
-            .await?;
+            self.run_query(&mut load, Table::PatchInstallationResources, &results).await?;
+            let patches = failed_patches_query(query.since);
+            self.run_query(&mut load, Table::PatchInstallationResources, &patches).await?;
         }
         // Power state and agent status explain missing results (and, before a run, machines that
         // will not be patched); look up only the machines without a result.
-        let reported: std::collections::HashSet<&String> = collector.result_keys().collect();
-        let missing: Vec<String> =
-            collector.expected_ids().filter(|id| !reported.contains(id)).take(MAX_MACHINE_LOOKUPS).cloned().collect();
+        let reported: std::collections::HashSet<&String> = load.collector.result_keys().collect();
+        let missing: Vec<String> = load
+            .collector
+            .expected_ids()
+            .filter(|id| !reported.contains(id))
+            .take(MAX_MACHINE_LOOKUPS)
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             let ids = missing.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
             let lookup = format!(
                 "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
             );
-            self.run_query(Table::Resources, &lookup, &query.subscription_ids, &mut collector, &mut budget).await?;
+            self.run_query(&mut load, Table::Resources, &lookup).await?;
         }
-        Ok(collector.finish())
+        Ok(load.collector.finish())
     }
 
-    async fn run_query(
-        &self,
-        table: Table,
-        query: &str,
-        subscriptions: &[String],
-        collector: &mut RunCollector,
-        budget: &mut Duration,
-    ) -> Result<(), AzureError> {
-        let groups: Vec<&[String]> =
-            if subscriptions.is_empty() { vec![&[]] } else { subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY).collect() };
+    /// Runs `query` over each group of the load's subscriptions, every page into its collector.
+    async fn run_query(&self, load: &mut Load<'_>, table: Table, query: &str) -> Result<(), AzureError> {
+        let groups: Vec<&[String]> = if load.subscriptions.is_empty() {
+            vec![&[]]
+        } else {
+            load.subscriptions.chunks(SUBSCRIPTIONS_PER_QUERY).collect()
+        };
         for group in groups {
             let mut skip_token: Option<String> = None;
             let mut page = 0u32;
             loop {
-                let mut options = json!({ "$top": PAGE_SIZE, "resultFormat": "objectArray" });
-                if let Some(token) = &skip_token {
-                    options["$skipToken"] = json!(token);
-                }
-                let mut body = json!({ "query": query, "options": options });
-                if !group.is_empty() {
-                    body["subscriptions"] = json!(group);
-                }
-                let response = self.post(&body, budget).await?;
+                let body = request_body(query, group, skip_token.as_deref());
+                let response = self.post(&body, &mut load.budget).await?;
                 page += 1;
                 let rows = response.data.len();
                 for row in response.data {
                     if table != Table::Resources || is_machine_type(&row.kind.to_ascii_lowercase()) {
-                        collector.accept(table, row);
+                        load.collector.accept(table, row);
                     }
                 }
                 debug!(table = table.name(), page, rows, "Resource Graph page read.");
                 if page >= MAX_PAGES {
                     return Err(AzureError::Decode(format!("{} needed more than {MAX_PAGES} pages", table.name())));
                 }
-                match response.skip_token.filter(|t| !t.is_empty()) {
-                    Some(token) if skip_token.as_ref() == Some(&token) => {
-                        return Err(AzureError::Decode("Resource Graph returned the same skip token twice".to_owned()));
-                    }
+                match next_skip_token(table, skip_token.as_deref(), response.skip_token, response.result_truncated)? {
                     Some(token) => skip_token = Some(token),
-                    None => {
-                        // A truncated answer without a way to page on is partial data: never summarise it.
-                        if response.result_truncated.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("true")) {
-                            return Err(AzureError::Decode(format!(
-                                "{} answer truncated without a skip token",
-                                table.name()
-                            )));
-                        }
-                        break;
-                    }
+                    None => break,
                 }
             }
         }
@@ -246,6 +207,61 @@ impl ResourceGraphClient {
             }
             return serde_json::from_slice(&bytes).map_err(|e| AzureError::Decode(e.to_string()));
         }
+    }
+}
+
+/// One run's load in progress: the subscriptions it covers, the rows collected so far, and the
+/// throttling wait it may still spend (shared by all its queries).
+struct Load<'a> {
+    subscriptions: &'a [String],
+    collector: RunCollector,
+    budget: Duration,
+}
+
+/// Failed patches modified since a day before the run (or ever, without a start time). Patch
+/// rows do not carry the run id; they are matched to this run's results by id.
+fn failed_patches_query(since: Option<time::OffsetDateTime>) -> String {
+    let since = since
+        .map(|t| t - time::Duration::days(1))
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
+    format!(
+        "patchinstallationresources\n| where type endswith '/patchinstallationresults/softwarepatches'\n| where properties.installationState =~ 'Failed'\n| where isnull(todatetime(properties.lastModifiedDateTime)) or todatetime(properties.lastModifiedDateTime) >= todatetime({})\n| order by id asc",
+        kql_string(&since)
+    )
+}
+
+/// The POST body for one page: the query, paging options, and the subscription group (none: all
+/// the credential can read).
+fn request_body(query: &str, group: &[String], skip_token: Option<&str>) -> serde_json::Value {
+    let mut options = json!({ "$top": PAGE_SIZE, "resultFormat": "objectArray" });
+    if let Some(token) = skip_token {
+        options["$skipToken"] = json!(token);
+    }
+    let mut body = json!({ "query": query, "options": options });
+    if !group.is_empty() {
+        body["subscriptions"] = json!(group);
+    }
+    body
+}
+
+/// The token for the next page, `None` after the last one. A repeated token would loop forever,
+/// and a truncated answer without a way to page on is partial data: both are errors, never summarised.
+fn next_skip_token(
+    table: Table,
+    previous: Option<&str>,
+    token: Option<String>,
+    truncated: Option<String>,
+) -> Result<Option<String>, AzureError> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(token) if previous == Some(token.as_str()) => {
+            Err(AzureError::Decode("Resource Graph returned the same skip token twice".to_owned()))
+        }
+        Some(token) => Ok(Some(token)),
+        None if truncated.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("true")) => {
+            Err(AzureError::Decode(format!("{} answer truncated without a skip token", table.name())))
+        }
+        None => Ok(None),
     }
 }
 

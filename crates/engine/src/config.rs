@@ -287,10 +287,9 @@ fn mail_recipients(get: &impl Fn(&str) -> Option<String>, mail: &MailTarget) -> 
         Some(list) => parse_mailbox_list("PATCHWATCH_MAIL_TO", &list),
         None => match mail {
             MailTarget::Outbox(_) => Ok(vec![parse_mailbox("PATCHWATCH_MAIL_TO", "operations@localhost")?]),
-            MailTarget::Smtp(_) => Err(ConfigError::Missing {
-                name: "PATCHWATCH_MAIL_TO",
-                hint: "comma-separated recipient addresses",
-            }),
+            MailTarget::Smtp(_) => {
+                Err(ConfigError::Missing { name: "PATCHWATCH_MAIL_TO", hint: "comma-separated recipient addresses" })
+            }
         },
     }
 }

@@ -51,6 +51,15 @@ pub enum Delivered {
     Outbox { eml: PathBuf, html: PathBuf },
 }
 
+/// Who a message is from and to, and its `Message-ID`: the headers that identify one delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope<'a> {
+    pub from: &'a Mailbox,
+    pub to: &'a [Mailbox],
+    /// The same for every attempt at a delivery (see [`message_id`]).
+    pub message_id: &'a str,
+}
+
 /// Sends rendered email.
 #[derive(Clone)]
 pub enum Mailer {
@@ -90,15 +99,14 @@ impl Mailer {
         }
     }
 
-    /// Builds and sends one multipart/alternative message.
+    /// Builds and sends one multipart/alternative message; an outbox names its files after `file_stem`.
     pub async fn send(
         &self,
-        from: &Mailbox,
-        to: &[Mailbox],
+        envelope: Envelope<'_>,
         rendered: &Rendered,
         file_stem: &str,
-        message_id: &str,
     ) -> Result<Delivered, MailError> {
+        let Envelope { from, to, message_id } = envelope;
         let message = build_message(from, to, rendered, message_id)?;
         match self {
             Self::Smtp(transport) => {
@@ -254,7 +262,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Mailer::Outbox(dir.path().join("out"));
         let from: Mailbox = "pw@example.com".parse().unwrap();
-        let d = m.send(&from, std::slice::from_ref(&from), &rendered("s"), "stem", "<a@example.com>").await.unwrap();
+        let d = m
+            .send(
+                Envelope { from: &from, to: std::slice::from_ref(&from), message_id: "<a@example.com>" },
+                &rendered("s"),
+                "stem",
+            )
+            .await
+            .unwrap();
         let Delivered::Outbox { eml, html } = d else { panic!("expected the outbox") };
         assert!(std::fs::read_to_string(eml).unwrap().contains("Subject: s"));
         assert_eq!(std::fs::read_to_string(html).unwrap(), "<p>hi</p>");

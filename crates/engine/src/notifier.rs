@@ -109,7 +109,15 @@ impl Channel for Email {
             Item::Notice { notice, channel } => self.notice(notice, channel)?,
         };
         let message_id = mail::message_id(attempt.id_hash, &self.from);
-        match self.mailer.send(&self.from, &recipients, &rendered, attempt.file_stem, &message_id).await {
+        match self
+            .mailer
+            .send(
+                mail::Envelope { from: &self.from, to: &recipients, message_id: &message_id },
+                &rendered,
+                attempt.file_stem,
+            )
+            .await
+        {
             Ok(mail::Delivered::Smtp { recipients }) => Ok(format!("SMTP to {recipients} recipient(s)")),
             Ok(mail::Delivered::Outbox { eml, .. }) => Ok(eml.display().to_string()),
             Err(e) if e.is_transient() => Err(Failure::transient(e.to_string(), DELIVERY_RETRY)),

@@ -177,8 +177,7 @@ impl Pipeline {
             }
         };
         let secrets = |k: &str| config.channel_secrets.get(k).map(|s| s.expose().to_owned());
-        let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())
-?;
+        let channels = Channels::new(config.routing.as_deref(), &secrets, config.portal_url.clone())?;
         let email = Email {
             mailer: Mailer::new(&config.mail)?,
             templates: Templates::load(config.templates_dir.as_deref(), config.portal_url.clone())?,

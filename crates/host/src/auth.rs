@@ -15,6 +15,12 @@ impl Bearer {
         (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
     }
 
+    /// The token of a request's `Authorization` header.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        Bearer(header.and_then(Bearer::parse))
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.0.as_deref()
     }
@@ -24,8 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        Ok(Bearer(header.and_then(Bearer::parse)))
+        Ok(Bearer::from_headers(&parts.headers))
     }
 }
 

@@ -5,7 +5,7 @@
 //! per owner (`split_by_tag`), so each team sees only its machines. Secrets are never in the
 //! file: channels name the environment variables that hold them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::Range};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -267,149 +267,211 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 impl Routing {
     /// Parses and checks a routing file. `env` answers whether a secret variable is set.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> bool) -> Result<(Self, Vec<ConfigIssue>), Vec<ConfigIssue>> {
-        let file: RoutingFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
-            vec![ConfigIssue { line, column, message: e.message().trim().to_owned(), warning: false }]
-        })?;
-        let mut issues = Vec::new();
-        let at = |span: std::ops::Range<usize>, message: String, warning: bool| {
-            let (line, column) = position(text, span.start);
-            ConfigIssue { line, column, message, warning }
-        };
-        let mut channels = BTreeMap::new();
-        for (name, raw) in &file.channels {
-            let spec = match raw.get_ref().resolve() {
-                Ok(spec) => spec,
-                Err(problem) => {
-                    issues.push(at(raw.get_ref().kind.span(), format!("channel {name:?}: {problem}"), false));
-                    continue;
-                }
-            };
-            for var in spec.env_vars() {
-                if !env(var) {
-                    issues.push(at(
-                        raw.span(),
-                        format!("channel {name:?}: environment variable {var} is not set"),
-                        true,
-                    ));
-                }
-            }
-            let r = raw.get_ref();
-            for addr in r.to.iter().flatten() {
-                if !crate::text::is_mailbox(addr.get_ref()) {
-                    issues.push(at(addr.span(), format!("{:?} is not an email address", addr.get_ref()), false));
-                }
-            }
-            for url in [&r.url, &r.instance].into_iter().flatten() {
-                if let Err(problem) = check_endpoint(url.get_ref()) {
-                    issues.push(at(url.span(), problem, false));
-                }
-            }
-            channels.insert(name.clone(), spec);
-        }
-        let mut names = std::collections::HashSet::new();
-        for route in &file.routes {
-            let r = route.get_ref();
-            if !names.insert(r.name.get_ref().clone()) {
-                issues.push(at(r.name.span(), format!("route name {:?} is used twice", r.name.get_ref()), false));
-            }
-            if r.channels.is_empty() {
-                issues.push(at(route.span(), format!("route {:?} has no channels", r.name.get_ref()), false));
-            }
-            for c in &r.channels {
-                if !file.channels.contains_key(c.get_ref()) {
-                    issues.push(at(
-                        c.span(),
-                        format!("route {:?} names unknown channel {:?}", r.name.get_ref(), c.get_ref()),
-                        false,
-                    ));
-                }
-            }
-            if let Some(ring) = &r.matcher.ring
-                && !file.rings.contains_key(ring.get_ref())
-            {
-                issues.push(at(
-                    ring.span(),
-                    format!("unknown ring {:?}: define it under [rings]", ring.get_ref()),
-                    false,
-                ));
-            }
-            for list in r.recipients.values() {
-                for addr in list {
-                    if !crate::text::is_mailbox(addr.get_ref()) {
-                        issues.push(at(addr.span(), format!("{:?} is not an email address", addr.get_ref()), false));
-                    }
-                }
-            }
-            let emails_split = r.split_by_tag.is_some()
-                && r.channels
-                    .iter()
-                    .any(|c| matches!(channels.get(c.get_ref()), Some(ChannelSpec::Email { to, .. }) if to.is_empty()));
-            if emails_split && r.recipients.is_empty() && !r.recipients_from_tag {
-                issues.push(at(
-                    route.span(),
-                    format!("route {:?} splits by tag to an email channel without `to`: give `recipients` or `recipients_from_tag = true`", r.name.get_ref()),
-                    false,
-                ));
-            }
-            if (!r.recipients.is_empty() || r.recipients_from_tag) && r.split_by_tag.is_none() {
-                issues.push(at(
-                    route.span(),
-                    format!("route {:?}: recipients by tag need `split_by_tag`", r.name.get_ref()),
-                    false,
-                ));
-            }
-        }
-        let control = Control {
-            gates: file.gates.iter().map(|g| g.get_ref().clone()).collect(),
-            power: file.power.as_ref().map(|p| p.get_ref().clone()),
-            itsm: file.itsm.as_ref().map(|i| i.get_ref().clone()).unwrap_or_default(),
-            alerts: file.alerts.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
-        };
-        let takes_notices = |name: &str| match channels.get(name) {
-            Some(
-                ChannelSpec::Email { .. }
-                | ChannelSpec::Teams { .. }
-                | ChannelSpec::Slack { .. }
-                | ChannelSpec::Webhook { .. },
-            ) => Ok(()),
-            Some(other) => {
-                Err(format!("a {} channel does not take notices (use email, teams, slack or webhook)", other.kind()))
-            }
-            None if file.channels.contains_key(name) => Ok(()),
-            None => Err("no such channel".to_owned()),
-        };
-        // Each problem is reported where its section starts.
-        let section_span = |message: &str| -> std::ops::Range<usize> {
-            let found = if message.starts_with("gate ") {
-                file.gates
-                    .iter()
-                    .find(|g| message.starts_with(&format!("gate {:?}", g.get_ref().name)))
-                    .map(Spanned::span)
-            } else if message.starts_with("power") {
-                file.power.as_ref().map(Spanned::span)
-            } else if message.starts_with("itsm") {
-                file.itsm.as_ref().map(Spanned::span)
-            } else {
-                file.alerts.as_ref().map(Spanned::span)
-            };
-            found.unwrap_or(0..0)
-        };
-        for message in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
-            issues.push(at(section_span(&message), message, false));
-        }
-        for (caller, var) in control.secret_vars() {
-            if !env(&var) {
-                let span = file.itsm.as_ref().map_or(0..0, Spanned::span);
-                issues.push(at(span, format!("itsm caller {caller:?}: environment variable {var} is not set"), true));
-            }
-        }
+        let file = deserialize_file(text)?;
+        let mut issues = Issues { text, found: Vec::new() };
+        let channels = check_channels(&file, env, &mut issues);
+        check_routes(&file, &channels, &mut issues);
+        let control = control_of(&file);
+        check_control(&file, &control, &channels, env, &mut issues);
+        let issues = issues.found;
         if issues.iter().any(|i| !i.warning) {
             return Err(issues);
         }
         let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
         Ok((Self { rings: file.rings, channels, routes, control }, issues))
     }
+}
+
+/// Problems found while checking a routing file, each placed at its line and column in `text`.
+struct Issues<'t> {
+    text: &'t str,
+    found: Vec<ConfigIssue>,
+}
+
+impl Issues<'_> {
+    fn push(&mut self, span: Range<usize>, message: String, warning: bool) {
+        let (line, column) = position(self.text, span.start);
+        self.found.push(ConfigIssue { line, column, message, warning });
+    }
+
+    fn error(&mut self, span: Range<usize>, message: String) {
+        self.push(span, message, false);
+    }
+
+    /// Does not stop start-up.
+    fn warning(&mut self, span: Range<usize>, message: String) {
+        self.push(span, message, true);
+    }
+}
+
+/// The file as written; a syntax or shape error is the only issue reported, since nothing else can be checked.
+fn deserialize_file(text: &str) -> Result<RoutingFile, Vec<ConfigIssue>> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
+        vec![ConfigIssue { line, column, message: e.message().trim().to_owned(), warning: false }]
+    })
+}
+
+/// The channels that resolve; the others are reported, so routes naming them are not reported twice.
+fn check_channels(
+    file: &RoutingFile,
+    env: &dyn Fn(&str) -> bool,
+    issues: &mut Issues,
+) -> BTreeMap<String, ChannelSpec> {
+    let mut channels = BTreeMap::new();
+    for (name, raw) in &file.channels {
+        match raw.get_ref().resolve() {
+            Ok(spec) => {
+                check_channel_settings(name, raw, &spec, env, issues);
+                channels.insert(name.clone(), spec);
+            }
+            Err(problem) => issues.error(raw.get_ref().kind.span(), format!("channel {name:?}: {problem}")),
+        }
+    }
+    channels
+}
+
+/// A resolved channel's secrets (unset is only a warning: the check may run elsewhere), addresses and endpoints.
+fn check_channel_settings(
+    name: &str,
+    raw: &Spanned<ChannelRaw>,
+    spec: &ChannelSpec,
+    env: &dyn Fn(&str) -> bool,
+    issues: &mut Issues,
+) {
+    for var in spec.env_vars() {
+        if !env(var) {
+            issues.warning(raw.span(), format!("channel {name:?}: environment variable {var} is not set"));
+        }
+    }
+    let r = raw.get_ref();
+    check_addresses(r.to.iter().flatten(), issues);
+    for url in [&r.url, &r.instance].into_iter().flatten() {
+        if let Err(problem) = check_endpoint(url.get_ref()) {
+            issues.error(url.span(), problem);
+        }
+    }
+}
+
+fn check_addresses<'a>(addresses: impl IntoIterator<Item = &'a Spanned<String>>, issues: &mut Issues) {
+    for addr in addresses {
+        if !crate::text::is_mailbox(addr.get_ref()) {
+            issues.error(addr.span(), format!("{:?} is not an email address", addr.get_ref()));
+        }
+    }
+}
+
+/// Route names are unique (they key the ledger), and every route is checked on its own.
+fn check_routes(file: &RoutingFile, channels: &BTreeMap<String, ChannelSpec>, issues: &mut Issues) {
+    let mut names = std::collections::HashSet::new();
+    for route in &file.routes {
+        let r = route.get_ref();
+        if !names.insert(r.name.get_ref().clone()) {
+            issues.error(r.name.span(), format!("route name {:?} is used twice", r.name.get_ref()));
+        }
+        check_route_references(route, file, issues);
+        check_route_recipients(route, channels, issues);
+    }
+}
+
+/// The channels and ring a route names exist.
+fn check_route_references(route: &Spanned<RouteSpec>, file: &RoutingFile, issues: &mut Issues) {
+    let r = route.get_ref();
+    if r.channels.is_empty() {
+        issues.error(route.span(), format!("route {:?} has no channels", r.name.get_ref()));
+    }
+    for c in &r.channels {
+        if !file.channels.contains_key(c.get_ref()) {
+            issues.error(c.span(), format!("route {:?} names unknown channel {:?}", r.name.get_ref(), c.get_ref()));
+        }
+    }
+    if let Some(ring) = &r.matcher.ring
+        && !file.rings.contains_key(ring.get_ref())
+    {
+        issues.error(ring.span(), format!("unknown ring {:?}: define it under [rings]", ring.get_ref()));
+    }
+}
+
+/// Per-owner recipients are addresses, a split to an email channel without `to` says whom to mail,
+/// and recipients by tag come with a tag to split by.
+fn check_route_recipients(route: &Spanned<RouteSpec>, channels: &BTreeMap<String, ChannelSpec>, issues: &mut Issues) {
+    let r = route.get_ref();
+    for list in r.recipients.values() {
+        check_addresses(list, issues);
+    }
+    let emails_split = r.split_by_tag.is_some()
+        && r.channels
+            .iter()
+            .any(|c| matches!(channels.get(c.get_ref()), Some(ChannelSpec::Email { to, .. }) if to.is_empty()));
+    if emails_split && r.recipients.is_empty() && !r.recipients_from_tag {
+        issues.error(
+            route.span(),
+            format!("route {:?} splits by tag to an email channel without `to`: give `recipients` or `recipients_from_tag = true`", r.name.get_ref()),
+        );
+    }
+    if (!r.recipients.is_empty() || r.recipients_from_tag) && r.split_by_tag.is_none() {
+        issues.error(route.span(), format!("route {:?}: recipients by tag need `split_by_tag`", r.name.get_ref()));
+    }
+}
+
+fn control_of(file: &RoutingFile) -> Control {
+    Control {
+        gates: file.gates.iter().map(|g| g.get_ref().clone()).collect(),
+        power: file.power.as_ref().map(|p| p.get_ref().clone()),
+        itsm: file.itsm.as_ref().map(|i| i.get_ref().clone()).unwrap_or_default(),
+        alerts: file.alerts.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+    }
+}
+
+/// Gates, power, ITSM and alerts: their own checks, plus ITSM callers' secrets (unset is a warning).
+fn check_control(
+    file: &RoutingFile,
+    control: &Control,
+    channels: &BTreeMap<String, ChannelSpec>,
+    env: &dyn Fn(&str) -> bool,
+    issues: &mut Issues,
+) {
+    let takes_notices = |name: &str| notice_channel(channels, file, name);
+    for message in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
+        issues.error(section_span(file, &message), message);
+    }
+    for (caller, var) in control.secret_vars() {
+        if !env(&var) {
+            let span = file.itsm.as_ref().map_or(0..0, Spanned::span);
+            issues.warning(span, format!("itsm caller {caller:?}: environment variable {var} is not set"));
+        }
+    }
+}
+
+/// Whether a notice may go to channel `name`. A channel that did not resolve is already reported.
+fn notice_channel(channels: &BTreeMap<String, ChannelSpec>, file: &RoutingFile, name: &str) -> Result<(), String> {
+    match channels.get(name) {
+        Some(
+            ChannelSpec::Email { .. }
+            | ChannelSpec::Teams { .. }
+            | ChannelSpec::Slack { .. }
+            | ChannelSpec::Webhook { .. },
+        ) => Ok(()),
+        Some(other) => {
+            Err(format!("a {} channel does not take notices (use email, teams, slack or webhook)", other.kind()))
+        }
+        None if file.channels.contains_key(name) => Ok(()),
+        None => Err("no such channel".to_owned()),
+    }
+}
+
+/// Where a control problem is reported: the start of the section its message names.
+fn section_span(file: &RoutingFile, message: &str) -> Range<usize> {
+    let found = if message.starts_with("gate ") {
+        file.gates.iter().find(|g| message.starts_with(&format!("gate {:?}", g.get_ref().name))).map(Spanned::span)
+    } else if message.starts_with("power") {
+        file.power.as_ref().map(Spanned::span)
+    } else if message.starts_with("itsm") {
+        file.itsm.as_ref().map(Spanned::span)
+    } else {
+        file.alerts.as_ref().map(Spanned::span)
+    };
+    found.unwrap_or(0..0)
 }
 
 fn check_endpoint(url: &str) -> Result<(), String> {
@@ -454,94 +516,65 @@ impl Routing {
     pub fn plan(&self, event: &MaintenanceEvent, summary: &RunSummary, data: &RunData) -> Vec<Notification> {
         let mut out = Vec::new();
         for r in &self.routes {
-            let m = &r.matcher;
-            let phase_ok = match m.phase {
-                PhaseMatch::Any => true,
-                PhaseMatch::Pre => event.phase == Phase::Pre,
-                PhaseMatch::Post => event.phase == Phase::Post,
-            };
-            if !phase_ok || !self.configuration_matches(m, summary) {
+            let parts = self.route_parts(r, event, summary, data);
+            // A route with nothing to send did not match: it does not end the walk.
+            if parts.is_empty() {
                 continue;
             }
-            let narrowed = m.subscription.is_some() || m.resource_group.is_some() || !m.tags.is_empty();
-            let keep = |mo: &MachineOutcome| machine_matches(m, mo);
-            let scoped = if narrowed { summarise_subset(summary, event, data, &keep) } else { summary.clone() };
-            if narrowed && scoped.counts.total == 0 {
-                continue;
-            }
-            // The outcome is judged on what each notification covers (each owner's share of a split).
-            let outcome_ok = |part: &RunSummary| match m.outcome {
-                OutcomeMatch::Any => true,
-                OutcomeMatch::AnyFailure => event.phase == Phase::Post && part.verdict.is_failure(),
-                OutcomeMatch::AllSucceeded => event.phase == Phase::Post && part.verdict == Verdict::Succeeded,
-            };
-            let groups: Vec<(Option<String>, RunSummary)> = match &r.split_by_tag {
-                None => vec![(None, scoped)],
-                Some(tag) => {
-                    let mut values: Vec<String> =
-                        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or(UNTAGGED).to_owned()).collect();
-                    values.sort_by_key(|v| v.to_ascii_lowercase());
-                    values.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-                    values
-                        .into_iter()
-                        .map(|v| {
-                            let keep =
-                                |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
-                            let part = summarise_subset(&scoped, event, data, &keep);
-                            (Some(v), part)
-                        })
-                        .collect()
-                }
-            };
-            let groups: Vec<(Option<String>, RunSummary)> =
-                groups.into_iter().filter(|(_, part)| outcome_ok(part)).collect();
-            if groups.is_empty() {
-                continue;
-            }
-            for (group, part) in groups {
-                let recipients: Vec<String> = match &group {
-                    // Untagged machines, or a tag value that is no address, have nobody to mail.
-                    Some(g) if r.recipients_from_tag => {
-                        if crate::text::is_mailbox(g) && !g.eq_ignore_ascii_case(UNTAGGED) {
-                            vec![g.clone()]
-                        } else {
-                            Vec::new()
-                        }
-                    }
-                    Some(g) => r
-                        .recipients
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(g))
-                        .map(|(_, v)| v.iter().map(|a| a.get_ref().clone()).collect())
-                        .unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                for c in &r.channels {
-                    let Some(spec) = self.channels.get(c.get_ref()).cloned() else { continue };
-                    // A split email with nobody to send to (an unmapped owner) is skipped, and said so.
-                    if group.is_some()
-                        && recipients.is_empty()
-                        && matches!(&spec, ChannelSpec::Email { to, .. } if to.is_empty())
-                    {
-                        tracing::warn!(route = %r.name.get_ref(), group = ?group, "No recipients for this owner; add them under `recipients`.");
-                        continue;
-                    }
-                    out.push(Notification {
-                        route: r.name.get_ref().clone(),
-                        channel: c.get_ref().clone(),
-                        spec,
-                        group: group.clone(),
-                        recipients: recipients.clone(),
-                        receiver: None,
-                        summary: part.clone(),
-                    });
-                }
+            for (group, part) in parts {
+                self.notify_group(r, group, &part, &mut out);
             }
             if !r.continue_after {
                 break;
             }
         }
         out
+    }
+
+    /// What a route sends, one part per group of a split (or the one whole part); empty when the
+    /// route does not match.
+    fn route_parts(
+        &self,
+        r: &RouteSpec,
+        event: &MaintenanceEvent,
+        summary: &RunSummary,
+        data: &RunData,
+    ) -> Vec<(Option<String>, RunSummary)> {
+        let m = &r.matcher;
+        if !m.phase.admits(event.phase) || !self.configuration_matches(m, summary) {
+            return Vec::new();
+        }
+        let Some(scoped) = narrow(m, summary, event, data) else { return Vec::new() };
+        // The outcome is judged on what each notification covers (each owner's share of a split).
+        split_parts(r, scoped, event, data)
+            .into_iter()
+            .filter(|(_, part)| m.outcome.admits(event.phase, part))
+            .collect()
+    }
+
+    /// One notification per channel of the route for one group's part of the run.
+    fn notify_group(&self, r: &RouteSpec, group: Option<String>, part: &RunSummary, out: &mut Vec<Notification>) {
+        let recipients = group_recipients(r, group.as_deref());
+        for c in &r.channels {
+            let Some(spec) = self.channels.get(c.get_ref()).cloned() else { continue };
+            // A split email with nobody to send to (an unmapped owner) is skipped, and said so.
+            if group.is_some()
+                && recipients.is_empty()
+                && matches!(&spec, ChannelSpec::Email { to, .. } if to.is_empty())
+            {
+                tracing::warn!(route = %r.name.get_ref(), group = ?group, "No recipients for this owner; add them under `recipients`.");
+                continue;
+            }
+            out.push(Notification {
+                route: r.name.get_ref().clone(),
+                channel: c.get_ref().clone(),
+                spec,
+                group: group.clone(),
+                recipients: recipients.clone(),
+                receiver: None,
+                summary: part.clone(),
+            });
+        }
     }
 
     fn configuration_matches(&self, m: &MatchSpec, s: &RunSummary) -> bool {
@@ -558,6 +591,82 @@ impl Routing {
             }
         }
         true
+    }
+}
+
+impl PhaseMatch {
+    fn admits(self, phase: Phase) -> bool {
+        match self {
+            PhaseMatch::Any => true,
+            PhaseMatch::Pre => phase == Phase::Pre,
+            PhaseMatch::Post => phase == Phase::Post,
+        }
+    }
+}
+
+impl OutcomeMatch {
+    /// Only a post event has an outcome: a pre event matches only `any`.
+    fn admits(self, phase: Phase, part: &RunSummary) -> bool {
+        match self {
+            OutcomeMatch::Any => true,
+            OutcomeMatch::AnyFailure => phase == Phase::Post && part.verdict.is_failure(),
+            OutcomeMatch::AllSucceeded => phase == Phase::Post && part.verdict == Verdict::Succeeded,
+        }
+    }
+}
+
+/// The run narrowed to the machines the route's filters select; `None` when filters select none.
+fn narrow(m: &MatchSpec, summary: &RunSummary, event: &MaintenanceEvent, data: &RunData) -> Option<RunSummary> {
+    let narrowed = m.subscription.is_some() || m.resource_group.is_some() || !m.tags.is_empty();
+    if !narrowed {
+        return Some(summary.clone());
+    }
+    let keep = |mo: &MachineOutcome| machine_matches(m, mo);
+    let scoped = summarise_subset(summary, event, data, &keep);
+    (scoped.counts.total > 0).then_some(scoped)
+}
+
+/// The route's run whole, or split into one part per value of its tag (values compared
+/// case-insensitively, sorted; machines without the tag are [`UNTAGGED`]).
+fn split_parts(
+    r: &RouteSpec,
+    scoped: RunSummary,
+    event: &MaintenanceEvent,
+    data: &RunData,
+) -> Vec<(Option<String>, RunSummary)> {
+    let Some(tag) = &r.split_by_tag else { return vec![(None, scoped)] };
+    let mut values: Vec<String> =
+        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or(UNTAGGED).to_owned()).collect();
+    values.sort_by_key(|v| v.to_ascii_lowercase());
+    values.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    values
+        .into_iter()
+        .map(|v| {
+            let keep = |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
+            let part = summarise_subset(&scoped, event, data, &keep);
+            (Some(v), part)
+        })
+        .collect()
+}
+
+/// Email recipients of a split route's group; empty for an unsplit route (the channel's own `to`).
+fn group_recipients(r: &RouteSpec, group: Option<&str>) -> Vec<String> {
+    match group {
+        // Untagged machines, or a tag value that is no address, have nobody to mail.
+        Some(g) if r.recipients_from_tag => {
+            if crate::text::is_mailbox(g) && !g.eq_ignore_ascii_case(UNTAGGED) {
+                vec![g.to_owned()]
+            } else {
+                Vec::new()
+            }
+        }
+        Some(g) => r
+            .recipients
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(g))
+            .map(|(_, v)| v.iter().map(|a| a.get_ref().clone()).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
     }
 }
 

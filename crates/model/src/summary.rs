@@ -284,7 +284,9 @@ fn machine_outcomes(event: &MaintenanceEvent, data: &RunData) -> Vec<MachineOutc
         let key = m.id.to_ascii_lowercase();
         let info = data.machines.get(&key).unwrap_or(&empty);
         let result = if event.phase == Phase::Post { data.results.get(&key) } else { None };
-        machines.push(machine(&m.id, m.resource_group.as_deref(), result, info, event.phase, false));
+        let record =
+            MachineRecord { id: &m.id, resource_group: m.resource_group.as_deref(), result, info, unlisted: false };
+        machines.push(machine(&record, event.phase));
         listed.insert(key);
     }
     if event.phase == Phase::Post {
@@ -294,7 +296,14 @@ fn machine_outcomes(event: &MaintenanceEvent, data: &RunData) -> Vec<MachineOutc
         extra.sort_unstable_by_key(|(k, _)| *k);
         for (key, r) in extra {
             let info = data.machines.get(key).unwrap_or(&empty);
-            machines.push(machine(&r.machine_id, r.resource_group.as_deref(), Some(r), info, event.phase, true));
+            let record = MachineRecord {
+                id: &r.machine_id,
+                resource_group: r.resource_group.as_deref(),
+                result: Some(r),
+                info,
+                unlisted: true,
+            };
+            machines.push(machine(&record, event.phase));
         }
     }
     machines.sort_by_cached_key(|m| (m.outcome, m.name.to_ascii_lowercase()));
@@ -367,14 +376,20 @@ fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutco
     summary
 }
 
-fn machine(
-    id: &str,
-    resource_group: Option<&str>,
-    result: Option<&InstallResult>,
-    info: &MachineInfo,
-    phase: Phase,
+/// What is known of one machine of a run: where it is listed, its result and its last-seen state.
+struct MachineRecord<'a> {
+    id: &'a str,
+    /// From the run's machine list or result row; otherwise read from `id`.
+    resource_group: Option<&'a str>,
+    /// This run's install result (never looked at for a pre event).
+    result: Option<&'a InstallResult>,
+    info: &'a MachineInfo,
+    /// Reported a result without being in the run's machine list.
     unlisted: bool,
-) -> MachineOutcome {
+}
+
+fn machine(record: &MachineRecord<'_>, phase: Phase) -> MachineOutcome {
+    let MachineRecord { id, resource_group, result, info, unlisted } = *record;
     let lower = id.to_ascii_lowercase();
     let mut m = MachineOutcome {
         id: id.to_owned(),
@@ -502,94 +517,122 @@ fn hhmm(minutes: i64) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
+/// What to do about the run, most telling first.
 fn advice(s: &RunSummary, data: &RunData) -> Vec<String> {
-    let mut out = Vec::new();
-    let c = &s.counts;
     if s.phase == Phase::Pre {
-        let off: Vec<&MachineOutcome> = s.machines.iter().filter(|m| m.note.is_some()).collect();
-        if !off.is_empty() {
-            out.push(format!(
-                "{} machine{} {} not running or not connected: they will not be patched unless started before the window opens.",
-                off.len(),
-                plural(off.len()),
-                if off.len() == 1 { "is" } else { "are" }
-            ));
-        }
-        if c.total == 0 {
-            out.push(
-                "No machines are in scope of this run yet: check the configuration's assignments and dynamic scopes."
-                    .to_owned(),
-            );
-        }
-        return out;
+        return heads_up_advice(s);
     }
     if s.verdict == Verdict::Cancelled {
-        out.push("The run was cancelled, so no machine was patched in this window.".to_owned());
-        return out;
+        return vec!["The run was cancelled, so no machine was patched in this window.".to_owned()];
     }
-    if let Some(reported) = s.reported_status.as_deref()
-        && reported.eq_ignore_ascii_case("succeeded")
-        && !s.verdict.is_ok()
-        && c.total > 0
-    {
+    [
+        misreported_success_advice(s),
+        window_advice(s),
+        no_result_advice(s, data),
+        reboot_advice(&s.counts),
+        failing_patch_advice(s),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Before the window: machines that cannot be patched as things stand.
+fn heads_up_advice(s: &RunSummary) -> Vec<String> {
+    let mut out = Vec::new();
+    let off: Vec<&MachineOutcome> = s.machines.iter().filter(|m| m.note.is_some()).collect();
+    if !off.is_empty() {
         out.push(format!(
-            "Update Manager reported this run as Succeeded, but only {} of {} machines were patched without problems.",
-            c.succeeded, c.total
+            "{} machine{} {} not running or not connected: they will not be patched unless started before the window opens.",
+            off.len(),
+            plural(off.len()),
+            if off.len() == 1 { "is" } else { "are" }
         ));
     }
-    if c.window_exceeded > 0 {
-        let window = s.window_minutes();
-        let mut line = format!(
-            "The maintenance window was exceeded on {} machine{}.",
-            c.window_exceeded,
-            plural(c.window_exceeded)
+    if s.counts.total == 0 {
+        out.push(
+            "No machines are in scope of this run yet: check the configuration's assignments and dynamic scopes."
+                .to_owned(),
         );
-        if let Some((name, longest)) = &s.longest_install {
-            let suggested = ((longest + WINDOW_BUFFER_MINUTES + 4) / 5) * 5;
-            line.push_str(&format!(" The longest install took {longest} minutes ({name}) in a {window}-minute window"));
-            if suggested <= MAX_WINDOW_MINUTES && suggested > window {
-                line.push_str(&format!("; set the duration to at least {}.", hhmm(suggested)));
-            } else if suggested > MAX_WINDOW_MINUTES {
-                line.push_str("; that needs more than the 3 h 55 min maximum, so split the machines across configurations or patch fewer classifications per run.");
-            } else {
-                line.push_str("; installs start only while 15 minutes (20 for service packs) remain, so start the window earlier or split the machines.");
-            }
-        }
-        out.push(line);
     }
-    if c.no_result > 0 {
-        let stopped = s
-            .machines
-            .iter()
-            .filter(|m| m.outcome == Outcome::NoResult)
-            .filter(|m| data.machines.get(&m.id.to_ascii_lowercase()).is_some_and(|i| machine_state_note(i).is_some()))
-            .count();
-        let mut line = format!("{} machine{} never reported a result for this run", c.no_result, plural(c.no_result));
-        if stopped > 0 {
-            line.push_str(&format!(" ({stopped} stopped, deallocated or disconnected when last seen)"));
-        }
-        line.push_str(": deallocated VMs and disconnected Arc machines are not patched; check power state, the patch orchestration mode and the Arc agent.");
-        out.push(line);
+    out
+}
+
+/// Update Manager's own "Succeeded" is contradicted when machines were not patched cleanly.
+fn misreported_success_advice(s: &RunSummary) -> Option<String> {
+    let c = &s.counts;
+    let reported = s.reported_status.as_deref()?;
+    (reported.eq_ignore_ascii_case("succeeded") && !s.verdict.is_ok() && c.total > 0).then(|| {
+        format!(
+            "Update Manager reported this run as Succeeded, but only {} of {} machines were patched without problems.",
+            c.succeeded, c.total
+        )
+    })
+}
+
+/// A window that ran out: a duration that would have fitted the longest install, if one can.
+fn window_advice(s: &RunSummary) -> Option<String> {
+    let c = &s.counts;
+    if c.window_exceeded == 0 {
+        return None;
     }
-    if c.reboot_pending > 0 {
-        out.push(format!(
+    let window = s.window_minutes();
+    let mut line =
+        format!("The maintenance window was exceeded on {} machine{}.", c.window_exceeded, plural(c.window_exceeded));
+    if let Some((name, longest)) = &s.longest_install {
+        let suggested = ((longest + WINDOW_BUFFER_MINUTES + 4) / 5) * 5;
+        line.push_str(&format!(" The longest install took {longest} minutes ({name}) in a {window}-minute window"));
+        if suggested <= MAX_WINDOW_MINUTES && suggested > window {
+            line.push_str(&format!("; set the duration to at least {}.", hhmm(suggested)));
+        } else if suggested > MAX_WINDOW_MINUTES {
+            line.push_str("; that needs more than the 3 h 55 min maximum, so split the machines across configurations or patch fewer classifications per run.");
+        } else {
+            line.push_str("; installs start only while 15 minutes (20 for service packs) remain, so start the window earlier or split the machines.");
+        }
+    }
+    Some(line)
+}
+
+/// Machines that never reported, and how many of them were off or disconnected when last seen.
+fn no_result_advice(s: &RunSummary, data: &RunData) -> Option<String> {
+    let c = &s.counts;
+    if c.no_result == 0 {
+        return None;
+    }
+    let stopped = s
+        .machines
+        .iter()
+        .filter(|m| m.outcome == Outcome::NoResult)
+        .filter(|m| data.machines.get(&m.id.to_ascii_lowercase()).is_some_and(|i| machine_state_note(i).is_some()))
+        .count();
+    let mut line = format!("{} machine{} never reported a result for this run", c.no_result, plural(c.no_result));
+    if stopped > 0 {
+        line.push_str(&format!(" ({stopped} stopped, deallocated or disconnected when last seen)"));
+    }
+    line.push_str(": deallocated VMs and disconnected Arc machines are not patched; check power state, the patch orchestration mode and the Arc agent.");
+    Some(line)
+}
+
+fn reboot_advice(c: &Counts) -> Option<String> {
+    (c.reboot_pending > 0).then(|| {
+        format!(
             "{} machine{} installed updates but still need{} a reboot to finish: check the configuration's reboot setting.",
             c.reboot_pending,
             plural(c.reboot_pending),
             if c.reboot_pending == 1 { "s" } else { "" }
-        ));
-    }
-    if let Some(top) = s.failed_patches.first()
-        && top.machines.len() >= 2
-    {
-        let how = if top.key.starts_with("KB") { "kbNumbersToExclude" } else { "packageNameMasksToExclude" };
-        out.push(format!(
-            "{} failed on {} machines: consider excluding it ({how}) in later rings until it is understood.",
-            top.key,
-            top.machines.len()
-        ));
-    }
-    out
+        )
+    })
+}
+
+/// A patch failing on several machines is likely to fail in the next ring too.
+fn failing_patch_advice(s: &RunSummary) -> Option<String> {
+    let top = s.failed_patches.first().filter(|top| top.machines.len() >= 2)?;
+    let how = if top.key.starts_with("KB") { "kbNumbersToExclude" } else { "packageNameMasksToExclude" };
+    Some(format!(
+        "{} failed on {} machines: consider excluding it ({how}) in later rings until it is understood.",
+        top.key,
+        top.machines.len()
+    ))
 }
 
 #[cfg(test)]

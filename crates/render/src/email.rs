@@ -13,7 +13,7 @@ use url::Url;
 
 use patchwatch_model::{
     event::Phase,
-    summary::{Outcome, RunSummary},
+    summary::{Counts, MachineOutcome, Outcome, PatchFailure, RunSummary, Verdict},
     text::{format_minutes, format_time},
 };
 
@@ -246,86 +246,12 @@ impl EmailModel {
     fn new(s: &RunSummary, portal: &Url) -> Self {
         let c = &s.counts;
         let pre = s.phase == Phase::Pre;
-        // Pre: every machine in scope. Post: every machine that did not simply succeed.
-        let shown = s.machines.iter().filter(|m| pre || m.outcome != Outcome::Succeeded);
-        let listed: Vec<_> = shown.collect();
-        let hidden_rows = listed.len().saturating_sub(MAX_ROWS);
-        let rows = listed
-            .into_iter()
-            .take(MAX_ROWS)
-            .map(|m| MachineRow {
-                name: m.name.clone(),
-                link: resource_link(portal, &m.id),
-                resource_group: m.resource_group.clone(),
-                kind: if m.arc { "Arc" } else { "Azure VM" },
-                os: m.os.clone().unwrap_or_else(|| "—".to_owned()),
-                outcome: m.outcome.label(),
-                color: outcome_color(m.outcome),
-                installed: m.installed,
-                failed: m.failed,
-                pending: m.pending,
-                reboot: m.reboot_status.clone().unwrap_or_else(|| "—".to_owned()),
-                note: {
-                    let mut n = m.note.clone().unwrap_or_default();
-                    if m.unlisted {
-                        n = format!("Not in the run's machine list. {n}").trim().to_owned();
-                    }
-                    n
-                },
-            })
-            .collect();
-        let failed_patches = s
-            .failed_patches
-            .iter()
-            .map(|p| {
-                let mut machines = p.machines.iter().take(MAX_PATCH_MACHINES).cloned().collect::<Vec<_>>().join(", ");
-                if p.machines.len() > MAX_PATCH_MACHINES {
-                    machines.push_str(&format!(" and {} more", p.machines.len() - MAX_PATCH_MACHINES));
-                }
-                PatchRow {
-                    key: p.key.clone(),
-                    title: p.title.clone(),
-                    classifications: p.classifications.join(", "),
-                    count: p.machines.len(),
-                    machines,
-                }
-            })
-            .collect();
-        let totals = Outcome::ALL
-            .iter()
-            .map(|o| Total { label: o.label(), count: c.of(*o), color: outcome_color(*o) })
-            .filter(|t| t.count > 0 || t.label == "Succeeded")
-            .collect();
-        let timing = match (s.first_start, s.last_finish) {
-            (Some(a), Some(b)) => {
-                let mut t = format!(
-                    "Installs ran from {} to {} ({})",
-                    format_time(a),
-                    format_time(b),
-                    format_minutes((b - a).whole_minutes())
-                );
-                if let Some((name, mins)) = &s.longest_install {
-                    t.push_str(&format!("; the longest took {} on {name}", format_minutes(*mins)));
-                }
-                t.push('.');
-                t
-            }
-            _ => String::new(),
-        };
-        let verdict_color = match s.verdict {
-            patchwatch_model::summary::Verdict::Succeeded => outcome_color(Outcome::Succeeded),
-            patchwatch_model::summary::Verdict::Failed => outcome_color(Outcome::Failed),
-            patchwatch_model::summary::Verdict::Incomplete
-            | patchwatch_model::summary::Verdict::NoMachines
-            | patchwatch_model::summary::Verdict::Cancelled => outcome_color(Outcome::NoResult),
-            patchwatch_model::summary::Verdict::WindowExceeded => outcome_color(Outcome::WindowExceeded),
-            _ => outcome_color(Outcome::CompletedWithWarnings),
-        };
+        let (rows, hidden_rows) = machine_rows(s, portal);
         Self {
             subject: s.subject(),
             scope: String::new(),
             verdict: if pre { "Patching soon" } else { s.verdict.label() },
-            verdict_color: if pre { "#1f4e79" } else { verdict_color },
+            verdict_color: if pre { "#1f4e79" } else { verdict_color(s.verdict) },
             all_ok: s.verdict.is_ok(),
             configuration: s.configuration_name.clone(),
             configuration_link: resource_link(portal, &s.configuration_id),
@@ -337,14 +263,102 @@ impl EmailModel {
             run_id: s.run_id.clone(),
             total: c.total,
             patched: c.patched,
-            totals,
+            totals: totals(c),
             rows,
             hidden_rows,
-            failed_patches,
+            failed_patches: s.failed_patches.iter().map(PatchRow::new).collect(),
             advice: s.advice.clone(),
-            timing,
+            timing: timing(s),
             generated: format_time(OffsetDateTime::now_utc()),
         }
+    }
+}
+
+/// The machine rows, at most [`MAX_ROWS`], and how many more were left out. Pre: every machine
+/// in scope. Post: every machine that did not simply succeed.
+fn machine_rows(s: &RunSummary, portal: &Url) -> (Vec<MachineRow>, usize) {
+    let pre = s.phase == Phase::Pre;
+    let listed: Vec<_> = s.machines.iter().filter(|m| pre || m.outcome != Outcome::Succeeded).collect();
+    let hidden_rows = listed.len().saturating_sub(MAX_ROWS);
+    let rows = listed.into_iter().take(MAX_ROWS).map(|m| MachineRow::new(m, portal)).collect();
+    (rows, hidden_rows)
+}
+
+impl MachineRow {
+    fn new(m: &MachineOutcome, portal: &Url) -> Self {
+        Self {
+            name: m.name.clone(),
+            link: resource_link(portal, &m.id),
+            resource_group: m.resource_group.clone(),
+            kind: if m.arc { "Arc" } else { "Azure VM" },
+            os: m.os.clone().unwrap_or_else(|| "—".to_owned()),
+            outcome: m.outcome.label(),
+            color: outcome_color(m.outcome),
+            installed: m.installed,
+            failed: m.failed,
+            pending: m.pending,
+            reboot: m.reboot_status.clone().unwrap_or_else(|| "—".to_owned()),
+            note: machine_note(m),
+        }
+    }
+}
+
+/// The machine's note, saying first when the run did not list it.
+fn machine_note(m: &MachineOutcome) -> String {
+    let note = m.note.clone().unwrap_or_default();
+    if m.unlisted { format!("Not in the run's machine list. {note}").trim().to_owned() } else { note }
+}
+
+impl PatchRow {
+    /// Names at most [`MAX_PATCH_MACHINES`] machines and counts the rest.
+    fn new(p: &PatchFailure) -> Self {
+        let mut machines = p.machines.iter().take(MAX_PATCH_MACHINES).cloned().collect::<Vec<_>>().join(", ");
+        if p.machines.len() > MAX_PATCH_MACHINES {
+            machines.push_str(&format!(" and {} more", p.machines.len() - MAX_PATCH_MACHINES));
+        }
+        Self {
+            key: p.key.clone(),
+            title: p.title.clone(),
+            classifications: p.classifications.join(", "),
+            count: p.machines.len(),
+            machines,
+        }
+    }
+}
+
+/// Counts by outcome, worst first; outcomes nobody had are left out, but "Succeeded" always shows.
+fn totals(c: &Counts) -> Vec<Total> {
+    Outcome::ALL
+        .iter()
+        .map(|o| Total { label: o.label(), count: c.of(*o), color: outcome_color(*o) })
+        .filter(|t| t.count > 0 || t.label == "Succeeded")
+        .collect()
+}
+
+/// When installs ran and the longest one; empty when no machine reported times.
+fn timing(s: &RunSummary) -> String {
+    let (Some(a), Some(b)) = (s.first_start, s.last_finish) else { return String::new() };
+    let mut t = format!(
+        "Installs ran from {} to {} ({})",
+        format_time(a),
+        format_time(b),
+        format_minutes((b - a).whole_minutes())
+    );
+    if let Some((name, mins)) = &s.longest_install {
+        t.push_str(&format!("; the longest took {} on {name}", format_minutes(*mins)));
+    }
+    t.push('.');
+    t
+}
+
+/// The verdict in the colour of the outcome it stands for.
+fn verdict_color(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Succeeded => outcome_color(Outcome::Succeeded),
+        Verdict::Failed => outcome_color(Outcome::Failed),
+        Verdict::Incomplete | Verdict::NoMachines | Verdict::Cancelled => outcome_color(Outcome::NoResult),
+        Verdict::WindowExceeded => outcome_color(Outcome::WindowExceeded),
+        _ => outcome_color(Outcome::CompletedWithWarnings),
     }
 }
 

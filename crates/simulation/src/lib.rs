@@ -137,207 +137,324 @@ fn ts(t: OffsetDateTime) -> String {
 
 /// Writes the snapshot for `opts` to `out` and returns the matching events.
 pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Result<SimulatedEvents> {
+    // One generator for everything, drawn from in a fixed order: the same seed gives the same run.
     let mut rng = Rng(opts.seed);
-    let subs: Vec<String> = (0..opts.subscriptions.max(1)).map(|_| rng.guid()).collect();
-    let mc_sub = &subs[0];
-    let mc_id = format!(
-        "/subscriptions/{mc_sub}/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/{}",
-        opts.configuration
-    );
-    let run_name = format!(
-        "{:04}{:02}{:02}{:02}{:02}00",
-        opts.start.year(),
-        u8::from(opts.start.month()),
-        opts.start.day(),
-        opts.start.hour(),
-        opts.start.minute()
-    );
-    let run_id = format!("{mc_id}/providers/microsoft.maintenance/applyupdates/{run_name}");
-    // ARG lower-cases ids in some tables: the snapshot does too, as a real export would.
-    let run_lower = run_id.to_ascii_lowercase();
-    let previous_run = run_lower.replace(&run_name, "20261013220000");
-    let window_end = opts.start + Duration::minutes(opts.window_minutes);
-
-    let machines: Vec<Machine> = (0..opts.machines)
-        .map(|i| {
-            let sub = subs[i % subs.len()].clone();
-            let app = APPS[(rng.below(APPS.len() as u64)) as usize];
-            let windows = rng.below(10) < 7;
-            let arc = rng.below(10) < 2;
-            let rg = format!("rg-{app}-{}", if rng.below(3) == 0 { "prod" } else { "shared" });
-            let name = format!("{}-{app}-{i:05}", if windows { "win" } else { "lnx" });
-            let provider = if arc { "Microsoft.HybridCompute/machines" } else { "Microsoft.Compute/virtualMachines" };
-            // Small runs (examples) still show every outcome once.
-            let fate = if opts.clean {
-                Fate::Succeeded
-            } else {
-                match i {
-                    1 if opts.machines >= 12 => Fate::FailedPatches,
-                    3 if opts.machines >= 12 => Fate::FailedNoPatch,
-                    5 if opts.machines >= 12 => Fate::WindowExceeded,
-                    7 if opts.machines >= 12 => Fate::RebootPending,
-                    9 if opts.machines >= 12 => Fate::NoResultDeallocated,
-                    10 if opts.machines >= 12 => Fate::Warnings,
-                    11 if opts.machines >= 12 => Fate::FailedPatches,
-                    _ => fate(&mut rng),
-                }
-            };
-            let minutes = match fate {
-                Fate::WindowExceeded => opts.window_minutes + 5 + rng.below(40) as i64,
-                _ => 4 + rng.below((opts.window_minutes as u64 * 2 / 3).max(1)) as i64,
-            };
-            Machine {
-                id: format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}"),
-                rg,
-                sub,
-                windows,
-                arc,
-                fate,
-                minutes,
-            }
-        })
-        .collect();
+    let run = SimulatedRun::new(opts, &mut rng);
+    let machines: Vec<Machine> = (0..opts.machines).map(|i| simulate_machine(i, opts, &run.subs, &mut rng)).collect();
     let last_finish = machines.iter().map(|m| m.minutes).max().unwrap_or(10);
     let post_time = opts.start + Duration::minutes(last_finish + 1);
 
     let mut w = RowWriter::new(out);
-    w.table("maintenanceresources")?;
-    w.row(&json!({
-        "id": run_lower, "name": run_name, "type": "microsoft.maintenance/maintenanceconfigurations/applyupdates",
-        "subscriptionId": mc_sub, "resourceGroup": "rg-patching", "location": "westeurope", "tags": {},
-        "properties": { "correlationId": run_lower, "maintenanceConfigurationId": mc_id.to_ascii_lowercase(), "status": "Completed",
-                        "startDateTime": ts(opts.start), "endDateTime": ts(post_time) }
-    }))?;
-    for m in &machines {
-        let id = format!("{}/providers/microsoft.maintenance/applyupdates/{run_name}", m.id.to_ascii_lowercase());
-        w.row(&json!({
-            "id": id, "name": run_name, "type": "microsoft.maintenance/applyupdates", "subscriptionId": m.sub,
-            "resourceGroup": m.rg, "location": "westeurope", "tags": {},
-            "properties": { "correlationId": run_lower, "maintenanceConfigurationId": mc_id.to_ascii_lowercase(),
-                            "maintenanceScope": "InGuestPatch", "resourceId": m.id.to_ascii_lowercase(),
-                            "startDateTime": ts(opts.start), "endDateTime": ts(window_end) }
-        }))?;
-    }
-    w.table("patchinstallationresources")?;
-    for (i, m) in machines.iter().enumerate() {
-        // A result of last month's run for some machines: must be ignored.
-        if i % 20 == 0 {
-            let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
-            w.row(&result_row(
-                &rid,
-                m,
-                &previous_run,
-                "Succeeded",
-                2,
-                0,
-                0,
-                false,
-                "NotNeeded",
-                opts.start - Duration::days(28),
-                20,
-                &[],
-            ))?;
-        }
-        if matches!(m.fate, Fate::NoResultDeallocated | Fate::NoResultSilent) {
-            continue;
-        }
-        let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
-        let (status, failed, pending, exceeded, reboot, errors): (&str, u32, u32, bool, &str, Vec<Value>) = match m.fate
-        {
-            Fate::Succeeded => ("Succeeded", 0, 0, false, if m.windows { "Completed" } else { "NotNeeded" }, vec![]),
-            Fate::Warnings => (
-                "CompletedWithWarnings",
-                0,
-                0,
-                false,
-                "Completed",
-                vec![json!({"code": "PackageManagerWarning", "message": "Some updates were superseded and skipped"})],
-            ),
-            Fate::FailedPatches => (
-                "Failed",
-                1 + rng.below(2) as u32,
-                0,
-                false,
-                "NotNeeded",
-                vec![json!({"code": "PatchInstallationFailed", "message": "One or more updates failed to install"})],
-            ),
-            Fate::FailedNoPatch => (
-                "Failed",
-                0,
-                0,
-                false,
-                "NotNeeded",
-                vec![
-                    json!({"code": "ExtensionOperationFailed", "message": "The patch extension did not respond in time; the VM agent may be unhealthy"}),
-                ],
-            ),
-            Fate::WindowExceeded => (
-                "Failed",
-                0,
-                3,
-                true,
-                "NotNeeded",
-                vec![
-                    json!({"code": "MaintenanceWindowExceeded", "message": "The maintenance window ended before all updates were installed"}),
-                ],
-            ),
-            Fate::RebootPending => ("Succeeded", 0, 0, false, "Required", vec![]),
-            Fate::NoResultDeallocated | Fate::NoResultSilent => unreachable!("skipped above"),
-        };
-        let installed = 3 + rng.below(6) as u32;
-        w.row(&result_row(
-            &rid, m, &run_lower, status, installed, failed, pending, exceeded, reboot, opts.start, m.minutes, &errors,
-        ))?;
-        for n in 0..2 {
-            w.row(&patch_row(&rid, m, n, "Installed", &mut rng))?;
-        }
-        for n in 0..failed {
-            w.row(&patch_row(&rid, m, 10 + n as usize, "Failed", &mut rng))?;
-        }
-    }
-    w.table("resources")?;
-    for m in &machines {
-        let name = patchwatch_model::event::last_segment(&m.id);
-        let os = if m.windows { "Windows" } else { "Linux" };
-        let row = if m.arc {
-            let status = if m.fate == Fate::NoResultDeallocated { "Disconnected" } else { "Connected" };
-            json!({ "id": m.id, "name": name, "type": "microsoft.hybridcompute/machines", "subscriptionId": m.sub, "resourceGroup": m.rg,
-                    "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
-                    "properties": { "status": status, "osName": os.to_ascii_lowercase(), "osType": os } })
-        } else {
-            let power =
-                if m.fate == Fate::NoResultDeallocated { "PowerState/deallocated" } else { "PowerState/running" };
-            json!({ "id": m.id, "name": name, "type": "microsoft.compute/virtualmachines", "subscriptionId": m.sub, "resourceGroup": m.rg,
-                    "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
-                    "properties": { "storageProfile": { "osDisk": { "osType": os } },
-                                    "extended": { "instanceView": { "powerState": { "code": power } } } } })
-        };
-        w.row(&row)?;
-    }
+    write_maintenance_resources(&mut w, &run, &machines, post_time)?;
+    write_install_results(&mut w, &run, &machines, &mut rng)?;
+    write_resources(&mut w, &machines)?;
     w.finish()?;
+    Ok(run.events(post_time))
+}
 
-    let data = |extra: Value| {
+/// The run's identity and window, shared by every table and both events.
+struct SimulatedRun {
+    subs: Vec<String>,
+    configuration: String,
+    configuration_id: String,
+    /// The run's own name: its start as `YYYYMMDDHHMM00`.
+    run_name: String,
+    run_id: String,
+    /// `run_id` lower-cased, as ARG writes it in some tables.
+    run_lower: String,
+    /// Last month's run of the same configuration.
+    previous_run: String,
+    start: OffsetDateTime,
+    window_end: OffsetDateTime,
+}
+
+impl SimulatedRun {
+    fn new(opts: &SimulateOptions, rng: &mut Rng) -> Self {
+        let subs: Vec<String> = (0..opts.subscriptions.max(1)).map(|_| rng.guid()).collect();
+        let configuration_id = format!(
+            "/subscriptions/{}/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/{}",
+            subs[0], opts.configuration
+        );
+        let run_name = format!(
+            "{:04}{:02}{:02}{:02}{:02}00",
+            opts.start.year(),
+            u8::from(opts.start.month()),
+            opts.start.day(),
+            opts.start.hour(),
+            opts.start.minute()
+        );
+        let run_id = format!("{configuration_id}/providers/microsoft.maintenance/applyupdates/{run_name}");
+        // ARG lower-cases ids in some tables: the snapshot does too, as a real export would.
+        let run_lower = run_id.to_ascii_lowercase();
+        let previous_run = run_lower.replace(&run_name, "20261013220000");
+        Self {
+            subs,
+            configuration: opts.configuration.clone(),
+            configuration_id,
+            run_name,
+            run_id,
+            run_lower,
+            previous_run,
+            start: opts.start,
+            window_end: opts.start + Duration::minutes(opts.window_minutes),
+        }
+    }
+
+    /// The configuration lives in the first subscription.
+    fn configuration_sub(&self) -> &str {
+        &self.subs[0]
+    }
+
+    /// The pre event 35 minutes before the start, and the post event at `post_time`.
+    fn events(&self, post_time: OffsetDateTime) -> SimulatedEvents {
+        SimulatedEvents {
+            pre: self.event(
+                patchwatch_model::event::PRE_EVENT,
+                self.start - Duration::minutes(35),
+                json!({ "cancellationCutOffDateTime": ts(self.start - Duration::minutes(10)) }),
+            ),
+            post: self.event(patchwatch_model::event::POST_EVENT, post_time, json!({ "status": "Succeeded" })),
+        }
+    }
+
+    fn event(&self, kind: &str, time: OffsetDateTime, extra: Value) -> Value {
+        json!([{ "id": self.run_id, "topic": self.configuration_id, "subject": self.configuration, "data": self.event_data(extra), "eventType": kind,
+                 "eventTime": ts(time), "dataVersion": "1.0", "metadataVersion": "1" }])
+    }
+
+    /// The fields both events share, plus the phase's own `extra` fields.
+    fn event_data(&self, extra: Value) -> Value {
         let mut d = json!({
-            "correlationId": run_id, "maintenanceConfigurationId": mc_id,
-            "startDateTime": ts(opts.start), "endDateTime": ts(window_end), "resourceSubscriptionIds": subs,
+            "correlationId": self.run_id, "maintenanceConfigurationId": self.configuration_id,
+            "startDateTime": ts(self.start), "endDateTime": ts(self.window_end), "resourceSubscriptionIds": self.subs,
         });
         if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
             d.extend(e.clone());
         }
         d
+    }
+}
+
+/// Machine `i`: spread over the subscriptions, with a random application, OS, kind and fate.
+fn simulate_machine(i: usize, opts: &SimulateOptions, subs: &[String], rng: &mut Rng) -> Machine {
+    let sub = subs[i % subs.len()].clone();
+    let app = APPS[(rng.below(APPS.len() as u64)) as usize];
+    let windows = rng.below(10) < 7;
+    let arc = rng.below(10) < 2;
+    let rg = format!("rg-{app}-{}", if rng.below(3) == 0 { "prod" } else { "shared" });
+    let name = format!("{}-{app}-{i:05}", if windows { "win" } else { "lnx" });
+    let provider = if arc { "Microsoft.HybridCompute/machines" } else { "Microsoft.Compute/virtualMachines" };
+    let fate = machine_fate(i, opts, rng);
+    let minutes = match fate {
+        Fate::WindowExceeded => opts.window_minutes + 5 + rng.below(40) as i64,
+        _ => 4 + rng.below((opts.window_minutes as u64 * 2 / 3).max(1)) as i64,
     };
-    let event = |kind: &str, time: OffsetDateTime, extra: Value| {
-        json!([{ "id": run_id, "topic": mc_id, "subject": opts.configuration, "data": data(extra), "eventType": kind,
-                 "eventTime": ts(time), "dataVersion": "1.0", "metadataVersion": "1" }])
+    Machine {
+        id: format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{name}"),
+        rg,
+        sub,
+        windows,
+        arc,
+        fate,
+        minutes,
+    }
+}
+
+fn machine_fate(i: usize, opts: &SimulateOptions, rng: &mut Rng) -> Fate {
+    if opts.clean {
+        return Fate::Succeeded;
+    }
+    // Small runs (examples) still show every outcome once.
+    match i {
+        1 if opts.machines >= 12 => Fate::FailedPatches,
+        3 if opts.machines >= 12 => Fate::FailedNoPatch,
+        5 if opts.machines >= 12 => Fate::WindowExceeded,
+        7 if opts.machines >= 12 => Fate::RebootPending,
+        9 if opts.machines >= 12 => Fate::NoResultDeallocated,
+        10 if opts.machines >= 12 => Fate::Warnings,
+        11 if opts.machines >= 12 => Fate::FailedPatches,
+        _ => fate(rng),
+    }
+}
+
+/// The run itself, then each machine's part of it.
+fn write_maintenance_resources<W: Write>(
+    w: &mut RowWriter<'_, W>,
+    run: &SimulatedRun,
+    machines: &[Machine],
+    post_time: OffsetDateTime,
+) -> io::Result<()> {
+    let (run_name, run_lower, mc_lower) = (&run.run_name, &run.run_lower, run.configuration_id.to_ascii_lowercase());
+    w.table("maintenanceresources")?;
+    w.row(&json!({
+        "id": run_lower, "name": run_name, "type": "microsoft.maintenance/maintenanceconfigurations/applyupdates",
+        "subscriptionId": run.configuration_sub(), "resourceGroup": "rg-patching", "location": "westeurope", "tags": {},
+        "properties": { "correlationId": run_lower, "maintenanceConfigurationId": mc_lower, "status": "Completed",
+                        "startDateTime": ts(run.start), "endDateTime": ts(post_time) }
+    }))?;
+    for m in machines {
+        let id = format!("{}/providers/microsoft.maintenance/applyupdates/{run_name}", m.id.to_ascii_lowercase());
+        w.row(&json!({
+            "id": id, "name": run_name, "type": "microsoft.maintenance/applyupdates", "subscriptionId": m.sub,
+            "resourceGroup": m.rg, "location": "westeurope", "tags": {},
+            "properties": { "correlationId": run_lower, "maintenanceConfigurationId": mc_lower,
+                            "maintenanceScope": "InGuestPatch", "resourceId": m.id.to_ascii_lowercase(),
+                            "startDateTime": ts(run.start), "endDateTime": ts(run.window_end) }
+        }))?;
+    }
+    Ok(())
+}
+
+fn write_install_results<W: Write>(
+    w: &mut RowWriter<'_, W>,
+    run: &SimulatedRun,
+    machines: &[Machine],
+    rng: &mut Rng,
+) -> io::Result<()> {
+    w.table("patchinstallationresources")?;
+    for (i, m) in machines.iter().enumerate() {
+        // A result of last month's run for some machines: must be ignored.
+        if i % 20 == 0 {
+            write_previous_run_result(w, run, m, rng)?;
+        }
+        write_machine_result(w, run, m, rng)?;
+    }
+    Ok(())
+}
+
+/// A clean result of last month's run, which summaries of this run must not count.
+fn write_previous_run_result<W: Write>(
+    w: &mut RowWriter<'_, W>,
+    run: &SimulatedRun,
+    m: &Machine,
+    rng: &mut Rng,
+) -> io::Result<()> {
+    let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
+    let outcome = InstallOutcome::clean("NotNeeded");
+    let start = run.start - Duration::days(28);
+    let row = ResultRow {
+        rid: &rid,
+        machine: m,
+        run: &run.previous_run,
+        outcome: &outcome,
+        installed: 2,
+        start,
+        minutes: 20,
     };
-    Ok(SimulatedEvents {
-        pre: event(
-            patchwatch_model::event::PRE_EVENT,
-            opts.start - Duration::minutes(35),
-            json!({ "cancellationCutOffDateTime": ts(opts.start - Duration::minutes(10)) }),
+    w.row(&row.to_json())
+}
+
+/// This run's result for one machine with its installed and failed patches; nothing for a machine that never reports.
+fn write_machine_result<W: Write>(
+    w: &mut RowWriter<'_, W>,
+    run: &SimulatedRun,
+    m: &Machine,
+    rng: &mut Rng,
+) -> io::Result<()> {
+    if matches!(m.fate, Fate::NoResultDeallocated | Fate::NoResultSilent) {
+        return Ok(());
+    }
+    let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
+    let outcome = install_outcome(m, rng);
+    let installed = 3 + rng.below(6) as u32;
+    let row = ResultRow {
+        rid: &rid,
+        machine: m,
+        run: &run.run_lower,
+        outcome: &outcome,
+        installed,
+        start: run.start,
+        minutes: m.minutes,
+    };
+    w.row(&row.to_json())?;
+    for n in 0..2 {
+        w.row(&patch_row(&rid, m, n, "Installed", rng))?;
+    }
+    for n in 0..outcome.failed {
+        w.row(&patch_row(&rid, m, 10 + n as usize, "Failed", rng))?;
+    }
+    Ok(())
+}
+
+/// How a machine's install went, as its result row says.
+struct InstallOutcome {
+    status: &'static str,
+    failed: u32,
+    pending: u32,
+    exceeded: bool,
+    reboot: &'static str,
+    errors: Vec<Value>,
+}
+
+impl InstallOutcome {
+    fn clean(reboot: &'static str) -> Self {
+        Self { status: "Succeeded", failed: 0, pending: 0, exceeded: false, reboot, errors: vec![] }
+    }
+
+    fn failed(failed: u32, pending: u32, exceeded: bool, error: Value) -> Self {
+        Self { status: "Failed", failed, pending, exceeded, reboot: "NotNeeded", errors: vec![error] }
+    }
+}
+
+/// The outcome of a machine that reported; draws the number of failed patches from `rng`.
+fn install_outcome(m: &Machine, rng: &mut Rng) -> InstallOutcome {
+    match m.fate {
+        Fate::Succeeded => InstallOutcome::clean(if m.windows { "Completed" } else { "NotNeeded" }),
+        Fate::Warnings => InstallOutcome {
+            status: "CompletedWithWarnings",
+            errors: vec![
+                json!({"code": "PackageManagerWarning", "message": "Some updates were superseded and skipped"}),
+            ],
+            ..InstallOutcome::clean("Completed")
+        },
+        Fate::FailedPatches => InstallOutcome::failed(
+            1 + rng.below(2) as u32,
+            0,
+            false,
+            json!({"code": "PatchInstallationFailed", "message": "One or more updates failed to install"}),
         ),
-        post: event(patchwatch_model::event::POST_EVENT, post_time, json!({ "status": "Succeeded" })),
-    })
+        Fate::FailedNoPatch => InstallOutcome::failed(
+            0,
+            0,
+            false,
+            json!({"code": "ExtensionOperationFailed", "message": "The patch extension did not respond in time; the VM agent may be unhealthy"}),
+        ),
+        Fate::WindowExceeded => InstallOutcome::failed(
+            0,
+            3,
+            true,
+            json!({"code": "MaintenanceWindowExceeded", "message": "The maintenance window ended before all updates were installed"}),
+        ),
+        Fate::RebootPending => InstallOutcome::clean("Required"),
+        Fate::NoResultDeallocated | Fate::NoResultSilent => unreachable!("machines without a result are skipped"),
+    }
+}
+
+/// The machine rows, with the owner tag routes split by and the power or agent state.
+fn write_resources<W: Write>(w: &mut RowWriter<'_, W>, machines: &[Machine]) -> io::Result<()> {
+    w.table("resources")?;
+    for m in machines {
+        w.row(&resource_row(m))?;
+    }
+    Ok(())
+}
+
+/// A deallocated machine is stopped (a VM) or disconnected (Arc) when last seen.
+fn resource_row(m: &Machine) -> Value {
+    let name = patchwatch_model::event::last_segment(&m.id);
+    let os = m.os();
+    if m.arc {
+        let status = if m.fate == Fate::NoResultDeallocated { "Disconnected" } else { "Connected" };
+        json!({ "id": m.id, "name": name, "type": "microsoft.hybridcompute/machines", "subscriptionId": m.sub, "resourceGroup": m.rg,
+                "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
+                "properties": { "status": status, "osName": os.to_ascii_lowercase(), "osType": os } })
+    } else {
+        let power = if m.fate == Fate::NoResultDeallocated { "PowerState/deallocated" } else { "PowerState/running" };
+        json!({ "id": m.id, "name": name, "type": "microsoft.compute/virtualmachines", "subscriptionId": m.sub, "resourceGroup": m.rg,
+                "location": "westeurope", "tags": { "PatchOwner": owner(&m.rg), "Environment": "prod" },
+                "properties": { "storageProfile": { "osDisk": { "osType": os } },
+                                "extended": { "instanceView": { "powerState": { "code": power } } } } })
+    }
 }
 
 /// Three owning teams, by application.
@@ -349,37 +466,40 @@ fn owner(rg: &str) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn result_row(
-    rid: &str,
-    m: &Machine,
-    run: &str,
-    status: &str,
+/// One `patchinstallationresources` row.
+struct ResultRow<'a> {
+    rid: &'a str,
+    machine: &'a Machine,
+    /// The run the result belongs to (`maintenanceRunId`).
+    run: &'a str,
+    outcome: &'a InstallOutcome,
     installed: u32,
-    failed: u32,
-    pending: u32,
-    exceeded: bool,
-    reboot: &str,
     start: OffsetDateTime,
+    /// Install duration: the result was last modified this long after `start`.
     minutes: i64,
-    errors: &[Value],
-) -> Value {
-    let error_details = if errors.is_empty() {
-        Value::Null
-    } else {
-        json!({ "code": "UpdatesFailed", "message": errors[0]["message"], "details": errors })
-    };
-    json!({
-        "id": rid, "name": patchwatch_model::event::last_segment(rid), "type": m.result_type(), "subscriptionId": m.sub,
-        "resourceGroup": m.rg, "location": "westeurope", "tags": {},
-        "properties": {
-            "status": status, "installedPatchCount": installed, "failedPatchCount": failed, "pendingPatchCount": pending,
-            "notSelectedPatchCount": 4, "excludedPatchCount": 0, "maintenanceWindowExceeded": exceeded,
-            "rebootStatus": reboot, "startedBy": "Platform", "osType": m.os(), "patchServiceUsed": if m.os() == "Windows" { "WU-WSUS" } else { "APT" },
-            "startDateTime": ts(start + Duration::seconds(30)), "lastModifiedDateTime": ts(start + Duration::minutes(minutes)),
-            "maintenanceRunId": run, "installationActivityId": patchwatch_model::event::last_segment(rid), "errorDetails": error_details
-        }
-    })
+}
+
+impl ResultRow<'_> {
+    fn to_json(&self) -> Value {
+        let Self { rid, machine: m, run, outcome, installed, start, minutes } = *self;
+        let InstallOutcome { status, failed, pending, exceeded, reboot, ref errors } = *outcome;
+        let error_details = if errors.is_empty() {
+            Value::Null
+        } else {
+            json!({ "code": "UpdatesFailed", "message": errors[0]["message"], "details": errors })
+        };
+        json!({
+            "id": rid, "name": patchwatch_model::event::last_segment(rid), "type": m.result_type(), "subscriptionId": m.sub,
+            "resourceGroup": m.rg, "location": "westeurope", "tags": {},
+            "properties": {
+                "status": status, "installedPatchCount": installed, "failedPatchCount": failed, "pendingPatchCount": pending,
+                "notSelectedPatchCount": 4, "excludedPatchCount": 0, "maintenanceWindowExceeded": exceeded,
+                "rebootStatus": reboot, "startedBy": "Platform", "osType": m.os(), "patchServiceUsed": if m.os() == "Windows" { "WU-WSUS" } else { "APT" },
+                "startDateTime": ts(start + Duration::seconds(30)), "lastModifiedDateTime": ts(start + Duration::minutes(minutes)),
+                "maintenanceRunId": run, "installationActivityId": patchwatch_model::event::last_segment(rid), "errorDetails": error_details
+            }
+        })
+    }
 }
 
 fn patch_row(rid: &str, m: &Machine, n: usize, state: &str, rng: &mut Rng) -> Value {

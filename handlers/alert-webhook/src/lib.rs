@@ -50,12 +50,7 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn alerts(
-    State(state): State<AppState>,
-    Query(q): Query<TokenQuery>,
-    bearer: Bearer,
-    body: Body,
-) -> Response {
+async fn alerts(State(state): State<AppState>, Query(q): Query<TokenQuery>, bearer: Bearer, body: Body) -> Response {
     if let Some(token) = &state.token {
         let given = q.token.as_deref().or(bearer.token()).map(str::trim);
         if !given.is_some_and(|g| token.matches(g)) {

@@ -16,7 +16,8 @@ async fn main() -> ExitCode {
         if config::on_cloud_host(|k| std::env::var(k).ok()) && c.alert_token.is_none() {
             return Err(runtime::StartError::Setting {
                 name: "PATCHWATCH_ALERT_TOKEN",
-                problem: "is required on a cloud host (the action group's webhook URL carries it as ?token=)".to_owned(),
+                problem: "is required on a cloud host (the action group's webhook URL carries it as ?token=)"
+                    .to_owned(),
             });
         }
         let pipeline = Pipeline::from_config(&c)?;

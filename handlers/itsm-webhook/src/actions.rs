@@ -16,9 +16,10 @@ use patchwatch_model::event::MaintenanceEvent;
 use patchwatch_model::event::Phase;
 use patchwatch_model::event::Schema;
 use patchwatch_model::event::last_segment;
+use patchwatch_model::failure::Delivered;
 use patchwatch_model::notice::Notice;
 use patchwatch_model::notice::Severity;
-use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::rundata::{RunData, RunQuery};
 use patchwatch_model::settings::Action;
 use patchwatch_model::summary::Decision;
 use patchwatch_model::summary::Outcome;
@@ -27,7 +28,6 @@ use patchwatch_model::text::format_time;
 use patchwatch_state::approvals::Acknowledgement;
 use patchwatch_state::approvals::ChangeDecision;
 use patchwatch_state::approvals::Recorded;
-use patchwatch_model::failure::Delivered;
 use patchwatch_state::ledger::{DeliveryId, DeliveryState, Finish, Once};
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, warn};
@@ -115,109 +115,134 @@ pub fn configuration_of(req: &Request) -> Result<(String, Option<String>), ItsmE
     }
 }
 
+/// Carries out an authorised request on `configuration`: one step per action.
 pub async fn perform(
     state: &AppState,
     caller: &Caller,
     req: &Request,
     configuration: &str,
 ) -> Result<(StatusCode, Value), ItsmError> {
-    let p = &state.pipeline;
-    let now = p.now();
     match req.action {
-        Action::Approve | Action::Reject => {
-            let (start, end) =
-                req.window.ok_or_else(|| ItsmError::BadRequest(EventError::malformed("window", "is required")))?;
-            let change = req.change.clone().unwrap_or_default();
-            let approved = req.action == Action::Approve;
-            let decision = ChangeDecision {
-                change: change.clone(),
-                configuration: configuration.to_owned(),
-                window_start: start,
-                window_end: end,
-                approved,
-                by: req.requested_by.clone(),
-                caller: caller.name.clone(),
-                at: now,
-                decided_at: req.decided_at,
-            };
-            let recorded = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
-            let verb = if approved { "approved" } else { "rejected" };
-            info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, ?recorded, "Change decision recorded.");
-            // The notice is keyed by the decision itself: a retry after a failed notice sends it,
-            // a repeated decision does not send it twice, a superseded one not at all.
-            if recorded != Recorded::Superseded {
-                let n = notice(
-                    caller,
-                    req,
-                    configuration,
-                    Severity::Info,
-                    format!("{configuration}: change {change} {verb}"),
-                )
-                .fact("Window", format!("{} – {}", format_time(start), format_time(end)));
-                let key = format!(
-                    "change:{}:{}:{verb}:{}:{}",
-                    configuration.to_ascii_lowercase(),
-                    change.to_ascii_lowercase(),
-                    start.unix_timestamp(),
-                    end.unix_timestamp()
-                );
-                retry_on(p.notifier.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
-            }
-            let status = match recorded {
-                Recorded::Changed => "recorded",
-                Recorded::Unchanged => "unchanged",
-                Recorded::Superseded => "superseded",
-            };
-            Ok((
-                StatusCode::OK,
-                json!({ "status": status, "action": req.action.as_str(), "change": change, "configuration": configuration, "approved": approved }),
-            ))
-        }
-        Action::Acknowledge => {
-            let run = req.run.clone().unwrap_or_default();
-            let ack = Acknowledgement {
-                run_id: run.clone(),
-                by: req.requested_by.clone(),
-                caller: caller.name.clone(),
-                note: req.note.clone(),
-                at: now,
-            };
-            let first = p.approvals.acknowledge(&ack).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
-            // The first acknowledgement is the one noted; a retry finishes what it left undone.
-            let recorded = match p.approvals.acknowledgement(&run).await {
-                Ok(Some(a)) => a,
-                Ok(None) => ack.clone(),
-                Err(e) => return Err(ItsmError::RetryLater(e.to_string())),
-            };
-            let text = format!(
-                "Acknowledged by {} via {}{}",
-                recorded.by,
-                recorded.caller,
-                recorded.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
-            );
-            let mut incidents = Vec::new();
-            for name in p.notifier.channels.servicenow_channels() {
-                incidents.extend(note_once(p, &name, &run, configuration, &text).await?);
-            }
-            let n = notice(
-                caller,
-                req,
-                configuration,
-                Severity::Info,
-                format!("{configuration}: run {} acknowledged", last_segment(&run)),
-            )
-            .fact("Incidents noted", incidents.join(", "));
-            retry_on(
-                p.notifier.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await,
-            )?;
-            Ok((
-                StatusCode::OK,
-                json!({ "status": if first { "acknowledged" } else { "already_acknowledged" }, "run": run, "incidents": incidents }),
-            ))
-        }
+        Action::Approve | Action::Reject => decide(&state.pipeline, caller, req, configuration).await,
+        Action::Acknowledge => acknowledge(&state.pipeline, caller, req, configuration).await,
         Action::Rerun => rerun(state, caller, req, configuration).await,
         Action::Emergency => emergency(state, caller, req, configuration).await,
     }
+}
+
+/// Records a change's approval or rejection for the configuration's gate, and announces it.
+async fn decide(
+    p: &Pipeline,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let now = p.now();
+    let (start, end) =
+        req.window.ok_or_else(|| ItsmError::BadRequest(EventError::malformed("window", "is required")))?;
+    let change = req.change.clone().unwrap_or_default();
+    let approved = req.action == Action::Approve;
+    let decision = ChangeDecision {
+        change: change.clone(),
+        configuration: configuration.to_owned(),
+        window_start: start,
+        window_end: end,
+        approved,
+        by: req.requested_by.clone(),
+        caller: caller.name.clone(),
+        at: now,
+        decided_at: req.decided_at,
+    };
+    let recorded = p.approvals.record(&decision).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    let verb = if approved { "approved" } else { "rejected" };
+    info!(caller = %caller.name, requested_by = %req.requested_by, %change, configuration, verb, ?recorded, "Change decision recorded.");
+    // The notice is keyed by the decision itself: a retry after a failed notice sends it,
+    // a repeated decision does not send it twice, a superseded one not at all.
+    if recorded != Recorded::Superseded {
+        notify_decision(p, caller, req, &decision, verb).await?;
+    }
+    let status = match recorded {
+        Recorded::Changed => "recorded",
+        Recorded::Unchanged => "unchanged",
+        Recorded::Superseded => "superseded",
+    };
+    Ok((
+        StatusCode::OK,
+        json!({ "status": status, "action": req.action.as_str(), "change": change, "configuration": configuration, "approved": approved }),
+    ))
+}
+
+/// Sends the notice of a recorded decision, once per decision (its key names the change, the
+/// verdict and the window).
+async fn notify_decision(
+    p: &Pipeline,
+    caller: &Caller,
+    req: &Request,
+    decision: &ChangeDecision,
+    verb: &str,
+) -> Result<(), ItsmError> {
+    let ChangeDecision { change, configuration, window_start: start, window_end: end, .. } = decision;
+    let n = notice(caller, req, configuration, Severity::Info, format!("{configuration}: change {change} {verb}"))
+        .fact("Window", format!("{} – {}", format_time(*start), format_time(*end)));
+    let key = format!(
+        "change:{}:{}:{verb}:{}:{}",
+        configuration.to_ascii_lowercase(),
+        change.to_ascii_lowercase(),
+        start.unix_timestamp(),
+        end.unix_timestamp()
+    );
+    retry_on(p.notifier.send_notice(&Notice { key, ..n }, &caller.notify).await)
+}
+
+/// Records that a run's outcome was seen, notes it on the run's ServiceNow incidents, and
+/// announces it.
+async fn acknowledge(
+    p: &Pipeline,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let now = p.now();
+    let run = req.run.clone().unwrap_or_default();
+    let ack = Acknowledgement {
+        run_id: run.clone(),
+        by: req.requested_by.clone(),
+        caller: caller.name.clone(),
+        note: req.note.clone(),
+        at: now,
+    };
+    let first = p.approvals.acknowledge(&ack).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    // The first acknowledgement is the one noted; a retry finishes what it left undone.
+    let recorded = match p.approvals.acknowledgement(&run).await {
+        Ok(Some(a)) => a,
+        Ok(None) => ack.clone(),
+        Err(e) => return Err(ItsmError::RetryLater(e.to_string())),
+    };
+    let text = format!(
+        "Acknowledged by {} via {}{}",
+        recorded.by,
+        recorded.caller,
+        recorded.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+    );
+    let mut incidents = Vec::new();
+    for name in p.notifier.channels.servicenow_channels() {
+        incidents.extend(note_once(p, &name, &run, configuration, &text).await?);
+    }
+    let n = notice(
+        caller,
+        req,
+        configuration,
+        Severity::Info,
+        format!("{configuration}: run {} acknowledged", last_segment(&run)),
+    )
+    .fact("Incidents noted", incidents.join(", "));
+    retry_on(
+        p.notifier.send_notice(&Notice { key: format!("ack:{}", run.to_ascii_lowercase()), ..n }, &caller.notify).await,
+    )?;
+    Ok((
+        StatusCode::OK,
+        json!({ "status": if first { "acknowledged" } else { "already_acknowledged" }, "run": run, "incidents": incidents }),
+    ))
 }
 
 /// Notice deliveries that must be retried make the request "retry later" (503).
@@ -348,21 +373,46 @@ async fn emergency(
     configuration: &str,
 ) -> Result<(StatusCode, Value), ItsmError> {
     let p = &state.pipeline;
+    let run_id = latest_run_id(p, configuration).await?;
+    let query =
+        RunQuery { correlation_id: run_id.clone(), subscription_ids: Vec::new(), include_results: false, since: None };
+    let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    let targets = emergency_targets(req, &data, configuration)?;
+    let params = emergency_params(req);
+    let configuration_id = configuration_id_of_run(&run_id).to_owned();
+    let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
+    let label = format!("Emergency patch of {} machine(s) of {configuration}", targets.len());
+    let job = PatchJob {
+        configuration: configuration.to_owned(),
+        configuration_id,
+        run: run_id,
+        targets,
+        params,
+        known: data.machines,
+        label: label.clone(),
+    };
+    spawn_patch(state, caller, req, job);
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "status": "accepted", "action": "emergency", "configuration": configuration, "machines": names, "message": label }),
+    ))
+}
+
+/// The configuration's latest recorded run: the only record of which machines it patches.
+async fn latest_run_id(p: &Pipeline, configuration: &str) -> Result<String, ItsmError> {
     let runs = p.history.runs(configuration).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     // History keys fold names ("Ring1.Prod" and "Ring1-Prod" share one): keep only this one's runs.
-    let Some(latest) = runs.iter().rev().find(|r| r.configuration.eq_ignore_ascii_case(configuration)) else {
-        return Err(ItsmError::NotFound {
+    match runs.iter().rev().find(|r| r.configuration.eq_ignore_ascii_case(configuration)) {
+        Some(latest) => Ok(latest.run_id.clone()),
+        None => Err(ItsmError::NotFound {
             field: "configuration",
             message: format!("no run of {configuration} is recorded, so its machines are unknown"),
-        });
-    };
-    let query = RunQuery {
-        correlation_id: latest.run_id.clone(),
-        subscription_ids: Vec::new(),
-        include_results: false,
-        since: None,
-    };
-    let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+        }),
+    }
+}
+
+/// The run's machines, or the subset the request names; an empty result is refused.
+fn emergency_targets(req: &Request, data: &RunData, configuration: &str) -> Result<Vec<Target>, ItsmError> {
     let mut targets: Vec<Target> = data
         .expected
         .iter()
@@ -372,22 +422,7 @@ async fn emergency(
         })
         .collect();
     if !req.machines.is_empty() {
-        let mut chosen = Vec::new();
-        for (i, wanted) in req.machines.iter().enumerate() {
-            match targets
-                .iter()
-                .find(|t| t.id.eq_ignore_ascii_case(wanted) || last_segment(&t.id).eq_ignore_ascii_case(wanted))
-            {
-                Some(t) => chosen.push(t.clone()),
-                None => {
-                    return Err(ItsmError::Unprocessable {
-                        field: format!("machines[{i}]"),
-                        message: format!("{wanted:?} is not a machine of {configuration}"),
-                    });
-                }
-            }
-        }
-        targets = chosen;
+        targets = chosen_targets(&targets, &req.machines, configuration)?;
     }
     if targets.is_empty() {
         return Err(ItsmError::Unprocessable {
@@ -395,6 +430,33 @@ async fn emergency(
             message: format!("{configuration} has no machines"),
         });
     }
+    Ok(targets)
+}
+
+/// The targets `wanted` names (by id or name), in its order. A machine outside the
+/// configuration is refused: a caller's rights are per configuration.
+fn chosen_targets(targets: &[Target], wanted: &[String], configuration: &str) -> Result<Vec<Target>, ItsmError> {
+    let mut chosen = Vec::new();
+    for (i, wanted) in wanted.iter().enumerate() {
+        match targets
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(wanted) || last_segment(&t.id).eq_ignore_ascii_case(wanted))
+        {
+            Some(t) => chosen.push(t.clone()),
+            None => {
+                return Err(ItsmError::Unprocessable {
+                    field: format!("machines[{i}]"),
+                    message: format!("{wanted:?} is not a machine of {configuration}"),
+                });
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// What to install: the request's classifications and KBs (`KB` prefix dropped), with its reboot
+/// setting and maximum duration over the defaults.
+fn emergency_params(req: &Request) -> PatchParams {
     let mut params = PatchParams {
         windows_classifications: req.classifications.clone(),
         linux_classifications: req.classifications.clone(),
@@ -411,23 +473,7 @@ async fn emergency(
     if let Some(m) = req.maximum_duration.as_deref().and_then(patch::duration_minutes) {
         params.max_minutes = m;
     }
-    let configuration_id = configuration_id_of_run(&latest.run_id).to_owned();
-    let names: Vec<String> = targets.iter().map(|t| last_segment(&t.id).to_owned()).collect();
-    let label = format!("Emergency patch of {} machine(s) of {configuration}", targets.len());
-    let job = PatchJob {
-        configuration: configuration.to_owned(),
-        configuration_id,
-        run: latest.run_id.clone(),
-        targets,
-        params,
-        known: data.machines,
-        label: label.clone(),
-    };
-    spawn_patch(state, caller, req, job);
-    Ok((
-        StatusCode::ACCEPTED,
-        json!({ "status": "accepted", "action": "emergency", "configuration": configuration, "machines": names, "message": label }),
-    ))
+    params
 }
 
 fn p_arm(p: &Pipeline) -> Result<&patchwatch_azure::arm::ArmClient, ItsmError> {
@@ -521,11 +567,12 @@ fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) 
             .fact("Result", verdict)
             .fact("Started", format_time(started))
             .fact("Finished", format_time(now));
-            p.notifier.send_notice(
-                &Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n },
-                &caller.notify,
-            )
-            .await;
+            p.notifier
+                .send_notice(
+                    &Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n },
+                    &caller.notify,
+                )
+                .await;
         }
         .instrument(span),
     );

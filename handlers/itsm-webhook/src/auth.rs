@@ -6,6 +6,7 @@ use patchwatch_engine::channels::webhook::SigningKey;
 use patchwatch_engine::channels::webhook::parse_secrets;
 use patchwatch_engine::channels::webhook::signatures;
 use patchwatch_engine::config::Config;
+use patchwatch_host::auth::Bearer;
 use patchwatch_model::secret::Secret;
 use patchwatch_model::settings::Action;
 use patchwatch_model::settings::CallerSpec;
@@ -128,7 +129,8 @@ pub fn authenticate<'a>(
         return Ok(Authenticated { caller, webhook_id: Some(id.to_owned()) });
     }
     if let Some(auth) = header("authorization") {
-        let given = auth.strip_prefix("Bearer ").map(str::trim).ok_or(AuthError::BadBearer)?;
+        let given = Bearer::parse(auth).ok_or(AuthError::BadBearer)?;
+        let given = given.as_str();
         // Every caller is compared, so the time taken does not depend on which one matched.
         let matched = callers.iter().fold(None, |found, c| {
             let hit = c.bearer.as_ref().is_some_and(|b| b.matches(given));

@@ -11,8 +11,8 @@ use patchwatch_host::telemetry;
 async fn main() -> ExitCode {
     telemetry::init_tracing("info");
     let built = runtime::handler_config().and_then(|c| {
-        let callers = auth::callers(&c)
-            .map_err(|problem| runtime::StartError::Setting { name: "PATCHWATCH_CONFIG", problem })?;
+        let callers =
+            auth::callers(&c).map_err(|problem| runtime::StartError::Setting { name: "PATCHWATCH_CONFIG", problem })?;
         if callers.is_empty() {
             return Err(runtime::StartError::Setting {
                 name: "PATCHWATCH_CONFIG",

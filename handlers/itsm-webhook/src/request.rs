@@ -105,15 +105,32 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
     let value =
         patchwatch_model::json::from_slice(body, "body").map_err(|e| EventError::malformed(e.field, e.problem))?;
     let obj = value.as_object().ok_or_else(|| EventError::malformed("body", "must be a JSON object"))?;
+    let action = generic_action(obj)?;
+    let mut r = generic_fields(obj, action)?;
+    check_ids(&r)?;
+    let why = format!("for {}", action.as_str());
+    match action {
+        Action::Approve | Action::Reject => r.window = Some(decision_window(obj, &why)?),
+        Action::Acknowledge | Action::Rerun => check_run(obj, &why)?,
+        Action::Emergency => check_emergency(obj, &r, &why)?,
+    }
+    Ok(Parsed::Act(Box::new(r)))
+}
+
+/// `action`: required, and one of the five actions.
+fn generic_action(obj: &Map<String, Value>) -> Result<Action, EventError> {
     let action_text = required(obj, "action", "")?;
-    let action = Action::parse(&action_text).ok_or_else(|| {
+    Action::parse(&action_text).ok_or_else(|| {
         EventError::malformed(
             "action",
             format!("unknown action {action_text:?}: expected approve, reject, acknowledge, rerun or emergency"),
         )
-    })?;
-    let why = format!("for {}", action.as_str());
-    let mut r = Request {
+    })
+}
+
+/// Every field, each checked for type and length; which ones `action` needs is checked after.
+fn generic_fields(obj: &Map<String, Value>, action: Action) -> Result<Request, EventError> {
+    Ok(Request {
         action,
         requested_by: required(obj, "requestedBy", "(who asked)")?,
         request_id: text(obj, "requestId", 200)?,
@@ -131,69 +148,74 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
             None | Some(Value::Null) => None,
             Some(_) => Some(time(obj, "decidedAt", "decidedAt")?),
         },
-    };
-    check_ids(&r)?;
-    match action {
-        Action::Approve | Action::Reject => {
-            required(obj, "configuration", &why)?;
-            required(obj, "change", &why)?;
-            let w = get_ci(obj, "window")
-                .and_then(Value::as_object)
-                .ok_or_else(|| EventError::malformed("window", format!("is required {why}: {{\"start\", \"end\"}}")))?;
-            let (start, end) = (time(w, "start", "window.start")?, time(w, "end", "window.end")?);
-            if end <= start {
-                return Err(EventError::malformed("window.end", "must be after window.start"));
-            }
-            r.window = Some((start, end));
-        }
-        Action::Acknowledge | Action::Rerun => {
-            let run = required(obj, "run", &why)?;
-            RunId::parse(&run).map_err(|e| {
-                EventError::malformed("run", format!("must be a run id (the event's correlationId): {e}"))
-            })?;
-        }
-        Action::Emergency => {
-            required(obj, "configuration", &why)?;
-            // The Compute values for Windows, and Linux's Other (azure-contracts §7.1).
-            const KNOWN: [&str; 10] = [
-                "Critical",
-                "Security",
-                "UpdateRollUp",
-                "FeaturePack",
-                "ServicePack",
-                "Definition",
-                "Tools",
-                "Updates",
-                "Other",
-                "Others",
-            ];
-            for (i, c) in r.classifications.iter().enumerate() {
-                if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(c)) {
-                    return Err(EventError::malformed(
-                        format!("classifications[{i}]"),
-                        format!("unknown classification {c:?}: expected one of {}", KNOWN[..9].join(", ")),
-                    ));
-                }
-            }
-            if r.classifications.is_empty() && r.kb_numbers.is_empty() {
-                return Err(EventError::malformed(
-                    "classifications",
-                    "give classifications or kbNumbers for an emergency patch",
-                ));
-            }
-            if let Some(reboot) = &r.reboot_setting
-                && !["IfRequired", "Never", "Always"].iter().any(|v| v.eq_ignore_ascii_case(reboot))
-            {
-                return Err(EventError::malformed("rebootSetting", "must be IfRequired, Never or Always"));
-            }
-            if let Some(d) = &r.maximum_duration
-                && crate::patch::duration_minutes(d).is_none()
-            {
-                return Err(EventError::malformed("maximumDuration", "must be an ISO 8601 duration such as PT2H"));
-            }
+    })
+}
+
+/// Approve and reject: the configuration, the change and its window, which must end after it starts.
+fn decision_window(obj: &Map<String, Value>, why: &str) -> Result<(OffsetDateTime, OffsetDateTime), EventError> {
+    required(obj, "configuration", why)?;
+    required(obj, "change", why)?;
+    let w = get_ci(obj, "window")
+        .and_then(Value::as_object)
+        .ok_or_else(|| EventError::malformed("window", format!("is required {why}: {{\"start\", \"end\"}}")))?;
+    let (start, end) = (time(w, "start", "window.start")?, time(w, "end", "window.end")?);
+    if end <= start {
+        return Err(EventError::malformed("window.end", "must be after window.start"));
+    }
+    Ok((start, end))
+}
+
+/// Acknowledge and re-run: the run, as the event's correlation id.
+fn check_run(obj: &Map<String, Value>, why: &str) -> Result<(), EventError> {
+    let run = required(obj, "run", why)?;
+    RunId::parse(&run)
+        .map_err(|e| EventError::malformed("run", format!("must be a run id (the event's correlationId): {e}")))?;
+    Ok(())
+}
+
+/// The Compute values for Windows, and Linux's Other (azure-contracts §7.1).
+const CLASSIFICATIONS: [&str; 10] = [
+    "Critical",
+    "Security",
+    "UpdateRollUp",
+    "FeaturePack",
+    "ServicePack",
+    "Definition",
+    "Tools",
+    "Updates",
+    "Other",
+    "Others",
+];
+
+/// Emergency: the configuration, and what to install in terms Update Manager accepts, so a bad
+/// value is refused with its field before patching starts in the background.
+fn check_emergency(obj: &Map<String, Value>, r: &Request, why: &str) -> Result<(), EventError> {
+    required(obj, "configuration", why)?;
+    for (i, c) in r.classifications.iter().enumerate() {
+        if !CLASSIFICATIONS.iter().any(|k| k.eq_ignore_ascii_case(c)) {
+            return Err(EventError::malformed(
+                format!("classifications[{i}]"),
+                format!("unknown classification {c:?}: expected one of {}", CLASSIFICATIONS[..9].join(", ")),
+            ));
         }
     }
-    Ok(Parsed::Act(Box::new(r)))
+    if r.classifications.is_empty() && r.kb_numbers.is_empty() {
+        return Err(EventError::malformed(
+            "classifications",
+            "give classifications or kbNumbers for an emergency patch",
+        ));
+    }
+    if let Some(reboot) = &r.reboot_setting
+        && !["IfRequired", "Never", "Always"].iter().any(|v| v.eq_ignore_ascii_case(reboot))
+    {
+        return Err(EventError::malformed("rebootSetting", "must be IfRequired, Never or Always"));
+    }
+    if let Some(d) = &r.maximum_duration
+        && crate::patch::duration_minutes(d).is_none()
+    {
+        return Err(EventError::malformed("maximumDuration", "must be an ISO 8601 duration such as PT2H"));
+    }
+    Ok(())
 }
 
 /// Configurations and machines are given as names or resource ids; either way they are checked

@@ -24,7 +24,7 @@ use patchwatch_engine::pipeline::EventOutcome;
 use patchwatch_engine::pipeline::Pipeline;
 use patchwatch_host::envelope::InvocationResponse;
 use patchwatch_host::envelope::binding_json;
-use patchwatch_host::error::ApiError;
+use patchwatch_host::{auth::Bearer, error::ApiError};
 use patchwatch_model::event::EventError;
 use patchwatch_model::event::Incoming;
 use patchwatch_model::event::MAX_BODY_BYTES;
@@ -131,14 +131,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Caller {
     if state.token.is_none() && state.entra.is_none() {
         return Caller::Trusted;
     }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty());
-    let Some(given) = given else { return Caller::ValidationOnly };
+    let bearer = Bearer::from_headers(headers);
+    let Some(given) = bearer.token() else { return Caller::ValidationOnly };
     if state.token.as_ref().is_some_and(|token| token.matches(given)) {
         return Caller::Trusted;
     }

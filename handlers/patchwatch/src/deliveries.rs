@@ -12,7 +12,7 @@ use crate::EXIT_BAD_INPUT;
 
 /// List the delivery ledger: one line per run, phase and target.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only runs whose id or name contains this text (e.g. 20261110220000 or the full run id).
     #[arg(long)]
     run: Option<String>,
@@ -25,7 +25,7 @@ pub struct Args {
     state: Option<String>,
 }
 
-pub async fn run(args: Args) -> ExitCode {
+pub(crate) async fn run(args: Args) -> ExitCode {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let url = args.state.clone().or_else(|| env("PATCHWATCH_STATE")).unwrap_or_else(|| config::local_state_url(env));
     // Listing needs no credential when the URL is a directory or carries a SAS token.

@@ -19,7 +19,7 @@ use crate::EXIT_BAD_INPUT;
 
 /// Build the deployable packages.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory for the Function App zips.
     #[arg(long, default_value = "target/package")]
     out: PathBuf,
@@ -55,7 +55,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
     move |source| PackageError::Io { path: path.display().to_string(), source }
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub(crate) fn run(args: &Args) -> ExitCode {
     match package(args) {
         Ok(lines) => {
             for line in lines {
@@ -103,7 +103,8 @@ fn package(args: &Args) -> Result<Vec<String>, PackageError> {
         let binary_path = binaries.join(app.name);
         let binary = std::fs::read(&binary_path).map_err(io(&binary_path))?;
         let zip_path = out.join(format!("{}.zip", app.name));
-        write_zip(&root, app, &host, &binary, config.as_deref(), &zip_path)?;
+        let contents = ZipContents { host: &host, binary: &binary, config: config.as_deref() };
+        write_zip(&root, app, &contents, &zip_path)?;
         let zip_size = std::fs::metadata(&zip_path).map_err(io(&zip_path))?.len();
         // Lambda custom runtimes start `bootstrap` from the function's directory.
         let dir = lambda_out.join(app.name);
@@ -143,14 +144,19 @@ fn build(root: &Path, profile: &str) -> Result<PathBuf, PackageError> {
     Ok(target.join(if profile == "dev" { "debug" } else { profile }))
 }
 
-fn write_zip(
-    root: &Path,
-    app: &App,
-    host: &[u8],
-    binary: &[u8],
-    config: Option<&[u8]>,
-    path: &Path,
-) -> Result<(), PackageError> {
+/// What goes into an app's zip besides its function definitions (those are read from
+/// `function-definitions/` while the zip is written).
+#[derive(Debug)]
+struct ZipContents<'a> {
+    host: &'a [u8],
+    binary: &'a [u8],
+    /// The routing file shipped as `patchwatch.toml`, when `--config` is given.
+    config: Option<&'a [u8]>,
+}
+
+/// Writes `app`'s Function App zip to `path`, its function definitions read from `root`.
+fn write_zip(root: &Path, app: &App, contents: &ZipContents<'_>, path: &Path) -> Result<(), PackageError> {
+    let ZipContents { host, binary, config } = *contents;
     let zerr = |source| PackageError::Zip { path: path.display().to_string(), source };
     let file = std::fs::File::create(path).map_err(io(path))?;
     let mut zip = ZipWriter::new(file);

@@ -12,7 +12,7 @@ use patchwatch_state::ledger::DeliveryState;
 /// Most machine lines printed; the email has the rest.
 const MAX_LINES: usize = 20;
 
-pub fn summary(s: &RunSummary, deliveries: &[DeliveryReport]) {
+pub(crate) fn summary(s: &RunSummary, deliveries: &[DeliveryReport]) {
     out!("{}", s.subject());
     out!(
         "  window {} – {} ({}), subscriptions {}",
@@ -69,7 +69,7 @@ pub fn summary(s: &RunSummary, deliveries: &[DeliveryReport]) {
 }
 
 /// An event whose notifications an earlier delivery already handled.
-pub fn duplicate(record: Option<&DeliveryRecord>, deliveries: &[DeliveryReport]) {
+pub(crate) fn duplicate(record: Option<&DeliveryRecord>, deliveries: &[DeliveryReport]) {
     if let Some(r) = record {
         let when = r.sent_at.unwrap_or(r.updated);
         match r.state {

@@ -19,7 +19,7 @@ use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, print};
 /// set. Run data comes from --snapshot, PATCHWATCH_SNAPSHOT, or Azure Resource Graph (with your
 /// `az login`).
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Event Grid delivery: a JSON array of events or one event (either schema).
     event: PathBuf,
     /// Snapshot of ARG tables to use instead of Azure Resource Graph.
@@ -40,7 +40,7 @@ pub struct Args {
     stats: bool,
 }
 
-pub async fn run(args: Args) -> ExitCode {
+pub(crate) async fn run(args: Args) -> ExitCode {
     let started = Instant::now();
     let defaults = Defaults {
         outbox: Some(default_outbox()),

@@ -7,8 +7,9 @@ use patchwatch_azure::action_group;
 use patchwatch_azure::arm::ArmClient;
 use patchwatch_engine::source::RunDataSource;
 use patchwatch_model::event::Incoming;
+use patchwatch_model::event::MaintenanceEvent;
 use patchwatch_model::event::parse_delivery;
-use patchwatch_model::routing::ChannelSpec;
+use patchwatch_model::routing::{ChannelSpec, Notification, Routing};
 use patchwatch_model::rundata::RunQuery;
 use patchwatch_model::summary::Decision;
 use patchwatch_model::summary::summarise;
@@ -20,7 +21,7 @@ use crate::EXIT_BAD_INPUT;
 /// Problems are printed as FILE:LINE:COLUMN: error|warning: message. Exit 0 when there are no
 /// errors (warnings, such as a secret variable not set in this shell, are allowed).
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The routing file (default: PATCHWATCH_CONFIG).
     file: Option<PathBuf>,
     /// Also read the action groups it names through ARM (with your `az login`, or the managed
@@ -29,7 +30,7 @@ pub struct CheckArgs {
     azure: bool,
 }
 
-pub async fn check(args: &CheckArgs) -> ExitCode {
+pub(crate) async fn check(args: &CheckArgs) -> ExitCode {
     let Some(path) = args.file.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
         eprintln!("patchwatch: name a routing file, or set PATCHWATCH_CONFIG");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -96,13 +97,13 @@ pub async fn check(args: &CheckArgs) -> ExitCode {
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum RoutesCommand {
+pub(crate) enum RoutesCommand {
     Test(TestArgs),
 }
 
 /// Show which channels would receive what for an event, without sending anything.
 #[derive(clap::Args, Debug)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Event Grid delivery (array or one event).
     #[arg(long)]
     event: PathBuf,
@@ -114,7 +115,7 @@ pub struct TestArgs {
     config: Option<PathBuf>,
 }
 
-pub async fn test(args: TestArgs) -> ExitCode {
+pub(crate) async fn test(args: TestArgs) -> ExitCode {
     let Some(config) = args.config.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
         eprintln!("patchwatch: give --config or set PATCHWATCH_CONFIG");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -146,55 +147,67 @@ pub async fn test(args: TestArgs) -> ExitCode {
     let source = RunDataSource::SnapshotFile(snapshot);
     for item in items {
         let Incoming::Maintenance(event) = item else { continue };
-        let query = RunQuery {
-            correlation_id: event.correlation_id.clone(),
-            subscription_ids: event.subscription_ids.clone(),
-            include_results: true,
-            since: Some(event.start),
-        };
-        let data = match source.load(&query).await {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("patchwatch: {e}");
-                return ExitCode::from(EXIT_BAD_INPUT);
-            }
-        };
-        // As if the grace period were over: the point is to see the routing.
-        let Decision::Ready(summary) =
-            summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
-        else {
-            continue;
-        };
-        out!("{}", summary.subject());
-        let plan = routing.plan(&event, &summary, &data);
-        if plan.is_empty() {
-            out!("  no route matches: nothing would be sent");
-        }
-        for n in &plan {
-            let who = match &n.spec {
-                ChannelSpec::Email { to, .. } => {
-                    let list = if n.recipients.is_empty() { to.clone() } else { n.recipients.clone() };
-                    if list.is_empty() { "PATCHWATCH_MAIL_TO".to_owned() } else { list.join(", ") }
-                }
-                ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => format!("${url_env}"),
-                ChannelSpec::Webhook { url, .. } => url.clone(),
-                ChannelSpec::Servicenow { instance, .. } => instance.clone(),
-                ChannelSpec::ActionGroup { id } => {
-                    format!("receivers of {}", patchwatch_model::event::last_segment(id))
-                }
-                ChannelSpec::AlertWebhook { .. } => "an action group webhook".to_owned(),
-            };
-            out!(
-                "  route {:<10} {:<13} {:<10} {:<11} {:>4} machines ({} not succeeded) -> {}",
-                n.route,
-                n.channel,
-                n.spec.kind(),
-                n.group.as_deref().unwrap_or("-"),
-                n.summary.counts.total,
-                n.summary.counts.total - n.summary.counts.succeeded,
-                who
-            );
+        if let Err(code) = test_event(&routing, &source, &event).await {
+            return code;
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Prints the summary subject of one event and where its notifications would go; the error is
+/// the exit code (run data that could not be read).
+async fn test_event(routing: &Routing, source: &RunDataSource, event: &MaintenanceEvent) -> Result<(), ExitCode> {
+    let query = RunQuery {
+        correlation_id: event.correlation_id.clone(),
+        subscription_ids: event.subscription_ids.clone(),
+        include_results: true,
+        since: Some(event.start),
+    };
+    let data = match source.load(&query).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return Err(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    // As if the grace period were over: the point is to see the routing.
+    let Decision::Ready(summary) = summarise(event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
+    else {
+        return Ok(());
+    };
+    out!("{}", summary.subject());
+    let plan = routing.plan(event, &summary, &data);
+    if plan.is_empty() {
+        out!("  no route matches: nothing would be sent");
+    }
+    for n in &plan {
+        out!(
+            "  route {:<10} {:<13} {:<10} {:<11} {:>4} machines ({} not succeeded) -> {}",
+            n.route,
+            n.channel,
+            n.spec.kind(),
+            n.group.as_deref().unwrap_or("-"),
+            n.summary.counts.total,
+            n.summary.counts.total - n.summary.counts.succeeded,
+            recipients_of(n)
+        );
+    }
+    Ok(())
+}
+
+/// Who a planned notification reaches, as the routing file names it.
+fn recipients_of(n: &Notification) -> String {
+    match &n.spec {
+        ChannelSpec::Email { to, .. } => {
+            let list = if n.recipients.is_empty() { to.clone() } else { n.recipients.clone() };
+            if list.is_empty() { "PATCHWATCH_MAIL_TO".to_owned() } else { list.join(", ") }
+        }
+        ChannelSpec::Teams { url_env } | ChannelSpec::Slack { url_env } => format!("${url_env}"),
+        ChannelSpec::Webhook { url, .. } => url.clone(),
+        ChannelSpec::Servicenow { instance, .. } => instance.clone(),
+        ChannelSpec::ActionGroup { id } => {
+            format!("receivers of {}", patchwatch_model::event::last_segment(id))
+        }
+        ChannelSpec::AlertWebhook { .. } => "an action group webhook".to_owned(),
+    }
 }

@@ -20,7 +20,7 @@ use crate::EXIT_BAD_INPUT;
 /// Without PATCHWATCH_SNAPSHOT the embedded example snapshot answers run-data queries (use
 /// --resource-graph for live data); without PATCHWATCH_SMTP_URL mail goes to ./outbox.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1:7071")]
     addr: SocketAddr,
@@ -29,7 +29,7 @@ pub struct Args {
     resource_graph: bool,
 }
 
-pub async fn run(args: Args) -> ExitCode {
+pub(crate) async fn run(args: Args) -> ExitCode {
     let defaults = Defaults {
         outbox: Some(default_outbox()),
         snapshot: None,

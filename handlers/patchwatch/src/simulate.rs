@@ -17,7 +17,7 @@ use crate::EXIT_BAD_INPUT;
 /// The mix is realistic: Windows and Linux, Azure VMs and Arc machines, several subscriptions,
 /// mostly successes with failures, window overruns, pending reboots and machines that never report.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Number of machines in the run.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     machines: u32,
@@ -44,7 +44,7 @@ pub struct Args {
     out: PathBuf,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub(crate) fn run(args: &Args) -> ExitCode {
     let start = match OffsetDateTime::parse(&args.start, &Rfc3339) {
         Ok(t) => t,
         Err(_) => {

@@ -106,10 +106,9 @@ impl Channels {
         let mut pace = HashMap::new();
         for (name, spec) in routing.map(|r| &r.channels).into_iter().flatten() {
             let var = |v: &str| {
-                lookup(v)
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| Secret::new(s.trim()))
-                    .ok_or_else(|| ChannelConfigError::MissingVariable { channel: name.clone(), variable: v.to_owned() })
+                lookup(v).filter(|s| !s.trim().is_empty()).map(|s| Secret::new(s.trim())).ok_or_else(|| {
+                    ChannelConfigError::MissingVariable { channel: name.clone(), variable: v.to_owned() }
+                })
             };
             let (r, interval) = match spec {
                 ChannelSpec::Email { .. } | ChannelSpec::ActionGroup { .. } | ChannelSpec::AlertWebhook { .. } => {
@@ -122,12 +121,13 @@ impl Channels {
                     (Resolved::Slack { url: secret_url(name, url_env, var(url_env)?)? }, Duration::from_millis(1100))
                 }
                 ChannelSpec::Webhook { url, secret_env } => {
-                    let secrets = webhook::parse_secrets(var(secret_env)?.expose())
-                        .map_err(|problem| ChannelConfigError::InvalidSecret {
+                    let secrets = webhook::parse_secrets(var(secret_env)?.expose()).map_err(|problem| {
+                        ChannelConfigError::InvalidSecret {
                             channel: name.clone(),
                             variable: secret_env.clone(),
                             problem,
-                        })?;
+                        }
+                    })?;
                     (Resolved::Webhook { url: url.clone(), secrets }, Duration::ZERO)
                 }
                 ChannelSpec::Servicenow { instance, user_env, password_env, assignment_group } => (

@@ -59,72 +59,89 @@ fn transient(e: &AzureError) -> bool {
 /// How long a `starting` claim holds before another delivery may take it over (a crashed start).
 pub const CLAIM: Duration = Duration::from_secs(120);
 
-/// Starts `machines` for `run_id`, at most `concurrency` at a time. `power_states` gives each
+/// The run a start pass acts for and the clients it acts through: what every step of the pass
+/// needs, passed as one value.
+#[derive(Clone, Copy, Debug)]
+pub struct PowerRun<'a> {
+    pub arm: &'a ArmClient,
+    pub store: &'a Arc<dyn StateStore>,
+    pub run_id: &'a str,
+    /// The time the power records carry (and a stuck claim is measured against).
+    pub now: OffsetDateTime,
+}
+
+/// Starts `machines` for `run.run_id`, at most `concurrency` at a time. `machines` gives each
 /// machine's state before (`deallocated` or `stopped`), so the post event can restore it.
 pub async fn start(
-    arm: &ArmClient,
-    store: &Arc<dyn StateStore>,
-    run_id: &str,
+    run: PowerRun<'_>,
     machines: &[(String, String)],
     concurrency: usize,
-    now: OffsetDateTime,
 ) -> Result<PowerReport, StateError> {
     let results: Vec<Result<(String, Outcome), StateError>> = stream::iter(machines.iter().cloned())
-        .map(|(m, before)| async move {
-            // Ids come from run data: validated before they can shape an ARM URL.
-            let id = match MachineId::parse(&m) {
-                Ok(id) => id,
-                Err(e) => return Ok((m, Outcome::Failed(format!("not started: invalid machine id: {e}"), false))),
-            };
-            let k = keys::power(run_id, &m);
-            let record = PoweredMachine {
-                machine_id: m.clone(),
-                run_id: run_id.to_owned(),
-                state: "starting".into(),
-                before: Some(before),
-                updated: now,
-                error: None,
-            };
-            let data = serde_json::to_vec(&record).map_err(|e| StateError::Unavailable(e.to_string()))?;
-            let etag = match store.create(&k, &data).await? {
-                Some(etag) => etag,
-                None => match store.get(&k).await? {
-                    // A claim stuck in "starting" past its hold (a crashed delivery) is taken over,
-                    // by compare-and-swap, so two deliveries never both own it.
-                    Some(v)
-                        if serde_json::from_slice::<PoweredMachine>(&v.data).is_ok_and(|r| {
-                            r.state == "starting" && now - r.updated > time::Duration::try_from(CLAIM).unwrap_or_default()
-                        }) =>
-                    {
-                        match store.replace(&k, &data, &v.etag).await? {
-                            Some(etag) => etag,
-                            None => return Ok((m, Outcome::Already)),
-                        }
-                    }
-                    _ => return Ok((m, Outcome::Already)),
-                },
-            };
-            match arm.action(id.resource(), "start", COMPUTE_API, None).await {
-                Ok(_) => {
-                    let done = PoweredMachine { state: "started".into(), ..record };
-                    let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
-                    if store.replace(&k, &data, &etag).await?.is_none() {
-                        warn!(machine = %m, "The power record changed while starting; the machine is started but may not be stopped after the run.");
-                    }
-                    Ok((m, Outcome::Changed))
-                }
-                Err(e) => {
-                    // Not started: forget the claim (only while it is still ours) so the post
-                    // event does not stop a machine patchwatch never started, and a redelivery may try again.
-                    store.delete(&k, Some(&etag)).await?;
-                    Ok((m, Outcome::Failed(e.to_string(), transient(&e))))
-                }
-            }
-        })
+        .map(|(m, before)| run.start_one(m, before))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     collect(results)
+}
+
+impl PowerRun<'_> {
+    /// Claims `m`'s power record, then starts it; a machine already claimed is left alone.
+    async fn start_one(self, m: String, before: String) -> Result<(String, Outcome), StateError> {
+        // Ids come from run data: validated before they can shape an ARM URL.
+        let id = match MachineId::parse(&m) {
+            Ok(id) => id,
+            Err(e) => return Ok((m, Outcome::Failed(format!("not started: invalid machine id: {e}"), false))),
+        };
+        let k = keys::power(self.run_id, &m);
+        let record = PoweredMachine {
+            machine_id: m.clone(),
+            run_id: self.run_id.to_owned(),
+            state: "starting".into(),
+            before: Some(before),
+            updated: self.now,
+            error: None,
+        };
+        let data = serde_json::to_vec(&record).map_err(|e| StateError::Unavailable(e.to_string()))?;
+        let Some(etag) = self.claim(&k, &data).await? else { return Ok((m, Outcome::Already)) };
+        match self.arm.action(id.resource(), "start", COMPUTE_API, None).await {
+            Ok(_) => {
+                let done = PoweredMachine { state: "started".into(), ..record };
+                let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
+                if self.store.replace(&k, &data, &etag).await?.is_none() {
+                    warn!(machine = %m, "The power record changed while starting; the machine is started but may not be stopped after the run.");
+                }
+                Ok((m, Outcome::Changed))
+            }
+            Err(e) => {
+                // Not started: forget the claim (only while it is still ours) so the post
+                // event does not stop a machine patchwatch never started, and a redelivery may try again.
+                self.store.delete(&k, Some(&etag)).await?;
+                Ok((m, Outcome::Failed(e.to_string(), transient(&e))))
+            }
+        }
+    }
+
+    /// Writes the `starting` record at `k`, answering its etag, or `None` when another delivery
+    /// holds it (or has already started the machine).
+    async fn claim(&self, k: &str, data: &[u8]) -> Result<Option<String>, StateError> {
+        if let Some(etag) = self.store.create(k, data).await? {
+            return Ok(Some(etag));
+        }
+        match self.store.get(k).await? {
+            // A claim stuck in "starting" past its hold (a crashed delivery) is taken over,
+            // by compare-and-swap, so two deliveries never both own it.
+            Some(v) if self.is_stuck_claim(&v.data) => self.store.replace(k, data, &v.etag).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// A record still `starting` after [`CLAIM`]: its delivery crashed before finishing.
+    fn is_stuck_claim(&self, data: &[u8]) -> bool {
+        serde_json::from_slice::<PoweredMachine>(data).is_ok_and(|r| {
+            r.state == "starting" && self.now - r.updated > time::Duration::try_from(CLAIM).unwrap_or_default()
+        })
+    }
 }
 
 /// Returns what patchwatch started for `run_id` to its state before (deallocated or stopped).

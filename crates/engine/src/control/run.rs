@@ -248,7 +248,13 @@ async fn power_on(p: &Pipeline, event: &MaintenanceEvent, data: &RunData, out: &
     }
     info!(machines = machines.len(), "Starting the run's stopped machines.");
     let store = p.ledger().store();
-    let report = match power::start(arm, store, &event.correlation_id, &machines, power.concurrency, p.now()).await {
+    let report = match power::start(
+        power::PowerRun { arm, store, run_id: &event.correlation_id, now: p.now() },
+        &machines,
+        power.concurrency,
+    )
+    .await
+    {
         Ok(report) => report,
         Err(e) => return out.retry(e.to_string(), STATE_RETRY),
     };

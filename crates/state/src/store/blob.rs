@@ -197,7 +197,7 @@ mod tests {
             "GET https://a/b?sv=1&sig=***&se=2 failed"
         );
         assert_eq!(redact("https://a/c?sig=x"), "https://a/c");
-        let err = crate::store::open("HTTPX://a/c?sig=topsecret", None).unwrap_err();
+        let err = crate::store::open("HTTPX://a/c?sig=topsecret", None).unwrap_err().to_string();
         assert!(!err.contains("topsecret"), "{err}");
     }
 }

@@ -53,7 +53,9 @@ pub fn open(
 ) -> Result<Arc<dyn StateStore>, OpenError> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() || !path.starts_with('/') {
-            return Err(OpenError(format!("{url:?}: a file URL needs an absolute path, e.g. file:///var/lib/patchwatch")));
+            return Err(OpenError(format!(
+                "{url:?}: a file URL needs an absolute path, e.g. file:///var/lib/patchwatch"
+            )));
         }
         return Ok(Arc::new(file::FileStore::new(path)));
     }
