@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::{
     event::{MaintenanceEvent, Phase},
     rundata::RunData,
-    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec},
+    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec, Section},
     summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
     text::glob,
 };
@@ -432,8 +432,8 @@ fn check_control(
     issues: &mut Issues,
 ) {
     let takes_notices = |name: &str| notice_channel(channels, file, name);
-    for message in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
-        issues.error(section_span(file, &message), message);
+    for problem in control.check(&|r| file.rings.contains_key(r), &takes_notices) {
+        issues.error(section_span(file, &problem.section), problem.to_string());
     }
     for (caller, var) in control.secret_vars() {
         if !env(&var) {
@@ -460,16 +460,13 @@ fn notice_channel(channels: &BTreeMap<String, ChannelSpec>, file: &RoutingFile, 
     }
 }
 
-/// Where a control problem is reported: the start of the section its message names.
-fn section_span(file: &RoutingFile, message: &str) -> Range<usize> {
-    let found = if message.starts_with("gate ") {
-        file.gates.iter().find(|g| message.starts_with(&format!("gate {:?}", g.get_ref().name))).map(Spanned::span)
-    } else if message.starts_with("power") {
-        file.power.as_ref().map(Spanned::span)
-    } else if message.starts_with("itsm") {
-        file.itsm.as_ref().map(Spanned::span)
-    } else {
-        file.alerts.as_ref().map(Spanned::span)
+/// Where a control problem is reported: the start of its section.
+fn section_span(file: &RoutingFile, section: &Section) -> Range<usize> {
+    let found = match section {
+        Section::Gate(name) => file.gates.iter().find(|g| &g.get_ref().name == name).map(Spanned::span),
+        Section::Power => file.power.as_ref().map(Spanned::span),
+        Section::ItsmCaller(_) => file.itsm.as_ref().map(Spanned::span),
+        Section::Alerts => file.alerts.as_ref().map(Spanned::span),
     };
     found.unwrap_or(0..0)
 }

@@ -221,85 +221,99 @@ pub struct Control {
     pub alerts: AlertsSpec,
 }
 
-impl Control {
-    /// Problems as `(section, message)`; `channels` answers whether a channel exists and takes notices.
-    pub fn check(&self, rings: &dyn Fn(&str) -> bool, channels: &dyn Fn(&str) -> Result<(), String>) -> Vec<String> {
-        let mut issues = Vec::new();
-        let notify = |section: String, list: &[String], issues: &mut Vec<String>| {
-            for c in list {
-                if let Err(e) = channels(c) {
-                    issues.push(format!("{section}: notify {c:?}: {e}"));
-                }
+/// Which part of the control settings a problem is in (where `check-config` points).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Section {
+    Gate(String),
+    Power,
+    ItsmCaller(String),
+    Alerts,
+}
+
+impl std::fmt::Display for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Section::Gate(name) => write!(f, "gate {name:?}"),
+            Section::Power => f.write_str("power"),
+            Section::ItsmCaller(name) => write!(f, "itsm caller {name:?}"),
+            Section::Alerts => f.write_str("alerts"),
+        }
+    }
+}
+
+/// One problem with the control settings: `gate "x": give `change` or `previous_ring``.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub section: Section,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.section, self.message)
+    }
+}
+
+/// What a check needs to know about the rest of the file.
+struct Known<'a> {
+    /// Whether a ring is defined.
+    rings: &'a dyn Fn(&str) -> bool,
+    /// Whether a channel exists and takes notices, and why not.
+    channels: &'a dyn Fn(&str) -> Result<(), String>,
+}
+
+impl Known<'_> {
+    fn notify(&self, section: &Section, list: &[String], problems: &mut Vec<Problem>) {
+        for c in list {
+            if let Err(e) = (self.channels)(c) {
+                problems.push(Problem { section: section.clone(), message: format!("notify {c:?}: {e}") });
             }
-        };
+        }
+    }
+}
+
+impl Control {
+    /// Every problem, in file order; `channels` answers whether a channel exists and takes notices.
+    pub fn check(&self, rings: &dyn Fn(&str) -> bool, channels: &dyn Fn(&str) -> Result<(), String>) -> Vec<Problem> {
+        let known = Known { rings, channels };
+        let mut problems = Vec::new();
         let mut names = std::collections::HashSet::new();
         for g in &self.gates {
-            let at = format!("gate {:?}", g.name);
+            let section = Section::Gate(g.name.clone());
+            let mut say = |message: String| problems.push(Problem { section: section.clone(), message });
             if !names.insert(g.name.clone()) {
-                issues.push(format!("{at}: the name is used twice"));
+                say("the name is used twice".to_owned());
             }
-            if g.configuration.is_none() && g.ring.is_none() {
-                issues.push(format!("{at}: give `configuration` (a glob) or `ring`"));
-            }
-            if let Some(r) = &g.ring
-                && !rings(r)
-            {
-                issues.push(format!("{at}: unknown ring {r:?}: define it under [rings]"));
-            }
-            if g.change.is_none() && g.previous_ring.is_none() {
-                issues.push(format!("{at}: give `change` or `previous_ring` (or both)"));
-            }
-            if let Some(c) = &g.change
-                && c.source == ChangeSource::Servicenow
-            {
-                match &c.servicenow {
-                    None => issues.push(format!("{at}: change source servicenow needs `servicenow = \"<channel>\"`")),
-                    Some(name) if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch)) => {
-                        issues.push(format!("{at}: servicenow channel name {name:?} is not valid"))
-                    }
-                    _ => {}
-                }
-                if !c.configuration_field.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                    issues.push(format!("{at}: configuration_field must be a field name"));
-                }
-            }
-            if let Some(r) = &g.previous_ring {
-                if r.configurations.is_empty() {
-                    issues.push(format!("{at}: previous_ring.configurations is empty"));
-                }
-                for p in [Some(r.max_failed_percent), r.max_kb_failed_percent].into_iter().flatten() {
-                    if !(0.0..=100.0).contains(&p) {
-                        issues.push(format!("{at}: percentages must be from 0 to 100, got {p}"));
-                    }
-                }
-            }
-            notify(at, &g.notify, &mut issues);
+            check_gate(g, &known, &mut say);
+            known.notify(&section, &g.notify, &mut problems);
         }
         if let Some(p) = &self.power {
+            let mut say = |message: String| problems.push(Problem { section: Section::Power, message });
             if p.configurations.is_empty() {
-                issues.push("power: configurations is empty".to_owned());
+                say("configurations is empty".to_owned());
             }
             if !(1..=64).contains(&p.concurrency) {
-                issues.push(format!("power: concurrency must be from 1 to 64, got {}", p.concurrency));
+                say(format!("concurrency must be from 1 to 64, got {}", p.concurrency));
             }
-            notify("power".to_owned(), &p.notify, &mut issues);
+            known.notify(&Section::Power, &p.notify, &mut problems);
         }
         let mut callers = std::collections::HashSet::new();
         for c in &self.itsm.callers {
-            let at = format!("itsm caller {:?}", c.name);
+            let section = Section::ItsmCaller(c.name.clone());
+            let mut say = |message: String| problems.push(Problem { section: section.clone(), message });
             if !callers.insert(c.name.clone()) {
-                issues.push(format!("{at}: the name is used twice"));
+                say("the name is used twice".to_owned());
             }
             if c.signing_secret_env.is_none() && c.bearer_env.is_none() {
-                issues.push(format!("{at}: give signing_secret_env or bearer_env"));
+                say("give signing_secret_env or bearer_env".to_owned());
             }
             if c.configurations.is_empty() || c.actions.is_empty() {
-                issues.push(format!("{at}: configurations and actions must not be empty"));
+                say("configurations and actions must not be empty".to_owned());
             }
-            notify(at, &c.notify, &mut issues);
+            known.notify(&section, &c.notify, &mut problems);
         }
-        notify("alerts".to_owned(), &self.alerts.notify, &mut issues);
-        issues
+        known.notify(&Section::Alerts, &self.alerts.notify, &mut problems);
+        problems
     }
 
     /// Environment variables holding caller secrets, with the caller's name.
@@ -311,5 +325,44 @@ impl Control {
                 [&c.signing_secret_env, &c.bearer_env].into_iter().flatten().map(|v| (c.name.clone(), v.clone()))
             })
             .collect()
+    }
+}
+
+/// A gate's own settings: what it applies to and what it checks.
+fn check_gate(g: &GateSpec, known: &Known<'_>, say: &mut dyn FnMut(String)) {
+    if g.configuration.is_none() && g.ring.is_none() {
+        say("give `configuration` (a glob) or `ring`".to_owned());
+    }
+    if let Some(r) = &g.ring
+        && !(known.rings)(r)
+    {
+        say(format!("unknown ring {r:?}: define it under [rings]"));
+    }
+    if g.change.is_none() && g.previous_ring.is_none() {
+        say("give `change` or `previous_ring` (or both)".to_owned());
+    }
+    if let Some(c) = &g.change
+        && c.source == ChangeSource::Servicenow
+    {
+        match &c.servicenow {
+            None => say("change source servicenow needs `servicenow = \"<channel>\"`".to_owned()),
+            Some(name) if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch)) => {
+                say(format!("servicenow channel name {name:?} is not valid"));
+            }
+            _ => {}
+        }
+        if !c.configuration_field.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            say("configuration_field must be a field name".to_owned());
+        }
+    }
+    if let Some(r) = &g.previous_ring {
+        if r.configurations.is_empty() {
+            say("previous_ring.configurations is empty".to_owned());
+        }
+        for p in [Some(r.max_failed_percent), r.max_kb_failed_percent].into_iter().flatten() {
+            if !(0.0..=100.0).contains(&p) {
+                say(format!("percentages must be from 0 to 100, got {p}"));
+            }
+        }
     }
 }
