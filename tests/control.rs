@@ -72,9 +72,10 @@ async fn a_three_ring_month() {
     let seen = world.sink.messages();
     let outcome = events_app.process(&ring1_pre).await;
     assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
-    let cancels = world
-        .arm
-        .calls_ending("PUT", &patchwatch_model::event::last_segment(&ring1_pre.correlation_id).to_ascii_lowercase());
+    let cancels = world.arm.calls_ending(
+        "PUT",
+        &patchwatch_model::resource_id::last_segment(&ring1_pre.correlation_id).to_ascii_lowercase(),
+    );
     assert_eq!(cancels.len(), 1, "one cancel PUT");
     assert_eq!(cancels[0].path.to_ascii_lowercase(), ring1_pre.correlation_id.to_ascii_lowercase());
     assert_eq!(cancels[0].body, json!({ "properties": { "status": "Cancel" } }));
@@ -99,7 +100,10 @@ async fn a_three_ring_month() {
     assert_eq!(
         world
             .arm
-            .calls_ending("PUT", &patchwatch_model::event::last_segment(&ring1_pre.correlation_id).to_ascii_lowercase())
+            .calls_ending(
+                "PUT",
+                &patchwatch_model::resource_id::last_segment(&ring1_pre.correlation_id).to_ascii_lowercase()
+            )
             .len(),
         1
     );
@@ -174,7 +178,7 @@ async fn a_three_ring_month() {
     let outcome = events_app.process(&ring2_pre).await;
     let EventOutcome::Sent(p) = outcome else { panic!("ring 2 heads-up: {outcome:?}") };
     assert!(p.summary.subject().starts_with("Ring2-Prod"));
-    let ring2_run = patchwatch_model::event::last_segment(&ring2_pre.correlation_id).to_ascii_lowercase();
+    let ring2_run = patchwatch_model::resource_id::last_segment(&ring2_pre.correlation_id).to_ascii_lowercase();
     assert!(world.arm.calls_ending("PUT", &ring2_run).is_empty(), "an approved change is not cancelled");
 }
 
@@ -194,7 +198,7 @@ async fn a_missing_change_cancels_an_approved_one_does_not() {
     world.set_now(pre.start - time::Duration::minutes(32));
     let seen = world.sink.messages();
     p.process(&pre).await;
-    let cancels = world.arm.calls_ending("PUT", patchwatch_model::event::last_segment(&pre.correlation_id));
+    let cancels = world.arm.calls_ending("PUT", patchwatch_model::resource_id::last_segment(&pre.correlation_id));
     assert_eq!(cancels.len(), 1, "no approved change: cancelled");
     let mail = world.sink.new_since(&seen, 1).await;
     assert!(mail[0].text().contains("no approved change covers the window"), "{}", mail[0].text());
@@ -217,7 +221,7 @@ async fn a_missing_change_cancels_an_approved_one_does_not() {
     world.set_now(pre.start - time::Duration::minutes(32));
     let outcome = world.pipeline().process(&pre).await;
     assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
-    assert!(world.arm.calls_ending("PUT", patchwatch_model::event::last_segment(&pre.correlation_id)).is_empty());
+    assert!(world.arm.calls_ending("PUT", patchwatch_model::resource_id::last_segment(&pre.correlation_id)).is_empty());
     // A later rejection of the same change replaces the approval (the next run's gate reads it).
     let reject = body.replace("approve", "reject");
     let r = signed_request(
@@ -298,7 +302,7 @@ async fn a_cancel_that_fails_for_now_is_retried_and_happens_once() {
     world.set_now(pre.start - time::Duration::minutes(31));
     p.process(&pre).await;
     p.process(&pre).await;
-    let run = patchwatch_model::event::last_segment(&pre.correlation_id);
+    let run = patchwatch_model::resource_id::last_segment(&pre.correlation_id);
     assert_eq!(world.arm.calls_ending("PUT", run).len(), 2, "one failed attempt, one that worked, none after");
     let mail = world.sink.new_since(&seen, 1).await;
     assert_eq!(mail.len(), 1);

@@ -37,6 +37,7 @@
 //! instead of dropping the event). Neither error nor any log line carries the token, a key or a
 //! claim value; [`Rejection::as_str`] is the reason category to log.
 
+use patchwatch_model::resource_id::is_guid;
 use std::{
     collections::{HashMap, HashSet},
     fmt,
@@ -450,13 +451,6 @@ fn audiences_for(configured: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether `s` is a GUID in its 8-4-4-4-12 hex form.
-pub fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The two accepted issuers: the document's (v2.0) and the v1.0 form for the same tenant id.

@@ -394,7 +394,7 @@ fn parse_events_entra(audience: String, get: &impl Fn(&str) -> Option<String>) -
         && tenant
             .split('.')
             .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    if !patchwatch_azure::entra::is_guid(&tenant) && !domain {
+    if !patchwatch_model::resource_id::is_guid(&tenant) && !domain {
         return Err(ConfigError::Invalid {
             name: tenant_var,
             problem: format!("expected a tenant id (GUID) or domain such as contoso.onmicrosoft.com, got {tenant:?}"),

@@ -3,6 +3,7 @@
 //! Each event ends in one of the outcomes of the design's table; entry points map them to what
 //! their upstream understands.
 
+use patchwatch_model::resource_id::last_segment;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use time::OffsetDateTime;
@@ -16,7 +17,7 @@ use patchwatch_azure::{
     resource_graph::{ResourceGraphClient, ResourceGraphOptions},
 };
 use patchwatch_model::{
-    event::{EventError, Incoming, MaintenanceEvent, Phase, last_segment},
+    event::{EventError, Incoming, MaintenanceEvent, Phase},
     failure::{Delivered, DeliveryStatus, Retry, STATE_RETRY},
     resource_id::ResourceId,
     routing::{ChannelSpec, Notification, Routing},

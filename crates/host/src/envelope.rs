@@ -9,7 +9,10 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use patchwatch_model::event::{EventError, MAX_EVENT_BYTES, get_ci};
+use patchwatch_model::{
+    event::{EventError, MAX_EVENT_BYTES},
+    json::get_ci,
+};
 
 /// The answer a custom handler gives the Functions host.
 #[derive(Debug, Default, Serialize)]

@@ -7,7 +7,10 @@
 use serde_json::{Map, Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::resource_id::{ConfigurationId, RunId};
+use crate::{
+    json::get_ci,
+    resource_id::{ConfigurationId, RunId, is_guid, last_segment},
+};
 
 /// Largest accepted event (Event Grid's own limit is 1 MB).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -275,11 +278,6 @@ fn data_object<'a>(
     }
 }
 
-/// Case-insensitive key lookup; an exact match wins.
-pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
-}
-
 fn opt_str<'a>(
     obj: &'a Map<String, Value>,
     key: &str,
@@ -309,30 +307,10 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn is_guid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
-}
-
-/// The subscription id inside a resource id.
-pub fn subscription_of(resource_id: &str) -> Option<String> {
-    let mut parts = resource_id.split('/');
-    while let Some(p) = parts.next() {
-        if p.eq_ignore_ascii_case("subscriptions") {
-            return parts.next().filter(|s| is_guid(s)).map(str::to_owned);
-        }
-    }
-    None
-}
-
-/// The last non-empty path segment of a resource id.
-pub fn last_segment(id: &str) -> &str {
-    id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource_id::subscription_of;
     use serde_json::json;
 
     const RUN: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-example/providers/Microsoft.Maintenance/maintenanceConfigurations/mc-example/providers/microsoft.maintenance/applyupdates/20230509150000";

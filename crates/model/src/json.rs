@@ -152,6 +152,11 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
+/// Case-insensitive key lookup; an exact match wins.
+pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

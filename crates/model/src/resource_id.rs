@@ -25,9 +25,29 @@ const MAX_GROUP: usize = 90;
 
 /// A validated ARM resource id: `/subscriptions/{guid}/resourceGroups/{rg}/providers/{ns}/{type}/{name}[/{type}/{name}…]`
 /// with optional nested `providers/{ns}` extension segments, kept as its segments.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// ARM ids are case-insensitive: two ids that differ only in case are equal (and hash alike);
+/// the id keeps the case it was given for display and links.
+#[derive(Clone)]
 pub struct ResourceId {
     segments: Vec<String>,
+}
+
+impl PartialEq for ResourceId {
+    fn eq(&self, other: &Self) -> bool {
+        self.segments.len() == other.segments.len()
+            && self.segments.iter().zip(&other.segments).all(|(a, b)| a.eq_ignore_ascii_case(b))
+    }
+}
+
+impl Eq for ResourceId {}
+
+impl std::hash::Hash for ResourceId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for s in &self.segments {
+            s.to_ascii_lowercase().hash(state);
+        }
+    }
 }
 
 impl ResourceId {
@@ -67,6 +87,16 @@ impl ResourceId {
     /// The segments, each plain (no `/`), in order.
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().map(String::as_str)
+    }
+
+    /// The subscription (a GUID, as `parse` checked).
+    pub fn subscription(&self) -> &str {
+        self.segments.get(1).map_or("", String::as_str)
+    }
+
+    /// The resource group.
+    pub fn resource_group(&self) -> &str {
+        self.segments.get(3).map_or("", String::as_str)
     }
 
     /// The last segment: the resource's own name.
@@ -209,13 +239,30 @@ fn check_plain(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn is_guid(s: &str) -> bool {
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits (subscription and tenant ids).
+pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == b'-',
             _ => c.is_ascii_hexdigit(),
         })
+}
+
+/// The subscription id inside a resource id, if it holds a GUID one.
+pub fn subscription_of(resource_id: &str) -> Option<String> {
+    let mut parts = resource_id.split('/');
+    while let Some(p) = parts.next() {
+        if p.eq_ignore_ascii_case("subscriptions") {
+            return parts.next().filter(|s| is_guid(s)).map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// The last non-empty path segment of a resource id: a resource's name, a run's name.
+pub fn last_segment(id: &str) -> &str {
+    id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
 }
 
 /// Resource groups: 1–90 of letters, digits, `_`, `-`, `.`, `(`, `)`; not ending in `.`.
@@ -290,6 +337,23 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_compare_case_insensitively_and_name_their_parts() {
+        let a = ResourceId::parse("/subscriptions/00000000-0000-0000-0000-00000000000A/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/VM1").unwrap();
+        let b = ResourceId::parse("/subscriptions/00000000-0000-0000-0000-00000000000a/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1").unwrap();
+        assert_eq!(a, b);
+        let state = std::hash::RandomState::new();
+        assert_eq!(std::hash::BuildHasher::hash_one(&state, &a), std::hash::BuildHasher::hash_one(&state, &b));
+        assert_eq!(
+            (a.subscription(), a.resource_group(), a.name()),
+            ("00000000-0000-0000-0000-00000000000A", "RG", "VM1")
+        );
+        assert_eq!(
+            a.to_string(),
+            "/subscriptions/00000000-0000-0000-0000-00000000000A/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/VM1"
+        );
+    }
 
     const MC: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-example/providers/Microsoft.Maintenance/maintenanceConfigurations/mc-example";
     const VM: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1";

@@ -9,7 +9,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    event::{MaintenanceEvent, Phase, last_segment},
+    event::{MaintenanceEvent, Phase},
+    resource_id::last_segment,
     rundata::{InstallResult, MachineInfo, RunData},
 };
 

@@ -20,7 +20,7 @@ pub fn common_alert(s: &RunSummary, route: &str, group: Option<&str>, now: Offse
         Verdict::Succeeded => "Sev4",
         _ => "Sev3",
     };
-    let subscription = patchwatch_model::event::subscription_of(&s.configuration_id).unwrap_or_default();
+    let subscription = patchwatch_model::resource_id::subscription_of(&s.configuration_id).unwrap_or_default();
     // One alert per run, phase, route and owner: receivers that de-duplicate on alertId keep them apart.
     let identity = format!("{}|{}|{route}|{}", s.run_id.to_ascii_lowercase(), s.phase.as_str(), group.unwrap_or(""));
     let hash = patchwatch_model::text::fnv64(&identity);

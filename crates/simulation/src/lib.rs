@@ -441,7 +441,7 @@ fn write_resources<W: Write>(w: &mut RowWriter<'_, W>, machines: &[Machine]) -> 
 
 /// A deallocated machine is stopped (a VM) or disconnected (Arc) when last seen.
 fn resource_row(m: &Machine) -> Value {
-    let name = patchwatch_model::event::last_segment(&m.id);
+    let name = patchwatch_model::resource_id::last_segment(&m.id);
     let os = m.os();
     if m.arc {
         let status = if m.fate == Fate::NoResultDeallocated { "Disconnected" } else { "Connected" };
@@ -489,14 +489,14 @@ impl ResultRow<'_> {
             json!({ "code": "UpdatesFailed", "message": errors[0]["message"], "details": errors })
         };
         json!({
-            "id": rid, "name": patchwatch_model::event::last_segment(rid), "type": m.result_type(), "subscriptionId": m.sub,
+            "id": rid, "name": patchwatch_model::resource_id::last_segment(rid), "type": m.result_type(), "subscriptionId": m.sub,
             "resourceGroup": m.rg, "location": "westeurope", "tags": {},
             "properties": {
                 "status": status, "installedPatchCount": installed, "failedPatchCount": failed, "pendingPatchCount": pending,
                 "notSelectedPatchCount": 4, "excludedPatchCount": 0, "maintenanceWindowExceeded": exceeded,
                 "rebootStatus": reboot, "startedBy": "Platform", "osType": m.os(), "patchServiceUsed": if m.os() == "Windows" { "WU-WSUS" } else { "APT" },
                 "startDateTime": ts(start + Duration::seconds(30)), "lastModifiedDateTime": ts(start + Duration::minutes(minutes)),
-                "maintenanceRunId": run, "installationActivityId": patchwatch_model::event::last_segment(rid), "errorDetails": error_details
+                "maintenanceRunId": run, "installationActivityId": patchwatch_model::resource_id::last_segment(rid), "errorDetails": error_details
             }
         })
     }

@@ -11,7 +11,7 @@
 //! | `power/<run>/<machine>` | [`crate::power::PoweredMachine`] | machines started for a run |
 //! | `itsm/seen/<caller>/<id>`, `itsm/requests/<caller>/<id>` | a replay marker | the ITSM webhook |
 
-use patchwatch_model::{event::last_segment, text::fnv64};
+use patchwatch_model::{resource_id::last_segment, text::fnv64};
 
 use crate::store::StateError;
 

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use patchwatch_model::{
-    event::last_segment,
     failure::{MIN_RETRY, STATE_RETRY},
+    resource_id::last_segment,
     text::fnv64,
 };
 

@@ -4,10 +4,10 @@
 //! is acknowledged and ignored.
 
 use patchwatch_model::event::EventError;
-use patchwatch_model::event::get_ci;
-use patchwatch_model::event::last_segment;
+use patchwatch_model::json::get_ci;
 use patchwatch_model::notice::Notice;
 use patchwatch_model::notice::Severity;
+use patchwatch_model::resource_id::last_segment;
 use serde_json::{Map, Value};
 
 /// The activity-log facts patchwatch uses, whichever schema carried them.

@@ -22,7 +22,7 @@
 
 use patchwatch_engine::channels::servicenow::parse_date;
 use patchwatch_model::event::EventError;
-use patchwatch_model::event::get_ci;
+use patchwatch_model::json::get_ci;
 use patchwatch_model::resource_id::{ConfigurationId, MachineId, RunId, check_resource_name};
 use patchwatch_model::settings::Action;
 use serde_json::{Map, Value};

@@ -206,7 +206,7 @@ fn recipients_of(n: &Notification) -> String {
         ChannelSpec::Webhook { url, .. } => url.clone(),
         ChannelSpec::Servicenow { instance, .. } => instance.clone(),
         ChannelSpec::ActionGroup { id } => {
-            format!("receivers of {}", patchwatch_model::event::last_segment(id))
+            format!("receivers of {}", patchwatch_model::resource_id::last_segment(id))
         }
         ChannelSpec::AlertWebhook { .. } => "an action group webhook".to_owned(),
     }

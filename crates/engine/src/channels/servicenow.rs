@@ -5,6 +5,7 @@
 //! redelivery or a later summary of the same run updates the incident instead of opening a
 //! second one. A clean run of the same configuration resolves that configuration's open incidents.
 
+use patchwatch_model::resource_id::last_segment;
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
@@ -12,7 +13,7 @@ use url::Url;
 use super::Channels;
 use patchwatch_model::failure::Failure;
 use patchwatch_model::{
-    event::{Phase, last_segment},
+    event::Phase,
     routing::Notification,
     secret::Secret,
     summary::{Outcome, RunSummary, Verdict},

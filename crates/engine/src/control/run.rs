@@ -1,6 +1,7 @@
 //! What the pipeline does around a run besides notifying: on the pre event, the gates (and a
 //! cancellation when one blocks) and powering machines on; after the post event, powering off.
 
+use patchwatch_model::resource_id::last_segment;
 use std::time::Duration;
 
 use serde_json::json;
@@ -9,7 +10,7 @@ use tracing::{error, info, warn};
 
 use patchwatch_azure::{arm::MAINTENANCE_CANCEL_API, http::AzureError};
 use patchwatch_model::{
-    event::{MaintenanceEvent, last_segment},
+    event::MaintenanceEvent,
     failure::{CONTROL_RETRY, Delivered, DeliveryReport, MIN_RETRY, Retry, STATE_RETRY},
     notice::{Notice, Severity},
     resource_id::RunId,

@@ -256,7 +256,7 @@ impl RunCollector {
             Some(Value::String(s)) => vec![s],
             _ => Vec::new(),
         };
-        let name = p.patch_name.unwrap_or_else(|| crate::event::last_segment(&row.id).to_owned());
+        let name = p.patch_name.unwrap_or_else(|| crate::resource_id::last_segment(&row.id).to_owned());
         self.failed_by_result.entry(result_id).or_default().push(FailedPatch {
             machine_id: String::new(),
             name,
