@@ -226,7 +226,12 @@ impl Notifier {
         let target = if channel.is_empty() { "notice.default".to_owned() } else { format!("notice.{channel}") };
         let stem = format!(
             "{}-{}-{:08x}",
-            mail::file_stem(self.now(), notice.configuration.as_deref().unwrap_or("patchwatch"), notice.kind, "notice"),
+            mail::file_stem(
+                self.now(),
+                notice.configuration.as_deref().unwrap_or("patchwatch"),
+                notice.kind.as_str(),
+                "notice"
+            ),
             keys::segment(if channel.is_empty() { "default" } else { channel }),
             fnv64(&notice.key) as u32
         );
@@ -234,7 +239,7 @@ impl Notifier {
         let id = DeliveryId {
             run_id: &notice.key,
             configuration: notice.configuration.as_deref().unwrap_or("-"),
-            phase: notice.kind,
+            phase: notice.kind.as_str(),
             target: &target,
         };
         self.deliver(Target { id, subject: &subject, file_stem: &stem }, Item::Notice { notice, channel }).await

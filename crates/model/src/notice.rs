@@ -24,11 +24,36 @@ impl Severity {
     }
 }
 
+/// What produced a notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A gate's decision before a run.
+    Gate,
+    /// Machines started for a run.
+    Power,
+    /// An Azure Monitor activity-log alert.
+    Alert,
+    /// A request from an ITSM system.
+    Itsm,
+}
+
+impl NoticeKind {
+    /// The name in payloads, ledger records and outbox file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Gate => "gate",
+            NoticeKind::Power => "power",
+            NoticeKind::Alert => "alert",
+            NoticeKind::Itsm => "itsm",
+        }
+    }
+}
+
 /// One notice.
 #[derive(Clone, Debug, Serialize)]
 pub struct Notice {
-    /// What produced it: `gate`, `power`, `alert`, `itsm`.
-    pub kind: &'static str,
+    pub kind: NoticeKind,
     /// Stable identity: the same notice delivered twice is recognised by this key.
     pub key: String,
     pub severity: Severity,

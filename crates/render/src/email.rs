@@ -129,7 +129,7 @@ impl Templates {
         let model = NoticeModel {
             subject: n.subject(),
             title: &n.title,
-            kind: n.kind,
+            kind: n.kind.as_str(),
             color: match n.severity {
                 Severity::Info => "#107c10",
                 Severity::Warning => "#986f0b",

@@ -70,7 +70,7 @@ mod tests {
 
     fn notice() -> Notice {
         Notice {
-            kind: "gate",
+            kind: patchwatch_model::notice::NoticeKind::Gate,
             key: "k".into(),
             severity: Severity::Critical,
             title: "Ring1 <b>cancelled</b>\nBcc: x@y".into(),

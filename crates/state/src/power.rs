@@ -12,13 +12,23 @@ use crate::{
     store::{StateError, StateStore},
 };
 
+/// Where a machine patchwatch powers stands (stored as `starting`, `started`, `stopped`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    /// Claimed: the start call is being made.
+    Starting,
+    Started,
+    /// Returned to its earlier state after the run.
+    Stopped,
+}
+
 /// A machine patchwatch powered on for a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoweredMachine {
     pub machine_id: String,
     pub run_id: String,
-    /// `starting` (claimed), `started`, `stopped`.
-    pub state: String,
+    pub state: PowerState,
     /// The power state before patchwatch started it (`deallocated` or `stopped`), restored after the run.
     #[serde(default)]
     pub before: Option<String>,

@@ -168,7 +168,7 @@ pub fn notice(a: &Activity) -> Result<Notice, String> {
         format!("{what} by {}", a.caller)
     };
     Ok(Notice {
-        kind: "alert",
+        kind: patchwatch_model::notice::NoticeKind::Alert,
         key: format!("alert:{}:{}", if a.event_id.is_empty() { &a.correlation_id } else { &a.event_id }, status),
         severity: if failed { Severity::Critical } else { severity },
         title,

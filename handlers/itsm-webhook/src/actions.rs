@@ -290,7 +290,7 @@ async fn note_once(
 
 fn notice(caller: &Caller, req: &Request, configuration: &str, severity: Severity, title: String) -> Notice {
     Notice {
-        kind: "itsm",
+        kind: patchwatch_model::notice::NoticeKind::Itsm,
         key: String::new(),
         severity,
         title,

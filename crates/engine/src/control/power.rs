@@ -21,7 +21,7 @@ use patchwatch_azure::{
 use patchwatch_model::rundata::RunData;
 use patchwatch_state::{
     keys,
-    power::PoweredMachine,
+    power::{PowerState, PoweredMachine},
     store::{StateError, StateStore},
 };
 
@@ -97,7 +97,7 @@ impl PowerRun<'_> {
         let record = PoweredMachine {
             machine_id: m.clone(),
             run_id: self.run_id.to_owned(),
-            state: "starting".into(),
+            state: PowerState::Starting,
             before: Some(before),
             updated: self.now,
             error: None,
@@ -106,7 +106,7 @@ impl PowerRun<'_> {
         let Some(etag) = self.claim(&k, &data).await? else { return Ok((m, Outcome::Already)) };
         match self.arm.action(id.resource(), "start", COMPUTE_API, None).await {
             Ok(_) => {
-                let done = PoweredMachine { state: "started".into(), ..record };
+                let done = PoweredMachine { state: PowerState::Started, ..record };
                 let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
                 if self.store.replace(&k, &data, &etag).await?.is_none() {
                     warn!(machine = %m, "The power record changed while starting; the machine is started but may not be stopped after the run.");
@@ -139,7 +139,8 @@ impl PowerRun<'_> {
     /// A record still `starting` after [`CLAIM`]: its delivery crashed before finishing.
     fn is_stuck_claim(&self, data: &[u8]) -> bool {
         serde_json::from_slice::<PoweredMachine>(data).is_ok_and(|r| {
-            r.state == "starting" && self.now - r.updated > time::Duration::try_from(CLAIM).unwrap_or_default()
+            r.state == PowerState::Starting
+                && self.now - r.updated > time::Duration::try_from(CLAIM).unwrap_or_default()
         })
     }
 }
@@ -159,7 +160,7 @@ pub async fn stop(
             let Ok(record) = serde_json::from_slice::<PoweredMachine>(&v.data) else {
                 return Ok((k, Outcome::Already));
             };
-            if record.state != "started" {
+            if record.state != PowerState::Started {
                 return Ok((record.machine_id, Outcome::Already));
             }
             // Back to how it was: a stopped (still allocated) VM is powered off, not deallocated.
@@ -174,7 +175,7 @@ pub async fn stop(
             match arm.action(id.resource(), action, COMPUTE_API, None).await {
                 Ok(_) => {
                     let m = record.machine_id.clone();
-                    let done = PoweredMachine { state: "stopped".into(), updated: now, ..record };
+                    let done = PoweredMachine { state: PowerState::Stopped, updated: now, ..record };
                     let data = serde_json::to_vec(&done).map_err(|e| StateError::Unavailable(e.to_string()))?;
                     store.replace(&k, &data, &v.etag).await?;
                     Ok((m, Outcome::Changed))

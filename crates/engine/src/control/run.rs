@@ -12,7 +12,7 @@ use patchwatch_azure::{arm::MAINTENANCE_CANCEL_API, http::AzureError};
 use patchwatch_model::{
     event::MaintenanceEvent,
     failure::{CONTROL_RETRY, Delivered, DeliveryReport, MIN_RETRY, Retry, STATE_RETRY},
-    notice::{Notice, Severity},
+    notice::{Notice, NoticeKind, Severity},
     resource_id::RunId,
     rundata::RunData,
     settings::{GateMode, GateSpec},
@@ -63,10 +63,33 @@ const CANCEL_TARGET: &str = "control.cancel";
 /// The shortest time an ARM call is given before the cancel deadline.
 const CANCEL_RETRY_CAP: Duration = Duration::from_secs(60);
 
+/// What a blocking gate did to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GateOutcome {
+    Cancelled,
+    /// The gate is in dry-run mode: nothing was cancelled.
+    DryRun,
+    /// The cancel deadline passed first.
+    TooLate,
+    /// Update Manager refused the cancellation.
+    CancelRefused,
+}
+
+impl GateOutcome {
+    /// Part of the notice's identity: one notice per run and outcome.
+    fn as_str(self) -> &'static str {
+        match self {
+            GateOutcome::Cancelled => "cancelled",
+            GateOutcome::DryRun => "dry-run",
+            GateOutcome::TooLate => "too-late",
+            GateOutcome::CancelRefused => "cancel-refused",
+        }
+    }
+}
+
 /// What a blocking gate led to, for its notice.
 struct GateResult {
-    /// `cancelled`, `dry-run`, `too-late`, `cancel-refused`: part of the notice's identity.
-    outcome: &'static str,
+    outcome: GateOutcome,
     severity: Severity,
     title: &'static str,
     what: String,
@@ -132,7 +155,7 @@ async fn run_gates(
             return Gates::Hold;
         }
     };
-    out.cancelled |= result.outcome == "cancelled";
+    out.cancelled |= result.outcome == GateOutcome::Cancelled;
     let notice = gate_notice(event, &blocking, &result);
     let mut channels: Vec<String> = blocking.iter().flat_map(|(g, _)| g.notify.iter().cloned()).collect();
     channels.sort();
@@ -147,11 +170,16 @@ async fn decide(p: &Pipeline, event: &MaintenanceEvent, enforce: bool, cancelled
     let now = p.now();
     let result = |outcome, severity, title, what| Ok(GateResult { outcome, severity, title, what });
     if cancelled {
-        return result("cancelled", Severity::Critical, "cancelled by a gate", "The run was cancelled.".to_owned());
+        return result(
+            GateOutcome::Cancelled,
+            Severity::Critical,
+            "cancelled by a gate",
+            "The run was cancelled.".to_owned(),
+        );
     }
     if !enforce {
         return result(
-            "dry-run",
+            GateOutcome::DryRun,
             Severity::Warning,
             "would be cancelled (dry run)",
             "The gate is in dry-run mode: nothing was cancelled and the run goes ahead.".to_owned(),
@@ -159,7 +187,7 @@ async fn decide(p: &Pipeline, event: &MaintenanceEvent, enforce: bool, cancelled
     }
     if now >= deadline {
         return result(
-            "too-late",
+            GateOutcome::TooLate,
             Severity::Critical,
             "NOT cancelled: the cancel deadline has passed",
             format!(
@@ -170,12 +198,15 @@ async fn decide(p: &Pipeline, event: &MaintenanceEvent, enforce: bool, cancelled
         );
     }
     match cancel(p, event, &cancel_id(event), deadline).await {
-        Ok(detail) => {
-            result("cancelled", Severity::Critical, "cancelled by a gate", format!("The run was cancelled ({detail})."))
-        }
+        Ok(detail) => result(
+            GateOutcome::Cancelled,
+            Severity::Critical,
+            "cancelled by a gate",
+            format!("The run was cancelled ({detail})."),
+        ),
         Err(CancelError::Retry(retry)) => Err(retry),
         Err(CancelError::TooLate) => result(
-            "too-late",
+            GateOutcome::TooLate,
             Severity::Critical,
             "NOT cancelled: the cancel deadline has passed",
             format!(
@@ -184,7 +215,7 @@ async fn decide(p: &Pipeline, event: &MaintenanceEvent, enforce: bool, cancelled
             ),
         ),
         Err(CancelError::Refused(e)) => result(
-            "cancel-refused",
+            GateOutcome::CancelRefused,
             Severity::Critical,
             "could NOT be cancelled",
             format!("The cancellation was refused: {e}. The run goes ahead unless someone stops it."),
@@ -215,8 +246,8 @@ fn gate_notice(event: &MaintenanceEvent, blocking: &[(&GateSpec, &Decision)], re
         .collect();
     let run = last_segment(&event.correlation_id);
     Notice {
-        kind: "gate",
-        key: format!("gate:{}:{}", event.correlation_id.to_ascii_lowercase(), result.outcome),
+        kind: NoticeKind::Gate,
+        key: format!("gate:{}:{}", event.correlation_id.to_ascii_lowercase(), result.outcome.as_str()),
         severity: result.severity,
         title: format!("{}: run {run} {}", event.configuration_name(), result.title),
         configuration: Some(event.configuration_name().to_owned()),
@@ -267,7 +298,7 @@ async fn power_on(p: &Pipeline, event: &MaintenanceEvent, data: &RunData, out: &
     // Start is accepted (202), not awaited: the run's summary shows any machine that did not come up.
     let failed: Vec<String> = report.failed.iter().map(|(m, e)| format!("{}: {e}", last_segment(m))).collect();
     let notice = Notice {
-        kind: "power",
+        kind: NoticeKind::Power,
         key: format!("power-on:{}:{}", event.correlation_id.to_ascii_lowercase(), names.join(",")),
         severity: if failed.is_empty() { Severity::Info } else { Severity::Warning },
         title: format!(
