@@ -133,7 +133,7 @@ impl History {
                 _ => '-',
             })
             .collect();
-        for key in self.store.list("history/").await? {
+        for key in self.store.list(keys::HISTORY).await? {
             let folder = key.split('/').nth(1).unwrap_or_default();
             if !patchwatch_model::text::glob(&folded, folder) {
                 continue;

@@ -57,9 +57,12 @@ pub fn delivery(run_id: &str, configuration: &str, phase: &str, target: &str) ->
     format!("{}/{}/{}-{:08x}", run_prefix(run_id, configuration), segment(phase), segment(target), fnv64(target) as u32)
 }
 
+/// Prefix of every history record.
+pub const HISTORY: &str = "history/";
+
 /// Every history record of one configuration.
 pub fn history_prefix(configuration: &str) -> String {
-    format!("history/{}/", segment(configuration))
+    format!("{HISTORY}{}/", segment(configuration))
 }
 
 /// One run's history record: the ledger's run identity under the configuration's prefix.
