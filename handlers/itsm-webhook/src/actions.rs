@@ -1,13 +1,10 @@
 //! The actions an ITSM caller may ask for, and the one error type of this handler's edge.
 
+use patchwatch_host::error::ApiError;
 use patchwatch_model::resource_id::ConfigurationId;
 use std::{collections::HashMap, time::Duration};
 
-use axum::{
-    Json,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
 use patchwatch_azure::arm::MAINTENANCE_API;
 use patchwatch_engine::pipeline::EventOutcome;
 use patchwatch_engine::pipeline::Pipeline;
@@ -56,24 +53,26 @@ pub enum ItsmError {
     RetryLater(String),
 }
 
-impl IntoResponse for ItsmError {
-    fn into_response(self) -> Response {
-        let (status, code, field) = match &self {
-            ItsmError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
-            ItsmError::BadRequest(e) => (StatusCode::BAD_REQUEST, "invalid_request", Some(e.field.clone())),
-            ItsmError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
-            ItsmError::NotFound { field, .. } => (StatusCode::NOT_FOUND, "not_found", Some((*field).to_owned())),
-            ItsmError::Unprocessable { field, .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", Some(field.clone()))
+/// How long an ITSM caller should wait before retrying a request that could not be done now.
+const ITSM_RETRY: Duration = Duration::from_secs(30);
+
+impl From<ItsmError> for ApiError {
+    fn from(e: ItsmError) -> Self {
+        let message = e.to_string();
+        match e {
+            ItsmError::Unauthorized(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+            ItsmError::BadRequest(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).field(e.field)
             }
-            ItsmError::RetryLater(_) => (StatusCode::SERVICE_UNAVAILABLE, "retry_later", None),
-        };
-        let body = json!({ "error": { "code": code, "field": field, "message": self.to_string() } });
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+            ItsmError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            ItsmError::NotFound { field, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message).field(field)
+            }
+            ItsmError::Unprocessable { field, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message).field(field)
+            }
+            ItsmError::RetryLater(_) => ApiError::retry_later(message, ITSM_RETRY),
         }
-        response
     }
 }
 

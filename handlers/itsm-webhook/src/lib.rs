@@ -76,7 +76,7 @@ async fn itsm(State(state): State<AppState>, Query(q): Query<Format>, headers: H
         Ok((status, value)) => (status, Json(value)).into_response(),
         Err(e) => {
             warn!(error = %e, "ITSM request refused.");
-            e.into_response()
+            patchwatch_host::error::ApiError::from(e).into_response()
         }
     }
 }
