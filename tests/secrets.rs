@@ -12,6 +12,7 @@
 //! (once as it should work, once with a wrong SMTP password and an unreachable Slack URL, so the
 //! failure paths log too), then `patchwatch deliveries` lists the ledger. Every inbound
 //! credential is also tried wrong.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::{

@@ -1,5 +1,6 @@
 //! Test support: a real SMTP server (aiosmtpd), pipelines over temp outboxes, a fake Resource
 //! Graph and credential, and routers served over real TCP on 127.0.0.1.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 pub mod alert_bodies;

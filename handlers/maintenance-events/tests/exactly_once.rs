@@ -1,6 +1,7 @@
 //! Exactly-once delivery under at-least-once, unordered, concurrent event delivery. Every
 //! behaviour runs against both state backends: a directory, and Azure Blob Storage (Azurite,
 //! started by the test). Emails are counted at a real SMTP server.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::{

@@ -2,6 +2,7 @@
 //! pointing at a loopback Runtime API emulator, it takes function URL (payload 2.0) events
 //! through `lambda_http` and answers them with the same router as on Azure. State is an Azure
 //! blob container (Azurite) by SAS, as on AWS; mail goes to a real SMTP server.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,7 @@
 //! The real `maintenance-events` binary as the Functions host runs it: started with
 //! `FUNCTIONS_CUSTOMHANDLER_PORT`, App Service managed identity (`IDENTITY_ENDPOINT`,
 //! `IDENTITY_HEADER`) and Resource Graph faked on 127.0.0.1, called over real TCP.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::{

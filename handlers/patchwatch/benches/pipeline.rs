@@ -1,6 +1,7 @@
 //! Parse + summarise + render for simulated runs of 1,000, 10,000 and 50,000 machines, from
 //! snapshot rows held in memory. Peak memory is measured separately with `replay --stats`
 //! (see BENCHMARKS.md), since criterion's process holds every size at once.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::{hint::black_box, time::Duration};

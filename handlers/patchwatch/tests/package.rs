@@ -3,6 +3,7 @@
 //!
 //! With `PATCHWATCH_PACKAGE_DIR` set (as `.ci/run` does after building the release packages),
 //! the zips in that directory are checked; otherwise the test packages the debug binaries itself.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::{

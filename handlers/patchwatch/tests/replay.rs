@@ -1,5 +1,6 @@
 //! `patchwatch replay` end to end: ten replays of one post event against one state store
 //! produce one email at a real SMTP server; `patchwatch deliveries` shows it.
+// Test and bench code: an unwrap that fails is the test failing, with its message.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
