@@ -2,7 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use patchwatch_model::event::{Incoming, parse_delivery, subscription_of};
+use patchwatch_model::{
+    event::{Incoming, parse_delivery},
+    resource_id::subscription_of,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(items) = parse_delivery(data) else { return };
