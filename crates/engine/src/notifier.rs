@@ -2,7 +2,7 @@
 //! goes through [`Notifier::deliver`]: a ledger claim ([`Ledger::once`]), then one [`Channel`]
 //! (email, or the HTTP channels), then the commit. The pipeline, alerts and ITSM share it.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
@@ -29,28 +29,24 @@ use crate::{
 /// Without `PATCHWATCH_CONFIG`, one email to `PATCHWATCH_MAIL_TO`.
 pub const DEFAULT_ROUTE: &str = "default";
 
-/// What is being delivered.
-#[derive(Debug, Clone, Copy)]
-pub enum Item<'a> {
-    /// (Part of) a run summary, as a route planned it.
-    Summary(&'a Notification),
-    /// A notice, to the named channel (empty: the default recipients by email).
-    Notice { notice: &'a Notice, channel: &'a str },
-}
-
 /// One attempt's identity: the ledger token's stable hash (a receiver's de-duplication key, an
 /// email's Message-ID) and the file name stem an outbox writes under.
 #[derive(Debug)]
 pub struct Attempt<'a> {
-    pub id_hash: &'a str,
+    pub id_hash: String,
     pub file_stem: &'a str,
 }
 
-/// A transport a notification or notice goes through: email, or the HTTP channels.
+/// A transport a notification or notice goes through: email, or the HTTP channels. Called
+/// statically (never as `dyn`), so a binary links only the deliveries it makes: the alert
+/// handler, which sends notices only, carries no summary payloads.
 #[async_trait]
 pub trait Channel: Send + Sync {
-    /// Delivers `item`; answers where it went (for the ledger), or why not.
-    async fn deliver(&self, item: Item<'_>, attempt: &Attempt<'_>) -> Result<String, Failure>;
+    /// Delivers (part of) a run summary, as a route planned it; answers where it went (for the
+    /// ledger), or why not.
+    async fn summary(&self, n: &Notification, attempt: &Attempt<'_>) -> Result<String, Failure>;
+    /// Delivers a notice to the named channel (empty: the default recipients by email).
+    async fn notice(&self, notice: &Notice, channel: &str, attempt: &Attempt<'_>) -> Result<String, Failure>;
 }
 
 /// Email: the mailer, the templates and the default sender and recipients.
@@ -65,7 +61,7 @@ pub struct Email {
 }
 
 impl Email {
-    fn summary(&self, n: &Notification) -> Result<(Rendered, Vec<Mailbox>), Failure> {
+    fn render_summary(&self, n: &Notification) -> Result<(Rendered, Vec<Mailbox>), Failure> {
         let (to, prefix) = match &n.spec {
             ChannelSpec::Email { to, subject_prefix } => (to.as_slice(), subject_prefix.as_deref()),
             _ => (&[][..], None),
@@ -83,7 +79,7 @@ impl Email {
         Ok((rendered, recipients))
     }
 
-    fn notice(&self, notice: &Notice, channel: &str) -> Result<(Rendered, Vec<Mailbox>), Failure> {
+    fn render_notice(&self, notice: &Notice, channel: &str) -> Result<(Rendered, Vec<Mailbox>), Failure> {
         let spec = self.routing.as_ref().and_then(|r| r.channels.get(channel));
         let to = match spec {
             Some(ChannelSpec::Email { to, .. }) if !to.is_empty() => parse_mailboxes(to.iter())?,
@@ -103,17 +99,30 @@ fn parse_mailboxes<'a>(addresses: impl IntoIterator<Item = &'a String>) -> Resul
 
 #[async_trait]
 impl Channel for Email {
-    async fn deliver(&self, item: Item<'_>, attempt: &Attempt<'_>) -> Result<String, Failure> {
-        let (rendered, recipients) = match item {
-            Item::Summary(n) => self.summary(n)?,
-            Item::Notice { notice, channel } => self.notice(notice, channel)?,
-        };
-        let message_id = mail::message_id(attempt.id_hash, &self.from);
+    async fn summary(&self, n: &Notification, attempt: &Attempt<'_>) -> Result<String, Failure> {
+        let (rendered, recipients) = self.render_summary(n)?;
+        self.send(&rendered, &recipients, attempt).await
+    }
+
+    async fn notice(&self, notice: &Notice, channel: &str, attempt: &Attempt<'_>) -> Result<String, Failure> {
+        let (rendered, recipients) = self.render_notice(notice, channel)?;
+        self.send(&rendered, &recipients, attempt).await
+    }
+}
+
+impl Email {
+    async fn send(
+        &self,
+        rendered: &Rendered,
+        recipients: &[Mailbox],
+        attempt: &Attempt<'_>,
+    ) -> Result<String, Failure> {
+        let message_id = mail::message_id(&attempt.id_hash, &self.from);
         match self
             .mailer
             .send(
-                mail::Envelope { from: &self.from, to: &recipients, message_id: &message_id },
-                &rendered,
+                mail::Envelope { from: &self.from, to: recipients, message_id: &message_id },
+                rendered,
                 attempt.file_stem,
             )
             .await
@@ -128,12 +137,12 @@ impl Channel for Email {
 
 #[async_trait]
 impl Channel for Channels {
-    async fn deliver(&self, item: Item<'_>, attempt: &Attempt<'_>) -> Result<String, Failure> {
-        let delivery_id = format!("msg_{}", attempt.id_hash);
-        match item {
-            Item::Summary(n) => Channels::deliver(self, n, &delivery_id).await,
-            Item::Notice { notice, channel } => self.deliver_notice(channel, notice, &delivery_id).await,
-        }
+    async fn summary(&self, n: &Notification, attempt: &Attempt<'_>) -> Result<String, Failure> {
+        self.deliver(n, &format!("msg_{}", attempt.id_hash)).await
+    }
+
+    async fn notice(&self, notice: &Notice, channel: &str, attempt: &Attempt<'_>) -> Result<String, Failure> {
+        self.deliver_notice(channel, notice, &format!("msg_{}", attempt.id_hash)).await
     }
 }
 
@@ -166,17 +175,42 @@ impl Notifier {
         (self.clock)()
     }
 
-    /// Claims, sends and records one delivery; a delivery already settled reports its record.
-    pub async fn deliver(&self, target: Target<'_>, item: Item<'_>) -> Delivered {
+    /// Claims, sends and records one notification of a run summary.
+    pub async fn deliver_summary(&self, target: Target<'_>, n: &Notification) -> Delivered {
+        let by_email = matches!(n.spec, ChannelSpec::Email { .. });
+        self.deliver(target, |attempt| async move {
+            if by_email { self.email.summary(n, &attempt).await } else { self.channels.summary(n, &attempt).await }
+        })
+        .await
+    }
+
+    /// Claims, sends and records one notice to one channel (empty: the default recipients).
+    pub async fn deliver_notice(&self, target: Target<'_>, notice: &Notice, channel: &str) -> Delivered {
+        let spec = self.email.routing.as_ref().and_then(|r| r.channels.get(channel));
+        let by_email = matches!(spec, None | Some(ChannelSpec::Email { .. }));
+        self.deliver(target, |attempt| async move {
+            if by_email {
+                self.email.notice(notice, channel, &attempt).await
+            } else {
+                self.channels.notice(notice, channel, &attempt).await
+            }
+        })
+        .await
+    }
+
+    /// The delivery protocol around one send: [`Ledger::once`], and the report of how it ended;
+    /// a delivery already settled reports its record.
+    async fn deliver<'a, Fut>(&self, target: Target<'a>, send: impl FnOnce(Attempt<'a>) -> Fut) -> Delivered
+    where
+        Fut: Future<Output = Result<String, Failure>>,
+    {
         let name = target.id.target;
-        let channel: &dyn Channel = if self.by_email(item) { &self.email } else { &self.channels };
         let sent = self
             .ledger
             .once(&target.id, &self.clock, |token| {
-                let id_hash = token.id_hash();
+                let attempt = Attempt { id_hash: token.id_hash(), file_stem: target.file_stem };
                 async move {
-                    let attempt = Attempt { id_hash: &id_hash, file_stem: target.file_stem };
-                    let sent = channel.deliver(item, &attempt).await;
+                    let sent = send(attempt).await;
                     (finish(&sent, target.subject), sent)
                 }
             })
@@ -242,18 +276,7 @@ impl Notifier {
             phase: notice.kind.as_str(),
             target: &target,
         };
-        self.deliver(Target { id, subject: &subject, file_stem: &stem }, Item::Notice { notice, channel }).await
-    }
-
-    /// Email goes through the mailer; every other channel through [`Channels`].
-    fn by_email(&self, item: Item<'_>) -> bool {
-        match item {
-            Item::Summary(n) => matches!(n.spec, ChannelSpec::Email { .. }),
-            Item::Notice { channel, .. } => {
-                let spec = self.email.routing.as_ref().and_then(|r| r.channels.get(channel));
-                matches!(spec, None | Some(ChannelSpec::Email { .. }))
-            }
-        }
+        self.deliver_notice(Target { id, subject: &subject, file_stem: &stem }, notice, channel).await
     }
 }
 

@@ -41,7 +41,7 @@ use crate::{
     config::{Config, DataSource},
     control::run::ControlOutcome,
     mail::{MailError, Mailer, file_stem},
-    notifier::{DEFAULT_ROUTE, Email, Item, Notifier, Target},
+    notifier::{DEFAULT_ROUTE, Email, Notifier, Target},
     source::RunDataSource,
 };
 
@@ -447,7 +447,7 @@ impl Pipeline {
             stem.push_str(&keys::segment(&target));
         }
         let subject = n.summary.subject();
-        self.notifier.deliver(Target { id, subject: &subject, file_stem: &stem }, Item::Summary(n)).await
+        self.notifier.deliver_summary(Target { id, subject: &subject, file_stem: &stem }, n).await
     }
 
     /// An action group fans out to its email and webhook receivers, each a delivery of its own
