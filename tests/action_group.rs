@@ -79,7 +79,7 @@ async fn action_group_receivers_get_the_summary_and_the_rest_is_reported() {
         processed.deliveries.iter().map(|d| (d.target.clone(), d.outcome.as_str())).collect();
     assert!(by_target.contains(&("all.ag.email-ops email".to_owned(), "duplicate")), "{by_target:?}");
     assert!(by_target.contains(&("all.ag.webhook-hook".to_owned(), "sent")), "{by_target:?}");
-    let skipped = processed.deliveries.iter().find(|d| d.outcome == "skipped").unwrap();
+    let skipped = processed.deliveries.iter().find(|d| d.outcome.as_str() == "skipped").unwrap();
     assert!(
         skipped.detail.contains("smsReceivers (1)") && skipped.detail.contains("secure hook"),
         "{}",

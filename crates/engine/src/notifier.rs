@@ -18,7 +18,7 @@ use patchwatch_model::{
 use patchwatch_render::{Rendered, Templates};
 use patchwatch_state::{
     keys,
-    ledger::{Clock, DeliveryId, Finish, Ledger, Once},
+    ledger::{Clock, DeliveryId, DeliveryState, Finish, Ledger, Once},
 };
 
 use crate::{
@@ -228,10 +228,13 @@ impl Notifier {
                 Delivered::failed(name, failure)
             }
             Ok(Once::Settled(record)) => match record.state {
-                patchwatch_state::ledger::DeliveryState::Sent => {
+                DeliveryState::Sent => {
                     Delivered::done(name, DeliveryStatus::Duplicate, record.detail.unwrap_or_default())
                 }
-                _ => Delivered::done(name, DeliveryStatus::Failed, record.error.unwrap_or_default()),
+                // `once` settles only sent and failed-for-good records; the others cannot reach here.
+                DeliveryState::Failed | DeliveryState::Claimed | DeliveryState::Pending => {
+                    Delivered::done(name, DeliveryStatus::Failed, record.error.unwrap_or_default())
+                }
             },
             Ok(Once::Busy { retry_after }) => {
                 info!(target = %name, "Another instance is delivering this.");

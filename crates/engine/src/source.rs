@@ -3,10 +3,10 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use patchwatch_azure::{http::AzureError, resource_graph::ResourceGraphClient};
-use patchwatch_model::{
-    failure::STATE_RETRY,
-    rundata::{RunData, RunQuery, snapshot},
-};
+use patchwatch_model::rundata::{RunData, RunQuery, snapshot};
+
+/// A snapshot being replaced is readable again within seconds.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);
 
 /// Why run data could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ impl RunDataError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Snapshot { .. } => None,
-            Self::SnapshotRead { .. } => Some(STATE_RETRY),
+            Self::SnapshotRead { .. } => Some(SNAPSHOT_RETRY),
             Self::Graph(e) => Some(e.retry_after()),
         }
     }

@@ -123,19 +123,12 @@ impl History {
     /// The latest run recorded of any configuration matching `glob` that started before `before`.
     pub async fn latest_matching(&self, glob: &str, before: OffsetDateTime) -> Result<Option<RunRecord>, StateError> {
         let mut latest: Option<RunRecord> = None;
-        // Keys are `history/<key_segment(configuration)>/…`: read only the folders the pattern
-        // can match (folded the same way), not every run of every configuration.
-        let folded: String = glob
-            .chars()
-            .map(|c| match c {
-                '*' | '?' => c,
-                c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c.to_ascii_lowercase(),
-                _ => '-',
-            })
-            .collect();
+        // Keys are `history/<segment(configuration)>/…`: read only the folders the pattern can
+        // match (folded the same way), not every run of every configuration.
+        let folded = keys::history_folder_glob(glob);
         for key in self.store.list(keys::HISTORY).await? {
             let folder = key.split('/').nth(1).unwrap_or_default();
-            if !patchwatch_model::text::glob(&folded, folder) {
+            if folded.as_ref().is_some_and(|f| !patchwatch_model::text::glob(f, folder)) {
                 continue;
             }
             if let Some(v) = self.store.get(&key).await?

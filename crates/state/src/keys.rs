@@ -65,6 +65,22 @@ pub fn history_prefix(configuration: &str) -> String {
     format!("{HISTORY}{}/", segment(configuration))
 }
 
+/// A configuration glob folded as [`segment`] folds names, to skip history folders it cannot
+/// match. `None` when the fold cannot be trusted (a pattern past the 80-character cut, or one
+/// that folds to nothing): then every folder is read.
+pub fn history_folder_glob(glob: &str) -> Option<String> {
+    let folded: String = glob
+        .chars()
+        .map(|c| match c {
+            '*' | '?' => c,
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect();
+    let folded = folded.trim_matches('-');
+    (!folded.is_empty() && folded.chars().count() <= 80).then(|| folded.to_owned())
+}
+
 /// One run's history record: the ledger's run identity under the configuration's prefix.
 pub fn history(run_id: &str, configuration: &str) -> String {
     let run = run_prefix(run_id, configuration);
@@ -126,6 +142,22 @@ mod tests {
         let b = run_prefix("/s/x/providers/microsoft.maintenance/applyupdates/20261110220000/", "Ring2/Prod");
         assert_eq!(a, b);
         assert!(check(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn folded_globs_match_the_folders_names_are_stored_under() {
+        for (name, pattern) in
+            [("Ring1 (prod)", "Ring1 (prod)"), ("Ring1 (prod)", "*(prod)"), ("(x)y", "(x)*"), ("Ring2-Prod", "ring2-*")]
+        {
+            let folded = history_folder_glob(pattern).unwrap();
+            assert!(
+                patchwatch_model::text::glob(&folded, &segment(name)),
+                "{pattern} -> {folded} vs {}",
+                segment(name)
+            );
+        }
+        assert_eq!(history_folder_glob("()"), None, "folds to nothing: read every folder");
+        assert_eq!(history_folder_glob(&"r".repeat(81)), None, "past the cut: read every folder");
     }
 
     #[test]

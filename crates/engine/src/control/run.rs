@@ -60,7 +60,7 @@ enum CancelError {
 }
 
 const CANCEL_TARGET: &str = "control.cancel";
-/// The shortest time an ARM call is given before the cancel deadline.
+/// The longest a failed cancel call waits before the event is retried (the deadline is near).
 const CANCEL_RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// What a blocking gate did to the run.
@@ -373,7 +373,9 @@ async fn cancel(
         Ok(Once::Acted(result)) => result,
         Ok(Once::Settled(r)) if r.state == DeliveryState::Sent => Ok(r.detail.unwrap_or_default()),
         Ok(Once::Settled(r)) => Err(CancelError::Refused(r.error.unwrap_or_default())),
-        Ok(Once::Busy { .. }) => Err(CancelError::Retry(Retry::new("another instance is cancelling", CONTROL_RETRY))),
+        Ok(Once::Busy { retry_after }) => {
+            Err(CancelError::Retry(Retry::new("another instance is cancelling", retry_after)))
+        }
         Err(e) => Err(CancelError::Retry(Retry::new(e.to_string(), CONTROL_RETRY))),
     }
 }
