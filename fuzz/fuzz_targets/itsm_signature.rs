@@ -162,7 +162,10 @@ fuzz_target!(|data: &[u8]| {
         }
         None => {
             let auth_header = header(&headers, "authorization").expect("bearer pass without Authorization");
-            let token = auth_header.strip_prefix("Bearer ").map(str::trim).expect("bearer pass without Bearer");
+            // RFC 9110: the scheme is case-insensitive; one space, then the token.
+            let (scheme, token) = auth_header.trim().split_once(' ').expect("bearer pass without a scheme");
+            assert!(scheme.eq_ignore_ascii_case("bearer"), "bearer pass with scheme {scheme:?}");
+            let token = token.trim();
             let expected = match caller_index {
                 1 => BEARER_2,
                 2 => BEARER,
