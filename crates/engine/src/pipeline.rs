@@ -18,7 +18,7 @@ use patchwatch_azure::{
 };
 use patchwatch_model::{
     event::{EventError, Incoming, MaintenanceEvent, Phase},
-    failure::{Delivered, DeliveryStatus, Retry, STATE_RETRY},
+    failure::{Delivered, Deliveries, DeliveryStatus, Retry, STATE_RETRY},
     resource_id::ResourceId,
     routing::{ChannelSpec, Notification, Routing},
     rundata::{RunData, RunQuery},
@@ -328,7 +328,7 @@ impl Pipeline {
             Phase::Pre => crate::control::run::before_run(self, event, data).await,
             Phase::Post => ControlOutcome::default(),
         };
-        if let Some(retry) = control.retry.take() {
+        if let Some(retry) = control.done.retry.take() {
             return EventOutcome::retry(retry);
         }
         let summary = match self.summary_now(event, data, final_attempt) {
@@ -337,7 +337,7 @@ impl Pipeline {
         };
         // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
         let plan = if control.cancelled { Vec::new() } else { self.plan(event, &summary, data) };
-        let mut sent = Sent { deliveries: std::mem::take(&mut control.reports), retry: None };
+        let mut sent = control.done;
         for n in &plan {
             let results = match &n.spec {
                 ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,
@@ -348,11 +348,7 @@ impl Pipeline {
         // Machines go back as soon as the run's results are in, whether or not every channel
         // took its notification (a channel down must not keep VMs running).
         if event.phase == Phase::Post {
-            let after = crate::control::run::after_run(self, event).await;
-            sent.deliveries.extend(after.reports);
-            if let Some(retry) = after.retry {
-                Retry::merge_into(&mut sent.retry, retry);
-            }
+            sent.extend(crate::control::run::after_run(self, event).await.done);
         }
         self.conclude(event, summary, sent).await
     }
@@ -393,12 +389,12 @@ impl Pipeline {
 
     /// After every delivery: retry what must be retried, else mark the run complete, answer
     /// duplicate when nothing new went out, and record the run's history.
-    async fn conclude(&self, event: &MaintenanceEvent, summary: RunSummary, sent: Sent) -> EventOutcome {
+    async fn conclude(&self, event: &MaintenanceEvent, summary: RunSummary, sent: Deliveries) -> EventOutcome {
         if let Some(retry) = sent.retry {
             // What went out stays sent; the redelivery sends only what is missing.
             return EventOutcome::retry(retry);
         }
-        let deliveries = sent.deliveries;
+        let deliveries = sent.reports;
         let run_id = DeliveryId {
             run_id: &event.correlation_id,
             configuration: event.configuration_name(),
@@ -520,23 +516,6 @@ impl Pipeline {
         match self.notifier.ledger.once(id, &self.notifier.clock, |_| async { (finish, ()) }).await? {
             Once::Acted(()) | Once::Busy { .. } => Ok(None),
             Once::Settled(record) => Ok(Some(*record)),
-        }
-    }
-}
-
-/// What the deliveries of one event did so far.
-struct Sent {
-    deliveries: Vec<DeliveryReport>,
-    retry: Option<Retry>,
-}
-
-impl Sent {
-    fn absorb(&mut self, results: Vec<Delivered>) {
-        for d in results {
-            if let Some(retry) = d.retry {
-                Retry::merge_into(&mut self.retry, retry);
-            }
-            self.deliveries.push(d.report);
         }
     }
 }

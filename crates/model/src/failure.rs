@@ -156,6 +156,38 @@ impl Delivered {
     }
 }
 
+/// The reports of several deliveries, and the one merged wait when any must be retried.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    pub reports: Vec<DeliveryReport>,
+    pub retry: Option<Retry>,
+}
+
+impl Deliveries {
+    /// Adds each delivery's report, merging its wait into the others'.
+    pub fn absorb(&mut self, results: impl IntoIterator<Item = Delivered>) {
+        for d in results {
+            if let Some(retry) = d.retry {
+                self.retry(retry);
+            }
+            self.reports.push(d.report);
+        }
+    }
+
+    /// Merges one more reason to retry.
+    pub fn retry(&mut self, retry: Retry) {
+        Retry::merge_into(&mut self.retry, retry);
+    }
+
+    /// Adds another set of deliveries after these.
+    pub fn extend(&mut self, other: Deliveries) {
+        self.reports.extend(other.reports);
+        if let Some(retry) = other.retry {
+            self.retry(retry);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use axum::{
 };
 use patchwatch_engine::pipeline::Pipeline;
 use patchwatch_host::{auth::Bearer, error::ApiError};
-use patchwatch_model::failure::Retry;
+use patchwatch_model::failure::{Deliveries, Retry};
 use patchwatch_model::secret::Secret;
 use serde_json::json;
 use tracing::{info, warn};
@@ -83,16 +83,10 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<TokenQuery>, bear
     };
     info!(operation = %activity.operation, caller = %activity.caller, status = %activity.status, "Maintenance activity alert.");
     let channels = state.pipeline.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
-    let results = state.pipeline.notifier.send_notice(&notice, &channels).await;
-    let mut retry = None;
-    let mut deliveries = Vec::with_capacity(results.len());
-    for d in results {
-        if let Some(r) = d.retry {
-            Retry::merge_into(&mut retry, r);
-        }
-        deliveries.push(d.report);
-    }
-    match retry {
+    let mut sent = Deliveries::default();
+    sent.absorb(state.pipeline.notifier.send_notice(&notice, &channels).await);
+    let deliveries = sent.reports;
+    match sent.retry {
         Some(Retry { reason, after }) => ApiError::retry_later(reason, after).into_response(),
         None => (StatusCode::OK, Json(json!({ "status": "done", "title": notice.title, "deliveries": deliveries })))
             .into_response(),

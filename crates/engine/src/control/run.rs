@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use patchwatch_azure::{arm::MAINTENANCE_CANCEL_API, http::AzureError};
 use patchwatch_model::{
     event::MaintenanceEvent,
-    failure::{CONTROL_RETRY, Delivered, DeliveryReport, MIN_RETRY, Retry, STATE_RETRY},
+    failure::{CONTROL_RETRY, Delivered, Deliveries, MIN_RETRY, Retry, STATE_RETRY},
     notice::{Notice, NoticeKind, Severity},
     resource_id::RunId,
     rundata::RunData,
@@ -31,23 +31,17 @@ use crate::pipeline::Pipeline;
 pub struct ControlOutcome {
     /// The run was cancelled (now or by an earlier delivery).
     pub cancelled: bool,
-    pub reports: Vec<DeliveryReport>,
-    /// Something must be tried again: the event is redelivered.
-    pub retry: Option<Retry>,
+    /// Notices sent, and what must be tried again (the event is redelivered).
+    pub done: Deliveries,
 }
 
 impl ControlOutcome {
     fn retry(&mut self, reason: String, after: Duration) {
-        Retry::merge_into(&mut self.retry, Retry::new(reason, after));
+        self.done.retry(Retry::new(reason, after));
     }
 
     fn absorb(&mut self, results: Vec<Delivered>) {
-        for d in results {
-            if let Some(retry) = d.retry {
-                Retry::merge_into(&mut self.retry, retry);
-            }
-            self.reports.push(d.report);
-        }
+        self.done.absorb(results);
     }
 }
 
@@ -151,7 +145,7 @@ async fn run_gates(
         Ok(result) => result,
         Err(retry) => {
             // Nothing is announced yet: the redelivery cancels or reports the failure.
-            Retry::merge_into(&mut out.retry, Retry::new(format!("cancel: {}", retry.reason), retry.after));
+            out.retry(format!("cancel: {}", retry.reason), retry.after);
             return Gates::Hold;
         }
     };
