@@ -1,0 +1,1 @@
+//! Dynamic scopes (being written).
