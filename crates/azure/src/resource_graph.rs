@@ -89,26 +89,15 @@ impl ResourceGraphClient {
 
     /// Loads one run: its machines, and for post events their results and failed patches.
     pub async fn load_run(&self, query: &RunQuery) -> Result<RunData, AzureError> {
-        let run = kql_string(&normalise_run_id(&query.correlation_id));
+        let run = normalise_run_id(&query.correlation_id);
         let mut load = Load {
             subscriptions: &query.subscription_ids,
             collector: RunCollector::new(&query.correlation_id),
             budget: self.options.max_throttle_wait,
         };
-        // Each machine's tags come along through one join, so routes can match and split by tag
-        // without a query per machine.
-        let machines = format!(
-            "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n\
-             | extend machineId = tolower(tostring(properties.resourceId))\n\
-             | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
-             | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
-        );
-        self.run_query(&mut load, Table::MaintenanceResources, &machines).await?;
+        self.run_query(&mut load, Table::MaintenanceResources, &run_machines_query(&run)).await?;
         if query.include_results {
-            let results = format!(
-                "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
-            );
-            self.run_query(&mut load, Table::PatchInstallationResources, &results).await?;
+            self.run_query(&mut load, Table::PatchInstallationResources, &run_results_query(&run)).await?;
             let patches = failed_patches_query(query.since);
             self.run_query(&mut load, Table::PatchInstallationResources, &patches).await?;
         }
@@ -123,11 +112,7 @@ impl ResourceGraphClient {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            let ids = missing.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
-            let lookup = format!(
-                "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
-            );
-            self.run_query(&mut load, Table::Resources, &lookup).await?;
+            self.run_query(&mut load, Table::Resources, &machine_lookup_query(&missing)).await?;
         }
         Ok(load.collector.finish())
     }
@@ -216,6 +201,59 @@ struct Load<'a> {
     subscriptions: &'a [String],
     collector: RunCollector,
     budget: Duration,
+}
+
+/// Every query the client sends, built by the same builders with realistic arguments, for
+/// tests/kql.rs to check with Microsoft's KQL parser. Every query the client sends must be listed
+/// here: a new query builder gets an entry (or several, one per shape it can take).
+pub fn queries_for_check() -> Vec<(&'static str, String)> {
+    let group = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers";
+    let run = normalise_run_id(&format!(
+        "{group}/microsoft.maintenance/maintenanceconfigurations/mc\
+         /providers/microsoft.maintenance/applyupdates/20261110220000"
+    ));
+    let machines = [
+        format!("{group}/microsoft.compute/virtualmachines/vm-1"),
+        format!("{group}/microsoft.hybridcompute/machines/arc-1"),
+    ];
+    // 2026-11-10T22:00:00Z, the sample run's start.
+    let since = time::OffsetDateTime::from_unix_timestamp(1_794_348_000).ok();
+    vec![
+        ("run machines", run_machines_query(&run)),
+        ("run results", run_results_query(&run)),
+        ("failed patches since the run", failed_patches_query(since)),
+        ("failed patches without a start time", failed_patches_query(None)),
+        ("machine lookup", machine_lookup_query(&machines)),
+    ]
+}
+
+/// A run's machines: its `applyupdates` rows, found by correlation id (`run`, normalised). Each
+/// machine's tags come along through one join, so routes can match and split by tag without a
+/// query per machine.
+fn run_machines_query(run: &str) -> String {
+    let run = kql_string(run);
+    format!(
+        "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n\
+         | extend machineId = tolower(tostring(properties.resourceId))\n\
+         | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
+         | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
+    )
+}
+
+/// A run's installation results, by maintenance run id (`run`, normalised).
+fn run_results_query(run: &str) -> String {
+    let run = kql_string(run);
+    format!(
+        "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
+    )
+}
+
+/// The given machines (resource ids) in `resources`: their power state and agent status.
+fn machine_lookup_query(ids: &[String]) -> String {
+    let ids = ids.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
+    format!(
+        "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
+    )
 }
 
 /// Failed patches modified since a day before the run (or ever, without a start time). Patch

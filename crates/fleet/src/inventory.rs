@@ -208,6 +208,8 @@ pub struct PendingPatch {
 pub enum PastOutcome {
     Succeeded,
     Failed,
+    /// Ran out of window: patches left uninstalled.
+    WindowExceeded,
     /// No result at all: deallocated at patch time, agent down.
     NoShow,
 }

@@ -3,7 +3,9 @@
 //! schedule runs next ([`patchwatch_schedule`]), what is wrong with the schedules ([`lint`]), how runs went
 //! over time ([`trends`]) and the digest a team receives ([`digest`]). Pure: no I/O.
 
+mod checks;
 pub mod collect;
+mod fix;
 pub mod digest;
 pub mod inventory;
 pub mod lint;

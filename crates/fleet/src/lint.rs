@@ -18,10 +18,11 @@ pub enum Check {
     RepeatNoShow,
     ConfigExpiring,
     RingOrder,
+    ScheduleInvalid,
 }
 
 impl Check {
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::PatchMode,
         Check::BypassFlag,
         Check::Unassigned,
@@ -33,6 +34,7 @@ impl Check {
         Check::RepeatNoShow,
         Check::ConfigExpiring,
         Check::RingOrder,
+        Check::ScheduleInvalid,
     ];
     pub fn id(self) -> &'static str {
         match self {
@@ -47,6 +49,7 @@ impl Check {
             Check::RepeatNoShow => "repeat-no-show",
             Check::ConfigExpiring => "config-expiring",
             Check::RingOrder => "ring-order",
+            Check::ScheduleInvalid => "schedule-invalid",
         }
     }
 }
@@ -95,3 +98,37 @@ pub struct Finding {
     /// The exact `az` command that fixes it.
     pub fix: String,
 }
+
+/// What the lint needs besides the fleet.
+#[derive(Clone, Debug)]
+pub struct LintOptions {
+    /// "Now": the snapshot's newest timestamp, or the clock for live data.
+    pub as_of: time::OffsetDateTime,
+    /// `pending-critical` fires for patches pending longer than this after a run had its chance.
+    pub pending_days: i64,
+    /// Tags naming a machine's or schedule's owning team, first present wins.
+    pub owner_tags: Vec<String>,
+    /// Ring sequences from the config file, earliest ring first (configuration names). Names
+    /// like `Ring0`/`Ring1` are grouped into sequences as well.
+    pub rings: Vec<RingSequence>,
+}
+
+/// An ordered list of configurations that should run one after another (dev, then pre-prod, then prod).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingSequence {
+    pub name: String,
+    pub configurations: Vec<String>,
+}
+
+impl LintOptions {
+    pub fn new(as_of: time::OffsetDateTime) -> Self {
+        Self {
+            as_of,
+            pending_days: 14,
+            owner_tags: vec!["PatchOwner".to_owned(), "owner".to_owned()],
+            rings: Vec::new(),
+        }
+    }
+}
+
+pub use crate::checks::{Context, lint};

@@ -22,9 +22,9 @@ use crate::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingFile {
-    /// Ring name → maintenance configuration name glob (`prod = "Ring2-*"`).
+    /// Ring name → maintenance configuration name glob (`prod = "Ring2-*"`), in rollout order.
     #[serde(default)]
-    pub rings: BTreeMap<String, String>,
+    pub rings: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub channels: BTreeMap<String, Spanned<ChannelRaw>>,
     #[serde(default)]
@@ -34,6 +34,38 @@ pub struct RoutingFile {
     pub power: Option<Spanned<PowerSpec>>,
     pub itsm: Option<Spanned<ItsmSpec>>,
     pub alerts: Option<Spanned<AlertsSpec>>,
+    pub compliance: Option<ComplianceSpec>,
+}
+
+/// `[compliance]`: how the lint and the digest judge the fleet.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSpec {
+    /// Tags naming a machine's or schedule's owning team, first present wins.
+    #[serde(default = "default_owner_tags")]
+    pub owner_tags: Vec<String>,
+    /// `pending-critical` fires for patches pending longer than this many days.
+    #[serde(default = "default_pending_days")]
+    pub pending_days: u16,
+    /// Runs per configuration in the digest's trends.
+    #[serde(default = "default_trend_runs")]
+    pub trend_runs: u16,
+}
+
+fn default_owner_tags() -> Vec<String> {
+    vec!["PatchOwner".to_owned(), "owner".to_owned()]
+}
+fn default_pending_days() -> u16 {
+    14
+}
+fn default_trend_runs() -> u16 {
+    12
+}
+
+impl Default for ComplianceSpec {
+    fn default() -> Self {
+        Self { owner_tags: default_owner_tags(), pending_days: default_pending_days(), trend_runs: default_trend_runs() }
+    }
 }
 
 /// A channel as written: `type` plus the settings of that type (checked in [`Routing::parse`]).
@@ -227,7 +259,10 @@ pub enum PhaseMatch {
     Pre,
     #[default]
     Post,
+    /// Pre or post (not the digest).
     Any,
+    /// The compliance digest (`compliance-report` timer), never a run event.
+    Digest,
 }
 
 /// A problem in the routing file, at a line and column.
@@ -251,6 +286,9 @@ impl std::fmt::Display for ConfigIssue {
 #[derive(Debug)]
 pub struct Routing {
     pub rings: BTreeMap<String, String>,
+    /// Ring names in the order the file lists them: the rollout order.
+    pub ring_order: Vec<String>,
+    pub compliance: ComplianceSpec,
     pub channels: BTreeMap<String, ChannelSpec>,
     pub routes: Vec<RouteSpec>,
     /// Gates, power, ITSM callers and alerts.
@@ -278,7 +316,12 @@ impl Routing {
             return Err(issues);
         }
         let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
-        Ok((Self { rings: file.rings, channels, routes, control }, issues))
+        let mut ring_order: Vec<(usize, String)> = file.rings.iter().map(|(k, v)| (v.span().start, k.clone())).collect();
+        ring_order.sort();
+        let ring_order = ring_order.into_iter().map(|(_, k)| k).collect();
+        let rings = file.rings.into_iter().map(|(k, v)| (k, v.into_inner())).collect();
+        let compliance = file.compliance.unwrap_or_default();
+        Ok((Self { rings, ring_order, compliance, channels, routes, control }, issues))
     }
 }
 
@@ -595,6 +638,7 @@ impl PhaseMatch {
     fn admits(self, phase: Phase) -> bool {
         match self {
             PhaseMatch::Any => true,
+            PhaseMatch::Digest => false,
             PhaseMatch::Pre => phase == Phase::Pre,
             PhaseMatch::Post => phase == Phase::Post,
         }

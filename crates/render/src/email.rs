@@ -22,13 +22,15 @@ pub const MAX_ROWS: usize = 1000;
 /// Most machine names listed under one failed patch.
 const MAX_PATCH_MACHINES: usize = 25;
 
-const EMBEDDED: [(&str, &str); 6] = [
+const EMBEDDED: [(&str, &str); 8] = [
     ("summary.html", include_str!("../templates/summary.html.hbs")),
     ("summary.txt", include_str!("../templates/summary.txt.hbs")),
     ("heads-up.html", include_str!("../templates/heads-up.html.hbs")),
     ("heads-up.txt", include_str!("../templates/heads-up.txt.hbs")),
     ("notice.html", include_str!("../templates/notice.html.hbs")),
     ("notice.txt", include_str!("../templates/notice.txt.hbs")),
+    ("digest.html", include_str!("../templates/digest.html.hbs")),
+    ("digest.txt", include_str!("../templates/digest.txt.hbs")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,10 @@ pub enum RenderError {
     Io { path: String, source: std::io::Error },
     #[error("rendering {name}: {source}")]
     Render { name: String, source: Box<handlebars::RenderError> },
+    #[error("drawing the {name} chart: {message}")]
+    Chart { name: &'static str, message: String },
+    #[error("writing the workbook: {0}")]
+    Workbook(#[from] Box<rust_xlsxwriter::XlsxError>),
 }
 
 /// A rendered message body.
@@ -54,7 +60,7 @@ pub struct Rendered {
 pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
-    portal: Url,
+    pub(crate) portal: Url,
 }
 
 impl Templates {
@@ -99,6 +105,16 @@ impl Templates {
             html: render(&self.html, format!("{base}.html"))?,
             text: render(&self.text, format!("{base}.txt"))?,
         })
+    }
+}
+
+impl Templates {
+    /// Renders template `name` (`digest`, …) as HTML and as text from one model.
+    pub(crate) fn render_pair(&self, name: &str, model: &impl Serialize) -> Result<(String, String), RenderError> {
+        let render = |reg: &Handlebars<'static>, name: String| {
+            reg.render(&name, model).map_err(|source| RenderError::Render { name, source: Box::new(source) })
+        };
+        Ok((render(&self.html, format!("{name}.html"))?, render(&self.text, format!("{name}.txt"))?))
     }
 }
 
@@ -238,7 +254,7 @@ struct PatchRow {
     machines: String,
 }
 
-fn resource_link(portal: &Url, id: &str) -> String {
+pub(crate) fn resource_link(portal: &Url, id: &str) -> String {
     format!("{}#resource{}", portal.as_str(), id)
 }
 

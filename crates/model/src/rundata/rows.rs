@@ -118,7 +118,7 @@ struct OsDisk {
     os_type: Option<String>,
 }
 
-fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+pub fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
         Some(Value::String(s)) => s.trim().parse().ok(),
@@ -126,7 +126,7 @@ fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error>
     })
 }
 
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Bool(b)) => Some(b),
         Some(Value::String(s)) => s.trim().parse().ok().or_else(|| Some(s.eq_ignore_ascii_case("true"))),
@@ -134,7 +134,7 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
     })
 }
 
-fn parse_time(s: Option<&String>) -> Option<OffsetDateTime> {
+pub fn parse_time(s: Option<&String>) -> Option<OffsetDateTime> {
     s.and_then(|s| OffsetDateTime::parse(s.trim(), &Rfc3339).ok())
 }
 

@@ -1,41 +1,73 @@
 //! Snapshot files: one JSON object whose keys are ARG table names and whose values are arrays of
-//! unprojected rows. Parsed as a stream of rows into the shared [`RunCollector`], so the file is
-//! never held as a tree of `Value`s.
+//! unprojected rows. Parsed as a stream of rows into a [`RowSink`] (the run's [`RunCollector`], or
+//! the fleet's collector), so the file is never held as a tree of `Value`s.
 
-use std::fmt;
+use std::{fmt, io::Read};
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{
     RunData, RunQuery,
     rows::{Row, RunCollector, Table},
 };
 
+/// Whatever keeps what it needs of a stream of ARG rows. Live queries and snapshot files feed
+/// the same sink, so both go through one parser.
+pub trait RowSink {
+    /// The row shape this sink reads (unknown columns are skipped by serde).
+    type Row: DeserializeOwned;
+    fn accept(&mut self, table: Table, row: Self::Row);
+}
+
+impl RowSink for RunCollector {
+    type Row = Row;
+    fn accept(&mut self, table: Table, row: Row) {
+        RunCollector::accept(self, table, row);
+    }
+}
+
 /// Parses snapshot bytes for one run. The error names the table and row index.
 pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
     let mut collector = RunCollector::new(&query.correlation_id);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    parse_into(bytes, &mut collector)?;
+    Ok(collector.finish())
+}
+
+/// Streams snapshot bytes into `sink`. The error names the table and row index.
+pub fn parse_into<S: RowSink>(bytes: &[u8], sink: &mut S) -> Result<(), String> {
+    run(serde_json::Deserializer::from_slice(bytes), sink)
+}
+
+/// Streams a snapshot from a reader (a file of hundreds of MB need not be read into memory first).
+pub fn read_into<S: RowSink>(reader: impl Read, sink: &mut S) -> Result<(), String> {
+    run(serde_json::Deserializer::from_reader(reader), sink)
+}
+
+fn run<'de, R: serde_json::de::Read<'de>, S: RowSink>(
+    mut de: serde_json::Deserializer<R>,
+    sink: &mut S,
+) -> Result<(), String> {
     let mut failure = None;
-    let seed = Tables { collector: &mut collector, failure: &mut failure };
+    let seed = Tables { sink, failure: &mut failure };
     match seed.deserialize(&mut de).and_then(|()| de.end()) {
-        Ok(()) => Ok(collector.finish()),
+        Ok(()) => Ok(()),
         Err(e) => Err(failure.unwrap_or_else(|| format!("invalid JSON: {e}"))),
     }
 }
 
-struct Tables<'a> {
-    collector: &'a mut RunCollector,
+struct Tables<'a, S> {
+    sink: &'a mut S,
     failure: &'a mut Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for Tables<'_> {
+impl<'de, S: RowSink> DeserializeSeed<'de> for Tables<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Tables<'_> {
+impl<'de, S: RowSink> Visitor<'de> for Tables<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of ARG table names to arrays of rows")
@@ -43,9 +75,7 @@ impl<'de> Visitor<'de> for Tables<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<String>()? {
             match Table::from_name(&name) {
-                Some(table) => {
-                    map.next_value_seed(Rows { table, collector: &mut *self.collector, failure: &mut *self.failure })?
-                }
+                Some(table) => map.next_value_seed(Rows { table, sink: &mut *self.sink, failure: &mut *self.failure })?,
                 // Unknown tables are tolerated so that exports with extra tables still load.
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -56,20 +86,20 @@ impl<'de> Visitor<'de> for Tables<'_> {
     }
 }
 
-struct Rows<'a> {
+struct Rows<'a, S> {
     table: Table,
-    collector: &'a mut RunCollector,
+    sink: &'a mut S,
     failure: &'a mut Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for Rows<'_> {
+impl<'de, S: RowSink> DeserializeSeed<'de> for Rows<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for Rows<'_> {
+impl<'de, S: RowSink> Visitor<'de> for Rows<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "an array of {} rows", self.table.name())
@@ -77,8 +107,8 @@ impl<'de> Visitor<'de> for Rows<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            match seq.next_element::<Row>() {
-                Ok(Some(row)) => self.collector.accept(self.table, row),
+            match seq.next_element::<S::Row>() {
+                Ok(Some(row)) => self.sink.accept(self.table, row),
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     *self.failure = Some(format!("{}[{index}]: {e}", self.table.name()));

@@ -1,0 +1,153 @@
+//! `ring-order`: each ring of a sequence must run after the previous ring has run since its own
+//! last run, and at least five days later, or a bad patch reaches production before anyone
+//! could see it fail in dev.
+
+use std::collections::{BTreeMap, HashSet};
+
+use time::{Duration, OffsetDateTime};
+
+use super::Context;
+use crate::{
+    fix,
+    inventory::Configuration,
+    lint::{Check, Finding, Level, RingSequence, Subject},
+};
+
+const MIN_GAP_DAYS: i64 = 5;
+/// How far back to look for the previous ring's last run (longer than a monthly cycle).
+const LOOK_BACK_DAYS: i64 = 70;
+const LOOK_AHEAD_DAYS: i64 = 400;
+
+/// The ring sequences: those configured, then `<prefix>Ring<N>` names grouped by prefix.
+pub(crate) fn sequences(configurations: &[Configuration], configured: &[RingSequence]) -> Vec<RingSequence> {
+    let mut out: Vec<RingSequence> = configured.to_vec();
+    let taken: HashSet<String> =
+        configured.iter().flat_map(|s| s.configurations.iter().map(|c| c.to_ascii_lowercase())).collect();
+    let mut by_prefix: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    for c in configurations {
+        if taken.contains(&c.name.to_ascii_lowercase()) {
+            continue;
+        }
+        if let Some((prefix, n)) = ring_number(&c.name) {
+            by_prefix.entry(prefix).or_default().push((n, c.name.clone()));
+        }
+    }
+    for (prefix, mut rings) in by_prefix {
+        rings.sort();
+        if rings.len() >= 2 {
+            let name = if prefix.is_empty() { "Ring".to_owned() } else { format!("{prefix}Ring") };
+            out.push(RingSequence { name, configurations: rings.into_iter().map(|(_, n)| n).collect() });
+        }
+    }
+    out
+}
+
+/// `SAP-Ring1-Prod` → (`sap-`, 1).
+fn ring_number(name: &str) -> Option<(String, u32)> {
+    let lower = name.to_ascii_lowercase();
+    let at = lower.find("ring")?;
+    let digits: String = lower[at + 4..].chars().take_while(char::is_ascii_digit).collect();
+    Some((lower[..at].to_owned(), digits.parse().ok()?))
+}
+
+pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    for sequence in sequences(&cx.fleet.configurations, &cx.options.rings) {
+        let rings: Vec<(usize, &Configuration)> = sequence
+            .configurations
+            .iter()
+            .filter_map(|name| cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name)))
+            .collect();
+        for pair in rings.windows(2) {
+            let [(ia, a), (ib, b)] = pair else { continue };
+            if let Some(detail) = out_of_order(cx, *ia, a, *ib) {
+                out.push(Finding {
+                    check: Check::RingOrder,
+                    severity: Level::Warning,
+                    subject: Subject::Configuration,
+                    resource_id: b.id.clone(),
+                    name: b.name.clone(),
+                    owner: cx.configuration_owner(b),
+                    subscription: b.subscription.clone(),
+                    detail: format!("{} ({}): {detail}", sequence.name, sequence.configurations.join(" → ")),
+                    why: "A later ring must run days after the earlier one, so a bad patch is caught before it spreads."
+                        .to_owned(),
+                    fix: fix::update_window(b, &[("maintenance-window-recur-every", &suggest_recurrence(a, b))]),
+                });
+            }
+        }
+    }
+}
+
+/// Why ring `b` does not follow ring `a`, if it does not.
+fn out_of_order(cx: &Context<'_>, ia: usize, a: &Configuration, ib: usize) -> Option<String> {
+    let (sa, sb) = (cx.schedule(ia)?, cx.schedule(ib)?);
+    let as_of = cx.options.as_of;
+    let from = as_of - Duration::days(LOOK_BACK_DAYS);
+    let until = as_of + Duration::days(LOOK_AHEAD_DAYS);
+    let b_runs = sb.next_runs(from, until, 64);
+    let next_b = b_runs.iter().position(|r| r.start > as_of)?;
+    let nb = b_runs[next_b].start;
+    let pb: Option<OffsetDateTime> = next_b.checked_sub(1).map(|i| b_runs[i].start);
+    let a_runs = sa.next_runs(from, nb, 64);
+    let Some(la) = a_runs.iter().rev().map(|r| r.start).find(|t| *t < nb) else {
+        return Some(format!("{} runs {} before {} has ever run", cx.fleet.configurations[ib].name, fmt(nb), a.name));
+    };
+    if pb.is_some_and(|pb| la <= pb) {
+        return Some(format!(
+            "{} runs again on {} but {} has not run since its last run",
+            cx.fleet.configurations[ib].name,
+            fmt(nb),
+            a.name
+        ));
+    }
+    let gap = nb - la;
+    (gap < Duration::days(MIN_GAP_DAYS)).then(|| {
+        format!(
+            "{} runs {} after {} ({} → {}); rings need at least {MIN_GAP_DAYS} days",
+            cx.fleet.configurations[ib].name,
+            gap_text(gap),
+            a.name,
+            fmt(la),
+            fmt(nb)
+        )
+    })
+}
+
+fn fmt(t: OffsetDateTime) -> String {
+    patchwatch_model::text::format_time(t)
+}
+
+fn gap_text(gap: Duration) -> String {
+    if gap >= Duration::days(1) {
+        format!("{} day(s)", gap.whole_days())
+    } else {
+        format!("{} hour(s)", gap.whole_hours())
+    }
+}
+
+/// A week after the earlier ring: `Month Second Tuesday` → `Month Third Tuesday` (same offset);
+/// other forms keep their recurrence with a start a week after the earlier ring's.
+fn suggest_recurrence(a: &Configuration, b: &Configuration) -> String {
+    const ORDINALS: [&str; 4] = ["First", "Second", "Third", "Fourth"];
+    let words: Vec<&str> = a.window.recur_every.split_whitespace().collect();
+    if let Some(pos) = words.iter().position(|w| ORDINALS.iter().any(|o| o.eq_ignore_ascii_case(w))) {
+        let i = ORDINALS.iter().position(|o| o.eq_ignore_ascii_case(words[pos])).unwrap_or(0);
+        let next = ORDINALS.get(i + 1).copied().unwrap_or("Last");
+        let mut out: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        out[pos] = next.to_owned();
+        return out.join(" ");
+    }
+    b.window.recur_every.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_names_group_by_prefix() {
+        assert_eq!(ring_number("Ring0-Dev"), Some((String::new(), 0)));
+        assert_eq!(ring_number("SAP-Ring12"), Some(("sap-".to_owned(), 12)));
+        assert_eq!(ring_number("Ringtone"), None);
+    }
+}
