@@ -18,7 +18,8 @@ use url::Url;
 
 use patchwatch_model::rundata::{
     RunData, RunQuery,
-    rows::{Row, RunCollector, Table, is_machine_type, normalise_run_id},
+    rows::{RunCollector, Table, normalise_run_id},
+    snapshot::RowSink,
 };
 
 pub const API_VERSION: &str = "2024-04-01";
@@ -66,9 +67,10 @@ impl std::fmt::Debug for ResourceGraphClient {
 }
 
 #[derive(Deserialize)]
-struct QueryResponse {
-    #[serde(default)]
-    data: Vec<Row>,
+#[serde(bound = "R: serde::de::DeserializeOwned")]
+struct QueryResponse<R> {
+    #[serde(default = "Vec::new")]
+    data: Vec<R>,
     #[serde(rename = "$skipToken", default)]
     skip_token: Option<String>,
     #[serde(rename = "resultTruncated", default)]
@@ -117,8 +119,20 @@ impl ResourceGraphClient {
         Ok(load.collector.finish())
     }
 
+    /// Loads the fleet into `sink`: machines with their patch settings, maintenance
+    /// configurations, assignments and dynamic scopes, assessments with pending critical and
+    /// security patches, and the runs Resource Graph still holds (about 30 days).
+    pub async fn load_fleet<S: RowSink>(&self, sink: &mut S) -> Result<(), AzureError>
+    {
+        let mut load = Load { subscriptions: &[], collector: sink, budget: self.options.max_throttle_wait };
+        for (table, query) in fleet_queries() {
+            self.run_query(&mut load, table, &query).await?;
+        }
+        Ok(())
+    }
+
     /// Runs `query` over each group of the load's subscriptions, every page into its collector.
-    async fn run_query(&self, load: &mut Load<'_>, table: Table, query: &str) -> Result<(), AzureError> {
+    async fn run_query<S: RowSink>(&self, load: &mut Load<'_, S>, table: Table, query: &str) -> Result<(), AzureError> {
         let groups: Vec<&[String]> = if load.subscriptions.is_empty() {
             vec![&[]]
         } else {
@@ -129,13 +143,12 @@ impl ResourceGraphClient {
             let mut page = 0u32;
             loop {
                 let body = request_body(query, group, skip_token.as_deref());
-                let response = self.post(&body, &mut load.budget).await?;
+                let response: QueryResponse<S::Row> = self.post(&body, &mut load.budget).await?;
                 page += 1;
                 let rows = response.data.len();
+                // Each sink keeps only the row types it reads (the run's collector, machines only).
                 for row in response.data {
-                    if table != Table::Resources || is_machine_type(&row.kind.to_ascii_lowercase()) {
-                        load.collector.accept(table, row);
-                    }
+                    load.collector.accept(table, row);
                 }
                 debug!(table = table.name(), page, rows, "Resource Graph page read.");
                 if page >= MAX_PAGES {
@@ -151,7 +164,11 @@ impl ResourceGraphClient {
     }
 
     /// One POST, retried on throttling and transient server errors within `budget`.
-    async fn post(&self, body: &serde_json::Value, budget: &mut Duration) -> Result<QueryResponse, AzureError> {
+    async fn post<R: serde::de::DeserializeOwned>(
+        &self,
+        body: &serde_json::Value,
+        budget: &mut Duration,
+    ) -> Result<QueryResponse<R>, AzureError> {
         let mut server_errors = 0;
         loop {
             let token = self
@@ -197,9 +214,9 @@ impl ResourceGraphClient {
 
 /// One run's load in progress: the subscriptions it covers, the rows collected so far, and the
 /// throttling wait it may still spend (shared by all its queries).
-struct Load<'a> {
+struct Load<'a, S> {
     subscriptions: &'a [String],
-    collector: RunCollector,
+    collector: S,
     budget: Duration,
 }
 
@@ -235,7 +252,7 @@ fn run_machines_query(run: &str) -> String {
     format!(
         "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n\
          | extend machineId = tolower(tostring(properties.resourceId))\n\
-         | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
+         | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tag) on machineId\n\
          | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
     )
 }
@@ -244,7 +261,7 @@ fn run_machines_query(run: &str) -> String {
 fn run_results_query(run: &str) -> String {
     let run = kql_string(run);
     format!(
-        "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
+        "patchinstallationresources\n| where type endswith '/patchinstallationresults' | where todatetime(properties.startDateTime) > ago(1dd)\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
     )
 }
 
@@ -254,6 +271,42 @@ fn machine_lookup_query(ids: &[String]) -> String {
     format!(
         "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n| where tolower(id) in ({ids})\n| order by id asc"
     )
+}
+
+/// The queries of a fleet load, in order. Unprojected rows, so live data and snapshots go
+/// through one parser; filtered server-side to the rows the fleet reads.
+pub fn fleet_queries() -> Vec<(Table, String)> {
+    let q = |table: Table, text: &str| (table, text.to_owned());
+    vec![
+        q(
+            Table::Resources,
+            "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines', 'microsoft.maintenance/maintenanceconfigurations')\n| project id, name, type, subscriptionId, resourceGroup, location, tags, properties\n| order by id asc",
+        ),
+        q(
+            Table::MaintenanceResources,
+            "maintenanceresources\n| where type =~ 'microsoft.maintenance/configurationassignments'\n| project id, name, type, subscriptionId, resourceGroup, location, properties\n| order by id asc",
+        ),
+        q(
+            Table::PatchAssessmentResources,
+            "patchassessmentresources\n| where type endswith '/patchassessmentresults'\n| project id, name, type, subscriptionId, resourceGroup, properties\n| order by id asc",
+        ),
+        q(
+            Table::PatchAssessmentResources,
+            "patchassessmentresources\n| where type endswith '/patchassessmentresults/softwarepatches'\n| where tostring(properties.classifications) has 'Critical' or tostring(properties.classifications) has 'Security'\n| project id, name, type, properties\n| order by id asc",
+        ),
+        q(
+            Table::MaintenanceResources,
+            "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where isnotempty(tostring(properties.correlationId))\n| project id, name, type, properties\n| order by id asc",
+        ),
+        q(
+            Table::PatchInstallationResources,
+            "patchinstallationresources\n| where type endswith '/patchinstallationresults' | where todatetime(properties.startDateTime) > ago(1dd)\n| where isnotempty(tostring(properties.maintenanceRunId))\n| project id, name, type, properties\n| order by id asc",
+        ),
+        q(
+            Table::PatchInstallationResources,
+            "patchinstallationresources\n| where type endswith '/patchinstallationresults/softwarepatches'\n| where properties.installationState =~ 'Failed'\n| project id, name, type, properties\n| order by id asc",
+        ),
+    ]
 }
 
 /// Failed patches modified since a day before the run (or ever, without a start time). Patch

@@ -8,6 +8,7 @@
 //! - [`source`]: where run data comes from (a snapshot or Resource Graph)
 
 pub mod channels;
+pub mod compliance;
 pub mod config;
 pub mod control;
 pub mod mail;

@@ -3,7 +3,9 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use patchwatch_azure::{http::AzureError, resource_graph::ResourceGraphClient};
+use patchwatch_fleet::{Fleet, collect::FleetCollector};
 use patchwatch_model::rundata::{RunData, RunQuery, snapshot};
+use time::OffsetDateTime;
 
 /// A snapshot being replaced is readable again within seconds.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);
@@ -59,6 +61,41 @@ impl RunDataSource {
             Self::SnapshotText(text) => snapshot::parse(text.as_bytes(), query)
                 .map_err(|problem| RunDataError::Snapshot { path: PathBuf::from("(embedded)"), problem }),
             Self::ResourceGraph(client) => Ok(client.load_run(query).await?),
+        }
+    }
+
+    /// Loads the whole fleet (machines, schedules, assignments, assessments, earlier runs) through
+    /// the same row parser as runs. Also returns the newest timestamp a snapshot carried: a
+    /// snapshot is judged as of when it was taken, live data as of now.
+    pub async fn load_fleet(&self) -> Result<(Fleet, Option<OffsetDateTime>), RunDataError> {
+        match self {
+            Self::SnapshotFile(path) => {
+                let path = path.clone();
+                // Streamed from the file: a 50,000-machine snapshot is hundreds of MB.
+                tokio::task::spawn_blocking(move || {
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
+                    let mut collector = FleetCollector::new();
+                    snapshot::read_into(std::io::BufReader::with_capacity(1 << 20, file), &mut collector)
+                        .map_err(|problem| RunDataError::Snapshot { path, problem })?;
+                    let newest = collector.newest();
+                    Ok((collector.finish(), newest))
+                })
+                .await
+                .map_err(|e| RunDataError::Snapshot { path: PathBuf::from("(task)"), problem: e.to_string() })?
+            }
+            Self::SnapshotText(text) => {
+                let mut collector = FleetCollector::new();
+                snapshot::parse_into(text.as_bytes(), &mut collector)
+                    .map_err(|problem| RunDataError::Snapshot { path: PathBuf::from("(embedded)"), problem })?;
+                let newest = collector.newest();
+                Ok((collector.finish(), newest))
+            }
+            Self::ResourceGraph(client) => {
+                let mut collector = FleetCollector::new();
+                client.load_fleet(&mut collector).await?;
+                Ok((collector.finish(), None))
+            }
         }
     }
 

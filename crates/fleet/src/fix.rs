@@ -20,40 +20,50 @@ fn os_configuration(os: OsType) -> &'static str {
     }
 }
 
-/// `az vm update --set osProfile.<os>Configuration.patchSettings.<key>=<value> …` for an Azure
-/// VM; for an Arc machine the same property through `az resource update`.
-pub(crate) fn patch_settings(m: &Machine, settings: &[(&str, &str)]) -> String {
-    let base = format!("osProfile.{}.patchSettings", os_configuration(m.os));
-    let sets: Vec<String> = settings.iter().map(|(k, v)| sh(&format!("{base}.{k}={v}"))).collect();
-    match m.kind {
-        MachineKind::AzureVm => format!(
-            "az vm update --subscription {} --resource-group {} --name {} --set {}",
-            sh(&m.subscription),
-            sh(&m.resource_group),
-            sh(&m.name),
-            sets.join(" ")
-        ),
-        MachineKind::Arc => {
-            let sets: Vec<String> =
-                settings.iter().map(|(k, v)| sh(&format!("properties.{base}.{k}={v}"))).collect();
-            format!("az resource update --ids {} --set {}", sh(&m.id), sets.join(" "))
-        }
-    }
+/// `az vm update --set …` on an Azure VM's patch settings (verified against azure-cli 2.91's
+/// request building: a nested object must be set as JSON when the VM lacks it).
+fn vm_update(m: &Machine, sets: &[String]) -> String {
+    format!(
+        "az vm update --subscription {} --resource-group {} --name {} --set {}",
+        sh(&m.subscription),
+        sh(&m.resource_group),
+        sh(&m.name),
+        sets.iter().map(|s| sh(s)).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// Customer Managed Schedules: the only patch mode under which Update Manager honours a schedule.
 pub(crate) fn customer_managed_schedules(m: &Machine) -> String {
-    patch_settings(
-        m,
-        &[
-            ("patchMode", "AutomaticByPlatform"),
-            ("automaticByPlatformSettings.bypassPlatformSafetyChecksOnUserSchedule", "true"),
-        ],
-    )
+    let base = format!("osProfile.{}", os_configuration(m.os));
+    let mut sets = Vec::new();
+    if m.os != OsType::Linux {
+        sets.push(format!("{base}.enableAutomaticUpdates=true"));
+    }
+    sets.push(format!("{base}.patchSettings.patchMode=AutomaticByPlatform"));
+    sets.push(format!(
+        "{base}.patchSettings.automaticByPlatformSettings={{\"bypassPlatformSafetyChecksOnUserSchedule\":true,\"rebootSetting\":\"IfRequired\"}}"
+    ));
+    vm_update(m, &sets)
 }
 
+/// Periodic assessment every 24 hours.
 pub(crate) fn periodic_assessment(m: &Machine) -> String {
-    patch_settings(m, &[("assessmentMode", "AutomaticByPlatform")])
+    match m.kind {
+        MachineKind::AzureVm => {
+            vm_update(m, &[format!("osProfile.{}.patchSettings.assessmentMode=AutomaticByPlatform", os_configuration(m.os))])
+        }
+        // Arc: no --assessment-mode flag; --os-profile merges into the existing profile.
+        MachineKind::Arc => format!(
+            "az connectedmachine update --subscription {} --resource-group {} --name {} --os-profile {}",
+            sh(&m.subscription),
+            sh(&m.resource_group),
+            sh(&m.name),
+            match m.os {
+                OsType::Linux => "linux-configuration.patch-settings.assessment-mode=AutomaticByPlatform",
+                _ => "windows-configuration.patch-settings.assessment-mode=AutomaticByPlatform",
+            }
+        ),
+    }
 }
 
 pub(crate) fn assess_now(m: &Machine) -> String {
@@ -96,11 +106,30 @@ pub(crate) fn assign(m: &Machine, configuration: Option<&Configuration>) -> Stri
     )
 }
 
-/// Updates maintenance window settings of a configuration.
-pub(crate) fn update_window(c: &Configuration, settings: &[(&str, &str)]) -> String {
-    let args: Vec<String> = settings.iter().map(|(k, v)| format!("--{k} {}", sh(v))).collect();
+/// Updates a configuration's maintenance window. The whole window is sent with the change
+/// applied: the CLI sends a PATCH of only the given fields, and whether the service merges the
+/// rest is not documented.
+pub(crate) fn update_window(c: &Configuration, change: &[(&str, &str)]) -> String {
+    let w = &c.window;
+    let mut settings: Vec<(&str, String)> = vec![
+        ("maintenance-window-start-date-time", w.start_date_time.clone()),
+        ("maintenance-window-duration", w.duration.clone()),
+        ("maintenance-window-time-zone", w.time_zone.clone()),
+        ("maintenance-window-recur-every", w.recur_every.clone()),
+    ];
+    if let Some(e) = &w.expiration_date_time {
+        settings.push(("maintenance-window-expiration-date-time", e.clone()));
+    }
+    for (k, v) in change {
+        match settings.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = (*v).to_owned(),
+            None => settings.push((k, (*v).to_owned())),
+        }
+    }
+    let args: Vec<String> =
+        settings.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("--{k} {}", sh(v))).collect();
     format!(
-        "az maintenance configuration update --subscription {} --resource-group {} --resource-name {} {}",
+        "az maintenance configuration update --subscription {} --resource-group {} --name {} {}",
         sh(&c.subscription),
         sh(&c.resource_group),
         sh(&c.name),
@@ -120,19 +149,41 @@ pub(crate) fn include_critical_security(c: &Configuration, os: OsType) -> String
         OsType::Linux => "install-patches-linux-parameters",
         _ => "install-patches-windows-parameters",
     };
-    update_window(c, &[(param, &format!("classifications-to-include={}", wanted.join(" ")))])
+    // `classifications-to-include-list`: the plain key stores "[Critical,Security]" as one string.
+    update_window(c, &[(param, &format!("classifications-to-include-list=[{}]", wanted.join(",")))])
 }
 
-/// Narrows a dynamic scope to a subset of resource groups (the rest go to a second scope).
+/// Narrows a dynamic scope to some resource groups, keeping its other filters (the rest of the
+/// groups go to a second scope made the same way).
 pub(crate) fn narrow_scope(s: &DynamicScope, resource_groups: &[String]) -> String {
-    format!(
+    let list = |v: &[String]| v.iter().map(|x| sh(x)).collect::<Vec<_>>().join(" ");
+    let f = &s.filter;
+    let mut cmd = format!(
         "az maintenance assignment create-or-update-subscription --subscription {} --name {} \
-         --maintenance-configuration-id {} --filter-resource-groups {}",
+         --maintenance-configuration-id {} --location global --filter-resource-groups {}",
         sh(&s.subscription),
         sh(&s.name),
         sh(&s.configuration),
-        resource_groups.iter().map(|r| sh(r)).collect::<Vec<_>>().join(" ")
-    )
+        list(resource_groups)
+    );
+    for (flag, values) in [
+        ("--filter-resource-types", &f.resource_types),
+        ("--filter-locations", &f.locations),
+        ("--filter-os-types", &f.os_types),
+    ] {
+        if !values.is_empty() {
+            cmd.push_str(&format!(" {flag} {}", list(values)));
+        }
+    }
+    if !f.tags.is_empty() {
+        let tags: Vec<String> = f.tags.iter().map(|(k, v)| format!("{k}:[{}]", v.join(","))).collect();
+        let op = match f.tag_operator {
+            crate::inventory::TagOperator::All => "All",
+            crate::inventory::TagOperator::Any => "Any",
+        };
+        cmd.push_str(&format!(" --filter-tags {} --filter-tags-operator {op}", sh(&format!("{{{}}}", tags.join(",")))));
+    }
+    cmd
 }
 
 pub(crate) fn start_vm(m: &Machine) -> String {
@@ -168,10 +219,11 @@ pub(crate) fn install_now(m: &Machine) -> String {
         ),
         MachineKind::Arc => format!(
             "az connectedmachine install-patches --subscription {} --resource-group {} --name {} \
-             --maximum-duration PT2H --reboot-setting IfRequired",
+             --maximum-duration PT2H --reboot-setting IfRequired --{}-parameters 'classifications-to-include=[Critical,Security]'",
             sh(&m.subscription),
             sh(&m.resource_group),
-            sh(&m.name)
+            sh(&m.name),
+            if m.os == OsType::Linux { "linux" } else { "windows" }
         ),
     }
 }

@@ -691,7 +691,7 @@ fn split_parts(
 }
 
 /// Email recipients of a split route's group; empty for an unsplit route (the channel's own `to`).
-fn group_recipients(r: &RouteSpec, group: Option<&str>) -> Vec<String> {
+pub fn group_recipients(r: &RouteSpec, group: Option<&str>) -> Vec<String> {
     match group {
         // Untagged machines, or a tag value that is no address, have nobody to mail.
         Some(g) if r.recipients_from_tag => {

@@ -19,6 +19,13 @@ pub trait RowSink {
     fn accept(&mut self, table: Table, row: Self::Row);
 }
 
+impl<T: RowSink> RowSink for &mut T {
+    type Row = T::Row;
+    fn accept(&mut self, table: Table, row: T::Row) {
+        (**self).accept(table, row);
+    }
+}
+
 impl RowSink for RunCollector {
     type Row = Row;
     fn accept(&mut self, table: Table, row: Row) {

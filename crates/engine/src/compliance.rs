@@ -1,0 +1,228 @@
+//! The compliance half: load the fleet (snapshot or Resource Graph, plus the run history
+//! patchwatch keeps), lint it, build one digest per digest route and owner, and send each once
+//! per period through the ledger.
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+use tracing::info;
+
+use patchwatch_fleet::{
+    Fleet,
+    digest::{self, Digest, DigestOptions},
+    inventory::{PastOutcome, PastRun},
+    lint::{self, Context, Finding, LintOptions, RingSequence},
+};
+use patchwatch_model::{
+    routing::{ChannelSpec, PhaseMatch, RouteSpec, Routing, group_recipients},
+    summary::Outcome,
+    text::glob,
+};
+use patchwatch_state::history::{History, RunRecord};
+
+use crate::{pipeline::Pipeline, source::RunDataError};
+
+/// The fleet as judged at one moment.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub fleet: Fleet,
+    pub options: LintOptions,
+    pub digest: DigestOptions,
+    pub findings: Vec<Finding>,
+}
+
+impl Evaluation {
+    pub fn context(&self) -> Context<'_> {
+        Context::new(&self.fleet, &self.options)
+    }
+}
+
+/// Loads and lints the fleet. `as_of` overrides "now": by default a snapshot is judged as of
+/// its newest timestamp, live data as of the pipeline's clock.
+pub async fn evaluate(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<Evaluation, RunDataError> {
+    let (mut fleet, newest) = p.source.load_fleet().await?;
+    let as_of = as_of.or(newest).unwrap_or_else(|| p.now());
+    let added = merge_history(&mut fleet, &p.history).await;
+    let routing = p.routing.as_deref();
+    let spec = routing.map(|r| r.compliance.clone()).unwrap_or_default();
+    let mut options = LintOptions::new(as_of);
+    options.pending_days = i64::from(spec.pending_days);
+    options.owner_tags = spec.owner_tags.clone();
+    options.rings = routing.map(|r| ring_sequences(r, &fleet)).unwrap_or_default();
+    let findings = lint::lint(&fleet, &options);
+    info!(
+        machines = fleet.machines.len(),
+        configurations = fleet.configurations.len(),
+        runs = fleet.runs.len(),
+        history_runs = added,
+        findings = findings.len(),
+        "Fleet evaluated."
+    );
+    let digest = DigestOptions { trend_runs: usize::from(spec.trend_runs), ..DigestOptions::default() };
+    Ok(Evaluation { fleet, options, digest, findings })
+}
+
+/// Ring sequences from `[rings]` (globs on configuration names, in file order): every pair of
+/// consecutive rings, one configuration of each.
+fn ring_sequences(routing: &Routing, fleet: &Fleet) -> Vec<RingSequence> {
+    let stages: Vec<(String, Vec<String>)> = routing
+        .ring_order
+        .iter()
+        .filter_map(|ring| routing.rings.get(ring).map(|g| (ring.clone(), g)))
+        .map(|(ring, g)| {
+            let names = fleet.configurations.iter().filter(|c| glob(g, &c.name)).map(|c| c.name.clone()).collect();
+            (ring, names)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for pair in stages.windows(2) {
+        let [(ra, a), (rb, b)] = pair else { continue };
+        for x in a {
+            for y in b {
+                out.push(RingSequence { name: format!("{ra} → {rb}"), configurations: vec![x.clone(), y.clone()] });
+            }
+        }
+    }
+    out
+}
+
+/// Adds the runs patchwatch recorded that the fleet data does not hold (ARG keeps installation
+/// results for about 30 days; the history keeps them longer). Returns how many were added.
+async fn merge_history(fleet: &mut Fleet, history: &History) -> usize {
+    let known: std::collections::HashSet<String> = fleet.runs.iter().map(|r| r.run_id.clone()).collect();
+    let mut added = 0;
+    for c in fleet.configurations.clone() {
+        let records = match history.runs(&c.name).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(configuration = %c.name, error = %e, "Run history unavailable; trends use Resource Graph only.");
+                continue;
+            }
+        };
+        for record in records.into_iter().filter(|r| r.phase == "post") {
+            if !known.contains(&record.run_id.to_ascii_lowercase()) {
+                fleet.runs.push(past_run(&record, &c.key()));
+                added += 1;
+            }
+        }
+    }
+    fleet.runs.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.run_id.cmp(&b.run_id)));
+    added
+}
+
+/// A history record as a run: only machines that did not succeed are named (by name).
+fn past_run(r: &RunRecord, configuration: &str) -> PastRun {
+    let machines: HashMap<String, PastOutcome> = r
+        .machines
+        .iter()
+        .map(|(name, outcome)| {
+            let o = match outcome {
+                Outcome::Succeeded | Outcome::CompletedWithWarnings => PastOutcome::Succeeded,
+                Outcome::NoResult => PastOutcome::NoShow,
+                Outcome::WindowExceeded => PastOutcome::WindowExceeded,
+                _ => PastOutcome::Failed,
+            };
+            (name.to_ascii_lowercase(), o)
+        })
+        .collect();
+    let longest = match (r.first_start, r.last_finish) {
+        (Some(s), Some(e)) if e >= s => u32::try_from((e - s).whole_minutes()).ok(),
+        _ => None,
+    };
+    PastRun {
+        run_id: r.run_id.to_ascii_lowercase(),
+        configuration: configuration.to_owned(),
+        configuration_name: r.configuration.clone(),
+        start: r.window_start,
+        succeeded_uncounted: r.total.saturating_sub(machines.len()),
+        machines,
+        longest_install_minutes: longest,
+        install_minutes: longest.into_iter().collect(),
+        failed_patches: r.failed_patches.iter().cloned().collect(),
+    }
+}
+
+/// One digest to one channel (and, for a split route, one owner).
+#[derive(Clone, Debug)]
+pub struct DigestDelivery {
+    pub route: String,
+    /// Empty: email to the default recipients.
+    pub channel: String,
+    pub spec: Option<ChannelSpec>,
+    pub owner: Option<String>,
+    pub recipients: Vec<String>,
+    pub digest: Digest,
+}
+
+impl DigestDelivery {
+    /// The ledger target: unique per route, channel and owner.
+    pub fn target(&self) -> String {
+        let mut t = format!("{}.{}", self.route, if self.channel.is_empty() { "default" } else { &self.channel });
+        if let Some(o) = &self.owner {
+            t.push('.');
+            t.push_str(o);
+        }
+        t
+    }
+}
+
+/// The digests to send: one per `phase = "digest"` route and owner (split routes), or one
+/// whole-fleet digest to the default recipients when no route asks for digests.
+pub fn plan(ev: &Evaluation, routing: Option<&Routing>) -> Vec<DigestDelivery> {
+    let routes: Vec<&RouteSpec> =
+        routing.map(|r| r.routes.iter().filter(|r| r.matcher.phase == PhaseMatch::Digest).collect()).unwrap_or_default();
+    if routes.is_empty() {
+        let digest = digest::build(&ev.context(), &ev.findings, None, &ev.digest);
+        return vec![DigestDelivery {
+            route: "default".to_owned(),
+            channel: String::new(),
+            spec: None,
+            owner: None,
+            recipients: Vec::new(),
+            digest,
+        }];
+    }
+    let mut out = Vec::new();
+    for r in routes {
+        route_digests(ev, routing, r, &mut out);
+        if !r.continue_after {
+            break;
+        }
+    }
+    out
+}
+
+fn route_digests(ev: &Evaluation, routing: Option<&Routing>, r: &RouteSpec, out: &mut Vec<DigestDelivery>) {
+    // A route split by a tag judges owners by that tag.
+    let split_options;
+    let (options, findings) = match &r.split_by_tag {
+        Some(tag) if ev.options.owner_tags.first() != Some(tag) => {
+            split_options = LintOptions { owner_tags: vec![tag.clone()], ..ev.options.clone() };
+            (&split_options, lint::lint(&ev.fleet, &split_options))
+        }
+        _ => (&ev.options, ev.findings.clone()),
+    };
+    let cx = Context::new(&ev.fleet, options);
+    let owners: Vec<Option<String>> =
+        if r.split_by_tag.is_some() { digest::owners(&cx).into_iter().map(Some).collect() } else { vec![None] };
+    for owner in owners {
+        let digest = digest::build(&cx, &findings, owner.as_deref(), &ev.digest);
+        let recipients = group_recipients(r, owner.as_deref());
+        for c in &r.channels {
+            let spec = routing.and_then(|rt| rt.channels.get(c.get_ref())).cloned();
+            // A split email with nobody to send to (an unmapped owner) is skipped, as for runs.
+            if owner.is_some() && recipients.is_empty() && matches!(&spec, Some(ChannelSpec::Email { to, .. }) if to.is_empty()) {
+                info!(route = %r.name.get_ref(), owner = ?owner, "No recipients for this owner's digest; skipped.");
+                continue;
+            }
+            out.push(DigestDelivery {
+                route: r.name.get_ref().clone(),
+                channel: c.get_ref().clone(),
+                spec,
+                owner: owner.clone(),
+                recipients: recipients.clone(),
+                digest: digest.clone(),
+            });
+        }
+    }
+}
