@@ -97,26 +97,29 @@ pub struct Schedule {
 impl Schedule {
     /// Parses every field, so that a configuration Azure would run but we cannot read is
     /// reported once, naming the field, instead of silently yielding no runs.
+    ///
+    /// - startDateTime, expirationDateTime: `YYYY-MM-DD hh:mm`, `:ss` and a `T` separator
+    ///   allowed, wall time in timeZone; expiration absent, blank or on 9999-12-31 is never.
+    /// - duration: `HH:mm`, `H:mm` or `HH:mm:ss`, above zero.
+    /// - timeZone: a Windows zone name in any letter case, or an IANA name.
+    /// - recurEvery (any case, blanks and commas between words): `[N]Hour(s)` (wall-clock
+    ///   hours from startDateTime), `[N]Day(s)`, `[N]Week(s) [Monday,…]`, `[N]Month(s)
+    ///   [dayD,…]` with `day-1` the last day, `[N]Month(s) First|Second|Third|Fourth|Last
+    ///   <Weekday> [OffsetD]` with D in -6..=6 days. Runs keep startDateTime's time of day;
+    ///   `Week` and `Month` alone keep its weekday and day of month; a day a month lacks is
+    ///   skipped, not moved; `N` counts periods from startDateTime's own day, Monday-based
+    ///   week or month.
     pub fn parse(spec: &WindowSpec<'_>) -> Result<Schedule, ScheduleError> {
-        let zone = zone::resolve(spec.time_zone).map_err(|reason| ScheduleError::TimeZone {
-            value: spec.time_zone.to_owned(),
-            reason,
-        })?;
-        let start_error = |reason: String| ScheduleError::StartDateTime {
-            value: spec.start_date_time.to_owned(),
-            reason,
-        };
+        let zone = zone::resolve(spec.time_zone)
+            .map_err(|reason| ScheduleError::TimeZone { value: spec.time_zone.to_owned(), reason })?;
+        let start_error =
+            |reason: String| ScheduleError::StartDateTime { value: spec.start_date_time.to_owned(), reason };
         let start = text::wall_time(spec.start_date_time).map_err(start_error)?;
         let start_instant = instant(&zone, start).ok_or_else(|| start_error(OUT_OF_RANGE.to_owned()))?;
-        let duration_seconds = text::duration_seconds(spec.duration).map_err(|reason| ScheduleError::Duration {
-            value: spec.duration.to_owned(),
-            reason,
-        })?;
-        let recurrence =
-            recurrence::parse(spec.recur_every, start).map_err(|reason| ScheduleError::RecurEvery {
-                value: spec.recur_every.to_owned(),
-                reason,
-            })?;
+        let duration_seconds = text::duration_seconds(spec.duration)
+            .map_err(|reason| ScheduleError::Duration { value: spec.duration.to_owned(), reason })?;
+        let recurrence = recurrence::parse(spec.recur_every, start)
+            .map_err(|reason| ScheduleError::RecurEvery { value: spec.recur_every.to_owned(), reason })?;
         let expiration = match spec.expiration_date_time {
             Some(value) => expiration(&zone, value, start_instant)?,
             None => None,
@@ -169,10 +172,7 @@ impl Schedule {
             _ => until,
         };
         // A day of slack: a daylight saving change can move a wall time across midnight.
-        let last_date = self
-            .wall_time(horizon)
-            .and_then(|wall| wall.date().tomorrow().ok())
-            .unwrap_or(Date::MAX);
+        let last_date = self.wall_time(horizon).and_then(|wall| wall.date().tomorrow().ok()).unwrap_or(Date::MAX);
         let mut k = first;
         while let Some(period) = self.recurrence.period(self.start, k) {
             if period.floor > last_date {
@@ -232,10 +232,7 @@ fn instant(zone: &Zone, wall: DateTime) -> Option<OffsetDateTime> {
 /// expirationDateTime: absent, blank or on 9999-12-31 means never; otherwise it must not come
 /// before startDateTime (Azure refuses such a configuration, so it is a corrupt one).
 fn expiration(zone: &Zone, value: &str, start: OffsetDateTime) -> Result<Option<OffsetDateTime>, ScheduleError> {
-    let error = |reason: String| ScheduleError::ExpirationDateTime {
-        value: value.to_owned(),
-        reason,
-    };
+    let error = |reason: String| ScheduleError::ExpirationDateTime { value: value.to_owned(), reason };
     if value.trim().is_empty() {
         return Ok(None);
     }
@@ -252,14 +249,8 @@ fn expiration(zone: &Zone, value: &str, start: OffsetDateTime) -> Result<Option<
 
 /// `YYYY-MM-DD hh:mm`, with `:ss` only when the seconds are not zero.
 fn wall_text(wall: DateTime) -> String {
-    let mut text = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        wall.year(),
-        wall.month(),
-        wall.day(),
-        wall.hour(),
-        wall.minute()
-    );
+    let mut text =
+        format!("{:04}-{:02}-{:02} {:02}:{:02}", wall.year(), wall.month(), wall.day(), wall.hour(), wall.minute());
     if wall.second() != 0 {
         text.push_str(&format!(":{:02}", wall.second()));
     }

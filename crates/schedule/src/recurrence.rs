@@ -3,8 +3,9 @@
 //! The grammar (Microsoft.Maintenance REST spec, `MaintenanceWindow.recurEvery`):
 //! `[N]Day(s)`, `[N]Week(s) [Monday,…]`, `[N]Month(s) [day1,…]` and
 //! `[N]Month(s) First|Second|Third|Fourth|Last <Weekday> [Offset±D]` with D in -6..=6. Two forms
-//! the spec leaves out are accepted because Azure itself writes them: `[N]Hour(s)` (Update
-//! Manager's hourly schedules, API only) and `day-1`, the portal's "last day of the month".
+//! the spec's grammar leaves out are accepted because Update Manager documents the schedules
+//! behind them: `[N]Hour(s)` (hourly schedules, API only) and `day-1`, the portal's "run on the
+//! last date of the month" (spelled so in deployed templates; no other negative day exists).
 //!
 //! Periods are counted from startDateTime's own period (its day, its Monday-based week, its
 //! month), so `2Weeks` means the week of startDateTime, then every second week after it.
@@ -31,12 +32,7 @@ pub(crate) enum Recurrence {
     MonthDays { every: u32, days: Vec<MonthDay> },
     /// The `nth` (1..=4, or -1 for last) `weekday` of every `every`-th month, moved `offset`
     /// days (which may leave that month).
-    MonthWeekday {
-        every: u32,
-        nth: i8,
-        weekday: Weekday,
-        offset: i8,
-    },
+    MonthWeekday { every: u32, nth: i8, weekday: Weekday, offset: i8 },
 }
 
 /// One entry of a `Month dayN,…` list.
@@ -66,10 +62,8 @@ pub(crate) fn parse(text: &str, start: DateTime) -> Result<Recurrence, String> {
     let rest = rest.trim_start();
     let letters = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
     let (unit, modifiers) = rest.split_at_checked(letters).unwrap_or((rest, ""));
-    let tokens: Vec<&str> = modifiers
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|token| !token.is_empty())
-        .collect();
+    let tokens: Vec<&str> =
+        modifiers.split(|c: char| c == ',' || c.is_whitespace()).filter(|token| !token.is_empty()).collect();
     match unit.to_ascii_lowercase().as_str() {
         "hour" | "hours" => no_modifiers("Hour", &tokens).map(|()| Recurrence::Hours { every }),
         "day" | "days" => no_modifiers("Day", &tokens).map(|()| Recurrence::Days { every }),
@@ -118,9 +112,7 @@ fn monthly(every: u32, tokens: &[&str], start: Date) -> Result<Recurrence, Strin
         return Ok(Recurrence::MonthDays { every, days });
     }
     let nth = week_of_month(first)?;
-    let (day, rest) = rest
-        .split_first()
-        .ok_or_else(|| format!("missing weekday after '{first}'"))?;
+    let (day, rest) = rest.split_first().ok_or_else(|| format!("missing weekday after '{first}'"))?;
     let weekday = weekday(day)?;
     let offset = offset(rest)?;
     Ok(Recurrence::MonthWeekday { every, nth, weekday, offset })
@@ -157,13 +149,11 @@ fn month_day(token: &str) -> Result<MonthDay, String> {
 
 fn week_of_month(token: &str) -> Result<i8, String> {
     const WEEKS: [(&str, i8); 5] = [("first", 1), ("second", 2), ("third", 3), ("fourth", 4), ("last", -1)];
-    WEEKS
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(token))
-        .map(|&(_, nth)| nth)
-        .ok_or_else(|| {
-            format!("expected day numbers (day23) or a week of the month (First, Second, Third, Fourth, Last), found '{token}'")
-        })
+    WEEKS.iter().find(|(name, _)| name.eq_ignore_ascii_case(token)).map(|&(_, nth)| nth).ok_or_else(|| {
+        format!(
+            "expected day numbers (day23) or a week of the month (First, Second, Third, Fourth, Last), found '{token}'"
+        )
+    })
 }
 
 /// The optional `OffsetD` (also `Offset D`, `Offset+D`) after the weekday; D in -6..=6.
@@ -212,7 +202,7 @@ impl Recurrence {
                 (months_between(start.date(), after.date()), every)
             }
         };
-        (elapsed.div_euclid(i64::from(every))).max(0)
+        (elapsed.div_euclid(i64::from(every)) - 1).max(0)
     }
 
     /// Period `k` (0 is startDateTime's own); `None` once it would leave the calendar.

@@ -83,10 +83,7 @@ fn hours_step_wall_clock_time_across_spring_forward() {
             datetime!(2026-03-08 18:00 UTC),
         ]
     );
-    assert_eq!(
-        locals(&s, datetime!(2026-03-08 06:00 UTC), 1),
-        ["2026-03-08 03:00 Eastern Standard Time"]
-    );
+    assert_eq!(locals(&s, datetime!(2026-03-08 06:00 UTC), 1), ["2026-03-08 03:00 Eastern Standard Time"]);
     // Hourly, the gap's 02:00 lands on 03:00: one run there, not two.
     let s = schedule("2026-03-08 00:00", "Eastern Standard Time", "Hour");
     assert_eq!(
@@ -300,7 +297,10 @@ fn expiration_cuts_runs_off() {
     let runs = s.next_runs(datetime!(2025-12-01 00:00 UTC), FAR, 100);
     assert_eq!(runs.len(), 5);
     assert_eq!(runs.first().map(|run| run.start), Some(datetime!(2026-01-01 03:30 UTC)));
-    assert_eq!(runs.last().map(|run| (run.start, run.end)), Some((datetime!(2026-01-05 03:30 UTC), datetime!(2026-01-05 05:00 UTC))));
+    assert_eq!(
+        runs.last().map(|run| (run.start, run.end)),
+        Some((datetime!(2026-01-05 03:30 UTC), datetime!(2026-01-05 05:00 UTC)))
+    );
     assert!(s.next_runs(datetime!(2026-01-05 03:30 UTC), FAR, 10).is_empty());
 
     // Azure's "never" (and no value at all) is no expiration.
@@ -315,7 +315,10 @@ fn nothing_before_a_future_start() {
     let s = schedule("2026-06-15 12:00", "UTC", "Day");
     let runs = s.next_runs(datetime!(2026-01-01 00:00 UTC), datetime!(2026-06-18 00:00 UTC), 100);
     let got: Vec<_> = runs.iter().map(|run| run.start).collect();
-    assert_eq!(got, [datetime!(2026-06-15 12:00 UTC), datetime!(2026-06-16 12:00 UTC), datetime!(2026-06-17 12:00 UTC)]);
+    assert_eq!(
+        got,
+        [datetime!(2026-06-15 12:00 UTC), datetime!(2026-06-16 12:00 UTC), datetime!(2026-06-17 12:00 UTC)]
+    );
     // Month day1 from the 15th: June's 1st is before the start, so July's is first.
     let s = schedule("2026-06-15 12:00", "UTC", "Month day1");
     assert_eq!(starts(&s, datetime!(2026-01-01 00:00 UTC), 1), [datetime!(2026-07-01 12:00 UTC)]);
@@ -349,10 +352,26 @@ fn west_europe_daily_across_october_change() {
     assert_eq!(
         got,
         [
-            (datetime!(2026-10-23 20:00 UTC), datetime!(2026-10-23 23:00 UTC), "2026-10-23 22:00 W. Europe Standard Time"),
-            (datetime!(2026-10-24 20:00 UTC), datetime!(2026-10-24 23:00 UTC), "2026-10-24 22:00 W. Europe Standard Time"),
-            (datetime!(2026-10-25 21:00 UTC), datetime!(2026-10-26 00:00 UTC), "2026-10-25 22:00 W. Europe Standard Time"),
-            (datetime!(2026-10-26 21:00 UTC), datetime!(2026-10-27 00:00 UTC), "2026-10-26 22:00 W. Europe Standard Time"),
+            (
+                datetime!(2026-10-23 20:00 UTC),
+                datetime!(2026-10-23 23:00 UTC),
+                "2026-10-23 22:00 W. Europe Standard Time"
+            ),
+            (
+                datetime!(2026-10-24 20:00 UTC),
+                datetime!(2026-10-24 23:00 UTC),
+                "2026-10-24 22:00 W. Europe Standard Time"
+            ),
+            (
+                datetime!(2026-10-25 21:00 UTC),
+                datetime!(2026-10-26 00:00 UTC),
+                "2026-10-25 22:00 W. Europe Standard Time"
+            ),
+            (
+                datetime!(2026-10-26 21:00 UTC),
+                datetime!(2026-10-27 00:00 UTC),
+                "2026-10-26 22:00 W. Europe Standard Time"
+            ),
         ]
     );
 }
@@ -521,10 +540,7 @@ fn error_message_quotes_the_culprit() {
         recur_every: "Month Second Tusday",
     };
     let error = Schedule::parse(&spec).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "maintenanceWindow.recurEvery: unknown weekday 'Tusday' in 'Month Second Tusday'"
-    );
+    assert_eq!(error.to_string(), "maintenanceWindow.recurEvery: unknown weekday 'Tusday' in 'Month Second Tusday'");
     assert!(matches!(error, ScheduleError::RecurEvery { .. }));
 }
 

@@ -9,9 +9,7 @@ use jiff::civil::{Date, DateTime, Time};
 pub(crate) fn wall_time(text: &str) -> Result<DateTime, String> {
     const EXPECTED: &str = "expected YYYY-MM-DD hh:mm";
     let text = text.trim();
-    let (date, time) = text
-        .split_once(['T', 't', ' '])
-        .ok_or_else(|| EXPECTED.to_owned())?;
+    let (date, time) = text.split_once(['T', 't', ' ']).ok_or_else(|| EXPECTED.to_owned())?;
     let date = calendar_date(date).ok_or_else(|| EXPECTED.to_owned())?;
     let time = clock_time(time.trim_start()).ok_or_else(|| EXPECTED.to_owned())?;
     Ok(date?.to_datetime(time?))
@@ -26,8 +24,7 @@ fn calendar_date(text: &str) -> Option<Result<Date, String>> {
     if parts.next().is_some() {
         return None;
     }
-    let (Ok(year), Ok(month), Ok(day)) = (i16::try_from(year), i8::try_from(month), i8::try_from(day))
-    else {
+    let (Ok(year), Ok(month), Ok(day)) = (i16::try_from(year), i8::try_from(month), i8::try_from(day)) else {
         return None;
     };
     Some(Date::new(year, month, day).map_err(|_| format!("no such date {year:04}-{month:02}-{day:02}")))
@@ -48,8 +45,7 @@ fn clock_time(text: &str) -> Option<Result<Time, String>> {
     if hour > 23 || minute > 59 || second > 59 {
         return Some(Err(format!("no such time of day {hour:02}:{minute:02}:{second:02}")));
     }
-    let (Ok(hour), Ok(minute), Ok(second)) = (i8::try_from(hour), i8::try_from(minute), i8::try_from(second))
-    else {
+    let (Ok(hour), Ok(minute), Ok(second)) = (i8::try_from(hour), i8::try_from(minute), i8::try_from(second)) else {
         return None;
     };
     Some(Time::new(hour, minute, second, 0).map_err(|error| error.to_string()))
@@ -63,11 +59,7 @@ const MAX_DURATION_HOURS: u64 = 999;
 pub(crate) fn duration_seconds(text: &str) -> Result<u32, String> {
     const EXPECTED: &str = "expected HH:mm";
     let mut parts = text.trim().split(':');
-    let mut next = |min_digits, max_digits| {
-        parts
-            .next()
-            .and_then(|part| number(part, min_digits, max_digits))
-    };
+    let mut next = |min_digits, max_digits| parts.next().and_then(|part| number(part, min_digits, max_digits));
     let hours = next(1, 3).ok_or_else(|| EXPECTED.to_owned())?;
     let minutes = next(2, 2).ok_or_else(|| EXPECTED.to_owned())?;
     let seconds = match parts.next() {

@@ -30,7 +30,9 @@ pub(crate) fn resolve(name: &str) -> Result<Zone, String> {
             let iana = rules.iana_name().unwrap_or(lookup).to_owned();
             Ok(Zone { rules, iana })
         }
-        Err(_) if iana.is_some() => Err(format!("Windows zone maps to '{lookup}', which the bundled tz database lacks")),
+        Err(_) if iana.is_some() => {
+            Err(format!("Windows zone maps to '{lookup}', which the bundled tz database lacks"))
+        }
         Err(_) => Err("not a Windows or IANA time zone name".to_owned()),
     }
 }

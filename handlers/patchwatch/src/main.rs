@@ -2,7 +2,7 @@
 //!
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
 //! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events, `deliveries`
-//! lists the delivery ledger, `package` builds the Function App zips and Lambda bootstraps.
+//! lists the delivery ledger, `lint` judges the fleet's schedules, `package` builds the Function App zips and Lambda bootstraps.
 
 /// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
 macro_rules! out {
@@ -13,6 +13,8 @@ macro_rules! out {
 }
 
 mod deliveries;
+mod fleet;
+mod lint;
 mod package;
 mod print;
 mod replay;
@@ -41,6 +43,7 @@ enum Command {
     Routes(routes::RoutesCommand),
     Serve(serve::Args),
     Simulate(simulate::Args),
+    Lint(lint::Args),
     Package(package::Args),
 }
 
@@ -60,6 +63,7 @@ async fn main() -> ExitCode {
         Command::Routes(routes::RoutesCommand::Test(args)) => routes::test(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),
+        Command::Lint(args) => lint::run(args).await,
         Command::Package(args) => package::run(&args),
     }
 }
