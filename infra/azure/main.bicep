@@ -64,6 +64,9 @@ param mailFrom string = ''
 @description('PATCHWATCH_MAIL_TO (default recipients, comma-separated). Empty: not set.')
 param mailTo string = ''
 
+@description('PATCHWATCH_REPORT_SCHEDULE: when the compliance-report timer sends the weekly digest, as an NCRONTAB expression in UTC (six fields: second minute hour day month day-of-week). Default: Mondays 07:00 UTC.')
+param reportSchedule string = '0 0 7 * * Mon'
+
 @description('More non-secret app settings for all three apps, e.g. { "PATCHWATCH_RESULT_GRACE_MINUTES": "20" }.')
 param additionalSettings object = {}
 
@@ -409,7 +412,7 @@ module eventsApp 'modules/functionApp.bicep' = {
     applicationInsightsName: insights.name
     keyVaultName: vault.name
     secrets: eventsSecrets
-    settings: union(commonSettings, eventsEntraSettings)
+    settings: union(commonSettings, eventsEntraSettings, { PATCHWATCH_REPORT_SCHEDULE: reportSchedule })
     runtimeVersion: runtimeVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

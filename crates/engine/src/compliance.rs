@@ -20,7 +20,10 @@ use patchwatch_model::{
 };
 use patchwatch_state::history::{History, RunRecord};
 
-use crate::{pipeline::Pipeline, source::RunDataError};
+use patchwatch_model::{failure::Deliveries, text::fnv64};
+use patchwatch_state::{keys, ledger::DeliveryId};
+
+use crate::{mail, notifier::Target, pipeline::Pipeline, source::RunDataError};
 
 /// The fleet as judged at one moment.
 #[derive(Debug)]
@@ -225,4 +228,56 @@ fn route_digests(ev: &Evaluation, routing: Option<&Routing>, r: &RouteSpec, out:
             });
         }
     }
+}
+
+/// What one compliance run did: the period, the fleet's numbers and every delivery.
+#[derive(Debug)]
+pub struct DigestRun {
+    pub period: String,
+    pub machines: usize,
+    pub compliant: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub deliveries: Deliveries,
+}
+
+/// Sends each planned digest once per period (the ledger answers repeats and rival instances).
+pub async fn send(p: &Pipeline, plan: &[DigestDelivery]) -> Deliveries {
+    let mut out = Deliveries::default();
+    for d in plan {
+        let subject = patchwatch_render::digest::subject(&d.digest);
+        let run_id = keys::digest_run(&d.digest.period);
+        let owner = d.owner.as_deref().unwrap_or("fleet");
+        let target = d.target();
+        let stem = format!(
+            "{}-{}-{:08x}",
+            mail::file_stem(d.digest.generated, "compliance", "digest", &d.digest.period),
+            keys::segment(owner),
+            fnv64(&target) as u32
+        );
+        let id = DeliveryId { run_id: &run_id, configuration: owner, phase: "digest", target: &target };
+        let delivered = p.notifier.deliver_digest(Target { id, subject: &subject, file_stem: &stem }, d).await;
+        out.absorb([delivered]);
+    }
+    out
+}
+
+/// The whole compliance run of the timer and `patchwatch report`: evaluate, plan, send.
+pub async fn run(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<(Evaluation, Vec<DigestDelivery>, DigestRun), RunDataError> {
+    let ev = evaluate(p, as_of).await?;
+    let plan = plan(&ev, p.routing.as_deref());
+    let deliveries = send(p, &plan).await;
+    let overall = plan.iter().find(|d| d.owner.is_none()).map(|d| d.digest.overall.clone()).unwrap_or_else(|| {
+        digest::build(&ev.context(), &ev.findings, None, &ev.digest).overall
+    });
+    let errors = ev.findings.iter().filter(|f| f.severity == lint::Level::Error).count();
+    let run = DigestRun {
+        period: digest::period_of(ev.options.as_of),
+        machines: overall.machines,
+        compliant: overall.compliant,
+        errors,
+        warnings: ev.findings.len() - errors,
+        deliveries,
+    };
+    Ok((ev, plan, run))
 }

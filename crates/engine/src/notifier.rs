@@ -15,7 +15,7 @@ use patchwatch_model::{
     routing::{ChannelSpec, Notification, Routing},
     text::{fnv64, one_line},
 };
-use patchwatch_render::{Rendered, Templates};
+use patchwatch_render::{Rendered, RenderedDigest, Templates};
 use patchwatch_state::{
     keys,
     ledger::{Clock, DeliveryId, DeliveryState, Finish, Ledger, Once},
@@ -23,6 +23,7 @@ use patchwatch_state::{
 
 use crate::{
     channels::Channels,
+    compliance::DigestDelivery,
     mail::{self, Mailer},
 };
 
@@ -88,6 +89,32 @@ impl Email {
         let rendered = self.templates.render_notice(notice).map_err(|e| Failure::Permanent(e.to_string()))?;
         Ok((rendered, to))
     }
+
+    /// Renders a digest (charts, workbook) for its recipients: the route's owner group, else the
+    /// channel's `to`, else the default recipients.
+    fn render_digest(&self, d: &DigestDelivery) -> Result<(RenderedDigest, Vec<Mailbox>), Failure> {
+        let (to, prefix) = match &d.spec {
+            Some(ChannelSpec::Email { to, subject_prefix }) => (to.as_slice(), subject_prefix.as_deref()),
+            _ => (&[][..], None),
+        };
+        let mut rendered = self.templates.render_digest(&d.digest).map_err(|e| {
+            error!(error = %e, "Digest could not be rendered.");
+            Failure::Permanent(e.to_string())
+        })?;
+        if let Some(p) = prefix.filter(|p| !p.trim().is_empty()) {
+            rendered.rendered.subject = one_line(&format!("{} {}", p.trim(), rendered.rendered.subject));
+        }
+        let listed: Vec<&String> =
+            if d.recipients.is_empty() { to.iter().collect() } else { d.recipients.iter().collect() };
+        let recipients = if listed.is_empty() { self.to.clone() } else { parse_mailboxes(listed)? };
+        Ok((rendered, recipients))
+    }
+
+    /// Sends a digest by email.
+    pub async fn digest(&self, d: &DigestDelivery, attempt: &Attempt<'_>) -> Result<String, Failure> {
+        let (rendered, recipients) = self.render_digest(d)?;
+        self.send((&rendered).into(), &recipients, attempt).await
+    }
 }
 
 fn parse_mailboxes<'a>(addresses: impl IntoIterator<Item = &'a String>) -> Result<Vec<Mailbox>, Failure> {
@@ -101,28 +128,28 @@ fn parse_mailboxes<'a>(addresses: impl IntoIterator<Item = &'a String>) -> Resul
 impl Channel for Email {
     async fn summary(&self, n: &Notification, attempt: &Attempt<'_>) -> Result<String, Failure> {
         let (rendered, recipients) = self.render_summary(n)?;
-        self.send(&rendered, &recipients, attempt).await
+        self.send((&rendered).into(), &recipients, attempt).await
     }
 
     async fn notice(&self, notice: &Notice, channel: &str, attempt: &Attempt<'_>) -> Result<String, Failure> {
         let (rendered, recipients) = self.render_notice(notice, channel)?;
-        self.send(&rendered, &recipients, attempt).await
+        self.send((&rendered).into(), &recipients, attempt).await
     }
 }
 
 impl Email {
     async fn send(
         &self,
-        rendered: &Rendered,
+        content: mail::Content<'_>,
         recipients: &[Mailbox],
         attempt: &Attempt<'_>,
     ) -> Result<String, Failure> {
         let message_id = mail::message_id(&attempt.id_hash, &self.from);
         match self
             .mailer
-            .send(
+            .send_content(
                 mail::Envelope { from: &self.from, to: recipients, message_id: &message_id },
-                rendered,
+                content,
                 attempt.file_stem,
             )
             .await
@@ -180,6 +207,19 @@ impl Notifier {
         let by_email = matches!(n.spec, ChannelSpec::Email { .. });
         self.deliver(target, |attempt| async move {
             if by_email { self.email.summary(n, &attempt).await } else { self.channels.summary(n, &attempt).await }
+        })
+        .await
+    }
+
+    /// Claims, sends and records one compliance digest to one channel (none: email).
+    pub async fn deliver_digest(&self, target: Target<'_>, d: &DigestDelivery) -> Delivered {
+        let by_email = matches!(d.spec, None | Some(ChannelSpec::Email { .. }));
+        self.deliver(target, |attempt| async move {
+            if by_email {
+                self.email.digest(d, &attempt).await
+            } else {
+                self.channels.deliver_digest(&d.channel, &d.digest, &format!("msg_{}", attempt.id_hash)).await
+            }
         })
         .await
     }

@@ -57,6 +57,12 @@ pub fn delivery(run_id: &str, configuration: &str, phase: &str, target: &str) ->
     format!("{}/{}/{}-{:08x}", run_prefix(run_id, configuration), segment(phase), segment(target), fnv64(target) as u32)
 }
 
+/// The ledger's run identity of one period's compliance digests (`digest/2026-W49`): one
+/// delivery per period, route, channel and owner, however often the timer fires.
+pub fn digest_run(period: &str) -> String {
+    format!("digest/{period}")
+}
+
 /// Prefix of every history record.
 pub const HISTORY: &str = "history/";
 

@@ -5,7 +5,11 @@
 //!   with the validation and CloudEvents abuse-protection handshakes;
 //! - `POST /maintenance-event`: Functions eventGridTrigger envelope (binding `event`);
 //! - `POST /maintenance-queue`: Functions queueTrigger envelope (binding `message`);
+//! - `POST /compliance-report`: Functions timerTrigger envelope (binding `timer`): the weekly
+//!   compliance digests ([`timer`]);
 //! - `GET /api/health`.
+
+mod timer;
 
 use std::{sync::Arc, time::Duration};
 
@@ -95,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", post(events).options(abuse_protection))
         .route("/maintenance-event", post(|s: State<AppState>, b: Body| envelope(s, b, "event")))
         .route("/maintenance-queue", post(|s: State<AppState>, b: Body| envelope(s, b, "message")))
+        .route("/compliance-report", post(timer::compliance_report))
         .route("/api/health", get(patchwatch_host::runtime::health))
         .layer(patchwatch_host::telemetry::request_spans())
         .with_state(state)

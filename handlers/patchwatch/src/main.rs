@@ -2,7 +2,7 @@
 //!
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
 //! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events, `deliveries`
-//! lists the delivery ledger, `lint` judges the fleet's schedules, `package` builds the Function App zips and Lambda bootstraps.
+//! lists the delivery ledger, `lint` judges the fleet's schedules, `report` sends the compliance digest, `package` builds the Function App zips and Lambda bootstraps.
 
 /// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
 macro_rules! out {
@@ -15,6 +15,7 @@ macro_rules! out {
 mod deliveries;
 mod fleet;
 mod lint;
+mod report;
 mod package;
 mod print;
 mod replay;
@@ -44,6 +45,7 @@ enum Command {
     Serve(serve::Args),
     Simulate(simulate::Args),
     Lint(lint::Args),
+    Report(report::Args),
     Package(package::Args),
 }
 
@@ -64,6 +66,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Simulate(args) => simulate::run(&args),
         Command::Lint(args) => lint::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Package(args) => package::run(&args),
     }
 }

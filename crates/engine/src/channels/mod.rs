@@ -18,6 +18,7 @@ use std::{
 use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::Mutex;
 
+use patchwatch_fleet::digest::Digest;
 use patchwatch_model::{
     failure::{DELIVERY_RETRY, Failure, MIN_RETRY},
     notice::Notice,
@@ -224,6 +225,28 @@ impl Channels {
         }
     }
 
+    /// Delivers a compliance digest to a Teams, Slack or webhook channel (email goes through the
+    /// mailer). Incident channels (ServiceNow, action groups) take runs, not digests.
+    pub async fn deliver_digest(&self, channel: &str, d: &Digest, delivery_id: &str) -> Result<String, Failure> {
+        match self.resolved.get(channel) {
+            Some(Resolved::Teams { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&render::digest::chat::teams_message(d))).await?;
+                Ok("Teams card".to_owned())
+            }
+            Some(Resolved::Slack { url }) => {
+                self.post(channel, self.http.post(url.expose()).json(&render::digest::chat::slack_message(d))).await?;
+                Ok("Slack message".to_owned())
+            }
+            Some(Resolved::Webhook { url, secrets }) => {
+                let body = digest_webhook_body(d, time::OffsetDateTime::now_utc());
+                self.post(channel, webhook::signed(self.http.post(url), delivery_id, &body, secrets)).await?;
+                Ok(format!("webhook {channel}"))
+            }
+            Some(_) => Err(Failure::Permanent(format!("channel {channel:?} does not take digests"))),
+            None => Err(Failure::Permanent(format!("channel {channel:?} is not configured"))),
+        }
+    }
+
     /// A ServiceNow client for the named channel, if it is one.
     pub fn servicenow(&self, channel: &'_ str) -> Option<servicenow::Client<'_>> {
         match self.resolved.get_key_value(channel)? {
@@ -336,4 +359,10 @@ fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     format!("{kind}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
+}
+
+/// The signed webhook's digest body: `patchwatch.compliance.digest` v1, the digest's data whole.
+fn digest_webhook_body(d: &Digest, now: time::OffsetDateTime) -> String {
+    let ts = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    serde_json::json!({ "type": "patchwatch.compliance.digest", "version": 1, "timestamp": ts, "data": d }).to_string()
 }

@@ -1,0 +1,98 @@
+//! `patchwatch report`: the compliance digests, sent through the routing file's digest routes
+//! (or to the default recipients) exactly once per period, and optionally written to files.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use patchwatch_engine::{
+    compliance::{self, DigestDelivery},
+    mail,
+};
+use patchwatch_render::digest::workbook;
+
+use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, fleet};
+
+/// Build the compliance digest: compliance per owner and subscription, charts, schedule
+/// findings with fixes, pending patches, the next runs, trends and an .xlsx workbook.
+///
+/// Sent like run summaries: by the routes with `phase = "digest"` (split by owner), else to
+/// PATCHWATCH_MAIL_TO; mail goes to PATCHWATCH_SMTP_URL, or --outbox / PATCHWATCH_OUTBOX, or
+/// ./outbox. Each digest is sent once per ISO week through the ledger.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    source: fleet::Source,
+    /// Write email here instead of sending it (overrides PATCHWATCH_SMTP_URL).
+    #[arg(long)]
+    outbox: Option<PathBuf>,
+    /// Also write the whole-fleet workbook to this .xlsx file.
+    #[arg(long)]
+    xlsx: Option<PathBuf>,
+    /// Also write the whole-fleet digest as one HTML file with its charts inlined.
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    let pipeline = match fleet::pipeline(&args.source, args.outbox.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    eprintln!("Fleet from {}; mail to {}.", pipeline.source.describe(), pipeline.notifier.email.mailer.describe());
+    let (ev, plan, run) = match compliance::run(&pipeline, args.source.as_of).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::from(if e.retry_after().is_some() { EXIT_RETRY_LATER } else { EXIT_BAD_INPUT });
+        }
+    };
+    let percent = if run.machines == 0 { 100 } else { run.compliant * 100 / run.machines };
+    out!(
+        "Patch compliance {}: {percent}% ({} of {} machines with no critical or security patch pending); {} error(s), {} warning(s) in the schedule lint.",
+        run.period,
+        run.compliant,
+        run.machines,
+        run.errors,
+        run.warnings
+    );
+    for d in &run.deliveries.reports {
+        out!("  {} {}: {}", d.target, d.outcome, d.detail);
+    }
+    let whole = plan.iter().find(|d| d.owner.is_none()).cloned().unwrap_or_else(|| whole_fleet(&ev));
+    if let Err(e) = write_files(&pipeline, &whole, &args).await {
+        eprintln!("patchwatch: {e}");
+        return ExitCode::FAILURE;
+    }
+    if run.deliveries.retry.is_some() { ExitCode::from(EXIT_RETRY_LATER) } else { ExitCode::SUCCESS }
+}
+
+fn whole_fleet(ev: &compliance::Evaluation) -> DigestDelivery {
+    DigestDelivery {
+        route: "files".to_owned(),
+        channel: String::new(),
+        spec: None,
+        owner: None,
+        recipients: Vec::new(),
+        digest: patchwatch_fleet::digest::build(&ev.context(), &ev.findings, None, &ev.digest),
+    }
+}
+
+async fn write_files(
+    pipeline: &patchwatch_engine::pipeline::Pipeline,
+    d: &DigestDelivery,
+    args: &Args,
+) -> Result<(), String> {
+    if let Some(path) = &args.xlsx {
+        let bytes = workbook::workbook(&d.digest).map_err(|e| e.to_string())?;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        out!("Workbook written to {}.", path.display());
+    }
+    if let Some(path) = &args.html {
+        let rendered = pipeline.notifier.email.templates.render_digest(&d.digest).map_err(|e| e.to_string())?;
+        mail::write_standalone_html(path, (&rendered).into()).await.map_err(|e| e.to_string())?;
+        out!("Digest written to {}.", path.display());
+    }
+    Ok(())
+}
