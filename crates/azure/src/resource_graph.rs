@@ -122,8 +122,7 @@ impl ResourceGraphClient {
     /// Loads the fleet into `sink`: machines with their patch settings, maintenance
     /// configurations, assignments and dynamic scopes, assessments with pending critical and
     /// security patches, and the runs Resource Graph still holds (about 30 days).
-    pub async fn load_fleet<S: RowSink>(&self, sink: &mut S) -> Result<(), AzureError>
-    {
+    pub async fn load_fleet<S: RowSink>(&self, sink: &mut S) -> Result<(), AzureError> {
         let mut load = Load { subscriptions: &[], collector: sink, budget: self.options.max_throttle_wait };
         for (table, query) in fleet_queries() {
             self.run_query(&mut load, table, &query).await?;
@@ -252,7 +251,7 @@ fn run_machines_query(run: &str) -> String {
     format!(
         "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where tolower(tostring(properties.correlationId)) == {run}\n\
          | extend machineId = tolower(tostring(properties.resourceId))\n\
-         | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tag) on machineId\n\
+         | join kind=leftouter (resources | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines') | project machineId = tolower(id), machineTags = tags) on machineId\n\
          | project id, name, type, subscriptionId, resourceGroup, properties, machineTags\n| order by id asc"
     )
 }
@@ -261,7 +260,7 @@ fn run_machines_query(run: &str) -> String {
 fn run_results_query(run: &str) -> String {
     let run = kql_string(run);
     format!(
-        "patchinstallationresources\n| where type endswith '/patchinstallationresults' | where todatetime(properties.startDateTime) > ago(1dd)\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
+        "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where tolower(tostring(properties.maintenanceRunId)) == {run}\n| order by id asc"
     )
 }
 
@@ -300,7 +299,7 @@ pub fn fleet_queries() -> Vec<(Table, String)> {
         ),
         q(
             Table::PatchInstallationResources,
-            "patchinstallationresources\n| where type endswith '/patchinstallationresults' | where todatetime(properties.startDateTime) > ago(1dd)\n| where isnotempty(tostring(properties.maintenanceRunId))\n| project id, name, type, properties\n| order by id asc",
+            "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where isnotempty(tostring(properties.maintenanceRunId))\n| project id, name, type, properties\n| order by id asc",
         ),
         q(
             Table::PatchInstallationResources,

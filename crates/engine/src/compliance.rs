@@ -172,8 +172,9 @@ impl DigestDelivery {
 /// The digests to send: one per `phase = "digest"` route and owner (split routes), or one
 /// whole-fleet digest to the default recipients when no route asks for digests.
 pub fn plan(ev: &Evaluation, routing: Option<&Routing>) -> Vec<DigestDelivery> {
-    let routes: Vec<&RouteSpec> =
-        routing.map(|r| r.routes.iter().filter(|r| r.matcher.phase == PhaseMatch::Digest).collect()).unwrap_or_default();
+    let routes: Vec<&RouteSpec> = routing
+        .map(|r| r.routes.iter().filter(|r| r.matcher.phase == PhaseMatch::Digest).collect())
+        .unwrap_or_default();
     if routes.is_empty() {
         let digest = digest::build(&ev.context(), &ev.findings, None, &ev.digest);
         return vec![DigestDelivery {
@@ -214,7 +215,10 @@ fn route_digests(ev: &Evaluation, routing: Option<&Routing>, r: &RouteSpec, out:
         for c in &r.channels {
             let spec = routing.and_then(|rt| rt.channels.get(c.get_ref())).cloned();
             // A split email with nobody to send to (an unmapped owner) is skipped, as for runs.
-            if owner.is_some() && recipients.is_empty() && matches!(&spec, Some(ChannelSpec::Email { to, .. }) if to.is_empty()) {
+            if owner.is_some()
+                && recipients.is_empty()
+                && matches!(&spec, Some(ChannelSpec::Email { to, .. }) if to.is_empty())
+            {
                 info!(route = %r.name.get_ref(), owner = ?owner, "No recipients for this owner's digest; skipped.");
                 continue;
             }
@@ -263,13 +267,18 @@ pub async fn send(p: &Pipeline, plan: &[DigestDelivery]) -> Deliveries {
 }
 
 /// The whole compliance run of the timer and `patchwatch report`: evaluate, plan, send.
-pub async fn run(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<(Evaluation, Vec<DigestDelivery>, DigestRun), RunDataError> {
+pub async fn run(
+    p: &Pipeline,
+    as_of: Option<OffsetDateTime>,
+) -> Result<(Evaluation, Vec<DigestDelivery>, DigestRun), RunDataError> {
     let ev = evaluate(p, as_of).await?;
     let plan = plan(&ev, p.routing.as_deref());
     let deliveries = send(p, &plan).await;
-    let overall = plan.iter().find(|d| d.owner.is_none()).map(|d| d.digest.overall.clone()).unwrap_or_else(|| {
-        digest::build(&ev.context(), &ev.findings, None, &ev.digest).overall
-    });
+    let overall = plan
+        .iter()
+        .find(|d| d.owner.is_none())
+        .map(|d| d.digest.overall.clone())
+        .unwrap_or_else(|| digest::build(&ev.context(), &ev.findings, None, &ev.digest).overall);
     let errors = ev.findings.iter().filter(|f| f.severity == lint::Level::Error).count();
     let run = DigestRun {
         period: digest::period_of(ev.options.as_of),

@@ -1,4 +1,9 @@
 //! Email delivery: lettre over SMTP, or an outbox directory of `.eml` + `.html` files.
+//!
+//! A message is text and HTML as `multipart/alternative`. One with inline images (the digest's
+//! charts) puts the HTML and the images in `multipart/related`, each image with its `Content-ID`;
+//! one with attachments wraps it all in `multipart/mixed`. The outbox's `.html`, like
+//! [`write_standalone_html`], carries the images as `data:` URIs, so it opens in a browser whole.
 
 use std::{
     path::{Path, PathBuf},
@@ -7,11 +12,11 @@ use std::{
 
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart, header::ContentType},
+    message::{Mailbox, MultiPart, SinglePart, header::ContentType},
 };
 use tracing::info;
 
-use patchwatch_render::Rendered;
+use patchwatch_render::{Attachment, InlineImage, Rendered, RenderedDigest, parts::standalone_html};
 
 use crate::config::MailTarget;
 
@@ -25,6 +30,10 @@ pub enum MailError {
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error("outbox {path}: {source}")]
     Outbox { path: PathBuf, source: std::io::Error },
+    #[error("content type {0} is invalid")]
+    ContentType(String),
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 impl MailError {
@@ -38,8 +47,8 @@ impl MailError {
                 let operator_fixable = ["530", "534", "535", "538"];
                 !e.is_permanent() || e.status().is_some_and(|c| operator_fixable.contains(&c.to_string().as_str()))
             }
-            Self::Outbox { .. } => true,
-            Self::Url(_) | Self::Build(_) => false,
+            Self::Outbox { .. } | Self::Write { .. } => true,
+            Self::Url(_) | Self::Build(_) | Self::ContentType(_) => false,
         }
     }
 }
@@ -58,6 +67,34 @@ pub struct Envelope<'a> {
     pub to: &'a [Mailbox],
     /// The same for every attempt at a delivery (see [`message_id`]).
     pub message_id: &'a str,
+}
+
+/// What one message carries: its subject, text and HTML, the images the HTML shows by `cid:`,
+/// and attached files. Most messages have neither images nor attachments.
+#[derive(Clone, Copy, Debug)]
+pub struct Content<'a> {
+    pub rendered: &'a Rendered,
+    pub images: &'a [InlineImage],
+    pub attachments: &'a [Attachment],
+}
+
+impl<'a> From<&'a Rendered> for Content<'a> {
+    fn from(rendered: &'a Rendered) -> Self {
+        Self { rendered, images: &[], attachments: &[] }
+    }
+}
+
+impl<'a> From<&'a RenderedDigest> for Content<'a> {
+    fn from(d: &'a RenderedDigest) -> Self {
+        Self { rendered: &d.rendered, images: &d.images, attachments: &d.attachments }
+    }
+}
+
+impl Content<'_> {
+    /// The HTML with its images inlined as `data:` URIs, for a file a browser opens.
+    pub fn standalone_html(&self) -> String {
+        standalone_html(&self.rendered.html, self.images)
+    }
 }
 
 /// Sends rendered email.
@@ -106,8 +143,18 @@ impl Mailer {
         rendered: &Rendered,
         file_stem: &str,
     ) -> Result<Delivered, MailError> {
+        self.send_content(envelope, rendered.into(), file_stem).await
+    }
+
+    /// Builds and sends one message with its inline images and attachments (see [`build_message_with`]).
+    pub async fn send_content(
+        &self,
+        envelope: Envelope<'_>,
+        content: Content<'_>,
+        file_stem: &str,
+    ) -> Result<Delivered, MailError> {
         let Envelope { from, to, message_id } = envelope;
-        let message = build_message(from, to, rendered, message_id)?;
+        let message = build_message_with(from, to, content, message_id)?;
         match self {
             Self::Smtp(transport) => {
                 transport.send(message).await?;
@@ -115,7 +162,8 @@ impl Mailer {
                 Ok(Delivered::Smtp { recipients: to.len() })
             }
             Self::Outbox(dir) => {
-                let (eml, html) = write_outbox(dir, file_stem, &message.formatted(), rendered.html.as_bytes()).await?;
+                let html = content.standalone_html();
+                let (eml, html) = write_outbox(dir, file_stem, &message.formatted(), html.as_bytes()).await?;
                 info!(path = %eml.display(), "Email written to the outbox.");
                 Ok(Delivered::Outbox { eml, html })
             }
@@ -143,25 +191,95 @@ pub fn message_id(delivery_hash: &str, from: &Mailbox) -> String {
     format!("<patchwatch.{delivery_hash}@{}>", from.email.domain())
 }
 
-/// The message itself. lettre encodes every header value, and the subject has no control
-/// characters, so no field can add a header.
+/// The message itself: text and HTML as multipart/alternative. lettre encodes every header
+/// value, and the subject has no control characters, so no field can add a header.
 pub fn build_message(
     from: &Mailbox,
     to: &[Mailbox],
     rendered: &Rendered,
     message_id: &str,
 ) -> Result<Message, MailError> {
+    build_message_with(from, to, rendered.into(), message_id)
+}
+
+/// The message with its images and attachments:
+///
+/// ```text
+/// multipart/mixed                  (only with attachments)
+/// ├── multipart/alternative
+/// │   ├── text/plain
+/// │   └── multipart/related        (only with images; else the text/html part alone)
+/// │       ├── text/html
+/// │       └── image/png            Content-ID: <id>, Content-Disposition: inline
+/// └── application/…                Content-Disposition: attachment; filename="…"
+/// ```
+pub fn build_message_with(
+    from: &Mailbox,
+    to: &[Mailbox],
+    content: Content<'_>,
+    message_id: &str,
+) -> Result<Message, MailError> {
     let mut builder = Message::builder()
         .from(from.clone())
-        .subject(fit_subject(&rendered.subject))
+        .subject(fit_subject(&content.rendered.subject))
         .message_id(Some(message_id.to_owned()));
     for rcpt in to {
         builder = builder.to(rcpt.clone());
     }
-    let body = MultiPart::alternative()
-        .singlepart(lettre::message::SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text.clone()))
-        .singlepart(lettre::message::SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html.clone()));
-    Ok(builder.multipart(body)?)
+    Ok(builder.multipart(body(content)?)?)
+}
+
+fn body(content: Content<'_>) -> Result<MultiPart, MailError> {
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(content.rendered.text.clone());
+    let html = SinglePart::builder().header(ContentType::TEXT_HTML).body(content.rendered.html.clone());
+    let alternative = if content.images.is_empty() {
+        MultiPart::alternative().singlepart(text).singlepart(html)
+    } else {
+        let mut related = MultiPart::related().singlepart(html);
+        for image in content.images {
+            related = related.singlepart(
+                lettre::message::Attachment::new_inline_with_name(image.content_id.clone(), image.filename.clone())
+                    .body(image.bytes.clone(), content_type(image.content_type)?),
+            );
+        }
+        MultiPart::alternative().singlepart(text).multipart(related)
+    };
+    if content.attachments.is_empty() {
+        return Ok(alternative);
+    }
+    let mut mixed = MultiPart::mixed().multipart(alternative);
+    for file in content.attachments {
+        mixed = mixed.singlepart(
+            lettre::message::Attachment::new(file.filename.clone())
+                .body(file.bytes.clone(), content_type(file.content_type)?),
+        );
+    }
+    Ok(mixed)
+}
+
+fn content_type(s: &str) -> Result<ContentType, MailError> {
+    ContentType::parse(s).map_err(|_| MailError::ContentType(s.to_owned()))
+}
+
+/// Writes the message's HTML as a file that opens in a browser with its images (`data:` URIs),
+/// atomically (temp file, then rename). `patchwatch report --html FILE` uses it.
+pub async fn write_standalone_html(path: &Path, content: Content<'_>) -> Result<(), MailError> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MailError::Write { path, source }
+    };
+    let written = match tokio::fs::write(&tmp, content.standalone_html()).await {
+        Ok(()) => tokio::fs::rename(&tmp, path).await.map_err(err(path)),
+        Err(e) => Err(err(&tmp)(e)),
+    };
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    written
 }
 
 /// Writes `<stem>.eml` and `<stem>.html` atomically (temp file, then rename).
@@ -232,6 +350,131 @@ mod tests {
         assert!(text.contains("text/plain") && text.contains("text/html"));
         assert_eq!(text.matches("\r\nSubject:").count() + usize::from(text.starts_with("Subject:")), 1);
         assert!(!text.contains("\r\nBcc:"));
+    }
+
+    #[test]
+    fn messages_without_parts_stay_text_and_html_alternatives() {
+        let from: Mailbox = "patchwatch <pw@example.com>".parse().unwrap();
+        let r = rendered("Ring — Failed");
+        let plain = build_message(&from, std::slice::from_ref(&from), &r, "<a@example.com>").unwrap();
+        // The message as it was built before messages could carry parts.
+        let before = Message::builder()
+            .from(from.clone())
+            .subject(fit_subject(&r.subject))
+            .message_id(Some("<a@example.com>".to_owned()))
+            .to(from.clone())
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(r.text.clone()))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(r.html.clone())),
+            )
+            .unwrap();
+        // Byte for byte the same, but for the random part boundary and the date.
+        let normal = |m: &Message| {
+            let f = String::from_utf8(m.formatted()).unwrap();
+            let boundary = f.split("boundary=\"").nth(1).and_then(|b| b.split('"').next()).unwrap().to_owned();
+            f.replace(&boundary, "BOUNDARY").lines().filter(|l| !l.starts_with("Date:")).collect::<Vec<_>>().join("\n")
+        };
+        assert_eq!(normal(&plain), normal(&before));
+        let text = String::from_utf8(plain.formatted()).unwrap();
+        let parsed = mailparse::parse_mail(text.as_bytes()).unwrap();
+        assert_eq!(parsed.ctype.mimetype, "multipart/alternative");
+        let types: Vec<&str> = parsed.subparts.iter().map(|p| p.ctype.mimetype.as_str()).collect();
+        assert_eq!(types, ["text/plain", "text/html"]);
+    }
+
+    /// Every leaf part of a parsed message, depth first.
+    fn leaves<'a>(m: &'a mailparse::ParsedMail<'a>, out: &mut Vec<&'a mailparse::ParsedMail<'a>>) {
+        if m.subparts.is_empty() {
+            out.push(m);
+        }
+        for p in &m.subparts {
+            leaves(p, out);
+        }
+    }
+
+    fn digest() -> patchwatch_render::RenderedDigest {
+        let portal = url::Url::parse("https://portal.azure.com/").unwrap();
+        let templates = patchwatch_render::Templates::load(None, portal).unwrap();
+        templates.render_digest(&patchwatch_render::digest::sample()).unwrap()
+    }
+
+    #[test]
+    fn digest_email_carries_its_charts_and_its_workbook() {
+        use calamine::Reader as _;
+        let from: Mailbox = "patchwatch <pw@example.com>".parse().unwrap();
+        let to: Vec<Mailbox> = vec!["ops@example.com".parse().unwrap()];
+        let d = digest();
+        let msg = build_message_with(&from, &to, (&d).into(), "<digest@example.com>").unwrap();
+        let raw = msg.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        assert_eq!(parsed.ctype.mimetype, "multipart/mixed");
+        assert_eq!(parsed.subparts[0].ctype.mimetype, "multipart/alternative");
+        assert_eq!(parsed.subparts[0].subparts[1].ctype.mimetype, "multipart/related");
+        let mut parts = Vec::new();
+        leaves(&parsed, &mut parts);
+        let of = |t: &str| parts.iter().filter(|p| p.ctype.mimetype == t).copied().collect::<Vec<_>>();
+        assert_eq!(of("text/plain").len(), 1);
+        assert!(of("text/plain")[0].get_body().unwrap().contains("87% compliant: 870 of 1,000 machines"));
+        let html = of("text/html")[0].get_body().unwrap();
+        assert!(html.contains("87% compliant"));
+
+        let images = of("image/png");
+        assert_eq!(images.len(), 2);
+        for image in images {
+            let id = image.headers.iter().find(|h| h.get_key() == "Content-ID").unwrap().get_value();
+            let id = id.trim_start_matches('<').trim_end_matches('>');
+            assert!(html.contains(&format!("src=\"cid:{id}\"")), "no cid:{id} in the HTML");
+            assert_eq!(image.get_content_disposition().disposition, mailparse::DispositionType::Inline);
+            let png = image.get_body_raw().unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+            // IHDR: width and height, big-endian, at bytes 16..24.
+            let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+            assert_eq!((size(16), size(20)), (1200, 600));
+        }
+
+        let xlsx = of("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        assert_eq!(xlsx.len(), 1);
+        let disposition = xlsx[0].get_content_disposition();
+        assert_eq!(disposition.disposition, mailparse::DispositionType::Attachment);
+        assert_eq!(disposition.params.get("filename").map(String::as_str), Some("patch-compliance-2026-w49.xlsx"));
+        let bytes = xlsx[0].get_body_raw().unwrap();
+        let mut wb = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let sheets = ["Summary", "Needs attention", "Pending patches", "Schedule findings", "Run history"];
+        assert_eq!(wb.sheet_names(), sheets);
+        for (sheet, rows) in sheets.iter().zip([9, 131, 261, 25, 25]) {
+            assert_eq!(wb.worksheet_range(sheet).unwrap().height(), rows, "{sheet}");
+        }
+    }
+
+    #[tokio::test]
+    async fn outbox_and_report_html_show_the_charts_without_cid() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailer::Outbox(dir.path().join("out"));
+        let from: Mailbox = "pw@example.com".parse().unwrap();
+        let d = digest();
+        let envelope = Envelope { from: &from, to: std::slice::from_ref(&from), message_id: "<d@example.com>" };
+        let Delivered::Outbox { eml, html } = m.send_content(envelope, (&d).into(), "digest").await.unwrap() else {
+            panic!("expected the outbox")
+        };
+        let eml = std::fs::read(eml).unwrap();
+        let parsed = mailparse::parse_mail(&eml).unwrap();
+        let mut parts = Vec::new();
+        leaves(&parsed, &mut parts);
+        assert_eq!(parts.len(), 5, "text, HTML, two charts and the workbook");
+        let html = std::fs::read_to_string(html).unwrap();
+        assert!(!html.contains("cid:"), "a cid: reference a browser cannot show");
+        assert_eq!(html.matches("<img src=\"data:image/png;base64,iVBORw0KGgo").count(), 2);
+
+        let report = dir.path().join("report.html");
+        write_standalone_html(&report, (&d).into()).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&report).unwrap(), html);
+        let missing = dir.path().join("no-such-dir").join("report.html");
+        let err = write_standalone_html(&missing, (&d).into()).await.unwrap_err();
+        assert!(matches!(err, MailError::Write { .. }), "{err}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        );
     }
 
     #[test]

@@ -206,13 +206,19 @@ impl RowSink for FleetCollector {
                 self.accept_machine(row, &kind)
             }
             (Table::Resources, "microsoft.maintenance/maintenanceconfigurations") => self.accept_configuration(row),
-            (Table::MaintenanceResources, "microsoft.maintenance/configurationassignments") => self.accept_assignment(row),
+            (Table::MaintenanceResources, "microsoft.maintenance/configurationassignments") => {
+                self.accept_assignment(row)
+            }
             (Table::MaintenanceResources, "microsoft.maintenance/applyupdates") => self.accept_apply_update(row),
-            (Table::PatchInstallationResources, k) if k.ends_with("/patchinstallationresults") => self.accept_result(row),
+            (Table::PatchInstallationResources, k) if k.ends_with("/patchinstallationresults") => {
+                self.accept_result(row)
+            }
             (Table::PatchInstallationResources, k) if k.ends_with("/patchinstallationresults/softwarepatches") => {
                 self.accept_failed_patch(row)
             }
-            (Table::PatchAssessmentResources, k) if k.ends_with("/patchassessmentresults") => self.accept_assessment(row),
+            (Table::PatchAssessmentResources, k) if k.ends_with("/patchassessmentresults") => {
+                self.accept_assessment(row)
+            }
             (Table::PatchAssessmentResources, k) if k.ends_with("/patchassessmentresults/softwarepatches") => {
                 self.accept_pending_patch(row)
             }
@@ -348,7 +354,8 @@ impl FleetCollector {
 
     fn accept_apply_update(&mut self, row: FleetRow) {
         let p = row.properties;
-        let Some(run_id) = p.correlation_id.as_deref().map(normalise_run_id).filter(|r| r.contains(APPLY_UPDATES)) else {
+        let Some(run_id) = p.correlation_id.as_deref().map(normalise_run_id).filter(|r| r.contains(APPLY_UPDATES))
+        else {
             return;
         };
         let machine = p
@@ -498,8 +505,11 @@ fn run_start(run_id: &str) -> Option<OffsetDateTime> {
 
 fn past_run(run_id: String, acc: RunAcc, failed_patches: BTreeMap<String, usize>) -> Option<PastRun> {
     let start = run_start(&run_id)?;
-    let configuration =
-        if acc.configuration.is_empty() { parent_of(&run_id, APPLY_UPDATES).unwrap_or_default() } else { acc.configuration };
+    let configuration = if acc.configuration.is_empty() {
+        parent_of(&run_id, APPLY_UPDATES).unwrap_or_default()
+    } else {
+        acc.configuration
+    };
     let mut machines: HashMap<String, PastOutcome> =
         acc.expected.into_iter().map(|m| (m, PastOutcome::NoShow)).collect();
     let mut install_minutes = Vec::new();
@@ -525,7 +535,10 @@ fn past_run(run_id: String, acc: RunAcc, failed_patches: BTreeMap<String, usize>
 fn placement(id: &str, subscription: Option<String>, resource_group: Option<String>) -> (String, String) {
     let rid = patchwatch_model::resource_id::ResourceId::parse(id).ok();
     (
-        subscription.filter(|s| !s.is_empty()).or_else(|| rid.as_ref().map(|r| r.subscription().to_owned())).unwrap_or_default(),
+        subscription
+            .filter(|s| !s.is_empty())
+            .or_else(|| rid.as_ref().map(|r| r.subscription().to_owned()))
+            .unwrap_or_default(),
         resource_group
             .filter(|s| !s.is_empty())
             .or_else(|| rid.as_ref().map(|r| r.resource_group().to_owned()))

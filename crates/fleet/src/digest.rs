@@ -19,11 +19,7 @@ pub struct Compliance {
 impl Compliance {
     /// Whole percent, rounded down (100 only when every machine is compliant); 100 for none.
     pub fn percent(&self) -> u32 {
-        if self.machines == 0 {
-            100
-        } else {
-            u32::try_from(self.compliant * 100 / self.machines).unwrap_or(100)
-        }
+        (self.compliant * 100).checked_div(self.machines).map_or(100, |p| u32::try_from(p).unwrap_or(100))
     }
 }
 
@@ -183,11 +179,16 @@ pub fn build(cx: &Context<'_>, findings: &[Finding], owner: Option<&str>, option
             .collect(),
         repeat_offenders: trends::repeat_offenders(cx)
             .into_iter()
-            .filter(|r| owner.is_none() || cx.fleet.configurations.iter().any(|c| c.name == r.configuration && in_configs(&c.id)))
+            .filter(|r| {
+                owner.is_none()
+                    || cx.fleet.configurations.iter().any(|c| c.name == r.configuration && in_configs(&c.id))
+            })
             .collect(),
         kb_carryover: trends::kb_carryover(cx)
             .into_iter()
-            .filter(|k| owner.is_none() || cx.fleet.configurations.iter().any(|c| c.name == k.scheduled_in && in_configs(&c.id)))
+            .filter(|k| {
+                owner.is_none() || cx.fleet.configurations.iter().any(|c| c.name == k.scheduled_in && in_configs(&c.id))
+            })
             .collect(),
         findings,
     }
@@ -242,7 +243,10 @@ fn classification_counts(cx: &Context<'_>, machines: &[usize]) -> Vec<Classifica
     }
     CLASSIFICATIONS
         .iter()
-        .map(|(key, label)| ClassificationCount { classification: (*label).to_owned(), patches: totals.get(key).copied().unwrap_or(0) })
+        .map(|(key, label)| ClassificationCount {
+            classification: (*label).to_owned(),
+            patches: totals.get(key).copied().unwrap_or(0),
+        })
         .filter(|c| c.patches > 0)
         .collect()
 }
@@ -272,18 +276,28 @@ fn attention(cx: &Context<'_>, machines: &[usize], findings: &[Finding]) -> Vec<
             })
         })
         .collect();
-    rows.sort_by(|a, b| b.reasons.len().cmp(&a.reasons.len()).then(b.critical_or_security.cmp(&a.critical_or_security)).then_with(|| a.name.cmp(&b.name)));
+    rows.sort_by(|a, b| {
+        b.reasons
+            .len()
+            .cmp(&a.reasons.len())
+            .then(b.critical_or_security.cmp(&a.critical_or_security))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     rows
 }
 
 fn pending_rows(cx: &Context<'_>, pending: &[&PendingPatch]) -> Vec<PendingRow> {
-    let machines: std::collections::HashMap<String, &Machine> = cx.fleet.machines.iter().map(|m| (m.key(), m)).collect();
+    let machines: std::collections::HashMap<String, &Machine> =
+        cx.fleet.machines.iter().map(|m| (m.key(), m)).collect();
     let mut rows: Vec<PendingRow> = pending
         .iter()
         .map(|p| {
             let m = machines.get(&p.machine);
             PendingRow {
-                machine: m.map_or_else(|| patchwatch_model::resource_id::last_segment(&p.machine).to_owned(), |m| m.name.clone()),
+                machine: m.map_or_else(
+                    || patchwatch_model::resource_id::last_segment(&p.machine).to_owned(),
+                    |m| m.name.clone(),
+                ),
                 machine_id: m.map_or_else(|| p.machine.clone(), |m| m.id.clone()),
                 owner: m.and_then(|m| cx.machine_owner(m)),
                 patch: match (&p.kb_id, &p.version) {
@@ -291,7 +305,13 @@ fn pending_rows(cx: &Context<'_>, pending: &[&PendingPatch]) -> Vec<PendingRow> 
                     (None, Some(v)) => format!("{} {v}", p.name),
                     (None, None) => p.name.clone(),
                 },
-                classification: p.classifications.iter().filter(|c| is_critical_or_security(c)).cloned().collect::<Vec<_>>().join(", "),
+                classification: p
+                    .classifications
+                    .iter()
+                    .filter(|c| is_critical_or_security(c))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 severity: p.msrc_severity.clone(),
                 published: p.published,
                 age_days: p.published.map(|t| (cx.options.as_of - t).whole_days()),

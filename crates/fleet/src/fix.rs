@@ -49,9 +49,10 @@ pub(crate) fn customer_managed_schedules(m: &Machine) -> String {
 /// Periodic assessment every 24 hours.
 pub(crate) fn periodic_assessment(m: &Machine) -> String {
     match m.kind {
-        MachineKind::AzureVm => {
-            vm_update(m, &[format!("osProfile.{}.patchSettings.assessmentMode=AutomaticByPlatform", os_configuration(m.os))])
-        }
+        MachineKind::AzureVm => vm_update(
+            m,
+            &[format!("osProfile.{}.patchSettings.assessmentMode=AutomaticByPlatform", os_configuration(m.os))],
+        ),
         // Arc: no --assessment-mode flag; --os-profile merges into the existing profile.
         MachineKind::Arc => format!(
             "az connectedmachine update --subscription {} --resource-group {} --name {} --os-profile {}",

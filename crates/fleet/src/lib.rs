@@ -5,8 +5,8 @@
 
 mod checks;
 pub mod collect;
-mod fix;
 pub mod digest;
+mod fix;
 pub mod inventory;
 pub mod lint;
 pub mod scope;

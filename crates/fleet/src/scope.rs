@@ -103,7 +103,8 @@ mod tests {
     use super::*;
     use crate::inventory::ScopeFilter;
 
-    fn machine(sub: &str, rg: &str, loc: &str, kind: MachineKind, os: OsType, tags: &[(&str, &str)]) -> Machine {
+    /// A machine at (subscription, resource group, location).
+    fn machine((sub, rg, loc): (&str, &str, &str), kind: MachineKind, os: OsType, tags: &[(&str, &str)]) -> Machine {
         Machine {
             id: format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/x/y/m"),
             name: "m".into(),
@@ -138,8 +139,8 @@ mod tests {
     #[test]
     fn empty_filter_takes_the_whole_subscription_only() {
         let s = scope(ScopeFilter::default());
-        assert!(matches(&s, &machine("SUB1", "rg", "eastus", MachineKind::Arc, OsType::Linux, &[])));
-        assert!(!matches(&s, &machine("sub2", "rg", "eastus", MachineKind::Arc, OsType::Linux, &[])));
+        assert!(matches(&s, &machine(("SUB1", "rg", "eastus"), MachineKind::Arc, OsType::Linux, &[])));
+        assert!(!matches(&s, &machine(("sub2", "rg", "eastus"), MachineKind::Arc, OsType::Linux, &[])));
     }
 
     #[test]
@@ -151,7 +152,7 @@ mod tests {
             os_types: vec!["Windows".into()],
             ..ScopeFilter::default()
         });
-        let ok = machine("sub1", "rg-web", "westeurope", MachineKind::AzureVm, OsType::Windows, &[]);
+        let ok = machine(("sub1", "rg-web", "westeurope"), MachineKind::AzureVm, OsType::Windows, &[]);
         assert!(matches(&s, &ok));
         assert!(!matches(&s, &Machine { kind: MachineKind::Arc, ..ok.clone() }), "resource type");
         assert!(!matches(&s, &Machine { resource_group: "rg-other".into(), ..ok.clone() }), "resource group");
@@ -164,9 +165,10 @@ mod tests {
         let wanted = tags(&[("env", &["prod", "pre-prod"]), ("patch", &[])]);
         let any = scope(ScopeFilter { tags: wanted.clone(), tag_operator: TagOperator::Any, ..ScopeFilter::default() });
         let all = scope(ScopeFilter { tags: wanted, tag_operator: TagOperator::All, ..ScopeFilter::default() });
-        let only_env = machine("sub1", "rg", "x", MachineKind::AzureVm, OsType::Linux, &[("Env", "PROD")]);
-        let both = machine("sub1", "rg", "x", MachineKind::AzureVm, OsType::Linux, &[("env", "prod"), ("patch", "yes")]);
-        let wrong_value = machine("sub1", "rg", "x", MachineKind::AzureVm, OsType::Linux, &[("env", "dev")]);
+        let only_env = machine(("sub1", "rg", "x"), MachineKind::AzureVm, OsType::Linux, &[("Env", "PROD")]);
+        let both =
+            machine(("sub1", "rg", "x"), MachineKind::AzureVm, OsType::Linux, &[("env", "prod"), ("patch", "yes")]);
+        let wrong_value = machine(("sub1", "rg", "x"), MachineKind::AzureVm, OsType::Linux, &[("env", "dev")]);
         assert!(matches(&any, &only_env));
         assert!(!matches(&all, &only_env));
         assert!(matches(&all, &both));

@@ -91,7 +91,7 @@ fn point(r: &PastRun) -> RunPoint {
         machines,
         failed: count(PastOutcome::Failed) + count(PastOutcome::WindowExceeded),
         no_show: count(PastOutcome::NoShow),
-        success_percent: if machines == 0 { 100 } else { u32::try_from(succeeded * 100 / machines).unwrap_or(100) },
+        success_percent: (succeeded * 100).checked_div(machines).map_or(100, |p| u32::try_from(p).unwrap_or(100)),
         longest_install_minutes: r.longest_install_minutes,
     }
 }
@@ -137,15 +137,22 @@ pub fn kb_carryover(cx: &Context<'_>) -> Vec<KbCarryover> {
     for sequence in sequences {
         for pair in sequence.configurations.windows(2) {
             let [a, b] = pair else { continue };
-            let find = |name: &String| cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name));
+            let find = |name: &String| {
+                cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name))
+            };
             let (Some((_, ca)), Some((ib, cb))) = (find(a), find(b)) else { continue };
             let Some(latest) = cx.runs_of(&ca.key()).last() else { continue };
             let next_run = cx
                 .schedule(ib)
-                .and_then(|s| s.next_runs(cx.options.as_of, cx.options.as_of + time::Duration::days(62), 1).into_iter().next())
+                .and_then(|s| {
+                    s.next_runs(cx.options.as_of, cx.options.as_of + time::Duration::days(62), 1).into_iter().next()
+                })
                 .map(|o| o.start);
             for (patch, machines) in &latest.failed_patches {
-                let excluded = cb.kb_exclude.iter().any(|k| k.trim_start_matches("KB").eq_ignore_ascii_case(patch.trim_start_matches("KB")));
+                let excluded = cb
+                    .kb_exclude
+                    .iter()
+                    .any(|k| k.trim_start_matches("KB").eq_ignore_ascii_case(patch.trim_start_matches("KB")));
                 if !excluded {
                     out.push(KbCarryover {
                         patch: patch.clone(),

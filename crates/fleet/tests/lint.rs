@@ -14,7 +14,8 @@ use time::macros::datetime;
 const SUB: &str = "11111111-1111-1111-1111-111111111111";
 const OTHER_SUB: &str = "22222222-2222-2222-2222-222222222222";
 
-fn vm(name: &str, rg: &str, loc: &str, os: &str, settings: Value, tags: Value) -> Value {
+/// A VM named `name` in (resource group, location).
+fn vm(name: &str, (rg, loc): (&str, &str), os: &str, settings: Value, tags: Value) -> Value {
     let config = if os == "Linux" { "linuxConfiguration" } else { "windowsConfiguration" };
     json!({
         "id": format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"),
@@ -44,7 +45,9 @@ fn arc(name: &str, rg: &str, assessment: &str, tags: Value) -> Value {
 }
 
 fn config_id(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/{name}")
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/{name}"
+    )
 }
 
 fn configuration(name: &str, duration: &str, recur: &str, expiration: &str, classes: &[&str]) -> Value {
@@ -91,10 +94,14 @@ fn pending(machine_id: &str, kb: &str, published: &str) -> Value {
 /// One run of `config` at `stamp` (yyyyMMddHHmmss): per machine, `None` for no result, else
 /// (status, minutes of install).
 fn run(config: &str, stamp: &str, machines: &[(&str, Option<(&str, i64)>)]) -> (Vec<Value>, Vec<Value>) {
-    let run_id = format!("{}/providers/microsoft.maintenance/applyupdates/{stamp}", config_id(config).to_ascii_lowercase());
-    let start = time::PrimitiveDateTime::parse(stamp, time::macros::format_description!("[year][month][day][hour][minute][second]"))
-        .map(|t| t.assume_utc())
-        .expect("stamp");
+    let run_id =
+        format!("{}/providers/microsoft.maintenance/applyupdates/{stamp}", config_id(config).to_ascii_lowercase());
+    let start = time::PrimitiveDateTime::parse(
+        stamp,
+        time::macros::format_description!("[year][month][day][hour][minute][second]"),
+    )
+    .map(|t| t.assume_utc())
+    .expect("stamp");
     let mut apply = Vec::new();
     let mut results = Vec::new();
     for (i, (machine, result)) in machines.iter().enumerate() {
@@ -124,45 +131,82 @@ struct World {
 fn world() -> World {
     let fresh = "2026-11-20T06:00:00Z";
     // Machines: one per check, plus clean ones covered each way a scope can cover.
-    let clean_static = vm("clean-static", "rg-app", "westeurope", "Windows", good(), json!({ "owner": "team-app" }));
-    let clean_any = vm("clean-tag-any", "rg-web", "westeurope", "Linux", good(), json!({ "patch": "yes" }));
-    let clean_all = vm("clean-tag-all", "rg-web", "westeurope", "Windows", good(), json!({ "env": "prod", "tier": "web" }));
+    let clean_static = vm("clean-static", ("rg-app", "westeurope"), "Windows", good(), json!({ "owner": "team-app" }));
+    let clean_any = vm("clean-tag-any", ("rg-web", "westeurope"), "Linux", good(), json!({ "patch": "yes" }));
+    let clean_all =
+        vm("clean-tag-all", ("rg-web", "westeurope"), "Windows", good(), json!({ "env": "prod", "tier": "web" }));
     let clean_arc = arc("clean-arc", "rg-web", "AutomaticByPlatform", json!({ "patch": "yes" }));
-    let patch_mode = vm("bad-patch-mode", "rg-app", "westeurope", "Windows",
-        json!({ "patchMode": "AutomaticByOS", "assessmentMode": "AutomaticByPlatform" }), json!({}));
-    let bypass = vm("bad-bypass", "rg-app", "westeurope", "Linux",
+    let patch_mode = vm(
+        "bad-patch-mode",
+        ("rg-app", "westeurope"),
+        "Windows",
+        json!({ "patchMode": "AutomaticByOS", "assessmentMode": "AutomaticByPlatform" }),
+        json!({}),
+    );
+    let bypass = vm(
+        "bad-bypass",
+        ("rg-app", "westeurope"),
+        "Linux",
         json!({ "patchMode": "AutomaticByPlatform", "assessmentMode": "AutomaticByPlatform",
-                "automaticByPlatformSettings": { "bypassPlatformSafetyChecksOnUserSchedule": false } }), json!({}));
+                "automaticByPlatformSettings": { "bypassPlatformSafetyChecksOnUserSchedule": false } }),
+        json!({}),
+    );
     // Matches the All scope's env tag but not its tier: All needs both.
-    let only_one_tag = vm("unassigned-all-tags", "rg-web", "westeurope", "Windows", good(), json!({ "env": "prod" }));
+    let only_one_tag = vm("unassigned-all-tags", ("rg-web", "westeurope"), "Windows", good(), json!({ "env": "prod" }));
     // Right tag, wrong resource group for the RG-filtered scope.
-    let wrong_rg = vm("unassigned-rg", "rg-other", "westeurope", "Linux", good(), json!({ "patch": "yes" }));
+    let wrong_rg = vm("unassigned-rg", ("rg-other", "westeurope"), "Linux", good(), json!({ "patch": "yes" }));
     // Right tag and group, wrong location.
-    let wrong_location = vm("unassigned-location", "rg-web", "northeurope", "Linux", good(), json!({ "patch": "yes" }));
+    let wrong_location =
+        vm("unassigned-location", ("rg-web", "northeurope"), "Linux", good(), json!({ "patch": "yes" }));
     let unassigned_arc = arc("unassigned-arc", "rg-edge", "AutomaticByPlatform", json!({}));
     let assessment_off = arc("assessment-off-arc", "rg-web", "ImageDefault", json!({ "patch": "yes" }));
-    let stale_warn = vm("stale-warning", "rg-app", "westeurope", "Windows", good(), json!({}));
-    let stale_error = vm("stale-error", "rg-app", "westeurope", "Windows", good(), json!({}));
-    let never = vm("never-assessed", "rg-app", "westeurope", "Windows", good(), json!({}));
-    let critical = vm("old-critical", "rg-app", "westeurope", "Windows", good(), json!({}));
-    let no_show = vm("no-show", "rg-app", "westeurope", "Windows", good(), json!({}));
+    let stale_warn = vm("stale-warning", ("rg-app", "westeurope"), "Windows", good(), json!({}));
+    let stale_error = vm("stale-error", ("rg-app", "westeurope"), "Windows", good(), json!({}));
+    let never = vm("never-assessed", ("rg-app", "westeurope"), "Windows", good(), json!({}));
+    let critical = vm("old-critical", ("rg-app", "westeurope"), "Windows", good(), json!({}));
+    let no_show = vm("no-show", ("rg-app", "westeurope"), "Windows", good(), json!({}));
     // Another subscription's machine: the subscription scope must not take it.
-    let mut elsewhere = vm("other-sub", "rg-web", "westeurope", "Linux", good(), json!({ "patch": "yes" }));
+    let mut elsewhere = vm("other-sub", ("rg-web", "westeurope"), "Linux", good(), json!({ "patch": "yes" }));
     elsewhere["id"] = json!(id_of(&elsewhere).replace(SUB, OTHER_SUB));
     elsewhere["subscriptionId"] = json!(OTHER_SUB);
 
     let statics = [&clean_static, &patch_mode, &bypass, &stale_warn, &stale_error, &never, &critical, &no_show];
     let mut assignments: Vec<Value> = statics.iter().map(|m| static_assignment(&id_of(m), "Weekly-Main")).collect();
-    assignments.push(dynamic_scope("scope-any", "Weekly-Main", json!({
+    assignments.push(dynamic_scope(
+        "scope-any",
+        "Weekly-Main",
+        json!({
         "resourceTypes": ["Microsoft.Compute/virtualMachines", "Microsoft.HybridCompute/machines"],
         "resourceGroups": ["RG-WEB"], "locations": ["West Europe"],
-        "tagSettings": { "tags": { "patch": ["yes"] }, "filterOperator": "Any" } })));
-    assignments.push(dynamic_scope("scope-all", "Weekly-Main", json!({
-        "osTypes": ["Windows"], "tagSettings": { "tags": { "env": ["prod"], "tier": [] }, "filterOperator": "All" } })));
+        "tagSettings": { "tags": { "patch": ["yes"] }, "filterOperator": "Any" } }),
+    ));
+    assignments.push(dynamic_scope(
+        "scope-all",
+        "Weekly-Main",
+        json!({
+        "osTypes": ["Windows"], "tagSettings": { "tags": { "env": ["prod"], "tier": [] }, "filterOperator": "All" } }),
+    ));
     assignments.push(static_assignment(&id_of(&critical), "Monthly-Short"));
 
-    let machines = [&clean_static, &clean_any, &clean_all, &clean_arc, &patch_mode, &bypass, &only_one_tag, &wrong_rg,
-        &wrong_location, &unassigned_arc, &assessment_off, &stale_warn, &stale_error, &never, &critical, &no_show, &elsewhere];
+    let machines = [
+        &clean_static,
+        &clean_any,
+        &clean_all,
+        &clean_arc,
+        &patch_mode,
+        &bypass,
+        &only_one_tag,
+        &wrong_rg,
+        &wrong_location,
+        &unassigned_arc,
+        &assessment_off,
+        &stale_warn,
+        &stale_error,
+        &never,
+        &critical,
+        &no_show,
+        &elsewhere,
+    ];
     let mut assessments: Vec<Value> = machines
         .iter()
         .filter(|m| !["never-assessed", "stale-warning", "stale-error"].contains(&m["name"].as_str().unwrap_or("")))
@@ -178,7 +222,8 @@ fn world() -> World {
     let mut maintenance = assignments;
     let mut installs = Vec::new();
     for stamp in ["20261027220000", "20261103220000", "20261110220000"] {
-        let (apply, results) = run("Weekly-Main", stamp, &[(&id_of(&clean_static), Some(("Succeeded", 40))), (&id_of(&no_show), None)]);
+        let (apply, results) =
+            run("Weekly-Main", stamp, &[(&id_of(&clean_static), Some(("Succeeded", 40))), (&id_of(&no_show), None)]);
         maintenance.extend(apply);
         installs.extend(results);
     }
@@ -187,18 +232,54 @@ fn world() -> World {
     installs.extend(results);
 
     let mut resources: Vec<Value> = machines.iter().map(|m| (*m).clone()).collect();
-    resources.push(configuration("Weekly-Main", "03:00", "Week Tuesday", "9999-12-31 23:59", &["Critical", "Security"]));
+    resources.push(configuration(
+        "Weekly-Main",
+        "03:00",
+        "Week Tuesday",
+        "9999-12-31 23:59",
+        &["Critical", "Security"],
+    ));
     // 1 h 30 window, but an 85 min install plus the 10 min reserve does not fit; and it does not
     // install critical patches at all.
-    resources.push(configuration("Monthly-Short", "01:30", "Month Second Tuesday", "9999-12-31 23:59", &["Definition"]));
+    resources.push(configuration(
+        "Monthly-Short",
+        "01:30",
+        "Month Second Tuesday",
+        "9999-12-31 23:59",
+        &["Definition"],
+    ));
     resources.push(configuration("Tiny-Window", "01:00", "Week Sunday", "9999-12-31 23:59", &["Critical", "Security"]));
     resources.push(configuration("Expiring", "02:00", "Week Saturday", "2026-12-05 23:59", &["Critical", "Security"]));
     // Rings one day apart.
-    resources.push(configuration("App-Ring0", "02:00", "Month Second Tuesday Offset2", "9999-12-31 23:59", &["Critical", "Security"]));
-    resources.push(configuration("App-Ring1", "02:00", "Month Second Tuesday Offset3", "9999-12-31 23:59", &["Critical", "Security"]));
+    resources.push(configuration(
+        "App-Ring0",
+        "02:00",
+        "Month Second Tuesday Offset2",
+        "9999-12-31 23:59",
+        &["Critical", "Security"],
+    ));
+    resources.push(configuration(
+        "App-Ring1",
+        "02:00",
+        "Month Second Tuesday Offset3",
+        "9999-12-31 23:59",
+        &["Critical", "Security"],
+    ));
     // Rings a week apart: clean.
-    resources.push(configuration("Ring0-Dev", "02:00", "Month Second Tuesday", "9999-12-31 23:59", &["Critical", "Security"]));
-    resources.push(configuration("Ring1-Prod", "02:00", "Month Third Tuesday", "9999-12-31 23:59", &["Critical", "Security"]));
+    resources.push(configuration(
+        "Ring0-Dev",
+        "02:00",
+        "Month Second Tuesday",
+        "9999-12-31 23:59",
+        &["Critical", "Security"],
+    ));
+    resources.push(configuration(
+        "Ring1-Prod",
+        "02:00",
+        "Month Third Tuesday",
+        "9999-12-31 23:59",
+        &["Critical", "Security"],
+    ));
     resources.push(configuration("Broken", "02:00", "Month Second Tusday", "9999-12-31 23:59", &["Critical"]));
 
     World {
@@ -264,6 +345,15 @@ fn pending_critical_names_the_classification_gap() {
     let fleet = collector.finish();
     let all = lint(&fleet, &LintOptions::new(datetime!(2026-11-20 08:00 UTC)));
     let f = all.iter().find(|f| f.check.id() == "pending-critical").expect("finding");
-    assert!(f.detail.contains("KB5044284") && f.detail.contains("classification not included by Monthly-Short"), "{}", f.detail);
-    assert!(f.fix.starts_with("az maintenance configuration update") && f.fix.contains("classifications-to-include-list=[Definition,Critical,Security]"), "{}", f.fix);
+    assert!(
+        f.detail.contains("KB5044284") && f.detail.contains("classification not included by Monthly-Short"),
+        "{}",
+        f.detail
+    );
+    assert!(
+        f.fix.starts_with("az maintenance configuration update")
+            && f.fix.contains("classifications-to-include-list=[Definition,Critical,Security]"),
+        "{}",
+        f.fix
+    );
 }

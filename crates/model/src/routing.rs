@@ -64,7 +64,11 @@ fn default_trend_runs() -> u16 {
 
 impl Default for ComplianceSpec {
     fn default() -> Self {
-        Self { owner_tags: default_owner_tags(), pending_days: default_pending_days(), trend_runs: default_trend_runs() }
+        Self {
+            owner_tags: default_owner_tags(),
+            pending_days: default_pending_days(),
+            trend_runs: default_trend_runs(),
+        }
     }
 }
 
@@ -316,7 +320,8 @@ impl Routing {
             return Err(issues);
         }
         let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
-        let mut ring_order: Vec<(usize, String)> = file.rings.iter().map(|(k, v)| (v.span().start, k.clone())).collect();
+        let mut ring_order: Vec<(usize, String)> =
+            file.rings.iter().map(|(k, v)| (v.span().start, k.clone())).collect();
         ring_order.sort();
         let ring_order = ring_order.into_iter().map(|(_, k)| k).collect();
         let rings = file.rings.into_iter().map(|(k, v)| (k, v.into_inner())).collect();

@@ -10,7 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use patchwatch_engine::compliance;
-use patchwatch_host::{envelope::{InvocationResponse, binding_json}, error::ApiError};
+use patchwatch_host::{
+    envelope::{InvocationResponse, binding_json},
+    error::ApiError,
+};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -27,7 +30,8 @@ pub(crate) async fn compliance_report(State(state): State<AppState>, body: Body)
         Ok((json, _)) => serde_json::from_slice::<Value>(&json).unwrap_or(Value::Null),
         Err(e) => {
             warn!(field = %e.field, problem = %e.problem, "Timer invocation rejected.");
-            return Json(InvocationResponse { logs: vec![format!("rejected: {e}")], ..Default::default() }).into_response();
+            return Json(InvocationResponse { logs: vec![format!("rejected: {e}")], ..Default::default() })
+                .into_response();
         }
     };
     if timer.get("IsPastDue").and_then(Value::as_bool) == Some(true) {

@@ -38,7 +38,9 @@ pub(crate) fn pipeline(source: &Source, outbox: Option<&PathBuf>) -> Result<Pipe
     };
     let overrides = |k: &str| -> Option<String> {
         match k {
-            "PATCHWATCH_SNAPSHOT" if source.snapshot.is_some() => source.snapshot.as_ref().map(|p| p.display().to_string()),
+            "PATCHWATCH_SNAPSHOT" if source.snapshot.is_some() => {
+                source.snapshot.as_ref().map(|p| p.display().to_string())
+            }
             "PATCHWATCH_CONFIG" if source.config.is_some() => source.config.as_ref().map(|p| p.display().to_string()),
             "PATCHWATCH_STATE" if source.state.is_some() => source.state.clone(),
             "PATCHWATCH_OUTBOX" if outbox.is_some() => outbox.map(|p| p.display().to_string()),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use time::Duration;
 
-use super::{Context, RECENT_RUNS};
+use super::{Context, Found, RECENT_RUNS};
 use crate::{
     collect::is_critical_or_security,
     fix,
@@ -21,8 +21,8 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
     for (i, m) in cx.fleet.machines.iter().enumerate() {
         let configurations: Vec<&Configuration> = cx.machine_configurations(i).collect();
         let assigned = !cx.coverage.configurations[i].is_empty();
-        let mut add = |check, severity, detail: String, why: &str, fix: String| {
-            out.push(machine_finding(cx, m, check, severity, detail, why, fix));
+        let mut add = |check, severity, detail: String, why: &'static str, fix: String| {
+            out.push(machine_finding(cx, m, Found { check, severity, detail, why, fix }));
         };
         patch_mode(m, assigned, &mut add);
         if !assigned {
@@ -52,28 +52,20 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-type Add<'a> = dyn FnMut(Check, Level, String, &str, String) + 'a;
+type Add<'a> = dyn FnMut(Check, Level, String, &'static str, String) + 'a;
 
-fn machine_finding(
-    cx: &Context<'_>,
-    m: &Machine,
-    check: Check,
-    severity: Level,
-    detail: String,
-    why: &str,
-    fix: String,
-) -> Finding {
+fn machine_finding(cx: &Context<'_>, m: &Machine, f: Found) -> Finding {
     Finding {
-        check,
-        severity,
+        check: f.check,
+        severity: f.severity,
         subject: Subject::Machine,
         resource_id: m.id.clone(),
         name: m.name.clone(),
         owner: cx.machine_owner(m),
         subscription: m.subscription.clone(),
-        detail,
-        why: why.to_owned(),
-        fix,
+        detail: f.detail,
+        why: f.why.to_owned(),
+        fix: f.fix,
     }
 }
 
@@ -121,7 +113,9 @@ fn assessment(cx: &Context<'_>, m: &Machine, add: &mut Add<'_>) {
     let (severity, detail) = match age {
         None => (Level::Error, "no assessment on record".to_owned()),
         Some(age) if age > Duration::days(7) => (Level::Error, format!("last assessed {} days ago", age.whole_days())),
-        Some(age) if age > Duration::hours(24) => (Level::Warning, format!("last assessed {} hours ago", age.whole_hours())),
+        Some(age) if age > Duration::hours(24) => {
+            (Level::Warning, format!("last assessed {} hours ago", age.whole_hours()))
+        }
         Some(_) => return,
     };
     add(
@@ -209,7 +203,9 @@ fn diagnose(
         Some(PastOutcome::NoShow) | None => {
             (format!("the machine did not report in the last run of {}", config.name), fix::install_now(m))
         }
-        Some(PastOutcome::Failed) => (format!("installation failed in the last run of {}", config.name), fix::install_now(m)),
+        Some(PastOutcome::Failed) => {
+            (format!("installation failed in the last run of {}", config.name), fix::install_now(m))
+        }
         Some(PastOutcome::Succeeded) => {
             (format!("still pending after the last run of {} succeeded", config.name), fix::install_now(m))
         }
@@ -238,9 +234,9 @@ fn repeat_no_show(cx: &Context<'_>, m: &Machine, c: &Configuration) -> Option<St
     }
     let key = m.key();
     let name = m.name.to_ascii_lowercase();
-    let all = runs.iter().all(|r| {
-        matches!(r.machines.get(&key).or_else(|| r.machines.get(&name)), Some(PastOutcome::NoShow))
-    });
+    let all = runs
+        .iter()
+        .all(|r| matches!(r.machines.get(&key).or_else(|| r.machines.get(&name)), Some(PastOutcome::NoShow)));
     all.then(|| {
         let state = m.power_state.as_deref().map(|s| format!(" (now {s})")).unwrap_or_default();
         format!("no result in the last {RECENT_RUNS} runs of {}{state}", c.name)

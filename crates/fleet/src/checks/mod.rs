@@ -11,7 +11,7 @@ use patchwatch_schedule::{Schedule, ScheduleError, WindowSpec};
 
 use crate::{
     inventory::{Configuration, Fleet, Machine, PastRun},
-    lint::{Finding, LintOptions},
+    lint::{Check, Finding, Level, LintOptions},
     scope::Coverage,
 };
 
@@ -20,6 +20,16 @@ pub(crate) const WINDOWS_REBOOT_RESERVE_MINUTES: u32 = 10;
 pub(crate) const LINUX_REBOOT_RESERVE_MINUTES: u32 = 15;
 /// How many of a configuration's latest runs count as "recent".
 pub(crate) const RECENT_RUNS: usize = 3;
+
+/// What a check found, before it is tied to its machine or schedule.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub check: Check,
+    pub severity: Level,
+    pub detail: String,
+    pub why: &'static str,
+    pub fix: String,
+}
 
 /// Everything the checks share, computed once.
 #[derive(Debug)]

@@ -55,7 +55,9 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
         let rings: Vec<(usize, &Configuration)> = sequence
             .configurations
             .iter()
-            .filter_map(|name| cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name)))
+            .filter_map(|name| {
+                cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name))
+            })
             .collect();
         for pair in rings.windows(2) {
             let [(ia, a), (ib, b)] = pair else { continue };
@@ -69,8 +71,9 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
                     owner: cx.configuration_owner(b),
                     subscription: b.subscription.clone(),
                     detail: format!("{} ({}): {detail}", sequence.name, sequence.configurations.join(" → ")),
-                    why: "A later ring must run days after the earlier one, so a bad patch is caught before it spreads."
-                        .to_owned(),
+                    why:
+                        "A later ring must run days after the earlier one, so a bad patch is caught before it spreads."
+                            .to_owned(),
                     fix: fix::update_window(b, &[("maintenance-window-recur-every", &suggest_recurrence(a, b))]),
                 });
             }

@@ -3,7 +3,9 @@
 
 use time::Duration;
 
-use super::{Context, LINUX_REBOOT_RESERVE_MINUTES, RECENT_RUNS, WINDOWS_REBOOT_RESERVE_MINUTES, machines::longer_window};
+use super::{
+    Context, Found, LINUX_REBOOT_RESERVE_MINUTES, RECENT_RUNS, WINDOWS_REBOOT_RESERVE_MINUTES, machines::longer_window,
+};
 use crate::{
     fix,
     inventory::{Configuration, OsType},
@@ -23,8 +25,8 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
         if !c.maintenance_scope.eq_ignore_ascii_case("InGuestPatch") {
             continue;
         }
-        let mut add = |check, severity, detail: String, why: &str, fix: String| {
-            out.push(configuration_finding(cx, c, check, severity, detail, why, fix));
+        let mut add = |check, severity, detail: String, why: &'static str, fix: String| {
+            out.push(configuration_finding(cx, c, Found { check, severity, detail, why, fix }));
         };
         let schedule = match cx.schedule(i) {
             Some(s) => s,
@@ -41,9 +43,12 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
             }
         };
         short_window(cx, c, schedule.duration_minutes(), has_linux.contains(&c.key()), &mut add);
-        if let Some(expires) = schedule.expiration().filter(|e| *e <= cx.options.as_of + Duration::days(EXPIRY_WARNING_DAYS)) {
+        if let Some(expires) =
+            schedule.expiration().filter(|e| *e <= cx.options.as_of + Duration::days(EXPIRY_WARNING_DAYS))
+        {
             let when = patchwatch_model::text::format_time(expires);
-            let detail = if expires <= cx.options.as_of { format!("expired on {when}") } else { format!("expires on {when}") };
+            let detail =
+                if expires <= cx.options.as_of { format!("expired on {when}") } else { format!("expires on {when}") };
             add(
                 Check::ConfigExpiring,
                 Level::Warning,
@@ -56,28 +61,20 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
     scope_limits(cx, out);
 }
 
-type Add<'a> = dyn FnMut(Check, Level, String, &str, String) + 'a;
+type Add<'a> = dyn FnMut(Check, Level, String, &'static str, String) + 'a;
 
-fn configuration_finding(
-    cx: &Context<'_>,
-    c: &Configuration,
-    check: Check,
-    severity: Level,
-    detail: String,
-    why: &str,
-    fix: String,
-) -> Finding {
+fn configuration_finding(cx: &Context<'_>, c: &Configuration, f: Found) -> Finding {
     Finding {
-        check,
-        severity,
+        check: f.check,
+        severity: f.severity,
         subject: Subject::Configuration,
         resource_id: c.id.clone(),
         name: c.name.clone(),
         owner: cx.configuration_owner(c),
         subscription: c.subscription.clone(),
-        detail,
-        why: why.to_owned(),
-        fix,
+        detail: f.detail,
+        why: f.why.to_owned(),
+        fix: f.fix,
     }
 }
 

@@ -82,7 +82,9 @@ impl<'de, S: RowSink> Visitor<'de> for Tables<'_, S> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<String>()? {
             match Table::from_name(&name) {
-                Some(table) => map.next_value_seed(Rows { table, sink: &mut *self.sink, failure: &mut *self.failure })?,
+                Some(table) => {
+                    map.next_value_seed(Rows { table, sink: &mut *self.sink, failure: &mut *self.failure })?
+                }
                 // Unknown tables are tolerated so that exports with extra tables still load.
                 None => {
                     map.next_value::<IgnoredAny>()?;

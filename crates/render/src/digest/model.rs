@@ -258,7 +258,14 @@ fn charts(d: &Digest) -> Vec<Chart> {
         let lines: Vec<String> = d
             .trends
             .iter()
-            .map(|t| format!("{}: failed {}; no-show {}", t.configuration, per_run(&t.runs, |r| r.failed), per_run(&t.runs, |r| r.no_show)))
+            .map(|t| {
+                format!(
+                    "{}: failed {}; no-show {}",
+                    t.configuration,
+                    per_run(&t.runs, |r| r.failed),
+                    per_run(&t.runs, |r| r.no_show)
+                )
+            })
             .collect();
         format!("Failed and no-show machines per run, oldest first. {}.", lines.join(". "))
     };
@@ -270,10 +277,7 @@ fn charts(d: &Digest) -> Vec<Chart> {
 
 impl CountLine {
     fn new(c: &ClassificationCount) -> Self {
-        Self {
-            label: c.classification.clone(),
-            count: thousands(usize::try_from(c.patches).unwrap_or(usize::MAX)),
-        }
+        Self { label: c.classification.clone(), count: thousands(usize::try_from(c.patches).unwrap_or(usize::MAX)) }
     }
 }
 
@@ -320,6 +324,7 @@ pub(crate) fn check_title(check: Check) -> &'static str {
         Check::RepeatNoShow => "Machines that keep missing their runs",
         Check::ConfigExpiring => "Configurations about to expire",
         Check::RingOrder => "Rings out of order",
+        Check::ScheduleInvalid => "Schedules that cannot run as written",
     }
 }
 
@@ -448,7 +453,12 @@ pub(crate) fn vs_window(minutes: Option<u32>, window: Option<u32>) -> String {
 
 impl OffenderLine {
     fn new(o: &RepeatOffender) -> Self {
-        Self { machine: o.machine.clone(), configuration: o.configuration.clone(), runs: o.runs, latest: o.latest.clone() }
+        Self {
+            machine: o.machine.clone(),
+            configuration: o.configuration.clone(),
+            runs: o.runs,
+            latest: o.latest.clone(),
+        }
     }
 }
 
