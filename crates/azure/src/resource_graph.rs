@@ -124,7 +124,7 @@ impl ResourceGraphClient {
     /// security patches, and the runs Resource Graph still holds (about 30 days).
     pub async fn load_fleet<S: RowSink>(&self, sink: &mut S) -> Result<(), AzureError> {
         let mut load = Load { subscriptions: &[], collector: sink, budget: self.options.max_throttle_wait };
-        for (table, query) in fleet_queries() {
+        for (_, table, query) in fleet_queries() {
             self.run_query(&mut load, table, &query).await?;
         }
         Ok(())
@@ -241,6 +241,9 @@ pub fn queries_for_check() -> Vec<(&'static str, String)> {
         ("failed patches without a start time", failed_patches_query(None)),
         ("machine lookup", machine_lookup_query(&machines)),
     ]
+    .into_iter()
+    .chain(fleet_queries().into_iter().map(|(name, _, q)| (name, q)))
+    .collect()
 }
 
 /// A run's machines: its `applyupdates` rows, found by correlation id (`run`, normalised). Each
@@ -274,34 +277,41 @@ fn machine_lookup_query(ids: &[String]) -> String {
 
 /// The queries of a fleet load, in order. Unprojected rows, so live data and snapshots go
 /// through one parser; filtered server-side to the rows the fleet reads.
-pub fn fleet_queries() -> Vec<(Table, String)> {
-    let q = |table: Table, text: &str| (table, text.to_owned());
+pub fn fleet_queries() -> Vec<(&'static str, Table, String)> {
+    let q = |name: &'static str, table: Table, text: &str| (name, table, text.to_owned());
     vec![
         q(
+            "fleet machines and configurations",
             Table::Resources,
             "resources\n| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines', 'microsoft.maintenance/maintenanceconfigurations')\n| project id, name, type, subscriptionId, resourceGroup, location, tags, properties\n| order by id asc",
         ),
         q(
+            "fleet assignments and dynamic scopes",
             Table::MaintenanceResources,
             "maintenanceresources\n| where type =~ 'microsoft.maintenance/configurationassignments'\n| project id, name, type, subscriptionId, resourceGroup, location, properties\n| order by id asc",
         ),
         q(
+            "fleet assessments",
             Table::PatchAssessmentResources,
             "patchassessmentresources\n| where type endswith '/patchassessmentresults'\n| project id, name, type, subscriptionId, resourceGroup, properties\n| order by id asc",
         ),
         q(
+            "fleet pending critical and security patches",
             Table::PatchAssessmentResources,
             "patchassessmentresources\n| where type endswith '/patchassessmentresults/softwarepatches'\n| where tostring(properties.classifications) has 'Critical' or tostring(properties.classifications) has 'Security'\n| project id, name, type, properties\n| order by id asc",
         ),
         q(
+            "fleet runs",
             Table::MaintenanceResources,
             "maintenanceresources\n| where type =~ 'microsoft.maintenance/applyupdates'\n| where isnotempty(tostring(properties.correlationId))\n| project id, name, type, properties\n| order by id asc",
         ),
         q(
+            "fleet installation results",
             Table::PatchInstallationResources,
             "patchinstallationresources\n| where type endswith '/patchinstallationresults'\n| where isnotempty(tostring(properties.maintenanceRunId))\n| project id, name, type, properties\n| order by id asc",
         ),
         q(
+            "fleet failed patches",
             Table::PatchInstallationResources,
             "patchinstallationresources\n| where type endswith '/patchinstallationresults/softwarepatches'\n| where properties.installationState =~ 'Failed'\n| project id, name, type, properties\n| order by id asc",
         ),
