@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use integration_tests::{example, files, graph, http, pipeline, spawn_handler};
 use patchwatch_engine::pipeline::EventOutcome;
 use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_engine::source::RunDataSource;
 use patchwatch_model::event::Incoming;
 use patchwatch_model::event::MaintenanceEvent;
 use patchwatch_model::event::parse_delivery;
@@ -205,4 +206,33 @@ async fn graph_machine_tags_route_like_the_snapshot() {
     let machines_query = server.received_requests().await.unwrap();
     let first: Value = serde_json::from_slice(&machines_query[0].body).unwrap();
     assert!(first["query"].as_str().unwrap().contains("join kind=leftouter"), "{first}");
+}
+
+/// The fleet loaded page by page from Resource Graph is the fleet the snapshot file gives: the
+/// same machines, schedules and runs, and so the same findings.
+#[tokio::test]
+async fn graph_fleet_load_lints_like_the_snapshot() {
+    use patchwatch_fleet::lint::{LintOptions, lint};
+    let text = example("snapshot.json");
+    let server = MockServer::start().await;
+    // Small pages, so every table needs several skip tokens.
+    graph::mount(&server, graph::FakeGraph::from_snapshot(&text, 250)).await;
+    let (live, newest) = graph::source(&server, Duration::from_secs(5)).load_fleet().await.unwrap();
+    assert!(newest.is_none(), "live data is judged as of now, not as of its rows");
+    let (file, snapshot_newest) = RunDataSource::SnapshotText(text.into()).load_fleet().await.unwrap();
+    let as_of = snapshot_newest.expect("a snapshot has a newest timestamp");
+    assert!(live.machines.len() > 500, "{}", live.machines.len());
+    assert_eq!(live.machines.len(), file.machines.len());
+    assert_eq!(live.configurations.len(), file.configurations.len());
+    assert_eq!(live.scopes.len(), file.scopes.len());
+    assert_eq!(live.runs.len(), file.runs.len());
+    let findings = |fleet| {
+        lint(fleet, &LintOptions::new(as_of))
+            .into_iter()
+            .map(|f| (f.check, f.resource_id.to_ascii_lowercase(), f.severity))
+            .collect::<Vec<_>>()
+    };
+    let from_file = findings(&file);
+    assert!(!from_file.is_empty());
+    assert_eq!(findings(&live), from_file);
 }

@@ -187,8 +187,8 @@ struct ResultAcc {
 pub struct FleetCollector {
     fleet: Fleet,
     runs: HashMap<String, RunAcc>,
-    /// Failed patch keys by lower-cased installation result id.
-    failed_by_result: HashMap<String, Vec<String>>,
+    /// Failed patch keys by lower-cased installation result id (a set: a row seen twice counts once).
+    failed_by_result: HashMap<String, std::collections::BTreeSet<String>>,
     /// Run id of each installation result that reported failed patches.
     result_run: HashMap<String, (String, String)>,
     /// The newest timestamp seen: a snapshot is judged as of the moment it was taken.
@@ -417,7 +417,7 @@ impl FleetCollector {
             .map(|k| format!("KB{}", k.trim().trim_start_matches("KB").trim_start_matches("kb")))
             .or(p.patch_name)
             .unwrap_or_else(|| patchwatch_model::resource_id::last_segment(&row.id).to_owned());
-        self.failed_by_result.entry(result).or_default().push(key);
+        self.failed_by_result.entry(result).or_default().insert(key);
     }
 
     fn accept_assessment(&mut self, row: FleetRow) {
@@ -454,6 +454,7 @@ impl FleetCollector {
         }
         let Some(machine) = parent_of(&row.id, "/patchassessmentresults/") else { return };
         self.fleet.pending.push(PendingPatch {
+            id: row.id.to_ascii_lowercase(),
             machine,
             name: p.patch_name.unwrap_or_else(|| patchwatch_model::resource_id::last_segment(&row.id).to_owned()),
             kb_id: p.kb_id.filter(|k| !k.trim().is_empty()),
@@ -489,6 +490,13 @@ impl FleetCollector {
         self.fleet.machines.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
         self.fleet.configurations.sort_by_cached_key(Configuration::key);
         self.fleet.configurations.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
+        // Rows may arrive twice (overlapping queries, merged exports): each counts once.
+        self.fleet.assignments.sort_by_cached_key(|a| a.id.to_ascii_lowercase());
+        self.fleet.assignments.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
+        self.fleet.scopes.sort_by_cached_key(|s| s.id.to_ascii_lowercase());
+        self.fleet.scopes.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
+        self.fleet.pending.sort_by(|a, b| a.id.cmp(&b.id));
+        self.fleet.pending.dedup_by(|a, b| a.id == b.id);
         self.fleet
     }
 }
@@ -510,6 +518,7 @@ fn past_run(run_id: String, acc: RunAcc, failed_patches: BTreeMap<String, usize>
     } else {
         acc.configuration
     };
+    // A map: an `applyupdates` row seen twice is one expected machine.
     let mut machines: HashMap<String, PastOutcome> =
         acc.expected.into_iter().map(|m| (m, PastOutcome::NoShow)).collect();
     let mut install_minutes = Vec::new();

@@ -192,6 +192,8 @@ impl Assessment {
 /// A pending critical or security patch from the assessment (`…/softwarepatches`).
 #[derive(Clone, Debug)]
 pub struct PendingPatch {
+    /// Lower-cased row id (one row per machine and patch).
+    pub id: String,
     /// Lower-cased machine id.
     pub machine: String,
     pub name: String,
