@@ -53,7 +53,9 @@ impl Respond for FakeGraph {
             .and_then(|t| t.strip_prefix(&format!("{table}:")))
             .and_then(|o| o.parse::<usize>().ok())
             .unwrap_or(0);
-        let mut rows = self.tables.get(&table).cloned().unwrap_or_default();
+        let rows: Vec<&Value> = self.tables.get(&table).into_iter().flatten().filter(|r| keeps(query, r)).collect();
+        let end = (offset + self.page).min(rows.len());
+        let mut data: Vec<Value> = rows[offset.min(end)..end].iter().map(|r| (*r).clone()).collect();
         // The machines query joins each machine's tags from `resources` (leftouter on the id).
         if query.contains("join kind=leftouter") && query.contains("machineTags") {
             let tags: HashMap<String, Value> = self
@@ -63,13 +65,11 @@ impl Respond for FakeGraph {
                 .flatten()
                 .map(|r| (r["id"].as_str().unwrap_or_default().to_lowercase(), r["tags"].clone()))
                 .collect();
-            for row in &mut rows {
+            for row in &mut data {
                 let machine = row["properties"]["resourceId"].as_str().unwrap_or_default().to_lowercase();
                 row["machineTags"] = tags.get(&machine).cloned().unwrap_or(Value::Null);
             }
         }
-        let end = (offset + self.page).min(rows.len());
-        let data: Vec<Value> = rows[offset.min(end)..end].to_vec();
         let mut answer = json!({
             "totalRecords": rows.len(), "count": data.len(), "resultTruncated": "false", "facets": [], "data": data
         });
@@ -78,6 +78,45 @@ impl Respond for FakeGraph {
         }
         ResponseTemplate::new(200).set_body_json(answer)
     }
+}
+
+/// The first filters of patchwatch's queries, applied the way ARG would: the row `type`
+/// (`=~`, `endswith`, `in~`) and a run's correlation or maintenance run id (`==`). Anything
+/// else passes: the client's own parser must drop rows it does not read.
+fn keeps(query: &str, row: &Value) -> bool {
+    // Filters of a joined table apply to that table, not to these rows.
+    let query = query.split("| join").next().unwrap_or(query);
+    let kind = row["type"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let literal = |after: &str| -> Option<String> {
+        let rest = query.split(after).nth(1)?.trim_start();
+        let rest = rest.strip_prefix('\'')?;
+        Some(rest[..rest.find('\'')?].to_ascii_lowercase())
+    };
+    if let Some(t) = literal("where type =~") {
+        if kind != t {
+            return false;
+        }
+    }
+    if let Some(t) = literal("where type endswith") {
+        if !kind.ends_with(&t) {
+            return false;
+        }
+    }
+    if let Some(list) = query.split("where type in~ (").nth(1).and_then(|r| r.split(')').next()) {
+        let allowed: Vec<String> = list.split(',').map(|t| t.trim().trim_matches('\'').to_ascii_lowercase()).collect();
+        if !allowed.contains(&kind) {
+            return false;
+        }
+    }
+    for field in ["correlationId", "maintenanceRunId"] {
+        if let Some(want) = literal(&format!("tolower(tostring(properties.{field})) ==")) {
+            let have = row["properties"][field].as_str().unwrap_or_default().trim_end_matches('/').to_ascii_lowercase();
+            if have != want {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Mounts `responder` as the Resource Graph query endpoint, requiring the documented contract.

@@ -132,8 +132,9 @@ pub fn owners(cx: &Context<'_>) -> Vec<String> {
         .filter_map(|m| cx.machine_owner(m))
         .chain(cx.fleet.configurations.iter().filter_map(|c| cx.configuration_owner(c)))
         .collect();
-    out.sort_unstable();
-    out.dedup();
+    // Tag values are compared case-insensitively, as routes split them: `Team-Data` is `team-data`.
+    out.sort_by_key(|o| o.to_ascii_lowercase());
+    out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     out
 }
 
@@ -166,7 +167,11 @@ pub fn build(cx: &Context<'_>, findings: &[Finding], owner: Option<&str>, option
         generated: cx.options.as_of,
         period: period_of(cx.options.as_of),
         owner: owner.map(str::to_owned),
-        overall: compliance(cx, &machines, |_| "All machines".to_owned()).pop().unwrap_or_default(),
+        overall: compliance(cx, &machines, |_| "All machines".to_owned()).pop().unwrap_or_else(|| Compliance {
+            label: "All machines".to_owned(),
+            machines: 0,
+            compliant: 0,
+        }),
         by_owner: compliance(cx, &machines, |m| cx.machine_owner(m).unwrap_or_else(|| "(no owner tag)".to_owned())),
         by_subscription: compliance(cx, &machines, |m| m.subscription.clone()),
         pending_by_classification: classification_counts(cx, &machines),
@@ -205,18 +210,13 @@ fn compliance(cx: &Context<'_>, machines: &[usize], label: impl Fn(&Machine) -> 
     for &i in machines {
         let m = &cx.fleet.machines[i];
         let l = label(m);
-        let entry = groups.entry(l.clone()).or_insert_with(|| Compliance { label: l, machines: 0, compliant: 0 });
+        // Grouped case-insensitively (owner tags are written by hand); the first spelling names it.
+        let entry =
+            groups.entry(l.to_ascii_lowercase()).or_insert_with(|| Compliance { label: l, machines: 0, compliant: 0 });
         entry.machines += 1;
         entry.compliant += usize::from(is_compliant(cx, m));
     }
-    if groups.is_empty() {
-        groups.insert(String::new(), Compliance { label: label_of_empty(), machines: 0, compliant: 0 });
-    }
     groups.into_values().collect()
-}
-
-fn label_of_empty() -> String {
-    "All machines".to_owned()
 }
 
 /// Update Manager's classification keys, in the order the portal lists them.

@@ -12,7 +12,10 @@ pub struct App {
 }
 
 pub const APPS: &[App] = &[
-    App { name: "maintenance-events", functions: &["events", "maintenance-event", "maintenance-queue", "compliance-report", "health"] },
+    App {
+        name: "maintenance-events",
+        functions: &["events", "maintenance-event", "maintenance-queue", "compliance-report", "health"],
+    },
     App { name: "alert-webhook", functions: &["alerts", "health"] },
     App { name: "itsm-webhook", functions: &["itsm", "health"] },
 ];

@@ -7,6 +7,7 @@ use patchwatch_engine::{
     compliance::{self, DigestDelivery},
     mail,
 };
+use patchwatch_model::text::thousands;
 use patchwatch_render::digest::workbook;
 
 use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, fleet};
@@ -48,12 +49,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::from(if e.retry_after().is_some() { EXIT_RETRY_LATER } else { EXIT_BAD_INPUT });
         }
     };
-    let percent = if run.machines == 0 { 100 } else { run.compliant * 100 / run.machines };
+    let percent = (run.compliant * 100).checked_div(run.machines).unwrap_or(100);
     out!(
         "Patch compliance {}: {percent}% ({} of {} machines with no critical or security patch pending); {} error(s), {} warning(s) in the schedule lint.",
         run.period,
-        run.compliant,
-        run.machines,
+        thousands(run.compliant),
+        thousands(run.machines),
         run.errors,
         run.warnings
     );

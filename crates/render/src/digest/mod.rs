@@ -94,17 +94,7 @@ pub fn attachment_name(d: &Digest) -> String {
 }
 
 /// `1,000`.
-pub(crate) fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use patchwatch_model::text::thousands;
 
 #[cfg(test)]
 mod tests;
