@@ -64,14 +64,19 @@ impl Fakes {
     }
 }
 
-/// Machine name → PatchOwner, from the example snapshot.
+/// Machine name → PatchOwner, from the example snapshot (machines with the tag).
 fn owners() -> HashMap<String, String> {
     let snap: Value = serde_json::from_str(&example("snapshot.json")).unwrap();
     snap["resources"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["tags"]["PatchOwner"].as_str().unwrap().to_owned()))
+        .filter(|r| {
+            r["type"]
+                .as_str()
+                .is_some_and(|t| !t.eq_ignore_ascii_case("microsoft.maintenance/maintenanceconfigurations"))
+        })
+        .filter_map(|r| Some((r["name"].as_str()?.to_owned(), r["tags"]["PatchOwner"].as_str()?.to_owned())))
         .collect()
 }
 

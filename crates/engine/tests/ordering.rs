@@ -255,7 +255,11 @@ fn snapshot_missing_results(drop: usize) -> (String, usize) {
         .as_array()
         .expect("runs table")
         .iter()
-        .filter(|r| lower(&r["type"]) == "microsoft.maintenance/applyupdates")
+        // This run's machines only: the snapshot also holds the fleet's earlier runs.
+        .filter(|r| {
+            lower(&r["type"]) == "microsoft.maintenance/applyupdates"
+                && lower(&r["properties"]["correlationId"]).ends_with(RUN)
+        })
         .map(|r| lower(&r["properties"]["resourceId"]))
         .collect();
     let missing = expected.difference(&reported).count();

@@ -1,12 +1,24 @@
 //! Realistic simulated runs: a snapshot of ARG rows plus the matching pre/post events.
 //!
-//! Deterministic for a seed. Rows are written one at a time, so 50,000 machines need no more
-//! memory than one row.
+//! [`write_snapshot`] writes one run; [`write_fleet_snapshot`] writes the same run inside a
+//! whole fleet (for the schedule lint and the compliance digest) and returns the fleet's
+//! [`AnswerKey`]: every finding the lint must report, by construction.
+//!
+//! Deterministic for a seed. Rows are written one at a time and every fleet machine is a
+//! function of the seed and its index, so a fleet of 50,000 machines needs no more memory than
+//! one row (the run's own machines are held, one small record each).
 
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
+
+mod calendar;
+mod fleet;
+mod key;
+
+pub use fleet::{FleetOptions, SimulatedFleet, write_fleet_snapshot};
+pub use key::{AnswerKey, CHECKS, ExpectedFinding};
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -36,20 +48,20 @@ impl Default for SimulateOptions {
 }
 
 /// SplitMix64: small, fast and good enough for test data.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn guid(&mut self) -> String {
+    pub(crate) fn guid(&mut self) -> String {
         let a = self.next();
         let b = self.next();
         format!(
@@ -63,8 +75,8 @@ impl Rng {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Fate {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
     Succeeded,
     Warnings,
     FailedPatches,
@@ -101,21 +113,27 @@ const LINUX_PACKAGES: [(&str, &str, &str); 3] = [
     ("curl", "7.81.0-1ubuntu1.15", "Critical"),
 ];
 
-struct Machine {
-    id: String,
-    rg: String,
-    sub: String,
-    windows: bool,
-    arc: bool,
-    fate: Fate,
-    minutes: i64,
+#[derive(Clone, Debug)]
+pub(crate) struct Machine {
+    pub(crate) id: String,
+    pub(crate) rg: String,
+    pub(crate) sub: String,
+    pub(crate) windows: bool,
+    pub(crate) arc: bool,
+    pub(crate) fate: Fate,
+    /// Install duration in this run.
+    pub(crate) minutes: i64,
 }
 
 impl Machine {
-    fn os(&self) -> &'static str {
+    /// Whether the machine reports a result of the run.
+    pub(crate) fn has_result(&self) -> bool {
+        !matches!(self.fate, Fate::NoResultDeallocated | Fate::NoResultSilent)
+    }
+    pub(crate) fn os(&self) -> &'static str {
         if self.windows { "Windows" } else { "Linux" }
     }
-    fn result_type(&self) -> &'static str {
+    pub(crate) fn result_type(&self) -> &'static str {
         if self.arc {
             "microsoft.hybridcompute/machines/patchinstallationresults"
         } else {
@@ -131,19 +149,14 @@ pub struct SimulatedEvents {
     pub post: Value,
 }
 
-fn ts(t: OffsetDateTime) -> String {
+pub(crate) fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Writes the snapshot for `opts` to `out` and returns the matching events.
 pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Result<SimulatedEvents> {
-    // One generator for everything, drawn from in a fixed order: the same seed gives the same run.
-    let mut rng = Rng(opts.seed);
-    let run = SimulatedRun::new(opts, &mut rng);
-    let machines: Vec<Machine> = (0..opts.machines).map(|i| simulate_machine(i, opts, &run.subs, &mut rng)).collect();
-    let last_finish = machines.iter().map(|m| m.minutes).max().unwrap_or(10);
-    let post_time = opts.start + Duration::minutes(last_finish + 1);
-
+    let (mut rng, run, machines) = simulate_run(opts);
+    let post_time = run.post_time(&machines);
     let mut w = RowWriter::new(out);
     write_maintenance_resources(&mut w, &run, &machines, post_time)?;
     write_install_results(&mut w, &run, &machines, &mut rng)?;
@@ -152,20 +165,31 @@ pub fn write_snapshot(opts: &SimulateOptions, out: &mut impl Write) -> io::Resul
     Ok(run.events(post_time))
 }
 
+/// The run and its machines. One generator for everything, drawn from in a fixed order: the
+/// same seed gives the same run (the fleet around it draws from generators of its own).
+pub(crate) fn simulate_run(opts: &SimulateOptions) -> (Rng, SimulatedRun, Vec<Machine>) {
+    let mut rng = Rng(opts.seed);
+    let run = SimulatedRun::new(opts, &mut rng);
+    let machines: Vec<Machine> = (0..opts.machines).map(|i| simulate_machine(i, opts, &run.subs, &mut rng)).collect();
+    (rng, run, machines)
+}
+
 /// The run's identity and window, shared by every table and both events.
-struct SimulatedRun {
-    subs: Vec<String>,
+pub(crate) struct SimulatedRun {
+    pub(crate) subs: Vec<String>,
     configuration: String,
-    configuration_id: String,
+    pub(crate) configuration_id: String,
     /// The run's own name: its start as `YYYYMMDDHHMM00`.
-    run_name: String,
+    pub(crate) run_name: String,
     run_id: String,
     /// `run_id` lower-cased, as ARG writes it in some tables.
-    run_lower: String,
+    pub(crate) run_lower: String,
     /// Last month's run of the same configuration.
-    previous_run: String,
-    start: OffsetDateTime,
-    window_end: OffsetDateTime,
+    pub(crate) previous_run: String,
+    /// When last month's run started.
+    pub(crate) previous_start: OffsetDateTime,
+    pub(crate) start: OffsetDateTime,
+    pub(crate) window_end: OffsetDateTime,
 }
 
 impl SimulatedRun {
@@ -175,14 +199,7 @@ impl SimulatedRun {
             "/subscriptions/{}/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/{}",
             subs[0], opts.configuration
         );
-        let run_name = format!(
-            "{:04}{:02}{:02}{:02}{:02}00",
-            opts.start.year(),
-            u8::from(opts.start.month()),
-            opts.start.day(),
-            opts.start.hour(),
-            opts.start.minute()
-        );
+        let run_name = run_name(opts.start);
         let run_id = format!("{configuration_id}/providers/microsoft.maintenance/applyupdates/{run_name}");
         // ARG lower-cases ids in some tables: the snapshot does too, as a real export would.
         let run_lower = run_id.to_ascii_lowercase();
@@ -195,14 +212,21 @@ impl SimulatedRun {
             run_id,
             run_lower,
             previous_run,
+            previous_start: opts.start - Duration::days(28),
             start: opts.start,
             window_end: opts.start + Duration::minutes(opts.window_minutes),
         }
     }
 
     /// The configuration lives in the first subscription.
-    fn configuration_sub(&self) -> &str {
+    pub(crate) fn configuration_sub(&self) -> &str {
         &self.subs[0]
+    }
+
+    /// The post event comes a minute after the last machine finished.
+    pub(crate) fn post_time(&self, machines: &[Machine]) -> OffsetDateTime {
+        let last_finish = machines.iter().map(|m| m.minutes).max().unwrap_or(10);
+        self.start + Duration::minutes(last_finish + 1)
     }
 
     /// The pre event 35 minutes before the start, and the post event at `post_time`.
@@ -233,6 +257,18 @@ impl SimulatedRun {
         }
         d
     }
+}
+
+/// A run's name: its start as `YYYYMMDDHHMM00`.
+pub(crate) fn run_name(start: OffsetDateTime) -> String {
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}00",
+        start.year(),
+        u8::from(start.month()),
+        start.day(),
+        start.hour(),
+        start.minute()
+    )
 }
 
 /// Machine `i`: spread over the subscriptions, with a random application, OS, kind and fate.
@@ -278,7 +314,7 @@ fn machine_fate(i: usize, opts: &SimulateOptions, rng: &mut Rng) -> Fate {
 }
 
 /// The run itself, then each machine's part of it.
-fn write_maintenance_resources<W: Write>(
+pub(crate) fn write_maintenance_resources<W: Write>(
     w: &mut RowWriter<'_, W>,
     run: &SimulatedRun,
     machines: &[Machine],
@@ -305,7 +341,7 @@ fn write_maintenance_resources<W: Write>(
     Ok(())
 }
 
-fn write_install_results<W: Write>(
+pub(crate) fn write_install_results<W: Write>(
     w: &mut RowWriter<'_, W>,
     run: &SimulatedRun,
     machines: &[Machine],
@@ -314,12 +350,17 @@ fn write_install_results<W: Write>(
     w.table("patchinstallationresources")?;
     for (i, m) in machines.iter().enumerate() {
         // A result of last month's run for some machines: must be ignored.
-        if i % 20 == 0 {
+        if has_previous_result(i) {
             write_previous_run_result(w, run, m, rng)?;
         }
         write_machine_result(w, run, m, rng)?;
     }
     Ok(())
+}
+
+/// Whether run machine `i` has a result of last month's run beside this run's (every 20th).
+pub(crate) fn has_previous_result(i: usize) -> bool {
+    i.is_multiple_of(20)
 }
 
 /// A clean result of last month's run, which summaries of this run must not count.
@@ -331,7 +372,7 @@ fn write_previous_run_result<W: Write>(
 ) -> io::Result<()> {
     let rid = format!("{}/patchInstallationResults/{}", m.id, rng.guid());
     let outcome = InstallOutcome::clean("NotNeeded");
-    let start = run.start - Duration::days(28);
+    let start = run.previous_start;
     let row = ResultRow {
         rid: &rid,
         machine: m,
@@ -367,31 +408,31 @@ fn write_machine_result<W: Write>(
         minutes: m.minutes,
     };
     w.row(&row.to_json())?;
-    for n in 0..2 {
-        w.row(&patch_row(&rid, m, n, "Installed", rng))?;
-    }
-    for n in 0..outcome.failed {
-        w.row(&patch_row(&rid, m, 10 + n as usize, "Failed", rng))?;
+    let modified = ts(run.start + Duration::hours(1));
+    let states = (0..2).map(|n| (n, "Installed")).chain((0..outcome.failed as usize).map(|n| (10 + n, "Failed")));
+    for (n, state) in states {
+        let line = pick_patch(m, rng);
+        w.row(&PatchRow { rid: &rid, machine: m, n, state, line: &line, modified: &modified }.to_json())?;
     }
     Ok(())
 }
 
 /// How a machine's install went, as its result row says.
-struct InstallOutcome {
-    status: &'static str,
-    failed: u32,
-    pending: u32,
-    exceeded: bool,
-    reboot: &'static str,
-    errors: Vec<Value>,
+pub(crate) struct InstallOutcome {
+    pub(crate) status: &'static str,
+    pub(crate) failed: u32,
+    pub(crate) pending: u32,
+    pub(crate) exceeded: bool,
+    pub(crate) reboot: &'static str,
+    pub(crate) errors: Vec<Value>,
 }
 
 impl InstallOutcome {
-    fn clean(reboot: &'static str) -> Self {
+    pub(crate) fn clean(reboot: &'static str) -> Self {
         Self { status: "Succeeded", failed: 0, pending: 0, exceeded: false, reboot, errors: vec![] }
     }
 
-    fn failed(failed: u32, pending: u32, exceeded: bool, error: Value) -> Self {
+    pub(crate) fn failed(failed: u32, pending: u32, exceeded: bool, error: Value) -> Self {
         Self { status: "Failed", failed, pending, exceeded, reboot: "NotNeeded", errors: vec![error] }
     }
 }
@@ -440,7 +481,7 @@ fn write_resources<W: Write>(w: &mut RowWriter<'_, W>, machines: &[Machine]) -> 
 }
 
 /// A deallocated machine is stopped (a VM) or disconnected (Arc) when last seen.
-fn resource_row(m: &Machine) -> Value {
+pub(crate) fn resource_row(m: &Machine) -> Value {
     let name = patchwatch_model::resource_id::last_segment(&m.id);
     let os = m.os();
     if m.arc {
@@ -458,7 +499,7 @@ fn resource_row(m: &Machine) -> Value {
 }
 
 /// Three owning teams, by application.
-fn owner(rg: &str) -> &'static str {
+pub(crate) fn owner(rg: &str) -> &'static str {
     match rg.split('-').nth(1) {
         Some("sql" | "erp") => "team-data",
         Some("web" | "app" | "batch") => "team-web",
@@ -467,20 +508,21 @@ fn owner(rg: &str) -> &'static str {
 }
 
 /// One `patchinstallationresources` row.
-struct ResultRow<'a> {
-    rid: &'a str,
-    machine: &'a Machine,
+pub(crate) struct ResultRow<'a> {
+    pub(crate) rid: &'a str,
+    pub(crate) machine: &'a Machine,
     /// The run the result belongs to (`maintenanceRunId`).
-    run: &'a str,
-    outcome: &'a InstallOutcome,
-    installed: u32,
-    start: OffsetDateTime,
-    /// Install duration: the result was last modified this long after `start`.
-    minutes: i64,
+    pub(crate) run: &'a str,
+    pub(crate) outcome: &'a InstallOutcome,
+    pub(crate) installed: u32,
+    pub(crate) start: OffsetDateTime,
+    /// Install duration: the result was last modified this long after `start` (the row says
+    /// it started 30 seconds after `start`).
+    pub(crate) minutes: i64,
 }
 
 impl ResultRow<'_> {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let Self { rid, machine: m, run, outcome, installed, start, minutes } = *self;
         let InstallOutcome { status, failed, pending, exceeded, reboot, ref errors } = *outcome;
         let error_details = if errors.is_empty() {
@@ -502,51 +544,90 @@ impl ResultRow<'_> {
     }
 }
 
-fn patch_row(rid: &str, m: &Machine, n: usize, state: &str, rng: &mut Rng) -> Value {
-    let (name, kb, version, class) = if m.os() == "Windows" {
+/// A patch of the installation catalogue for `m`'s OS, drawn from `rng`.
+fn pick_patch(m: &Machine, rng: &mut Rng) -> PatchLine<'static> {
+    if m.os() == "Windows" {
         let (kb, name, class) = WINDOWS_KBS[rng.below(WINDOWS_KBS.len() as u64) as usize];
-        (name.to_owned(), Some(kb), None, class)
+        PatchLine { name, kb: Some(kb), version: None, class }
     } else {
-        let (pkg, version, class) = LINUX_PACKAGES[rng.below(LINUX_PACKAGES.len() as u64) as usize];
-        (pkg.to_owned(), None, Some(version), class)
-    };
-    let mut props = json!({ "patchName": name, "installationState": state, "classifications": [class],
-                            "rebootRequired": false, "lastModifiedDateTime": "2026-11-10T23:00:00Z" });
-    if let Some(kb) = kb {
-        props["kbId"] = json!(kb);
+        let (name, version, class) = LINUX_PACKAGES[rng.below(LINUX_PACKAGES.len() as u64) as usize];
+        PatchLine { name, kb: None, version: Some(version), class }
     }
-    if let Some(v) = version {
-        props["version"] = json!(v);
+}
+
+/// A patch as an installation result lists it.
+#[derive(Debug)]
+pub(crate) struct PatchLine<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kb: Option<&'a str>,
+    pub(crate) version: Option<&'a str>,
+    pub(crate) class: &'a str,
+}
+
+impl PatchLine<'static> {
+    /// Patch `i` of the installation catalogue for `m`'s OS.
+    pub(crate) fn catalogue(m: &Machine, i: usize) -> Self {
+        if m.windows {
+            let (kb, name, class) = WINDOWS_KBS[i % WINDOWS_KBS.len()];
+            PatchLine { name, kb: Some(kb), version: None, class }
+        } else {
+            let (name, version, class) = LINUX_PACKAGES[i % LINUX_PACKAGES.len()];
+            PatchLine { name, kb: None, version: Some(version), class }
+        }
     }
-    json!({ "id": format!("{rid}/softwarePatches/p{n}"), "name": format!("p{n}"), "type": format!("{}/softwarepatches", m.result_type()),
-            "subscriptionId": m.sub, "resourceGroup": m.rg, "properties": props })
+}
+
+/// One `…/patchinstallationresults/softwarepatches` row: patch `n` of result `rid`.
+pub(crate) struct PatchRow<'a> {
+    pub(crate) rid: &'a str,
+    pub(crate) machine: &'a Machine,
+    pub(crate) n: usize,
+    pub(crate) state: &'a str,
+    pub(crate) line: &'a PatchLine<'a>,
+    pub(crate) modified: &'a str,
+}
+
+impl PatchRow<'_> {
+    pub(crate) fn to_json(&self) -> Value {
+        let Self { rid, machine: m, n, state, line, modified } = *self;
+        let mut props = json!({ "patchName": line.name, "installationState": state, "classifications": [line.class],
+                                "rebootRequired": false, "lastModifiedDateTime": modified });
+        if let Some(kb) = line.kb {
+            props["kbId"] = json!(kb);
+        }
+        if let Some(v) = line.version {
+            props["version"] = json!(v);
+        }
+        json!({ "id": format!("{rid}/softwarePatches/p{n}"), "name": format!("p{n}"), "type": format!("{}/softwarepatches", m.result_type()),
+                "subscriptionId": m.sub, "resourceGroup": m.rg, "properties": props })
+    }
 }
 
 /// Streams `{"table": [row, …], …}` without building the whole document.
-struct RowWriter<'a, W: Write> {
+pub(crate) struct RowWriter<'a, W: Write> {
     out: &'a mut W,
     tables: usize,
     rows: usize,
 }
 
 impl<'a, W: Write> RowWriter<'a, W> {
-    fn new(out: &'a mut W) -> Self {
+    pub(crate) fn new(out: &'a mut W) -> Self {
         Self { out, tables: 0, rows: 0 }
     }
-    fn table(&mut self, name: &str) -> io::Result<()> {
+    pub(crate) fn table(&mut self, name: &str) -> io::Result<()> {
         let open = if self.tables == 0 { "{\n" } else { "\n],\n" };
         write!(self.out, "{open}\"{name}\": [")?;
         self.tables += 1;
         self.rows = 0;
         Ok(())
     }
-    fn row(&mut self, v: &Value) -> io::Result<()> {
+    pub(crate) fn row(&mut self, v: &Value) -> io::Result<()> {
         self.out.write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
         serde_json::to_writer(&mut *self.out, v)?;
         self.rows += 1;
         Ok(())
     }
-    fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         self.out.write_all(if self.tables == 0 { b"{}\n" } else { b"\n]\n}\n" })
     }
 }
