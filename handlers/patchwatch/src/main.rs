@@ -15,10 +15,10 @@ macro_rules! out {
 mod deliveries;
 mod fleet;
 mod lint;
-mod report;
 mod package;
 mod print;
 mod replay;
+mod report;
 mod routes;
 mod serve;
 mod simulate;
