@@ -171,3 +171,159 @@ async fn digest_email_has_text_html_inline_charts_and_the_workbook() {
     // No raw markup from data: tags and names are escaped as in the run summary.
     assert!(!html.contains("<script"), "no script in the digest");
 }
+
+/// On a simulated fleet where every check has guilty machines or schedules and the rest are
+/// clean, the lint reports exactly the guilty ones under the right check (and level).
+#[test]
+fn lint_reports_exactly_the_simulated_guilty_per_check() {
+    use patchwatch_fleet::{
+        collect::FleetCollector,
+        lint::{LintOptions, lint},
+    };
+    use patchwatch_model::rundata::snapshot;
+    use patchwatch_simulation::{CHECKS, FleetOptions, SimulateOptions, write_fleet_snapshot};
+    // Over 1,000 machines in the big dynamic scope: scope-limit is an error here.
+    for (seed, fleet_machines) in [(1, 1100), (4, 1000)] {
+        let opts = SimulateOptions { machines: 40, seed, ..SimulateOptions::default() };
+        let mut bytes = Vec::new();
+        let sim = write_fleet_snapshot(&opts, &FleetOptions { machines: fleet_machines }, &mut bytes).unwrap();
+        let mut collector = FleetCollector::new();
+        snapshot::parse_into(&bytes, &mut collector).unwrap();
+        assert_eq!(collector.newest(), Some(sim.key.as_of), "the snapshot is judged as of its newest row");
+        let fleet = collector.finish();
+        assert_eq!(fleet.machines.len(), sim.key.machines);
+        let findings = lint(&fleet, &LintOptions::new(sim.key.as_of));
+        for check in CHECKS {
+            assert!(sim.key.count(check) > 0, "seed {seed}: the simulation has a guilty case for {check}");
+            let mut want: Vec<(String, Option<&str>)> = sim
+                .key
+                .findings
+                .iter()
+                .filter(|f| f.check == check)
+                .map(|f| (f.resource_id.to_ascii_lowercase(), f.severity))
+                .collect();
+            let mut got: Vec<(String, Option<&str>)> = findings
+                .iter()
+                .filter(|f| f.check.id() == check)
+                .map(|f| {
+                    let level =
+                        want.iter().find(|(id, _)| *id == f.resource_id.to_ascii_lowercase()).and_then(|(_, l)| *l);
+                    (f.resource_id.to_ascii_lowercase(), level.map(|_| f.severity.as_str()))
+                })
+                .collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "seed {seed}, {fleet_machines} machines: check {check}");
+        }
+        let known: Vec<&str> = CHECKS.to_vec();
+        let strays: Vec<_> = findings.iter().filter(|f| !known.contains(&f.check.id())).collect();
+        assert!(strays.is_empty(), "no finding outside the simulated checks: {strays:#?}");
+        if fleet_machines > 1000 {
+            assert!(findings.iter().any(|f| f.check.id() == "scope-limit" && f.severity.as_str() == "error"));
+        }
+    }
+}
+
+fn patchwatch(args: &[&str], dir: &Path) -> std::process::Output {
+    let bin = integration_tests::process::binary("patchwatch");
+    std::process::Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PATCHWATCH_SNAPSHOT")
+        .env_remove("PATCHWATCH_CONFIG")
+        .env_remove("PATCHWATCH_SMTP_URL")
+        .env("PATCHWATCH_STATE", format!("file://{}", dir.join("state").display()))
+        .output()
+        .unwrap()
+}
+
+/// A one-machine fleet, clean but for `duration` (under 01:30 is a short-window warning).
+fn small_fleet(duration: &str) -> Value {
+    let sub = "11111111-1111-1111-1111-111111111111";
+    let vm = format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1");
+    let mc = format!(
+        "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Maintenance/maintenanceConfigurations/Weekly"
+    );
+    json!({
+        "resources": [
+            { "id": vm, "name": "vm1", "type": "microsoft.compute/virtualmachines", "subscriptionId": sub, "resourceGroup": "rg",
+              "location": "westeurope", "tags": { "PatchOwner": "team-a" },
+              "properties": { "storageProfile": { "osDisk": { "osType": "Linux" } },
+                              "osProfile": { "linuxConfiguration": { "patchSettings": { "patchMode": "AutomaticByPlatform",
+                                  "assessmentMode": "AutomaticByPlatform",
+                                  "automaticByPlatformSettings": { "bypassPlatformSafetyChecksOnUserSchedule": true } } } } } },
+            { "id": mc, "name": "Weekly", "type": "microsoft.maintenance/maintenanceconfigurations", "subscriptionId": sub,
+              "resourceGroup": "rg", "location": "westeurope",
+              "properties": { "maintenanceScope": "InGuestPatch",
+                              "maintenanceWindow": { "startDateTime": "2026-01-06 22:00", "duration": duration,
+                                                     "timeZone": "UTC", "recurEvery": "Week Tuesday" } } }
+        ],
+        "maintenanceresources": [
+            { "id": format!("{vm}/providers/Microsoft.Maintenance/configurationAssignments/weekly"), "type": "microsoft.maintenance/configurationassignments",
+              "properties": { "maintenanceConfigurationId": mc, "resourceId": vm } }
+        ],
+        "patchassessmentresources": [
+            { "id": format!("{vm}/patchAssessmentResults/latest"), "type": "microsoft.compute/virtualmachines/patchassessmentresults",
+              "properties": { "status": "Succeeded", "lastModifiedDateTime": "2026-11-20T06:00:00Z",
+                              "availablePatchCountByClassification": { "critical": 0, "security": 0, "other": 3 } } }
+        ]
+    })
+}
+
+#[test]
+fn lint_exit_codes_follow_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let clean = write("clean.json", &small_fleet("02:00"));
+    let warning = write("warning.json", &small_fleet("01:00"));
+    let out = patchwatch(&["lint", "--snapshot", &clean], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 error(s), 0 warning(s)"));
+    let out = patchwatch(&["lint", "--snapshot", &warning, "--format", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "a warning fails the default threshold");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["findings"][0]["check"], "short-window");
+    assert_eq!(json["findings"][0]["severity"], "warning");
+    assert!(json["findings"][0]["fix"].as_str().unwrap().starts_with("az maintenance configuration update"));
+    let out = patchwatch(&["lint", "--snapshot", &warning, "--fail-on", "error"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "warnings pass --fail-on error");
+    let example = root().join("examples/snapshot.json").display().to_string();
+    let out = patchwatch(&["lint", "--snapshot", &example, "--fail-on", "error"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "the example has errors");
+    // Bad input: exit 2, and the message names the table, the row and the field.
+    let bad = write("bad.json", &json!({ "resources": [{ "type": "microsoft.compute/virtualmachines" }] }));
+    let out = patchwatch(&["lint", "--snapshot", &bad], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resources[0]") && err.contains("`id`"), "{err}");
+    let out = patchwatch(&["lint", "--snapshot", &example, "--as-of", "yesterday"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn report_writes_the_workbook_and_a_browser_ready_page_and_sends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/snapshot.json").display().to_string();
+    let xlsx = dir.path().join("digest.xlsx");
+    let html = dir.path().join("digest.html");
+    let args =
+        ["report", "--snapshot", &example, "--outbox", "outbox", "--xlsx", "digest.xlsx", "--html", "digest.html"];
+    let out = patchwatch(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Patch compliance 2026-W46") && stdout.contains(" sent: "), "{stdout}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("cid:") && page.contains("data:image/png;base64,"), "charts inlined for a browser");
+    let book = calamine::open_workbook::<calamine::Xlsx<_>, _>(&xlsx).unwrap();
+    assert_eq!(book.sheet_names().len(), 5);
+    assert_eq!(files(&dir.path().join("outbox"), "eml").len(), 1);
+    // The same period again: nothing more is sent.
+    let out = patchwatch(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" duplicate: "), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(files(&dir.path().join("outbox"), "eml").len(), 1);
+}

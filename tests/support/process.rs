@@ -35,8 +35,10 @@ pub fn binary(name: &str) -> PathBuf {
     let handlers = crate::root().join("handlers");
     let crates = crate::root().join("crates");
     // Every handler links these; only the CLI links the simulation crate.
-    let mut sources: Vec<PathBuf> =
-        ["model", "render", "azure", "state", "engine", "host"].iter().map(|c| crates.join(c).join("src")).collect();
+    let mut sources: Vec<PathBuf> = ["model", "schedule", "fleet", "render", "azure", "state", "engine", "host"]
+        .iter()
+        .map(|c| crates.join(c).join("src"))
+        .collect();
     sources.push(crates.join("render/templates"));
     match name {
         "patchwatch" => {
