@@ -89,6 +89,30 @@ async fn the_binary_runs_under_the_lambda_runtime_api() {
     assert!(lambda.init_error().is_none());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(sink.messages().len(), 1);
+
+    // The weekly schedule, exactly as the SAM template's EventBridge rule sends it: the digest
+    // goes out once, however often the schedule fires.
+    let schedule = schedule_input();
+    let answer = lambda.invoke(schedule.clone()).await.unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let log: Value = serde_json::from_str(body(&answer)["Logs"][0].as_str().unwrap()).unwrap();
+    assert_eq!(log["outcome"], "digest", "{answer}");
+    assert_eq!(log["deliveries"][0]["outcome"], "sent", "{log}");
+    assert_eq!(sink.wait_for(2).len(), 2);
+    let answer = lambda.invoke(schedule).await.unwrap();
+    let log: Value = serde_json::from_str(body(&answer)["Logs"][0].as_str().unwrap()).unwrap();
+    assert_eq!(log["deliveries"][0]["outcome"], "duplicate", "{log}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 2);
+}
+
+/// The `Input` of the ComplianceReport schedule in infra/aws/template.yaml.
+fn schedule_input() -> Value {
+    let template = std::fs::read_to_string(root().join("infra/aws/template.yaml")).unwrap();
+    let at = template.find("ComplianceReport:").expect("the schedule event");
+    let line = template[at..].lines().find(|l| l.trim_start().starts_with("Input: '")).expect("its Input");
+    let json = line.trim().trim_start_matches("Input: '").trim_end_matches('\'');
+    serde_json::from_str(json).unwrap()
 }
 
 #[tokio::test]
