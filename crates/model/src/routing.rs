@@ -419,6 +419,40 @@ fn check_routes(file: &RoutingFile, channels: &BTreeMap<String, ChannelSpec>, is
         }
         check_route_references(route, file, issues);
         check_route_recipients(route, channels, issues);
+        check_digest_route(route, channels, issues);
+    }
+}
+
+/// A digest route (`phase = "digest"`) covers the whole fleet, split by owner at most: run
+/// filters have nothing to match, and incident channels (ServiceNow, action groups) take runs.
+fn check_digest_route(route: &Spanned<RouteSpec>, channels: &BTreeMap<String, ChannelSpec>, issues: &mut Issues) {
+    let r = route.get_ref();
+    let m = &r.matcher;
+    if m.phase != PhaseMatch::Digest {
+        return;
+    }
+    let run_filters = m.configuration.is_some()
+        || m.ring.is_some()
+        || m.subscription.is_some()
+        || m.resource_group.is_some()
+        || !m.tags.is_empty()
+        || m.outcome != OutcomeMatch::Any;
+    if run_filters {
+        issues.error(
+            route.span(),
+            format!(
+                "digest route {:?}: configuration, ring, subscription, resource_group, tags and outcome filter runs; a digest covers the fleet (use split_by_tag for owners)",
+                r.name.get_ref()
+            ),
+        );
+    }
+    for c in &r.channels {
+        if let Some(spec @ (ChannelSpec::Servicenow { .. } | ChannelSpec::ActionGroup { .. })) = channels.get(c.get_ref()) {
+            issues.error(
+                c.span(),
+                format!("digest route {:?}: a {} channel takes runs, not digests", r.name.get_ref(), spec.kind()),
+            );
+        }
     }
 }
 
@@ -796,6 +830,28 @@ mod tests {
 
         let err = parse("[[routes]]\nname = \"r\"\nchannels = []\nbogus = 1\n").unwrap_err();
         assert!(err[0].message.contains("bogus"), "{}", err[0]);
+    }
+
+    #[test]
+    fn digest_routes_take_no_run_filters_and_no_incident_channels() {
+        let snow = "[channels.snow]\ntype = \"servicenow\"\ninstance = \"https://x.service-now.com\"\nuser_env = \"U\"\npassword_env = \"P\"\n";
+        let mail = "[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n";
+        let ok = format!("{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nsplit_by_tag = \"PatchOwner\"\nchannels = [\"mail\"]\n");
+        assert!(parse(&ok).is_ok());
+        let filtered = format!("{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\", outcome = \"any_failure\" }}\nchannels = [\"mail\"]\n");
+        let err = parse(&filtered).unwrap_err();
+        assert!(err[0].message.contains("a digest covers the fleet"), "{}", err[0]);
+        let incident = format!("{snow}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nchannels = [\"snow\"]\n");
+        let err = parse(&incident).unwrap_err();
+        assert!(err.iter().any(|e| e.message.contains("takes runs, not digests")), "{err:?}");
+        // `[compliance]` and ring order as written.
+        let (r, _) = Routing::parse(
+            "[rings]\nprod = \"Ring2-*\"\ndev = \"Ring0-*\"\n[compliance]\nowner_tags = [\"Team\"]\npending_days = 7\n",
+            &|_| true,
+        )
+        .unwrap();
+        assert_eq!(r.ring_order, ["prod", "dev"]);
+        assert_eq!((r.compliance.owner_tags.as_slice(), r.compliance.pending_days), (&["Team".to_owned()][..], 7));
     }
 
     /// The example run: 40 machines of three teams, 10 of them not succeeded.

@@ -29,8 +29,26 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|e| format!("expected RFC 3339 like 2026-12-01T07:00:00Z: {e}"))
 }
 
+/// The pipeline for `lint`: it sends nothing, so the routing file is read for its `[rings]` and
+/// `[compliance]` only, and channel secrets need not be set.
+pub(crate) fn lint_pipeline(source: &Source) -> Result<Pipeline, String> {
+    let without_config = Source { config: None, ..source.clone() };
+    let hidden = |k: &str| k == "PATCHWATCH_CONFIG";
+    let mut pipeline = build(&without_config, None, &hidden)?;
+    let path = source.config.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from));
+    if let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) {
+        let (routing, _) = config::load_routing(&path, &|_| true).map_err(|problems| problems.join("\n"))?;
+        pipeline.routing = Some(std::sync::Arc::new(routing));
+    }
+    Ok(pipeline)
+}
+
 /// The pipeline for a fleet command; `outbox` overrides PATCHWATCH_OUTBOX.
 pub(crate) fn pipeline(source: &Source, outbox: Option<&PathBuf>) -> Result<Pipeline, String> {
+    build(source, outbox, &|_| false)
+}
+
+fn build(source: &Source, outbox: Option<&PathBuf>, hidden: &dyn Fn(&str) -> bool) -> Result<Pipeline, String> {
     let defaults = Defaults {
         outbox: Some(default_outbox()),
         snapshot: source.snapshot.clone(),
@@ -38,6 +56,7 @@ pub(crate) fn pipeline(source: &Source, outbox: Option<&PathBuf>) -> Result<Pipe
     };
     let overrides = |k: &str| -> Option<String> {
         match k {
+            _ if hidden(k) => None,
             "PATCHWATCH_SNAPSHOT" if source.snapshot.is_some() => {
                 source.snapshot.as_ref().map(|p| p.display().to_string())
             }

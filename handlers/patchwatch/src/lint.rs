@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, process::ExitCode};
 
 use patchwatch_engine::compliance::{self, Evaluation};
 use patchwatch_fleet::lint::{Check, Finding, Level};
-use patchwatch_model::text::format_time;
+use patchwatch_model::text::{format_time, thousands};
 
 use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, fleet};
 
@@ -37,7 +37,7 @@ enum FailOn {
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
-    let pipeline = match fleet::pipeline(&args.source, None) {
+    let pipeline = match fleet::lint_pipeline(&args.source) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("patchwatch: {e}");
@@ -98,8 +98,8 @@ fn text(ev: &Evaluation) {
     let (errors, warnings) = counts(ev);
     out!(
         "{} machines, {} configurations as of {}: {errors} error(s), {warnings} warning(s).",
-        ev.fleet.machines.len(),
-        ev.fleet.configurations.len(),
+        thousands(ev.fleet.machines.len()),
+        thousands(ev.fleet.configurations.len()),
         format_time(ev.options.as_of)
     );
 }

@@ -29,12 +29,14 @@ pub(crate) fn sequences(configurations: &[Configuration], configured: &[RingSequ
             continue;
         }
         if let Some((prefix, n)) = ring_number(&c.name) {
-            by_prefix.entry(prefix).or_default().push((n, c.name.clone()));
+            // Grouped case-insensitively; the sequence is named as the first ring writes it.
+            by_prefix.entry(prefix.to_ascii_lowercase()).or_default().push((n, c.name.clone()));
         }
     }
-    for (prefix, mut rings) in by_prefix {
+    for (_, mut rings) in by_prefix {
         rings.sort();
         if rings.len() >= 2 {
+            let prefix = ring_number(&rings[0].1).map(|(p, _)| p).unwrap_or_default();
             let name = if prefix.is_empty() { "Ring".to_owned() } else { format!("{prefix}Ring") };
             out.push(RingSequence { name, configurations: rings.into_iter().map(|(_, n)| n).collect() });
         }
@@ -42,12 +44,12 @@ pub(crate) fn sequences(configurations: &[Configuration], configured: &[RingSequ
     out
 }
 
-/// `SAP-Ring1-Prod` → (`sap-`, 1).
+/// `SAP-Ring1-Prod` → (`SAP-`, 1).
 fn ring_number(name: &str) -> Option<(String, u32)> {
-    let lower = name.to_ascii_lowercase();
-    let at = lower.find("ring")?;
-    let digits: String = lower[at + 4..].chars().take_while(char::is_ascii_digit).collect();
-    Some((lower[..at].to_owned(), digits.parse().ok()?))
+    // ASCII lower-casing keeps byte offsets, so `at` indexes `name` too.
+    let at = name.to_ascii_lowercase().find("ring")?;
+    let digits: String = name.get(at + 4..)?.chars().take_while(char::is_ascii_digit).collect();
+    Some((name.get(..at)?.to_owned(), digits.parse().ok()?))
 }
 
 pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
@@ -150,7 +152,7 @@ mod tests {
     #[test]
     fn ring_names_group_by_prefix() {
         assert_eq!(ring_number("Ring0-Dev"), Some((String::new(), 0)));
-        assert_eq!(ring_number("SAP-Ring12"), Some(("sap-".to_owned(), 12)));
+        assert_eq!(ring_number("SAP-Ring12"), Some(("SAP-".to_owned(), 12)));
         assert_eq!(ring_number("Ringtone"), None);
     }
 }
