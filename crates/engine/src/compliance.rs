@@ -43,7 +43,9 @@ impl Evaluation {
 /// Loads and lints the fleet. `as_of` overrides "now": by default a snapshot is judged as of
 /// its newest timestamp, live data as of the pipeline's clock.
 pub async fn evaluate(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<Evaluation, RunDataError> {
+    let started = std::time::Instant::now();
     let (mut fleet, newest) = p.source.load_fleet().await?;
+    let loaded = started.elapsed();
     let as_of = as_of.or(newest).unwrap_or_else(|| p.now());
     let added = merge_history(&mut fleet, &p.history).await;
     let routing = p.routing.as_deref();
@@ -54,6 +56,8 @@ pub async fn evaluate(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<Eva
     options.rings = routing.map(|r| ring_sequences(r, &fleet)).unwrap_or_default();
     let findings = lint::lint(&fleet, &options);
     info!(
+        load_ms = loaded.as_millis() as u64,
+        lint_ms = (started.elapsed() - loaded).as_millis() as u64,
         machines = fleet.machines.len(),
         configurations = fleet.configurations.len(),
         runs = fleet.runs.len(),
@@ -266,27 +270,34 @@ pub async fn send(p: &Pipeline, plan: &[DigestDelivery]) -> Deliveries {
     out
 }
 
-/// The whole compliance run of the timer and `patchwatch report`: evaluate, plan, send.
+/// The whole compliance run of the timer and `patchwatch report`: evaluate, plan, send. The
+/// fleet is dropped once the digests are built, before the heavy rendering (charts, workbooks)
+/// starts, so the two never share the peak. `whole_fleet` also returns the whole-fleet digest
+/// (for files), from the plan when a route sends one.
 pub async fn run(
     p: &Pipeline,
     as_of: Option<OffsetDateTime>,
-) -> Result<(Evaluation, Vec<DigestDelivery>, DigestRun), RunDataError> {
+    whole_fleet: bool,
+) -> Result<(Option<Digest>, Vec<DigestDelivery>, DigestRun), RunDataError> {
     let ev = evaluate(p, as_of).await?;
     let plan = plan(&ev, p.routing.as_deref());
-    let deliveries = send(p, &plan).await;
-    let overall = plan
-        .iter()
-        .find(|d| d.owner.is_none())
-        .map(|d| d.digest.overall.clone())
-        .unwrap_or_else(|| digest::build(&ev.context(), &ev.findings, None, &ev.digest).overall);
+    let planned_whole = plan.iter().find(|d| d.owner.is_none()).map(|d| &d.digest);
+    let whole = match planned_whole {
+        Some(d) => whole_fleet.then(|| d.clone()),
+        None => Some(digest::build(&ev.context(), &ev.findings, None, &ev.digest)),
+    };
+    let overall = planned_whole.or(whole.as_ref()).map(|d| d.overall.clone()).unwrap_or_default();
     let errors = ev.findings.iter().filter(|f| f.severity == lint::Level::Error).count();
+    let (period, warnings) = (digest::period_of(ev.options.as_of), ev.findings.len() - errors);
+    drop(ev);
+    let deliveries = send(p, &plan).await;
     let run = DigestRun {
-        period: digest::period_of(ev.options.as_of),
+        period,
         machines: overall.machines,
         compliant: overall.compliant,
         errors,
-        warnings: ev.findings.len() - errors,
+        warnings,
         deliveries,
     };
-    Ok((ev, plan, run))
+    Ok((whole.filter(|_| whole_fleet), plan, run))
 }

@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use patchwatch_azure::{http::AzureError, resource_graph::ResourceGraphClient};
 use patchwatch_fleet::{Fleet, collect::FleetCollector};
-use patchwatch_model::rundata::{RunData, RunQuery, snapshot};
+use patchwatch_model::rundata::{RunData, RunQuery, rows::RunCollector, snapshot};
 use time::OffsetDateTime;
 
 /// A snapshot being replaced is readable again within seconds.
@@ -51,9 +51,12 @@ impl RunDataSource {
                 let query = query.clone();
                 // Parsing a large snapshot is CPU work: keep it off the async workers.
                 tokio::task::spawn_blocking(move || {
-                    let bytes = std::fs::read(&path)
+                    // Streamed: a 50,000-machine snapshot with its fleet is hundreds of MB.
+                    let file = std::fs::File::open(&path)
                         .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
-                    snapshot::parse(&bytes, &query).map_err(|problem| RunDataError::Snapshot { path, problem })
+                    let mut collector = RunCollector::new(&query.correlation_id);
+                    snapshot::read_into(file, &mut collector).map_err(|problem| RunDataError::Snapshot { path, problem })?;
+                    Ok(collector.finish())
                 })
                 .await
                 .map_err(|e| RunDataError::Snapshot { path: PathBuf::from("(task)"), problem: e.to_string() })?
@@ -76,7 +79,7 @@ impl RunDataSource {
                     let file = std::fs::File::open(&path)
                         .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
                     let mut collector = FleetCollector::new();
-                    snapshot::read_into(std::io::BufReader::with_capacity(1 << 20, file), &mut collector)
+                    snapshot::read_into(file, &mut collector)
                         .map_err(|problem| RunDataError::Snapshot { path, problem })?;
                     let newest = collector.newest();
                     Ok((collector.finish(), newest))

@@ -187,16 +187,20 @@ pub(crate) fn narrow_scope(s: &DynamicScope, resource_groups: &[String]) -> Stri
     cmd
 }
 
-pub(crate) fn start_vm(m: &Machine) -> String {
+/// A machine that is never up at its window: patchwatch's `[power]` starts deallocated VMs for
+/// the run and stops them after (no `az` command keeps a VM up at a future time); an Arc
+/// machine's agent must be connected, which its status shows.
+pub(crate) fn up_for_window(m: &Machine, configuration: &str) -> String {
     match m.kind {
         MachineKind::AzureVm => format!(
-            "az vm start --subscription {} --resource-group {} --name {}",
+            "add {} to `configurations` under [power] in PATCHWATCH_CONFIG (patchwatch starts deallocated VMs before the window and stops them after); now: az vm start --subscription {} --resource-group {} --name {}",
+            sh(configuration),
             sh(&m.subscription),
             sh(&m.resource_group),
             sh(&m.name)
         ),
         MachineKind::Arc => format!(
-            "az connectedmachine show --subscription {} --resource-group {} --name {} --query status",
+            "az connectedmachine show --subscription {} --resource-group {} --name {} --query status (the agent must be Connected at the window)",
             sh(&m.subscription),
             sh(&m.resource_group),
             sh(&m.name)

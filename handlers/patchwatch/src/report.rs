@@ -3,10 +3,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use patchwatch_engine::{
-    compliance::{self, DigestDelivery},
-    mail,
-};
+use patchwatch_engine::{compliance, mail};
+use patchwatch_fleet::digest::Digest;
 use patchwatch_model::text::thousands;
 use patchwatch_render::digest::workbook;
 
@@ -42,7 +40,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         }
     };
     eprintln!("Fleet from {}; mail to {}.", pipeline.source.describe(), pipeline.notifier.email.mailer.describe());
-    let (ev, plan, run) = match compliance::run(&pipeline, args.source.as_of).await {
+    let files = args.xlsx.is_some() || args.html.is_some();
+    let (whole, _, run) = match compliance::run(&pipeline, args.source.as_of, files).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("patchwatch: {e}");
@@ -61,37 +60,24 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     for d in &run.deliveries.reports {
         out!("  {} {}: {}", d.target, d.outcome, d.detail);
     }
-    let whole = plan.iter().find(|d| d.owner.is_none()).cloned().unwrap_or_else(|| whole_fleet(&ev));
-    if let Err(e) = write_files(&pipeline, &whole, &args).await {
+    if let Some(whole) = whole
+        && let Err(e) = write_files(&pipeline, &whole, &args).await
+    {
         eprintln!("patchwatch: {e}");
         return ExitCode::FAILURE;
     }
     if run.deliveries.retry.is_some() { ExitCode::from(EXIT_RETRY_LATER) } else { ExitCode::SUCCESS }
 }
 
-fn whole_fleet(ev: &compliance::Evaluation) -> DigestDelivery {
-    DigestDelivery {
-        route: "files".to_owned(),
-        channel: String::new(),
-        spec: None,
-        owner: None,
-        recipients: Vec::new(),
-        digest: patchwatch_fleet::digest::build(&ev.context(), &ev.findings, None, &ev.digest),
-    }
-}
 
-async fn write_files(
-    pipeline: &patchwatch_engine::pipeline::Pipeline,
-    d: &DigestDelivery,
-    args: &Args,
-) -> Result<(), String> {
+async fn write_files(pipeline: &patchwatch_engine::pipeline::Pipeline, d: &Digest, args: &Args) -> Result<(), String> {
     if let Some(path) = &args.xlsx {
-        let bytes = workbook::workbook(&d.digest).map_err(|e| e.to_string())?;
+        let bytes = workbook::workbook(d).map_err(|e| e.to_string())?;
         std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         out!("Workbook written to {}.", path.display());
     }
     if let Some(path) = &args.html {
-        let rendered = pipeline.notifier.email.templates.render_digest(&d.digest).map_err(|e| e.to_string())?;
+        let rendered = pipeline.notifier.email.templates.render_digest(d).map_err(|e| e.to_string())?;
         mail::write_standalone_html(path, (&rendered).into()).await.map_err(|e| e.to_string())?;
         out!("Digest written to {}.", path.display());
     }

@@ -45,7 +45,7 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
                     Level::Warning,
                     detail,
                     "The machine is never there when its window opens (deallocated, or the agent is down), so it is never patched.",
-                    fix::start_vm(m),
+                    fix::up_for_window(m, &c.name),
                 );
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod rows;
 pub mod snapshot;
+mod stream;
 
 use std::collections::HashMap;
 

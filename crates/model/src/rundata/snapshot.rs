@@ -2,7 +2,7 @@
 //! unprojected rows. Parsed as a stream of rows into a [`RowSink`] (the run's [`RunCollector`], or
 //! the fleet's collector), so the file is never held as a tree of `Value`s.
 
-use std::{fmt, io::Read};
+use std::fmt;
 
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -46,9 +46,7 @@ pub fn parse_into<S: RowSink>(bytes: &[u8], sink: &mut S) -> Result<(), String> 
 }
 
 /// Streams a snapshot from a reader (a file of hundreds of MB need not be read into memory first).
-pub fn read_into<S: RowSink>(reader: impl Read, sink: &mut S) -> Result<(), String> {
-    run(serde_json::Deserializer::from_reader(reader), sink)
-}
+pub use super::stream::read_into;
 
 fn run<'de, R: serde_json::de::Read<'de>, S: RowSink>(
     mut de: serde_json::Deserializer<R>,
