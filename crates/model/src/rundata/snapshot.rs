@@ -14,8 +14,9 @@ use super::{
 /// Whatever keeps what it needs of a stream of ARG rows. Live queries and snapshot files feed
 /// the same sink, so both go through one parser.
 pub trait RowSink {
-    /// The row shape this sink reads (unknown columns are skipped by serde).
-    type Row: DeserializeOwned;
+    /// The row shape this sink reads (unknown columns are skipped by serde). `Send`: a file is
+    /// parsed on one thread while the sink keeps rows on another.
+    type Row: DeserializeOwned + Send;
     fn accept(&mut self, table: Table, row: Self::Row);
 }
 

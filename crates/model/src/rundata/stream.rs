@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 
 use super::{rows::Table, snapshot::RowSink};
 
+
 /// Why a stream could not be read: the message names the table and row, or the byte offset.
 type Result<T> = std::result::Result<T, String>;
 
@@ -62,20 +63,33 @@ impl<R: Read> Scanner<R> {
             }
             let mut used = 0;
             let mut done = false;
-            for &b in buf {
+            while used < buf.len() {
+                let b = buf[used];
                 if in_string {
-                    used += 1;
                     if escaped {
                         escaped = false;
-                    } else if b == b'\\' {
+                        used += 1;
+                        continue;
+                    }
+                    // Most bytes are inside strings: jump to the next quote or backslash.
+                    match memchr::memchr2(b'"', b'\\', &buf[used..]) {
+                        None => {
+                            used = buf.len();
+                            continue;
+                        }
+                        Some(at) => used += at,
+                    }
+                    if buf[used] == b'\\' {
                         escaped = true;
-                    } else if b == b'"' {
+                    } else {
                         in_string = false;
                         if depth == 0 {
+                            used += 1;
                             done = true;
                             break;
                         }
                     }
+                    used += 1;
                     continue;
                 }
                 match b {
@@ -115,8 +129,44 @@ impl<R: Read> Scanner<R> {
     }
 }
 
+/// Rows handed from the reading thread to the sink's thread at a time.
+const BATCH: usize = 512;
+
 /// Streams a snapshot from `reader` into `sink`. Errors name the table and row index.
-pub fn read_into<S: RowSink>(reader: impl Read, sink: &mut S) -> Result<()> {
+///
+/// Reading and parsing run on a thread of their own while the sink keeps what it needs on the
+/// caller's: on two cores a large file loads in the time of the slower half, not of both.
+pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Table, S::Row)>>(8);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let sent = parse_rows(reader, &mut |table, row| {
+                batch.push((table, row));
+                if batch.len() == BATCH {
+                    // A closed channel means the sink's side is gone; stop reading.
+                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).map_err(|_| "stopped".to_owned())?;
+                }
+                Ok(())
+            });
+            if !batch.is_empty() && sent.is_ok() {
+                let _ = tx.send(batch);
+            }
+            sent
+        });
+        for batch in rx {
+            for (table, row) in batch {
+                sink.accept(table, row);
+            }
+        }
+        producer.join().map_err(|_| "the snapshot reader stopped unexpectedly".to_owned())?
+    })
+}
+
+type Emit<'a, T> = dyn FnMut(Table, T) -> Result<()> + 'a;
+
+/// Scans the object and parses each row of a known table, handing it to `emit`.
+fn parse_rows<T: serde::de::DeserializeOwned>(reader: impl Read, emit: &mut Emit<'_, T>) -> Result<()> {
     let mut s = Scanner { input: BufReader::with_capacity(1 << 20, reader), offset: 0 };
     let mut buf = Vec::with_capacity(64 * 1024);
     s.expect(b'{', "an object of ARG table names to arrays of rows")?;
@@ -130,7 +180,7 @@ pub fn read_into<S: RowSink>(reader: impl Read, sink: &mut S) -> Result<()> {
         s.expect(b':', "`:` after a table name")?;
         s.skip_ws()?;
         match Table::from_name(&name) {
-            Some(table) => rows(&mut s, table, sink, &mut buf)?,
+            Some(table) => rows(&mut s, table, emit, &mut buf)?,
             // Unknown tables are tolerated so that exports with extra tables still load.
             None => {
                 s.value(&mut buf)?;
@@ -149,7 +199,12 @@ pub fn read_into<S: RowSink>(reader: impl Read, sink: &mut S) -> Result<()> {
     }
 }
 
-fn rows<R: Read, S: RowSink>(s: &mut Scanner<R>, table: Table, sink: &mut S, buf: &mut Vec<u8>) -> Result<()> {
+fn rows<R: Read, T: serde::de::DeserializeOwned>(
+    s: &mut Scanner<R>,
+    table: Table,
+    emit: &mut Emit<'_, T>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     s.expect(b'[', &format!("an array of {} rows", table.name()))?;
     if s.skip_ws()? == Some(b']') {
         s.bump();
@@ -158,8 +213,8 @@ fn rows<R: Read, S: RowSink>(s: &mut Scanner<R>, table: Table, sink: &mut S, buf
     for index in 0usize.. {
         s.skip_ws()?;
         s.value(buf)?;
-        let row = serde_json::from_slice::<S::Row>(buf).map_err(|e| format!("{}[{index}]: {e}", table.name()))?;
-        sink.accept(table, row);
+        let row = serde_json::from_slice::<T>(buf).map_err(|e| format!("{}[{index}]: {e}", table.name()))?;
+        emit(table, row)?;
         match s.skip_ws()? {
             Some(b',') => s.bump(),
             Some(b']') => {
