@@ -92,15 +92,11 @@ fn keeps(query: &str, row: &Value) -> bool {
         let rest = rest.strip_prefix('\'')?;
         Some(rest[..rest.find('\'')?].to_ascii_lowercase())
     };
-    if let Some(t) = literal("where type =~") {
-        if kind != t {
-            return false;
-        }
+    if literal("where type =~").is_some_and(|t| kind != t) {
+        return false;
     }
-    if let Some(t) = literal("where type endswith") {
-        if !kind.ends_with(&t) {
-            return false;
-        }
+    if literal("where type endswith").is_some_and(|t| !kind.ends_with(&t)) {
+        return false;
     }
     if let Some(list) = query.split("where type in~ (").nth(1).and_then(|r| r.split(')').next()) {
         let allowed: Vec<String> = list.split(',').map(|t| t.trim().trim_matches('\'').to_ascii_lowercase()).collect();

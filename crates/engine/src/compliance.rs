@@ -53,7 +53,7 @@ pub async fn evaluate(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<Eva
     let mut options = LintOptions::new(as_of);
     options.pending_days = i64::from(spec.pending_days);
     options.owner_tags = spec.owner_tags.clone();
-    options.rings = routing.map(|r| ring_sequences(r, &fleet)).unwrap_or_default();
+    options.rings = routing.map(|r| ring_sequences(r, &fleet, &spec.owner_tags)).unwrap_or_default();
     let findings = lint::lint(&fleet, &options);
     info!(
         load_ms = loaded.as_millis() as u64,
@@ -69,24 +69,31 @@ pub async fn evaluate(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<Eva
     Ok(Evaluation { fleet, options, digest, findings })
 }
 
-/// Ring sequences from `[rings]` (globs on configuration names, in file order): every pair of
-/// consecutive rings, one configuration of each.
-fn ring_sequences(routing: &Routing, fleet: &Fleet) -> Vec<RingSequence> {
-    let stages: Vec<(String, Vec<String>)> = routing
+/// Ring sequences from `[rings]` (globs on configuration names, in file order): each pair of
+/// consecutive rings, one configuration of each that belongs together (the same owner, or with
+/// no owner the same subscription), so two teams' rings are not judged against each other.
+fn ring_sequences(routing: &Routing, fleet: &Fleet, owner_tags: &[String]) -> Vec<RingSequence> {
+    let owner = |c: &patchwatch_fleet::inventory::Configuration| {
+        owner_tags.iter().find_map(|t| c.tag(t)).map(str::to_ascii_lowercase)
+    };
+    let stages: Vec<(String, Vec<&patchwatch_fleet::inventory::Configuration>)> = routing
         .ring_order
         .iter()
         .filter_map(|ring| routing.rings.get(ring).map(|g| (ring.clone(), g)))
-        .map(|(ring, g)| {
-            let names = fleet.configurations.iter().filter(|c| glob(g, &c.name)).map(|c| c.name.clone()).collect();
-            (ring, names)
-        })
+        .map(|(ring, g)| (ring, fleet.configurations.iter().filter(|c| glob(g, &c.name)).collect()))
         .collect();
     let mut out = Vec::new();
     for pair in stages.windows(2) {
         let [(ra, a), (rb, b)] = pair else { continue };
         for x in a {
             for y in b {
-                out.push(RingSequence { name: format!("{ra} → {rb}"), configurations: vec![x.clone(), y.clone()] });
+                let together = match (owner(x), owner(y)) {
+                    (Some(ox), Some(oy)) => ox == oy,
+                    _ => x.subscription.eq_ignore_ascii_case(&y.subscription),
+                };
+                if together {
+                    out.push(RingSequence { name: format!("{ra} → {rb}"), configurations: vec![x.key(), y.key()] });
+                }
             }
         }
     }
@@ -162,12 +169,13 @@ pub struct DigestDelivery {
 }
 
 impl DigestDelivery {
-    /// The ledger target: unique per route, channel and owner.
+    /// The ledger target: unique per route, channel and owner. The owner is lower-cased: tag
+    /// values are compared case-insensitively, so `TEAM-WEB` and `team-web` are one digest.
     pub fn target(&self) -> String {
         let mut t = format!("{}.{}", self.route, if self.channel.is_empty() { "default" } else { &self.channel });
         if let Some(o) = &self.owner {
             t.push('.');
-            t.push_str(o);
+            t.push_str(&o.to_ascii_lowercase());
         }
         t
     }
@@ -211,10 +219,11 @@ fn route_digests(ev: &Evaluation, routing: Option<&Routing>, r: &RouteSpec, out:
         _ => (&ev.options, ev.findings.clone()),
     };
     let cx = Context::new(&ev.fleet, options);
+    let shared = digest::Shared::new(&cx, &ev.digest);
     let owners: Vec<Option<String>> =
         if r.split_by_tag.is_some() { digest::owners(&cx).into_iter().map(Some).collect() } else { vec![None] };
     for owner in owners {
-        let digest = digest::build(&cx, &findings, owner.as_deref(), &ev.digest);
+        let digest = shared.build(&findings, owner.as_deref());
         let recipients = group_recipients(r, owner.as_deref());
         for c in &r.channels {
             let spec = routing.and_then(|rt| rt.channels.get(c.get_ref())).cloned();
@@ -255,7 +264,8 @@ pub async fn send(p: &Pipeline, plan: &[DigestDelivery]) -> Deliveries {
     for d in plan {
         let subject = patchwatch_render::digest::subject(&d.digest);
         let run_id = keys::digest_run(&d.digest.period);
-        let owner = d.owner.as_deref().unwrap_or("fleet");
+        let owner = d.owner.as_deref().map_or_else(|| "fleet".to_owned(), str::to_ascii_lowercase);
+        let owner = owner.as_str();
         let target = d.target();
         let stem = format!(
             "{}-{}-{:08x}",
@@ -291,13 +301,7 @@ pub async fn run(
     let (period, warnings) = (digest::period_of(ev.options.as_of), ev.findings.len() - errors);
     drop(ev);
     let deliveries = send(p, &plan).await;
-    let run = DigestRun {
-        period,
-        machines: overall.machines,
-        compliant: overall.compliant,
-        errors,
-        warnings,
-        deliveries,
-    };
+    let run =
+        DigestRun { period, machines: overall.machines, compliant: overall.compliant, errors, warnings, deliveries };
     Ok((whole.filter(|_| whole_fleet), plan, run))
 }

@@ -55,7 +55,8 @@ impl RunDataSource {
                     let file = std::fs::File::open(&path)
                         .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
                     let mut collector = RunCollector::new(&query.correlation_id);
-                    snapshot::read_into(file, &mut collector).map_err(|problem| RunDataError::Snapshot { path, problem })?;
+                    snapshot::read_into(file, &mut collector)
+                        .map_err(|problem| RunDataError::Snapshot { path, problem })?;
                     Ok(collector.finish())
                 })
                 .await

@@ -92,7 +92,9 @@ pub struct Digest {
     pub kb_carryover: Vec<KbCarryover>,
 }
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use patchwatch_model::routing::UNTAGGED;
 
 use crate::{
     checks::Context,
@@ -123,7 +125,9 @@ pub fn period_of(t: OffsetDateTime) -> String {
     format!("{year}-W{week:02}")
 }
 
-/// The owners the fleet names (owner tag values of machines and configurations), sorted.
+/// The owners the fleet names (owner tag values of machines and configurations), sorted, and
+/// [`UNTAGGED`] last when some machine has no owner tag: those are the machines most likely
+/// forgotten, and a split must not drop them.
 pub fn owners(cx: &Context<'_>) -> Vec<String> {
     let mut out: Vec<String> = cx
         .fleet
@@ -135,74 +139,123 @@ pub fn owners(cx: &Context<'_>) -> Vec<String> {
     // Tag values are compared case-insensitively, as routes split them: `Team-Data` is `team-data`.
     out.sort_by_key(|o| o.to_ascii_lowercase());
     out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    if cx.fleet.machines.iter().any(|m| cx.machine_owner(m).is_none()) {
+        out.push(UNTAGGED.to_owned());
+    }
     out
 }
 
 /// The digest for one owner (their machines, their configurations and the configurations their
-/// machines are in), or for the whole fleet with `owner` none.
+/// machines are in), or for the whole fleet with `owner` none. For several owners of one
+/// evaluation, prepare [`Shared`] once and build from it.
 pub fn build(cx: &Context<'_>, findings: &[Finding], owner: Option<&str>, options: &DigestOptions) -> Digest {
-    let owned = |o: Option<String>| owner.is_none_or(|want| o.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(want)));
-    let machines: Vec<usize> =
-        (0..cx.fleet.machines.len()).filter(|&i| owned(cx.machine_owner(&cx.fleet.machines[i]))).collect();
-    let mut configurations: HashSet<String> = cx
-        .fleet
-        .configurations
-        .iter()
-        .filter(|c| owner.is_some() && owned(cx.configuration_owner(c)))
-        .map(|c| c.key())
-        .collect();
-    for &i in &machines {
-        configurations.extend(cx.coverage.configurations[i].iter().cloned());
+    Shared::new(cx, options).build(findings, owner)
+}
+
+/// What every digest of one evaluation shares, computed once: each machine's owner, the pending
+/// patches by machine, and the trends and calendar of every configuration. A digest per owner
+/// then costs its own machines, not the fleet.
+#[derive(Debug)]
+pub struct Shared<'c, 'a> {
+    cx: &'c Context<'a>,
+    owners: Vec<Option<String>>,
+    pending: HashMap<String, Vec<&'a PendingPatch>>,
+    trends: Vec<ConfigurationTrend>,
+    offenders: Vec<RepeatOffender>,
+    carryover: Vec<KbCarryover>,
+    calendar: Vec<CalendarEntry>,
+}
+
+impl<'c, 'a> Shared<'c, 'a> {
+    pub fn new(cx: &'c Context<'a>, options: &DigestOptions) -> Self {
+        let mut pending: HashMap<String, Vec<&'a PendingPatch>> = HashMap::new();
+        for p in &cx.fleet.pending {
+            pending.entry(p.machine.clone()).or_default().push(p);
+        }
+        Self {
+            cx,
+            owners: cx.fleet.machines.iter().map(|m| cx.machine_owner(m)).collect(),
+            pending,
+            trends: trends::configuration_trends(cx, options.trend_runs),
+            offenders: trends::repeat_offenders(cx),
+            carryover: trends::kb_carryover(cx),
+            calendar: calendar(cx, options.calendar_days),
+        }
     }
-    let in_scope = |f: &&Finding| match (owner, f.subject) {
-        (None, _) => true,
-        (Some(_), Subject::Machine) => owned(f.owner.clone()),
-        (Some(_), _) => owned(f.owner.clone()) || configurations.contains(&f.resource_id.to_ascii_lowercase()),
-    };
-    let findings: Vec<Finding> = findings.iter().filter(in_scope).cloned().collect();
-    let keys: HashSet<String> = machines.iter().map(|&i| cx.fleet.machines[i].key()).collect();
-    let pending: Vec<&PendingPatch> = cx.fleet.pending.iter().filter(|p| keys.contains(&p.machine)).collect();
-    let in_configs = |id: &str| owner.is_none() || configurations.contains(&id.to_ascii_lowercase());
-    Digest {
-        generated: cx.options.as_of,
-        period: period_of(cx.options.as_of),
-        owner: owner.map(str::to_owned),
-        overall: compliance(cx, &machines, |_| "All machines".to_owned()).pop().unwrap_or_else(|| Compliance {
-            label: "All machines".to_owned(),
-            machines: 0,
-            compliant: 0,
-        }),
-        by_owner: compliance(cx, &machines, |m| cx.machine_owner(m).unwrap_or_else(|| "(no owner tag)".to_owned())),
-        by_subscription: compliance(cx, &machines, |m| m.subscription.clone()),
-        pending_by_classification: classification_counts(cx, &machines),
-        attention: attention(cx, &machines, &findings),
-        pending: pending_rows(cx, &pending),
-        calendar: calendar(cx, options.calendar_days, &in_configs),
-        trends: trends::configuration_trends(cx, options.trend_runs)
-            .into_iter()
-            .filter(|t| in_configs(&t.configuration_id))
-            .collect(),
-        repeat_offenders: trends::repeat_offenders(cx)
-            .into_iter()
-            .filter(|r| {
-                owner.is_none()
-                    || cx.fleet.configurations.iter().any(|c| c.name == r.configuration && in_configs(&c.id))
-            })
-            .collect(),
-        kb_carryover: trends::kb_carryover(cx)
-            .into_iter()
-            .filter(|k| {
-                owner.is_none() || cx.fleet.configurations.iter().any(|c| c.name == k.scheduled_in && in_configs(&c.id))
-            })
-            .collect(),
-        findings,
+
+    /// One digest: the whole fleet (`owner` none) or one owner's share.
+    pub fn build(&self, findings: &[Finding], owner: Option<&str>) -> Digest {
+        let cx = self.cx;
+        // The `untagged` group of a split is the machines and schedules without an owner tag.
+        let owned = |o: Option<&str>| match owner {
+            None => true,
+            Some(want) if want.eq_ignore_ascii_case(UNTAGGED) => o.is_none(),
+            Some(want) => o.is_some_and(|o| o.eq_ignore_ascii_case(want)),
+        };
+        let machines: Vec<usize> = (0..cx.fleet.machines.len()).filter(|&i| owned(self.owners[i].as_deref())).collect();
+        let mut configurations: HashSet<String> = cx
+            .fleet
+            .configurations
+            .iter()
+            .filter(|c| owner.is_some() && owned(cx.configuration_owner(c).as_deref()))
+            .map(|c| c.key())
+            .collect();
+        for &i in &machines {
+            configurations.extend(cx.coverage.configurations[i].iter().cloned());
+        }
+        let in_scope = |f: &&Finding| match (owner, f.subject) {
+            (None, _) => true,
+            (Some(_), Subject::Machine) => owned(f.owner.as_deref()),
+            (Some(_), _) => owned(f.owner.as_deref()) || configurations.contains(&f.resource_id.to_ascii_lowercase()),
+        };
+        let findings: Vec<Finding> = findings.iter().filter(in_scope).cloned().collect();
+        let pending: Vec<(&Machine, &PendingPatch)> = machines
+            .iter()
+            .map(|&i| &cx.fleet.machines[i])
+            .flat_map(|m| self.pending.get(&m.key()).into_iter().flatten().map(move |p| (m, *p)))
+            .collect();
+        let in_configs = |id: &str| owner.is_none() || configurations.contains(&id.to_ascii_lowercase());
+        Digest {
+            generated: cx.options.as_of,
+            period: period_of(cx.options.as_of),
+            owner: owner.map(str::to_owned),
+            overall: compliance(cx, &machines, |_| "All machines".to_owned()).pop().unwrap_or_else(|| Compliance {
+                label: "All machines".to_owned(),
+                machines: 0,
+                compliant: 0,
+            }),
+            by_owner: compliance(cx, &machines, |m| cx.machine_owner(m).unwrap_or_else(|| "(no owner tag)".to_owned())),
+            by_subscription: compliance(cx, &machines, |m| m.subscription.clone()),
+            pending_by_classification: classification_counts(cx, &machines),
+            attention: attention(cx, &machines, &findings),
+            pending: pending_rows(cx, &pending),
+            calendar: keep(&self.calendar, |c| &c.configuration_id, &in_configs),
+            trends: keep(&self.trends, |t| &t.configuration_id, &in_configs),
+            repeat_offenders: keep(&self.offenders, |r| &r.configuration_id, &in_configs),
+            kb_carryover: keep(&self.carryover, |k| &k.scheduled_in_id, &in_configs),
+            findings,
+        }
     }
 }
 
-/// Compliant: assessed, with no critical or security patch pending. A machine never assessed is
-/// not compliant: nobody knows what it misses.
+/// The items of `v` about configurations in scope.
+fn keep<T: Clone>(v: &[T], id: impl Fn(&T) -> &String, in_scope: &dyn Fn(&str) -> bool) -> Vec<T> {
+    v.iter().filter(|x| in_scope(id(x))).cloned().collect()
+}
+
+/// How old an assessment may be and still vouch for a machine (assessment runs every 24 hours).
+const COMPLIANCE_ASSESSMENT_DAYS: i64 = 7;
+
+/// Compliant: assessed successfully in the last 7 days, with no critical or security patch
+/// pending. A machine never assessed, or whose assessment failed or is old, is not compliant:
+/// nobody knows what it misses.
 fn is_compliant(cx: &Context<'_>, m: &Machine) -> bool {
-    cx.fleet.assessments.get(&m.key()).is_some_and(|a| a.critical_or_security() == 0)
+    let fresh = cx.options.as_of - time::Duration::days(COMPLIANCE_ASSESSMENT_DAYS);
+    cx.fleet.assessments.get(&m.key()).is_some_and(|a| {
+        !a.status.eq_ignore_ascii_case("failed")
+            && a.last_assessed.is_some_and(|t| t >= fresh)
+            && a.critical_or_security() == 0
+    })
 }
 
 fn compliance(cx: &Context<'_>, machines: &[usize], label: impl Fn(&Machine) -> String) -> Vec<Compliance> {
@@ -286,49 +339,38 @@ fn attention(cx: &Context<'_>, machines: &[usize], findings: &[Finding]) -> Vec<
     rows
 }
 
-fn pending_rows(cx: &Context<'_>, pending: &[&PendingPatch]) -> Vec<PendingRow> {
-    let machines: std::collections::HashMap<String, &Machine> =
-        cx.fleet.machines.iter().map(|m| (m.key(), m)).collect();
+fn pending_rows(cx: &Context<'_>, pending: &[(&Machine, &PendingPatch)]) -> Vec<PendingRow> {
     let mut rows: Vec<PendingRow> = pending
         .iter()
-        .map(|p| {
-            let m = machines.get(&p.machine);
-            PendingRow {
-                machine: m.map_or_else(
-                    || patchwatch_model::resource_id::last_segment(&p.machine).to_owned(),
-                    |m| m.name.clone(),
-                ),
-                machine_id: m.map_or_else(|| p.machine.clone(), |m| m.id.clone()),
-                owner: m.and_then(|m| cx.machine_owner(m)),
-                patch: match (&p.kb_id, &p.version) {
-                    (Some(kb), _) => format!("KB{} {}", kb.trim_start_matches("KB"), p.name),
-                    (None, Some(v)) => format!("{} {v}", p.name),
-                    (None, None) => p.name.clone(),
-                },
-                classification: p
-                    .classifications
-                    .iter()
-                    .filter(|c| is_critical_or_security(c))
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                severity: p.msrc_severity.clone(),
-                published: p.published,
-                age_days: p.published.map(|t| (cx.options.as_of - t).whole_days()),
-            }
+        .map(|(m, p)| PendingRow {
+            machine: m.name.clone(),
+            machine_id: m.id.clone(),
+            owner: cx.machine_owner(m),
+            patch: match (&p.kb_id, &p.version) {
+                (Some(kb), _) => format!("KB{} {}", kb.trim_start_matches("KB"), p.name),
+                (None, Some(v)) => format!("{} {v}", p.name),
+                (None, None) => p.name.clone(),
+            },
+            classification: p
+                .classifications
+                .iter()
+                .filter(|c| is_critical_or_security(c))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            severity: p.msrc_severity.clone(),
+            published: p.published,
+            age_days: p.published.map(|t| (cx.options.as_of - t).whole_days()),
         })
         .collect();
     rows.sort_by(|a, b| b.age_days.cmp(&a.age_days).then_with(|| a.machine.cmp(&b.machine)));
     rows
 }
 
-fn calendar(cx: &Context<'_>, days: i64, in_scope: &dyn Fn(&str) -> bool) -> Vec<CalendarEntry> {
+fn calendar(cx: &Context<'_>, days: i64) -> Vec<CalendarEntry> {
     let until = cx.options.as_of + time::Duration::days(days);
     let mut out = Vec::new();
     for (i, c) in cx.fleet.configurations.iter().enumerate() {
-        if !in_scope(&c.id) {
-            continue;
-        }
         let Some(schedule) = cx.schedule(i) else { continue };
         for o in schedule.next_runs(cx.options.as_of, until, 64) {
             out.push(CalendarEntry {

@@ -193,7 +193,7 @@ pub(crate) fn narrow_scope(s: &DynamicScope, resource_groups: &[String]) -> Stri
 pub(crate) fn up_for_window(m: &Machine, configuration: &str) -> String {
     match m.kind {
         MachineKind::AzureVm => format!(
-            "add {} to `configurations` under [power] in PATCHWATCH_CONFIG (patchwatch starts deallocated VMs before the window and stops them after); now: az vm start --subscription {} --resource-group {} --name {}",
+            "add {} to configurations under [power] in PATCHWATCH_CONFIG (patchwatch starts deallocated VMs before the window and stops them after); now: az vm start --subscription {} --resource-group {} --name {}",
             sh(configuration),
             sh(&m.subscription),
             sh(&m.resource_group),

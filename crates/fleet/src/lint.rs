@@ -108,8 +108,8 @@ pub struct LintOptions {
     pub pending_days: i64,
     /// Tags naming a machine's or schedule's owning team, first present wins.
     pub owner_tags: Vec<String>,
-    /// Ring sequences from the config file, earliest ring first (configuration names). Names
-    /// like `Ring0`/`Ring1` are grouped into sequences as well.
+    /// Ring sequences from the config file, earliest ring first. Names like `Ring0`/`Ring1` are
+    /// grouped into sequences as well (per subscription).
     pub rings: Vec<RingSequence>,
 }
 
@@ -117,6 +117,7 @@ pub struct LintOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RingSequence {
     pub name: String,
+    /// Lower-cased configuration ids, earliest ring first (names repeat across subscriptions).
     pub configurations: Vec<String>,
 }
 

@@ -12,8 +12,12 @@ use crate::inventory::{DynamicScope, Fleet, Machine, MachineKind, OsType, TagOpe
 /// The schedules of every machine.
 #[derive(Clone, Debug, Default)]
 pub struct Coverage {
-    /// Per machine (same index as `Fleet::machines`): lower-cased configuration ids, sorted, unique.
+    /// Per machine (same index as `Fleet::machines`): lower-cased ids of existing configurations,
+    /// sorted, unique.
     pub configurations: Vec<Vec<String>>,
+    /// Per machine: assignments to configurations the fleet does not hold (deleted, or in a
+    /// subscription patchwatch cannot read). They patch nothing, so they cover nothing.
+    pub dangling: Vec<Vec<String>>,
     /// Per dynamic scope (same index as `Fleet::scopes`): how many machines it takes in.
     pub scope_sizes: Vec<usize>,
 }
@@ -40,11 +44,15 @@ impl Coverage {
             }
             scope_sizes.push(size);
         }
-        for list in &mut configurations {
+        let known: std::collections::HashSet<String> = fleet.configurations.iter().map(|c| c.key()).collect();
+        let mut dangling = vec![Vec::new(); fleet.machines.len()];
+        for (list, missing) in configurations.iter_mut().zip(&mut dangling) {
             list.sort_unstable();
             list.dedup();
+            missing.extend(list.iter().filter(|c| !known.contains(*c)).cloned());
+            list.retain(|c| known.contains(c));
         }
-        Self { configurations, scope_sizes }
+        Self { configurations, dangling, scope_sizes }
     }
 }
 

@@ -33,6 +33,7 @@ pub struct ConfigurationTrend {
 pub struct RepeatOffender {
     pub machine: String,
     pub configuration: String,
+    pub configuration_id: String,
     /// How many runs in a row it did not succeed (at least 3).
     pub runs: usize,
     /// `Failed` or `NoShow` in the latest run.
@@ -46,6 +47,7 @@ pub struct KbCarryover {
     pub failed_in: String,
     pub failed_machines: usize,
     pub scheduled_in: String,
+    pub scheduled_in_id: String,
     pub next_run: Option<OffsetDateTime>,
 }
 
@@ -115,6 +117,7 @@ pub fn repeat_offenders(cx: &Context<'_>) -> Vec<RepeatOffender> {
                         |n| (*n).to_owned(),
                     ),
                     configuration: c.name.clone(),
+                    configuration_id: c.id.clone(),
                     runs: OFFENDER_RUNS,
                     latest: match outcome {
                         PastOutcome::NoShow => "NoShow",
@@ -137,10 +140,9 @@ pub fn kb_carryover(cx: &Context<'_>) -> Vec<KbCarryover> {
     for sequence in sequences {
         for pair in sequence.configurations.windows(2) {
             let [a, b] = pair else { continue };
-            let find = |name: &String| {
-                cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name))
+            let (Some((_, ca)), Some((ib, cb))) = (cx.configuration_index(a), cx.configuration_index(b)) else {
+                continue;
             };
-            let (Some((_, ca)), Some((ib, cb))) = (find(a), find(b)) else { continue };
             let Some(latest) = cx.runs_of(&ca.key()).last() else { continue };
             let next_run = cx
                 .schedule(ib)
@@ -159,6 +161,7 @@ pub fn kb_carryover(cx: &Context<'_>) -> Vec<KbCarryover> {
                         failed_in: ca.name.clone(),
                         failed_machines: *machines,
                         scheduled_in: cb.name.clone(),
+                        scheduled_in_id: cb.id.clone(),
                         next_run,
                     });
                 }

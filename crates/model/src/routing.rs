@@ -447,7 +447,9 @@ fn check_digest_route(route: &Spanned<RouteSpec>, channels: &BTreeMap<String, Ch
         );
     }
     for c in &r.channels {
-        if let Some(spec @ (ChannelSpec::Servicenow { .. } | ChannelSpec::ActionGroup { .. })) = channels.get(c.get_ref()) {
+        if let Some(spec @ (ChannelSpec::Servicenow { .. } | ChannelSpec::ActionGroup { .. })) =
+            channels.get(c.get_ref())
+        {
             issues.error(
                 c.span(),
                 format!("digest route {:?}: a {} channel takes runs, not digests", r.name.get_ref(), spec.kind()),
@@ -836,12 +838,17 @@ mod tests {
     fn digest_routes_take_no_run_filters_and_no_incident_channels() {
         let snow = "[channels.snow]\ntype = \"servicenow\"\ninstance = \"https://x.service-now.com\"\nuser_env = \"U\"\npassword_env = \"P\"\n";
         let mail = "[channels.mail]\ntype = \"email\"\nto = [\"ops@example.com\"]\n";
-        let ok = format!("{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nsplit_by_tag = \"PatchOwner\"\nchannels = [\"mail\"]\n");
+        let ok = format!(
+            "{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nsplit_by_tag = \"PatchOwner\"\nchannels = [\"mail\"]\n"
+        );
         assert!(parse(&ok).is_ok());
-        let filtered = format!("{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\", outcome = \"any_failure\" }}\nchannels = [\"mail\"]\n");
+        let filtered = format!(
+            "{mail}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\", outcome = \"any_failure\" }}\nchannels = [\"mail\"]\n"
+        );
         let err = parse(&filtered).unwrap_err();
         assert!(err[0].message.contains("a digest covers the fleet"), "{}", err[0]);
-        let incident = format!("{snow}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nchannels = [\"snow\"]\n");
+        let incident =
+            format!("{snow}[[routes]]\nname = \"d\"\nmatch = {{ phase = \"digest\" }}\nchannels = [\"snow\"]\n");
         let err = parse(&incident).unwrap_err();
         assert!(err.iter().any(|e| e.message.contains("takes runs, not digests")), "{err:?}");
         // `[compliance]` and ring order as written.

@@ -54,9 +54,15 @@ pub(crate) async fn compliance_report(State(state): State<AppState>, body: Body)
             });
             (if retry.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, log)
         }
-        Ok(Err(e)) => {
+        // Throttling and outages pass: 503 hands the invocation to the host's retry policy. A
+        // broken snapshot or a refused query does not: 200 with the reason, not five reloads.
+        Ok(Err(e)) if e.retry_after().is_some() => {
             warn!(error = %e, "Fleet data unavailable; the timer's retry policy will try again.");
             (StatusCode::SERVICE_UNAVAILABLE, json!({ "outcome": "retry_later", "reason": e.to_string() }))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Fleet data cannot be read; no digest this time.");
+            (StatusCode::OK, json!({ "outcome": "failed", "reason": e.to_string() }))
         }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "outcome": "failed", "reason": e.to_string() })),
     };

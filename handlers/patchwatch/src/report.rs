@@ -69,7 +69,6 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     if run.deliveries.retry.is_some() { ExitCode::from(EXIT_RETRY_LATER) } else { ExitCode::SUCCESS }
 }
 
-
 async fn write_files(pipeline: &patchwatch_engine::pipeline::Pipeline, d: &Digest, args: &Args) -> Result<(), String> {
     if let Some(path) = &args.xlsx {
         let bytes = workbook::workbook(d).map_err(|e| e.to_string())?;

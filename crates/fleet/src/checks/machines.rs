@@ -26,10 +26,17 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
         };
         patch_mode(m, assigned, &mut add);
         if !assigned {
+            let detail = match cx.coverage.dangling[i].first() {
+                Some(missing) => format!(
+                    "assigned only to {}, which does not exist (deleted, or in a subscription patchwatch cannot read)",
+                    patchwatch_model::resource_id::last_segment(missing)
+                ),
+                None => "in no static assignment and matched by no dynamic scope".to_owned(),
+            };
             add(
                 Check::Unassigned,
                 Level::Error,
-                "in no static assignment and matched by no dynamic scope".to_owned(),
+                detail,
                 "No schedule will ever patch this machine, and no run summary will ever show it.",
                 fix::assign(m, suggestions.for_machine(cx, m)),
             );

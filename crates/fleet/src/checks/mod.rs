@@ -45,17 +45,31 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub fn new(fleet: &'a Fleet, options: &'a LintOptions) -> Self {
-        let configurations = fleet.configurations.iter().enumerate().map(|(i, c)| (c.key(), i)).collect();
-        let schedules = fleet.configurations.iter().map(schedule_of).collect();
+        let configurations: HashMap<String, usize> =
+            fleet.configurations.iter().enumerate().map(|(i, c)| (c.key(), i)).collect();
+        let schedules: Vec<Result<Schedule, ScheduleError>> = fleet.configurations.iter().map(schedule_of).collect();
         let mut runs: HashMap<String, Vec<&PastRun>> = HashMap::new();
-        for run in fleet.runs.iter().filter(|r| r.start < options.as_of) {
-            runs.entry(run.configuration.clone()).or_default().push(run);
+        for run in &fleet.runs {
+            // A run whose window is still open is not over: its missing results are not no-shows.
+            let window = configurations
+                .get(&run.configuration)
+                .and_then(|&i: &usize| schedules.get(i))
+                .and_then(|s| s.as_ref().ok())
+                .map_or(0, Schedule::duration_minutes);
+            if run.start + time::Duration::minutes(i64::from(window)) <= options.as_of {
+                runs.entry(run.configuration.clone()).or_default().push(run);
+            }
         }
         Self { fleet, options, coverage: Coverage::resolve(fleet), configurations, schedules, runs }
     }
 
     pub fn configuration(&self, key: &str) -> Option<&'a Configuration> {
-        self.configurations.get(key).map(|&i| &self.fleet.configurations[i])
+        self.configuration_index(key).map(|(_, c)| c)
+    }
+
+    /// A configuration and its index (for [`Context::schedule`]), by lower-cased id.
+    pub fn configuration_index(&self, key: &str) -> Option<(usize, &'a Configuration)> {
+        self.configurations.get(key).map(|&i| (i, &self.fleet.configurations[i]))
     }
 
     /// The parsed schedule of a configuration (by index), or why it does not parse.

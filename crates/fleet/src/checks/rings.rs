@@ -14,53 +14,59 @@ use crate::{
 };
 
 const MIN_GAP_DAYS: i64 = 5;
-/// How far back to look for the previous ring's last run (longer than a monthly cycle).
-const LOOK_BACK_DAYS: i64 = 70;
+/// How far back to look for the rings' last runs: longer than a monthly cycle and its offset.
+const LOOK_BACK_DAYS: i64 = 45;
 const LOOK_AHEAD_DAYS: i64 = 400;
+/// Enough runs for an hourly schedule over the look-back (45 × 24) and the next one.
+const MAX_RUNS: usize = 5_000;
 
-/// The ring sequences: those configured, then `<prefix>Ring<N>` names grouped by prefix.
+/// The ring sequences: those configured, then `<prefix>Ring<N>` names grouped by subscription
+/// and prefix (two subscriptions' `Ring0`s are two sequences, not one).
 pub(crate) fn sequences(configurations: &[Configuration], configured: &[RingSequence]) -> Vec<RingSequence> {
     let mut out: Vec<RingSequence> = configured.to_vec();
-    let taken: HashSet<String> =
-        configured.iter().flat_map(|s| s.configurations.iter().map(|c| c.to_ascii_lowercase())).collect();
-    let mut by_prefix: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    let taken: HashSet<&String> = configured.iter().flat_map(|s| s.configurations.iter()).collect();
+    let mut by_prefix: BTreeMap<(String, String), Vec<(u32, &Configuration)>> = BTreeMap::new();
     for c in configurations {
-        if taken.contains(&c.name.to_ascii_lowercase()) {
+        if taken.contains(&c.key()) {
             continue;
         }
         if let Some((prefix, n)) = ring_number(&c.name) {
-            // Grouped case-insensitively; the sequence is named as the first ring writes it.
-            by_prefix.entry(prefix.to_ascii_lowercase()).or_default().push((n, c.name.clone()));
+            let group = (c.subscription.to_ascii_lowercase(), prefix.to_ascii_lowercase());
+            by_prefix.entry(group).or_default().push((n, c));
         }
     }
     for (_, mut rings) in by_prefix {
-        rings.sort();
+        rings.sort_by_key(|(n, c)| (*n, c.key()));
         if rings.len() >= 2 {
-            let prefix = ring_number(&rings[0].1).map(|(p, _)| p).unwrap_or_default();
-            let name = if prefix.is_empty() { "Ring".to_owned() } else { format!("{prefix}Ring") };
-            out.push(RingSequence { name, configurations: rings.into_iter().map(|(_, n)| n).collect() });
+            // Named as the first ring writes its prefix.
+            let prefix = ring_number(&rings[0].1.name).map(|(p, _)| p).unwrap_or_default();
+            out.push(RingSequence {
+                name: format!("{prefix}Ring"),
+                configurations: rings.into_iter().map(|(_, c)| c.key()).collect(),
+            });
         }
     }
     out
 }
 
-/// `SAP-Ring1-Prod` → (`SAP-`, 1).
+/// `SAP-Ring1-Prod` → (`SAP-`, 1): the last `ring` followed by a digit (`Spring-Ring2` is ring 2).
 fn ring_number(name: &str) -> Option<(String, u32)> {
     // ASCII lower-casing keeps byte offsets, so `at` indexes `name` too.
-    let at = name.to_ascii_lowercase().find("ring")?;
+    let lower = name.to_ascii_lowercase();
+    let at = lower
+        .match_indices("ring")
+        .map(|(at, _)| at)
+        .filter(|at| lower.as_bytes().get(at + 4).is_some_and(u8::is_ascii_digit))
+        .last()?;
     let digits: String = name.get(at + 4..)?.chars().take_while(char::is_ascii_digit).collect();
     Some((name.get(..at)?.to_owned(), digits.parse().ok()?))
 }
 
 pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
     for sequence in sequences(&cx.fleet.configurations, &cx.options.rings) {
-        let rings: Vec<(usize, &Configuration)> = sequence
-            .configurations
-            .iter()
-            .filter_map(|name| {
-                cx.fleet.configurations.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name))
-            })
-            .collect();
+        let rings: Vec<(usize, &Configuration)> =
+            sequence.configurations.iter().filter_map(|key| cx.configuration_index(key)).collect();
+        let names: Vec<&str> = rings.iter().map(|(_, c)| c.name.as_str()).collect();
         for pair in rings.windows(2) {
             let [(ia, a), (ib, b)] = pair else { continue };
             if let Some(detail) = out_of_order(cx, *ia, a, *ib) {
@@ -72,7 +78,7 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
                     name: b.name.clone(),
                     owner: cx.configuration_owner(b),
                     subscription: b.subscription.clone(),
-                    detail: format!("{} ({}): {detail}", sequence.name, sequence.configurations.join(" → ")),
+                    detail: format!("{} ({}): {detail}", sequence.name, names.join(" → ")),
                     why:
                         "A later ring must run days after the earlier one, so a bad patch is caught before it spreads."
                             .to_owned(),
@@ -89,11 +95,11 @@ fn out_of_order(cx: &Context<'_>, ia: usize, a: &Configuration, ib: usize) -> Op
     let as_of = cx.options.as_of;
     let from = as_of - Duration::days(LOOK_BACK_DAYS);
     let until = as_of + Duration::days(LOOK_AHEAD_DAYS);
-    let b_runs = sb.next_runs(from, until, 64);
+    let b_runs = sb.next_runs(from, until, MAX_RUNS);
     let next_b = b_runs.iter().position(|r| r.start > as_of)?;
     let nb = b_runs[next_b].start;
     let pb: Option<OffsetDateTime> = next_b.checked_sub(1).map(|i| b_runs[i].start);
-    let a_runs = sa.next_runs(from, nb, 64);
+    let a_runs = sa.next_runs(from, nb, MAX_RUNS);
     let Some(la) = a_runs.iter().rev().map(|r| r.start).find(|t| *t < nb) else {
         return Some(format!("{} runs {} before {} has ever run", cx.fleet.configurations[ib].name, fmt(nb), a.name));
     };
@@ -153,6 +159,7 @@ mod tests {
     fn ring_names_group_by_prefix() {
         assert_eq!(ring_number("Ring0-Dev"), Some((String::new(), 0)));
         assert_eq!(ring_number("SAP-Ring12"), Some(("SAP-".to_owned(), 12)));
+        assert_eq!(ring_number("Spring-Ring2"), Some(("Spring-".to_owned(), 2)));
         assert_eq!(ring_number("Ringtone"), None);
     }
 }

@@ -8,7 +8,6 @@ use serde::de::IgnoredAny;
 
 use super::{rows::Table, snapshot::RowSink};
 
-
 /// Why a stream could not be read: the message names the table and row, or the byte offset.
 type Result<T> = std::result::Result<T, String>;
 
@@ -145,7 +144,8 @@ pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<(
                 batch.push((table, row));
                 if batch.len() == BATCH {
                     // A closed channel means the sink's side is gone; stop reading.
-                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).map_err(|_| "stopped".to_owned())?;
+                    tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                        .map_err(|_| "stopped".to_owned())?;
                 }
                 Ok(())
             });
@@ -221,7 +221,13 @@ fn rows<R: Read, T: serde::de::DeserializeOwned>(
                 s.bump();
                 return Ok(());
             }
-            _ => return Err(format!("invalid JSON: {}[{index}]: expected `,` or `]` at byte {}", table.name(), s.offset)),
+            _ => {
+                return Err(format!(
+                    "invalid JSON: {}[{index}]: expected `,` or `]` at byte {}",
+                    table.name(),
+                    s.offset
+                ));
+            }
         }
     }
     Ok(())

@@ -252,11 +252,15 @@ fn repeat_offenders() -> Vec<RepeatOffender> {
     .map(|(m, c, runs, latest)| RepeatOffender {
         machine: m.to_owned(),
         configuration: c.to_owned(),
+        configuration_id: format!("{CONFIGS}/{c}"),
         runs,
         latest: latest.to_owned(),
     })
     .collect()
 }
+
+/// Where the sample's maintenance configurations live.
+const CONFIGS: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations";
 
 fn kb_carryover(now: OffsetDateTime) -> Vec<KbCarryover> {
     vec![
@@ -265,6 +269,7 @@ fn kb_carryover(now: OffsetDateTime) -> Vec<KbCarryover> {
             failed_in: "Ring1-Web".to_owned(),
             failed_machines: 3,
             scheduled_in: "Ring2-Prod-Windows".to_owned(),
+            scheduled_in_id: format!("{CONFIGS}/Ring2-Prod-Windows"),
             next_run: Some(now + Duration::days(3) + Duration::hours(16)),
         },
         KbCarryover {
@@ -272,6 +277,7 @@ fn kb_carryover(now: OffsetDateTime) -> Vec<KbCarryover> {
             failed_in: "Ring0-Canary".to_owned(),
             failed_machines: 1,
             scheduled_in: "Ring2-Prod-Linux".to_owned(),
+            scheduled_in_id: format!("{CONFIGS}/Ring2-Prod-Linux"),
             next_run: None,
         },
     ]
