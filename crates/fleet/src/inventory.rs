@@ -73,7 +73,7 @@ impl Machine {
     }
 }
 
-/// `maintenanceWindow` of a maintenance configuration, as written (parsed by [`crate::schedule`]).
+/// `maintenanceWindow` of a maintenance configuration, as written (parsed by `patchwatch_schedule`).
 #[derive(Clone, Debug, Default)]
 pub struct MaintenanceWindow {
     /// `YYYY-MM-DD hh:mm` in `time_zone`.
@@ -185,7 +185,8 @@ pub struct Assessment {
 impl Assessment {
     /// Critical plus security patches pending.
     pub fn critical_or_security(&self) -> u32 {
-        self.available.get("critical").copied().unwrap_or(0) + self.available.get("security").copied().unwrap_or(0)
+        let count = |k: &str| self.available.get(k).copied().unwrap_or(0);
+        count("critical").saturating_add(count("security"))
     }
 }
 

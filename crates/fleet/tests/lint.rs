@@ -110,11 +110,13 @@ fn run(config: &str, stamp: &str, machines: &[(&str, Option<(&str, i64)>)]) -> (
                            "properties": { "correlationId": run_id, "resourceId": machine, "maintenanceConfigurationId": config_id(config) } }));
         if let Some((status, minutes)) = result {
             let end = start + time::Duration::minutes(*minutes);
+            // "WindowExceeded": a failed result cut off by the window.
+            let (status, exceeded) = if *status == "WindowExceeded" { ("Failed", true) } else { (*status, false) };
             let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("time");
             results.push(json!({ "id": format!("{machine}/patchInstallationResults/{stamp}-{i}"),
                                  "type": "microsoft.compute/virtualmachines/patchinstallationresults",
                                  "properties": { "status": status, "maintenanceRunId": run_id, "startDateTime": fmt(start),
-                                                 "lastModifiedDateTime": fmt(end), "maintenanceWindowExceeded": false } }));
+                                                 "lastModifiedDateTime": fmt(end), "maintenanceWindowExceeded": exceeded } }));
         }
     }
     (apply, results)
@@ -231,6 +233,14 @@ fn world() -> World {
     let (apply, results) = run("Monthly-Short", "20261110230000", &[(&id_of(&critical), Some(("Succeeded", 85)))]);
     maintenance.extend(apply);
     installs.extend(results);
+    // Cut off by its window twice in three runs: the short installs it measured prove nothing.
+    for (stamp, status) in
+        [("20261031220000", "WindowExceeded"), ("20261107220000", "Succeeded"), ("20261114220000", "WindowExceeded")]
+    {
+        let (apply, results) = run("Overrun", stamp, &[(&id_of(&clean_arc), Some((status, 30)))]);
+        maintenance.extend(apply);
+        installs.extend(results);
+    }
 
     let mut resources: Vec<Value> = machines.iter().map(|m| (*m).clone()).collect();
     resources.push(configuration(
@@ -250,6 +260,7 @@ fn world() -> World {
         &["Definition"],
     ));
     resources.push(configuration("Tiny-Window", "01:00", "Week Sunday", "9999-12-31 23:59", &["Critical", "Security"]));
+    resources.push(configuration("Overrun", "02:00", "Week Saturday", "9999-12-31 23:59", &["Critical", "Security"]));
     resources.push(configuration("Expiring", "02:00", "Week Saturday", "2026-12-05 23:59", &["Critical", "Security"]));
     // Rings one day apart.
     resources.push(configuration(
@@ -319,6 +330,7 @@ fn expected() -> BTreeSet<(String, String, String)> {
         ("repeat-no-show", "no-show", "warning"),
         ("short-window", "Monthly-Short", "error"),
         ("short-window", "Tiny-Window", "warning"),
+        ("short-window", "Overrun", "error"),
         ("config-expiring", "Expiring", "warning"),
         ("ring-order", "App-Ring1", "warning"),
         ("schedule-invalid", "Broken", "error"),

@@ -221,7 +221,7 @@ fn diagnose(
 
 /// A window an hour longer, capped at the portal's 3 h 55 min.
 pub(super) fn longer_window(minutes: u32) -> String {
-    let m = (minutes + 60).clamp(90, 235);
+    let m = minutes.saturating_add(60).clamp(90, 235);
     format!("{:02}:{:02}", m / 60, m % 60)
 }
 

@@ -82,7 +82,10 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
                     why:
                         "A later ring must run days after the earlier one, so a bad patch is caught before it spreads."
                             .to_owned(),
-                    fix: fix::update_window(b, &[("maintenance-window-recur-every", &suggest_recurrence(a, b))]),
+                    fix: {
+                        let (setting, value) = suggest(cx, *ia, a, b);
+                        fix::update_window(b, &[(setting, &value)])
+                    },
                 });
             }
         }
@@ -136,19 +139,33 @@ fn gap_text(gap: Duration) -> String {
     }
 }
 
-/// A week after the earlier ring: `Month Second Tuesday` → `Month Third Tuesday` (same offset);
-/// other forms keep their recurrence with a start a week after the earlier ring's.
-fn suggest_recurrence(a: &Configuration, b: &Configuration) -> String {
+/// The change that puts ring `b` a week after ring `a`: the next ordinal of `a`'s nth-weekday
+/// recurrence (`Month Second Tuesday Offset2` → `Month Third Tuesday Offset2`), else `b`'s own
+/// recurrence from a start date a week after `a`'s next run (at `b`'s time of day).
+fn suggest(cx: &Context<'_>, ia: usize, a: &Configuration, b: &Configuration) -> (&'static str, String) {
     const ORDINALS: [&str; 4] = ["First", "Second", "Third", "Fourth"];
     let words: Vec<&str> = a.window.recur_every.split_whitespace().collect();
-    if let Some(pos) = words.iter().position(|w| ORDINALS.iter().any(|o| o.eq_ignore_ascii_case(w))) {
-        let i = ORDINALS.iter().position(|o| o.eq_ignore_ascii_case(words[pos])).unwrap_or(0);
-        let next = ORDINALS.get(i + 1).copied().unwrap_or("Last");
-        let mut out: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
-        out[pos] = next.to_owned();
-        return out.join(" ");
+    let ordinal = words.iter().enumerate().find_map(|(pos, w)| {
+        let i = ORDINALS.iter().position(|o| o.eq_ignore_ascii_case(w))?;
+        Some((pos, ORDINALS.get(i + 1)?))
+    });
+    if let Some((pos, next)) = ordinal {
+        let mut out: Vec<&str> = words.clone();
+        out[pos] = next;
+        return ("maintenance-window-recur-every", out.join(" "));
     }
-    b.window.recur_every.clone()
+    let a_next = cx.schedule(ia).and_then(|s| {
+        s.next_runs(cx.options.as_of, cx.options.as_of + Duration::days(LOOK_AHEAD_DAYS), 1).into_iter().next()
+    });
+    let date = a_next
+        .and_then(|o| o.local.get(..10).map(str::to_owned))
+        .and_then(|d| time::Date::parse(&d, time::macros::format_description!("[year]-[month]-[day]")).ok())
+        .and_then(|d| d.checked_add(Duration::days(7)));
+    let time_of_day = b.window.start_date_time.get(11..16).unwrap_or("00:00");
+    match date {
+        Some(d) => ("maintenance-window-start-date-time", format!("{d} {time_of_day}")),
+        None => ("maintenance-window-recur-every", b.window.recur_every.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -105,10 +105,16 @@ fn linux_configurations(cx: &Context<'_>) -> std::collections::HashSet<String> {
 
 fn short_window(cx: &Context<'_>, c: &Configuration, minutes: u32, linux: bool, add: &mut Add<'_>) {
     let reserve = if linux { LINUX_REBOOT_RESERVE_MINUTES } else { WINDOWS_REBOOT_RESERVE_MINUTES };
-    let longest = cx.recent_runs(&c.key(), RECENT_RUNS).iter().filter_map(|r| r.longest_install_minutes).max();
+    let recent = cx.recent_runs(&c.key(), RECENT_RUNS);
+    let longest = recent.iter().filter_map(|r| r.longest_install_minutes).max();
+    // A run cut off by its window under-measures the install: its overruns are the evidence.
+    let exceeded = recent
+        .iter()
+        .filter(|r| r.machines.values().any(|o| *o == crate::inventory::PastOutcome::WindowExceeded))
+        .count();
     let window = patchwatch_model::text::format_minutes(i64::from(minutes));
     match longest {
-        Some(longest) if longest + reserve > minutes => add(
+        Some(longest) if longest.saturating_add(reserve) > minutes => add(
             Check::ShortWindow,
             Level::Error,
             format!(
@@ -116,7 +122,14 @@ fn short_window(cx: &Context<'_>, c: &Configuration, minutes: u32, linux: bool, 
                 patchwatch_model::text::format_minutes(i64::from(longest))
             ),
             "Machines run out of window: the remaining patches and the reboot are skipped every time.",
-            fix::update_window(c, &[("maintenance-window-duration", &longer_window(longest + reserve))]),
+            fix::update_window(c, &[("maintenance-window-duration", &longer_window(longest.saturating_add(reserve)))]),
+        ),
+        _ if exceeded >= 2 => add(
+            Check::ShortWindow,
+            Level::Error,
+            format!("window {window}, exceeded in {exceeded} of its last {} runs", recent.len()),
+            "Machines run out of window: the remaining patches and the reboot are skipped every time.",
+            fix::update_window(c, &[("maintenance-window-duration", &longer_window(minutes))]),
         ),
         _ if minutes < MIN_WINDOW_MINUTES => add(
             Check::ShortWindow,

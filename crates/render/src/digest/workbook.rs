@@ -220,6 +220,10 @@ fn run_row<'a>(t: &'a ConfigurationTrend, r: &'a RunPoint) -> Vec<Cell<'a>> {
     ]
 }
 
+/// Rows a sheet can hold below its header (Excel's limit is 1,048,576 rows), one kept for the
+/// "and N more" note.
+const LAST_DATA_ROW: u32 = 1_048_575;
+
 /// A sheet: bold frozen header row, the rows, an autofilter over all of them, column widths.
 fn sheet<'a>(
     name: &str,
@@ -234,11 +238,19 @@ fn sheet<'a>(
         ws.set_column_width(col, *width)?;
     }
     let mut last = 0u32;
-    for (row, cells) in (1u32..).zip(rows) {
+    let mut rows = rows.peekable();
+    for (row, cells) in (1u32..LAST_DATA_ROW).zip(&mut rows) {
         for (col, cell) in (0u16..).zip(cells) {
             write(&mut ws, row, col, cell, f)?;
         }
         last = row;
+    }
+    // Excel's sheet ends at 1,048,576 rows: say so rather than fail the whole digest.
+    let left = rows.count();
+    if left > 0 {
+        last += 1;
+        let note = format!("… and {left} more rows than a sheet holds; run `patchwatch lint --format json` for all");
+        ws.write_string(last, 0, note)?;
     }
     ws.set_freeze_panes(1, 0)?;
     ws.autofilter(0, 0, last, u16::try_from(columns.len().saturating_sub(1)).unwrap_or(0))?;
