@@ -50,7 +50,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     let percent = (run.compliant * 100).checked_div(run.machines).unwrap_or(100);
     out!(
-        "Patch compliance {}: {percent}% ({} of {} machines with no critical or security patch pending); {} error(s), {} warning(s) in the schedule lint.",
+        "Patch compliance {}: {percent}% ({} of {} machines assessed in the last 7 days with no critical or security patch pending); {} error(s), {} warning(s) in the schedule lint.",
         run.period,
         thousands(run.compliant),
         thousands(run.machines),
