@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use patchwatch_engine::{compliance, mail};
 use patchwatch_fleet::digest::Digest;
 use patchwatch_model::text::thousands;
-use patchwatch_render::digest::workbook;
+use patchwatch_render::parts::XLSX;
 
 use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, fleet};
 
@@ -70,13 +70,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 }
 
 async fn write_files(pipeline: &patchwatch_engine::pipeline::Pipeline, d: &Digest, args: &Args) -> Result<(), String> {
+    // One rendering serves both files: the workbook is the email's attachment.
+    let rendered = pipeline.notifier.email.templates.render_digest(d).map_err(|e| e.to_string())?;
     if let Some(path) = &args.xlsx {
-        let bytes = workbook::workbook(d).map_err(|e| e.to_string())?;
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = rendered.attachments.iter().find(|a| a.content_type == XLSX).map(|a| a.bytes.as_slice());
+        std::fs::write(path, bytes.unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
         out!("Workbook written to {}.", path.display());
     }
     if let Some(path) = &args.html {
-        let rendered = pipeline.notifier.email.templates.render_digest(d).map_err(|e| e.to_string())?;
         mail::write_standalone_html(path, (&rendered).into()).await.map_err(|e| e.to_string())?;
         out!("Digest written to {}.", path.display());
     }
