@@ -280,15 +280,21 @@ pub async fn send(p: &Pipeline, plan: &[DigestDelivery]) -> Deliveries {
     out
 }
 
-/// The whole compliance run of the timer and `patchwatch report`: evaluate, plan, send. The
-/// fleet is dropped once the digests are built, before the heavy rendering (charts, workbooks)
-/// starts, so the two never share the peak. `whole_fleet` also returns the whole-fleet digest
-/// (for files), from the plan when a route sends one.
-pub async fn run(
-    p: &Pipeline,
-    as_of: Option<OffsetDateTime>,
-    whole_fleet: bool,
-) -> Result<(Option<Digest>, Vec<DigestDelivery>, DigestRun), RunDataError> {
+/// The digests of one evaluation, ready to send, and the numbers of the run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub plan: Vec<DigestDelivery>,
+    /// The whole-fleet digest, when asked for (for files).
+    pub whole: Option<Digest>,
+    pub period: String,
+    pub overall: digest::Compliance,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+/// Evaluates the fleet and plans its digests. The fleet is dropped before this returns, so it
+/// never shares the peak with the rendering (charts, workbooks) that sending does.
+pub async fn prepare(p: &Pipeline, as_of: Option<OffsetDateTime>, whole_fleet: bool) -> Result<Prepared, RunDataError> {
     let ev = evaluate(p, as_of).await?;
     let plan = plan(&ev, p.routing.as_deref());
     let planned_whole = plan.iter().find(|d| d.owner.is_none()).map(|d| &d.digest);
@@ -298,10 +304,33 @@ pub async fn run(
     };
     let overall = planned_whole.or(whole.as_ref()).map(|d| d.overall.clone()).unwrap_or_default();
     let errors = ev.findings.iter().filter(|f| f.severity == lint::Level::Error).count();
-    let (period, warnings) = (digest::period_of(ev.options.as_of), ev.findings.len() - errors);
-    drop(ev);
-    let deliveries = send(p, &plan).await;
-    let run =
-        DigestRun { period, machines: overall.machines, compliant: overall.compliant, errors, warnings, deliveries };
-    Ok((whole.filter(|_| whole_fleet), plan, run))
+    Ok(Prepared {
+        period: digest::period_of(ev.options.as_of),
+        warnings: ev.findings.len() - errors,
+        errors,
+        overall,
+        whole: whole.filter(|_| whole_fleet),
+        plan,
+    })
+}
+
+/// The whole compliance run of the timer: prepare, then send each digest once.
+pub async fn run(p: &Pipeline, as_of: Option<OffsetDateTime>) -> Result<DigestRun, RunDataError> {
+    let prepared = prepare(p, as_of, false).await?;
+    let deliveries = send(p, &prepared.plan).await;
+    Ok(prepared.finish(deliveries))
+}
+
+impl Prepared {
+    /// The run's report once its digests were sent.
+    pub fn finish(&self, deliveries: Deliveries) -> DigestRun {
+        DigestRun {
+            period: self.period.clone(),
+            machines: self.overall.machines,
+            compliant: self.overall.compliant,
+            errors: self.errors,
+            warnings: self.warnings,
+            deliveries,
+        }
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use patchwatch_model::rundata::{
-    rows::{Table, lenient_bool, lenient_u32, normalise_run_id, parent_of, parse_time},
+    rows::{Extended, StorageProfile, Table, lenient_bool, lenient_u32, normalise_run_id, parent_of, parse_time},
     snapshot::RowSink,
 };
 
@@ -100,31 +100,6 @@ struct PatchSettings {
 struct PlatformSettings {
     #[serde(deserialize_with = "lenient_bool")]
     bypass_platform_safety_checks_on_user_schedule: Option<bool>,
-}
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct StorageProfile {
-    os_disk: Option<OsDisk>,
-}
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct OsDisk {
-    os_type: Option<String>,
-}
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Extended {
-    instance_view: Option<InstanceView>,
-}
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct InstanceView {
-    power_state: Option<PowerState>,
-}
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PowerState {
-    code: Option<String>,
 }
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

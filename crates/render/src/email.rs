@@ -55,8 +55,8 @@ pub struct Rendered {
     pub text: String,
 }
 
-/// The compiled templates.
-#[derive(Debug)]
+/// The compiled templates (cheap to clone: a render can run on a thread of its own).
+#[derive(Clone, Debug)]
 pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,

@@ -39,9 +39,9 @@ pub(crate) async fn compliance_report(State(state): State<AppState>, body: Body)
     }
     // In a task of its own: a host that gives up on the request must not cut a delivery short.
     let pipeline = state.pipeline.clone();
-    let run = tokio::spawn(async move { compliance::run(&pipeline, None, false).await }).await;
+    let run = tokio::spawn(async move { compliance::run(&pipeline, None).await }).await;
     let (status, log) = match run {
-        Ok(Ok((_, _, run))) => {
+        Ok(Ok(run)) => {
             let retry = run.deliveries.retry.as_ref().map(|r| r.after.as_secs());
             let log = json!({
                 "outcome": if retry.is_some() { "retry_later" } else { "digest" },

@@ -41,13 +41,22 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     eprintln!("Fleet from {}; mail to {}.", pipeline.source.describe(), pipeline.notifier.email.mailer.describe());
     let files = args.xlsx.is_some() || args.html.is_some();
-    let (whole, _, run) = match compliance::run(&pipeline, args.source.as_of, files).await {
+    let mut prepared = match compliance::prepare(&pipeline, args.source.as_of, files).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("patchwatch: {e}");
             return ExitCode::from(if e.retry_after().is_some() { EXIT_RETRY_LATER } else { EXIT_BAD_INPUT });
         }
     };
+    // Sending and writing the files both render a digest: on two cores, at the same time.
+    let whole = prepared.whole.take();
+    let (deliveries, written) = tokio::join!(compliance::send(&pipeline, &prepared.plan), async {
+        match whole {
+            Some(d) => write_files(&pipeline, &d, &args).await,
+            None => Ok(Vec::new()),
+        }
+    });
+    let run = prepared.finish(deliveries);
     let percent = (run.compliant * 100).checked_div(run.machines).unwrap_or(100);
     out!(
         "Patch compliance {}: {percent}% ({} of {} machines assessed in the last 7 days with no critical or security patch pending); {} error(s), {} warning(s) in the schedule lint.",
@@ -60,26 +69,38 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     for d in &run.deliveries.reports {
         out!("  {} {}: {}", d.target, d.outcome, d.detail);
     }
-    if let Some(whole) = whole
-        && let Err(e) = write_files(&pipeline, &whole, &args).await
-    {
-        eprintln!("patchwatch: {e}");
-        return ExitCode::FAILURE;
+    match written {
+        Ok(lines) => lines.iter().for_each(|l| out!("{l}")),
+        Err(e) => {
+            eprintln!("patchwatch: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if run.deliveries.retry.is_some() { ExitCode::from(EXIT_RETRY_LATER) } else { ExitCode::SUCCESS }
 }
 
-async fn write_files(pipeline: &patchwatch_engine::pipeline::Pipeline, d: &Digest, args: &Args) -> Result<(), String> {
+/// Writes the requested files; returns what to print once the deliveries are reported.
+async fn write_files(
+    pipeline: &patchwatch_engine::pipeline::Pipeline,
+    d: &Digest,
+    args: &Args,
+) -> Result<Vec<String>, String> {
+    let mut said = Vec::new();
     // One rendering serves both files: the workbook is the email's attachment.
-    let rendered = pipeline.notifier.email.templates.render_digest(d).map_err(|e| e.to_string())?;
+    let templates = pipeline.notifier.email.templates.clone();
+    let digest = d.clone();
+    let rendered = tokio::task::spawn_blocking(move || templates.render_digest(&digest))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     if let Some(path) = &args.xlsx {
         let bytes = rendered.attachments.iter().find(|a| a.content_type == XLSX).map(|a| a.bytes.as_slice());
         std::fs::write(path, bytes.unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
-        out!("Workbook written to {}.", path.display());
+        said.push(format!("Workbook written to {}.", path.display()));
     }
     if let Some(path) = &args.html {
         mail::write_standalone_html(path, (&rendered).into()).await.map_err(|e| e.to_string())?;
-        out!("Digest written to {}.", path.display());
+        said.push(format!("Digest written to {}.", path.display()));
     }
-    Ok(())
+    Ok(said)
 }

@@ -78,7 +78,7 @@ pub struct Props {
     reboot_status: Option<String>,
     start_date_time: Option<String>,
     last_modified_date_time: Option<String>,
-    os_type: Option<String>,
+    pub os_type: Option<String>,
     error_details: Option<Value>,
     installation_state: Option<String>,
     patch_name: Option<String>,
@@ -92,30 +92,31 @@ pub struct Props {
     os_name: Option<String>,
 }
 
+/// `properties.extended.instanceView.powerState.code` of a VM row (shared with the fleet's rows).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct Extended {
-    instance_view: Option<InstanceView>,
+pub struct Extended {
+    pub instance_view: Option<InstanceView>,
 }
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct InstanceView {
-    power_state: Option<PowerState>,
+pub struct InstanceView {
+    pub power_state: Option<PowerState>,
 }
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct PowerState {
-    code: Option<String>,
+pub struct PowerState {
+    pub code: Option<String>,
 }
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct StorageProfile {
-    os_disk: Option<OsDisk>,
+pub struct StorageProfile {
+    pub os_disk: Option<OsDisk>,
 }
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct OsDisk {
-    os_type: Option<String>,
+pub struct OsDisk {
+    pub os_type: Option<String>,
 }
 
 pub fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
