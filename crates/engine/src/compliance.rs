@@ -126,7 +126,7 @@ async fn merge_history(fleet: &mut Fleet, history: &History) -> usize {
 
 /// A history record as a run: only machines that did not succeed are named (by name).
 fn past_run(r: &RunRecord, configuration: &str) -> PastRun {
-    let machines: HashMap<String, PastOutcome> = r
+    let machines: HashMap<std::sync::Arc<str>, PastOutcome> = r
         .machines
         .iter()
         .map(|(name, outcome)| {
@@ -136,7 +136,7 @@ fn past_run(r: &RunRecord, configuration: &str) -> PastRun {
                 Outcome::WindowExceeded => PastOutcome::WindowExceeded,
                 _ => PastOutcome::Failed,
             };
-            (name.to_ascii_lowercase(), o)
+            (name.to_ascii_lowercase().into(), o)
         })
         .collect();
     let longest = match (r.first_start, r.last_finish) {

@@ -1,14 +1,17 @@
 //! ARG rows to a [`Fleet`]. The same sink takes rows from a snapshot file and from live Resource
 //! Graph pages, so both go through one parser. It keeps only what the lint and the digest read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use patchwatch_model::rundata::{
-    rows::{Extended, StorageProfile, Table, lenient_bool, lenient_u32, normalise_run_id, parent_of, parse_time},
+    rows::{Extended, StorageProfile, Table, lenient_bool, lenient_u32, parent_of, parse_time},
     snapshot::RowSink,
 };
 
@@ -146,8 +149,8 @@ struct TagSettings {
 #[derive(Debug, Default)]
 struct RunAcc {
     configuration: String,
-    expected: Vec<String>,
-    results: HashMap<String, ResultAcc>,
+    expected: Vec<Arc<str>>,
+    results: HashMap<Arc<str>, ResultAcc>,
 }
 
 #[derive(Debug)]
@@ -165,7 +168,9 @@ pub struct FleetCollector {
     /// Failed patch keys by lower-cased installation result id (a set: a row seen twice counts once).
     failed_by_result: HashMap<String, std::collections::BTreeSet<String>>,
     /// Run id of each installation result that reported failed patches.
-    result_run: HashMap<String, (String, String)>,
+    result_run: HashMap<String, String>,
+    /// One copy of each machine id the runs name (a fleet's runs name each machine many times).
+    interned: HashSet<Arc<str>>,
     /// The newest timestamp seen: a snapshot is judged as of the moment it was taken.
     newest: Option<OffsetDateTime>,
     pub rows_seen: u64,
@@ -173,9 +178,10 @@ pub struct FleetCollector {
 
 impl RowSink for FleetCollector {
     type Row = FleetRow;
-    fn accept(&mut self, table: Table, row: FleetRow) {
+    fn accept(&mut self, table: Table, mut row: FleetRow) {
         self.rows_seen += 1;
-        let kind = row.kind.to_ascii_lowercase();
+        let mut kind = std::mem::take(&mut row.kind);
+        kind.make_ascii_lowercase();
         match (table, kind.as_str()) {
             (Table::Resources, "microsoft.compute/virtualmachines" | "microsoft.hybridcompute/machines") => {
                 self.accept_machine(row, &kind)
@@ -210,6 +216,15 @@ impl FleetCollector {
     /// The newest timestamp any row carried (assessment or result): when the data was current.
     pub fn newest(&self) -> Option<OffsetDateTime> {
         self.newest
+    }
+
+    fn intern(&mut self, id: String) -> Arc<str> {
+        if let Some(shared) = self.interned.get(id.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = id.into();
+        self.interned.insert(shared.clone());
+        shared
     }
 
     fn saw(&mut self, t: Option<OffsetDateTime>) {
@@ -328,38 +343,34 @@ impl FleetCollector {
     }
 
     fn accept_apply_update(&mut self, row: FleetRow) {
+        // Hundreds of thousands of these in a big fleet: ids are lower-cased in place.
         let p = row.properties;
-        let Some(run_id) = p.correlation_id.as_deref().map(normalise_run_id).filter(|r| r.contains(APPLY_UPDATES))
-        else {
+        let Some(run_id) = p.correlation_id.map(lowered).filter(|r| r.contains(APPLY_UPDATES)) else {
             return;
         };
-        let machine = p
-            .resource_id
-            .filter(|r| !r.trim().is_empty())
-            .map(|r| r.trim().to_ascii_lowercase())
-            .or_else(|| parent_of(&row.id, APPLY_UPDATES))
-            .unwrap_or_default();
-        let configuration = p
-            .maintenance_configuration_id
-            .map(|c| c.trim().to_ascii_lowercase())
-            .or_else(|| parent_of(&run_id, APPLY_UPDATES))
-            .unwrap_or_default();
+        let machine = match p.resource_id.filter(|r| !r.trim().is_empty()) {
+            Some(r) => lowered(r),
+            None => parent_lowered(&row.id, APPLY_UPDATES).unwrap_or_default(),
+        };
+        let machine = self.intern(machine);
         let run = self.runs.entry(run_id).or_default();
-        run.configuration = configuration;
+        if run.configuration.is_empty() {
+            run.configuration = p.maintenance_configuration_id.map(lowered).unwrap_or_default();
+        }
         run.expected.push(machine);
     }
 
     fn accept_result(&mut self, row: FleetRow) {
         let p = row.properties;
-        let Some(run_id) = p.maintenance_run_id.as_deref().map(normalise_run_id).filter(|r| r.contains(APPLY_UPDATES))
-        else {
+        let Some(run_id) = p.maintenance_run_id.map(lowered).filter(|r| r.contains(APPLY_UPDATES)) else {
             return;
         };
-        let Some(machine) = parent_of(&row.id, "/patchinstallationresults/") else { return };
+        let Some(machine) = parent_lowered(&row.id, "/patchinstallationresults/") else { return };
         let start = parse_time(p.start_date_time.as_ref());
         let last_modified = parse_time(p.last_modified_date_time.as_ref());
         self.saw(last_modified);
-        let status = p.status.unwrap_or_default().to_ascii_lowercase();
+        let mut status = p.status.unwrap_or_default();
+        status.make_ascii_lowercase();
         let outcome = match status.as_str() {
             _ if p.maintenance_window_exceeded == Some(true) => PastOutcome::WindowExceeded,
             "succeeded" | "completedwithwarnings" => PastOutcome::Succeeded,
@@ -371,8 +382,9 @@ impl FleetCollector {
             _ => None,
         };
         if p.failed_patch_count.unwrap_or(0) > 0 {
-            self.result_run.insert(row.id.to_ascii_lowercase(), (run_id.clone(), machine.clone()));
+            self.result_run.insert(row.id.to_ascii_lowercase(), run_id.clone());
         }
+        let machine = self.intern(machine);
         let run = self.runs.entry(run_id).or_default();
         let replace = run.results.get(&machine).is_none_or(|r| r.last_modified < last_modified);
         if replace {
@@ -400,19 +412,18 @@ impl FleetCollector {
         let Some(machine) = parent_of(&row.id, "/patchassessmentresults/") else { return };
         let last_assessed = parse_time(p.last_modified_date_time.as_ref()).or(parse_time(p.start_date_time.as_ref()));
         self.saw(last_assessed);
-        let available = p
-            .available_patch_count_by_classification
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| count(&v).map(|n| (k.to_ascii_lowercase(), n)))
-            .collect();
-        let assessment = Assessment {
+        let mut assessment = Assessment {
             status: p.status.unwrap_or_default(),
             last_assessed,
-            available,
             reboot_pending: p.reboot_pending.unwrap_or(false),
             os: p.os_type.as_deref().map_or(OsType::Unknown, OsType::parse),
+            ..Assessment::default()
         };
+        for (k, v) in p.available_patch_count_by_classification.unwrap_or_default() {
+            if let Some(n) = count(&v) {
+                assessment.set_available(&k, n);
+            }
+        }
         match self.fleet.assessments.get(&machine) {
             Some(existing) if existing.last_assessed >= assessment.last_assessed => {}
             _ => {
@@ -444,7 +455,7 @@ impl FleetCollector {
     pub fn finish(mut self) -> Fleet {
         let mut failed_by_run: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
         for (result, keys) in self.failed_by_result {
-            if let Some((run, _)) = self.result_run.get(&result) {
+            if let Some(run) = self.result_run.get(&result) {
                 let per_run = failed_by_run.entry(run.clone()).or_default();
                 for key in keys {
                     *per_run.entry(key).or_default() += 1;
@@ -476,6 +487,25 @@ impl FleetCollector {
     }
 }
 
+/// `s` trimmed and lower-cased in place (no new allocation): ids are join keys, lower-cased.
+fn lowered(mut s: String) -> String {
+    let end = s.trim_end().trim_end_matches('/').len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+    s.make_ascii_lowercase();
+    s
+}
+
+/// The lower-cased id up to `marker` (which must be lower case), or `None`.
+fn parent_lowered(id: &str, marker: &str) -> Option<String> {
+    // ASCII lower-casing keeps byte offsets: find in a lowered copy of the head only.
+    let at = id.to_ascii_lowercase().find(marker)?;
+    let mut head = id.get(..at)?.trim_end_matches('/').to_owned();
+    head.make_ascii_lowercase();
+    Some(head)
+}
+
 /// A run's start from its id: the applyupdates name is the scheduled start, `yyyyMMddHHmmss` UTC.
 fn run_start(run_id: &str) -> Option<OffsetDateTime> {
     let stamp = patchwatch_model::resource_id::last_segment(run_id);
@@ -494,7 +524,7 @@ fn past_run(run_id: String, acc: RunAcc, failed_patches: BTreeMap<String, usize>
         acc.configuration
     };
     // A map: an `applyupdates` row seen twice is one expected machine.
-    let mut machines: HashMap<String, PastOutcome> =
+    let mut machines: HashMap<Arc<str>, PastOutcome> =
         acc.expected.into_iter().map(|m| (m, PastOutcome::NoShow)).collect();
     let mut install_minutes = Vec::new();
     for (machine, result) in acc.results {

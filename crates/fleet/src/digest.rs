@@ -99,7 +99,7 @@ use patchwatch_model::routing::UNTAGGED;
 use crate::{
     checks::Context,
     collect::is_critical_or_security,
-    inventory::{Machine, PendingPatch},
+    inventory::{CLASSIFICATIONS, Machine, PendingPatch},
     lint::Subject,
     trends,
 };
@@ -272,34 +272,19 @@ fn compliance(cx: &Context<'_>, machines: &[usize], label: impl Fn(&Machine) -> 
     groups.into_values().collect()
 }
 
-/// Update Manager's classification keys, in the order the portal lists them.
-const CLASSIFICATIONS: [(&str, &str); 9] = [
-    ("critical", "Critical"),
-    ("security", "Security"),
-    ("updaterollup", "Update rollup"),
-    ("featurepack", "Feature pack"),
-    ("servicepack", "Service pack"),
-    ("definition", "Definition"),
-    ("tools", "Tools"),
-    ("updates", "Updates"),
-    ("other", "Other"),
-];
-
 fn classification_counts(cx: &Context<'_>, machines: &[usize]) -> Vec<ClassificationCount> {
-    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut totals = [0u64; CLASSIFICATIONS.len()];
     for &i in machines {
         if let Some(a) = cx.fleet.assessments.get(&cx.fleet.machines[i].key()) {
-            for (k, v) in &a.available {
-                *totals.entry(k.as_str()).or_default() += u64::from(*v);
+            for (total, n) in totals.iter_mut().zip(a.available) {
+                *total += u64::from(n);
             }
         }
     }
     CLASSIFICATIONS
         .iter()
-        .map(|(key, label)| ClassificationCount {
-            classification: (*label).to_owned(),
-            patches: totals.get(key).copied().unwrap_or(0),
-        })
+        .zip(totals)
+        .map(|((_, label), patches)| ClassificationCount { classification: (*label).to_owned(), patches })
         .filter(|c| c.patches > 0)
         .collect()
 }

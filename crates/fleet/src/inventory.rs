@@ -1,7 +1,10 @@
 //! The fleet as Resource Graph describes it: machines with their patch settings, maintenance
 //! configurations, static assignments, dynamic scopes, assessments and earlier runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use time::OffsetDateTime;
 
@@ -176,17 +179,37 @@ pub struct Assessment {
     /// `Succeeded`, `Failed`, `InProgress`, …
     pub status: String,
     pub last_assessed: Option<OffsetDateTime>,
-    /// `availablePatchCountByClassification`, keys lower-cased (`critical`, `security`, …).
-    pub available: BTreeMap<String, u32>,
+    /// `availablePatchCountByClassification`, by [`CLASSIFICATIONS`] index.
+    pub available: [u32; CLASSIFICATIONS.len()],
     pub reboot_pending: bool,
     pub os: OsType,
 }
 
+/// `availablePatchCountByClassification` keys (lower-cased) and their labels, in the order the
+/// portal lists them. A fixed array instead of a map: 50,000 assessments, nine counts each.
+pub const CLASSIFICATIONS: [(&str, &str); 9] = [
+    ("critical", "Critical"),
+    ("security", "Security"),
+    ("updaterollup", "Update rollup"),
+    ("featurepack", "Feature pack"),
+    ("servicepack", "Service pack"),
+    ("definition", "Definition"),
+    ("tools", "Tools"),
+    ("updates", "Updates"),
+    ("other", "Other"),
+];
+
 impl Assessment {
     /// Critical plus security patches pending.
     pub fn critical_or_security(&self) -> u32 {
-        let count = |k: &str| self.available.get(k).copied().unwrap_or(0);
-        count("critical").saturating_add(count("security"))
+        self.available[0].saturating_add(self.available[1])
+    }
+
+    /// Adds a count under its classification key (any case); unknown keys count as `other`.
+    pub fn set_available(&mut self, key: &str, n: u32) {
+        let at =
+            CLASSIFICATIONS.iter().position(|(k, _)| k.eq_ignore_ascii_case(key)).unwrap_or(CLASSIFICATIONS.len() - 1);
+        self.available[at] = self.available[at].saturating_add(n);
     }
 }
 
@@ -227,8 +250,9 @@ pub struct PastRun {
     pub configuration: String,
     pub configuration_name: String,
     pub start: OffsetDateTime,
-    /// Lower-cased machine id (or name, from the history) to outcome.
-    pub machines: HashMap<String, PastOutcome>,
+    /// Lower-cased machine id (or name, from the history) to outcome. Keys are shared across
+    /// runs (one allocation per machine, not per run and machine).
+    pub machines: HashMap<Arc<str>, PastOutcome>,
     /// Machines that succeeded but are not listed (the history keeps only the others).
     pub succeeded_uncounted: usize,
     /// Longest install on one machine, in minutes.

@@ -109,10 +109,10 @@ pub fn repeat_offenders(cx: &Context<'_>) -> Vec<RepeatOffender> {
             continue;
         }
         for (machine, outcome) in &latest.machines {
-            let missed = |r: &&&PastRun| r.machines.get(machine).is_some_and(|o| *o != PastOutcome::Succeeded);
+            let missed = |r: &&&PastRun| r.machines.get(&**machine).is_some_and(|o| *o != PastOutcome::Succeeded);
             if *outcome != PastOutcome::Succeeded && earlier.iter().all(|r| missed(&r)) {
                 out.push(RepeatOffender {
-                    machine: names.get(machine).map_or_else(
+                    machine: names.get(&**machine).map_or_else(
                         || patchwatch_model::resource_id::last_segment(machine).to_owned(),
                         |n| (*n).to_owned(),
                     ),

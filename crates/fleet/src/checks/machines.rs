@@ -199,7 +199,7 @@ fn diagnose(
         return (format!("classification not included by {}", config.name), fix::include_critical_security(config, os));
     }
     let window = cx.fleet.configurations.iter().position(|c| c.key() == config.key()).and_then(|i| cx.schedule(i));
-    match run.machines.get(&m.key()) {
+    match run.machines.get(m.key().as_str()) {
         Some(PastOutcome::WindowExceeded) => {
             let minutes = window.map_or(0, |s| s.duration_minutes());
             (
@@ -241,9 +241,9 @@ fn repeat_no_show(cx: &Context<'_>, m: &Machine, c: &Configuration) -> Option<St
     }
     let key = m.key();
     let name = m.name.to_ascii_lowercase();
-    let all = runs
-        .iter()
-        .all(|r| matches!(r.machines.get(&key).or_else(|| r.machines.get(&name)), Some(PastOutcome::NoShow)));
+    let all = runs.iter().all(|r| {
+        matches!(r.machines.get(key.as_str()).or_else(|| r.machines.get(name.as_str())), Some(PastOutcome::NoShow))
+    });
     all.then(|| {
         let state = m.power_state.as_deref().map(|s| format!(" (now {s})")).unwrap_or_default();
         format!("no result in the last {RECENT_RUNS} runs of {}{state}", c.name)
