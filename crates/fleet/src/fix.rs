@@ -154,23 +154,50 @@ pub(crate) fn include_critical_security(c: &Configuration, os: OsType) -> String
     update_window(c, &[(param, &format!("classifications-to-include-list=[{}]", wanted.join(",")))])
 }
 
-/// Narrows a dynamic scope to some resource groups, keeping its other filters (the rest of the
-/// groups go to a second scope made the same way).
-pub(crate) fn narrow_scope(s: &DynamicScope, resource_groups: &[String]) -> String {
+/// Splits a dynamic scope in two by resource group: the scope keeps the first groups and a
+/// second scope (`<name>-2`, the same filters otherwise) takes the rest. With a single group
+/// there is nothing to split by; the scope is narrowed by OS type into two the same way.
+pub(crate) fn split_scope(s: &DynamicScope, first: &[String], rest: &[String]) -> String {
+    if rest.is_empty() {
+        let windows = scope_command(s, &s.name, &Narrow::OsTypes(&["Windows"]));
+        let linux = scope_command(s, &format!("{}-2", s.name), &Narrow::OsTypes(&["Linux"]));
+        return format!("{windows} && {linux}");
+    }
+    let keep = scope_command(s, &s.name, &Narrow::ResourceGroups(first));
+    let second = scope_command(s, &format!("{}-2", s.name), &Narrow::ResourceGroups(rest));
+    format!("{keep} && {second}")
+}
+
+/// What one half of a split scope is narrowed by.
+enum Narrow<'a> {
+    ResourceGroups(&'a [String]),
+    OsTypes(&'a [&'a str]),
+}
+
+/// One `create-or-update-subscription` with the scope's filters and one of them narrowed.
+fn scope_command(s: &DynamicScope, name: &str, narrow: &Narrow<'_>) -> String {
     let list = |v: &[String]| v.iter().map(|x| sh(x)).collect::<Vec<_>>().join(" ");
     let f = &s.filter;
+    let os_types: Vec<String> = match narrow {
+        Narrow::OsTypes(os) => os.iter().map(|o| (*o).to_owned()).collect(),
+        Narrow::ResourceGroups(_) => f.os_types.clone(),
+    };
+    let groups: Vec<String> = match narrow {
+        Narrow::ResourceGroups(g) => g.to_vec(),
+        Narrow::OsTypes(_) => f.resource_groups.clone(),
+    };
     let mut cmd = format!(
         "az maintenance assignment create-or-update-subscription --subscription {} --name {} \
-         --maintenance-configuration-id {} --location global --filter-resource-groups {}",
+         --maintenance-configuration-id {} --location global",
         sh(&s.subscription),
-        sh(&s.name),
-        sh(&s.configuration),
-        list(resource_groups)
+        sh(name),
+        sh(&s.configuration)
     );
     for (flag, values) in [
+        ("--filter-resource-groups", &groups),
         ("--filter-resource-types", &f.resource_types),
         ("--filter-locations", &f.locations),
-        ("--filter-os-types", &f.os_types),
+        ("--filter-os-types", &os_types),
     ] {
         if !values.is_empty() {
             cmd.push_str(&format!(" {flag} {}", list(values)));
@@ -236,6 +263,39 @@ pub(crate) fn install_now(m: &Machine) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_scope_is_split_in_two_with_its_other_filters() {
+        let scope = DynamicScope {
+            id: "s".into(),
+            name: "prod-fleet".into(),
+            subscription: "sub".into(),
+            resource_group: None,
+            configuration:
+                "/subscriptions/sub/resourcegroups/rg/providers/microsoft.maintenance/maintenanceconfigurations/mc"
+                    .into(),
+            filter: crate::inventory::ScopeFilter { locations: vec!["westeurope".into()], ..Default::default() },
+        };
+        let fix = split_scope(&scope, &["rg-a".into()], &["rg-b".into(), "rg-c".into()]);
+        let (keep, second) = fix.split_once(" && ").expect("two commands");
+        assert!(
+            keep.contains("--name prod-fleet ")
+                && keep.contains("--filter-resource-groups rg-a --filter-locations westeurope"),
+            "{keep}"
+        );
+        assert!(
+            second.contains("--name prod-fleet-2 ")
+                && second.contains("--filter-resource-groups rg-b rg-c --filter-locations westeurope"),
+            "{second}"
+        );
+        let by_os = split_scope(&scope, &["rg-a".into()], &[]);
+        assert!(
+            by_os.contains("--filter-os-types Windows")
+                && by_os.contains("--name prod-fleet-2")
+                && by_os.contains("--filter-os-types Linux"),
+            "{by_os}"
+        );
+    }
 
     #[test]
     fn quoting_keeps_commands_pasteable() {

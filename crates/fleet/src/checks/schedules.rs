@@ -152,7 +152,7 @@ fn scope_limits(cx: &Context<'_>, out: &mut Vec<Finding>) {
             continue;
         };
         let groups = scope_groups(cx, scope);
-        let half = &groups[..groups.len().div_ceil(2)];
+        let (first, rest) = groups.split_at(groups.len().div_ceil(2));
         out.push(Finding {
             check: Check::ScopeLimit,
             severity,
@@ -163,7 +163,7 @@ fn scope_limits(cx: &Context<'_>, out: &mut Vec<Finding>) {
             subscription: scope.subscription.clone(),
             detail: format!("matches {size} machines; a dynamic scope takes at most {SCOPE_LIMIT}"),
             why: "Machines beyond the limit are left out of the schedule without any error.".to_owned(),
-            fix: fix::narrow_scope(scope, half),
+            fix: fix::split_scope(scope, first, rest),
         });
     }
 }
