@@ -6,6 +6,15 @@ use time::OffsetDateTime;
 
 use crate::lint::Finding;
 use crate::trends::{ConfigurationTrend, KbCarryover, RepeatOffender};
+use crate::{
+    checks::Context,
+    collect::is_critical_or_security,
+    inventory::{CLASSIFICATIONS, Machine, PendingPatch},
+    lint::Subject,
+    trends,
+};
+use patchwatch_model::routing::UNTAGGED;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Machines with no critical or security patch pending, out of all machines.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -91,18 +100,6 @@ pub struct Digest {
     pub repeat_offenders: Vec<RepeatOffender>,
     pub kb_carryover: Vec<KbCarryover>,
 }
-
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-use patchwatch_model::routing::UNTAGGED;
-
-use crate::{
-    checks::Context,
-    collect::is_critical_or_security,
-    inventory::{CLASSIFICATIONS, Machine, PendingPatch},
-    lint::Subject,
-    trends,
-};
 
 /// What the digest covers besides the lint's options.
 #[derive(Clone, Debug)]

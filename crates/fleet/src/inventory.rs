@@ -8,6 +8,11 @@ use std::{
 
 use time::OffsetDateTime;
 
+/// A tag value, the name matched case-insensitively (ARG keeps tag names as written).
+fn tag<'a>(tags: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
 /// Azure VM or Arc-enabled server: the patch settings and the `az` fix differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MachineKind {
@@ -72,7 +77,7 @@ impl Machine {
     }
     /// A tag value, the name matched case-insensitively (ARG keeps tag names as written).
     pub fn tag(&self, name: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        tag(&self.tags, name)
     }
 }
 
@@ -123,7 +128,7 @@ impl Configuration {
         }
     }
     pub fn tag(&self, name: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        tag(&self.tags, name)
     }
 }
 

@@ -1,7 +1,12 @@
 //! Trends over a configuration's last runs: failures and no-shows per run, install time against
 //! the window, repeat offenders, and KBs that failed in one ring and are due in the next.
 
+use crate::{
+    checks::Context,
+    inventory::{PastOutcome, PastRun},
+};
 use serde::Serialize;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// One run of a configuration, as a point on the trend.
@@ -50,13 +55,6 @@ pub struct KbCarryover {
     pub scheduled_in_id: String,
     pub next_run: Option<OffsetDateTime>,
 }
-
-use std::collections::HashMap;
-
-use crate::{
-    checks::Context,
-    inventory::{PastOutcome, PastRun},
-};
 
 /// Consecutive runs a machine must miss before it is a repeat offender.
 const OFFENDER_RUNS: usize = 3;

@@ -85,19 +85,25 @@ fn build(s: &RunSummary, group: Option<&str>, portal: &Url, max_lines: usize) ->
     for a in s.advice.iter().take(4) {
         body.push(json!({ "type": "TextBlock", "wrap": true, "isSubtle": true, "text": escape(a) }));
     }
+    let actions = json!([{ "type": "Action.OpenUrl", "title": "Open the configuration", "url": format!("{}#resource{}", portal, s.configuration_id) }]);
+    adaptive_card_message(body, Some(actions))
+}
+
+/// A Teams message around a full-width Adaptive Card `body`, with `actions` when given: the one
+/// envelope run summaries and digests share.
+pub(crate) fn adaptive_card_message(body: Vec<Value>, actions: Option<Value>) -> Value {
+    let mut content = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "msteams": { "width": "Full" },
+        "body": body
+    });
+    if let Some(actions) = actions {
+        content["actions"] = actions;
+    }
     json!({
         "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "msteams": { "width": "Full" },
-                "body": body,
-                "actions": [{ "type": "Action.OpenUrl", "title": "Open the configuration", "url": format!("{}#resource{}", portal, s.configuration_id) }]
-            }
-        }]
+        "attachments": [{ "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": null, "content": content }]
     })
 }

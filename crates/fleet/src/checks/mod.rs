@@ -72,9 +72,14 @@ impl<'a> Context<'a> {
         self.configurations.get(key).map(|&i| (i, &self.fleet.configurations[i]))
     }
 
-    /// The parsed schedule of a configuration (by index), or why it does not parse.
+    /// The parsed schedule of a configuration (by index).
     pub fn schedule(&self, index: usize) -> Option<&Schedule> {
         self.schedules.get(index).and_then(|s| s.as_ref().ok())
+    }
+
+    /// Why a configuration's window does not parse (by index), if it does not.
+    pub fn schedule_error(&self, index: usize) -> Option<&ScheduleError> {
+        self.schedules.get(index).and_then(|s| s.as_ref().err())
     }
 
     /// The configuration's runs before `as_of`, oldest first.

@@ -31,7 +31,9 @@ pub(super) fn check(cx: &Context<'_>, out: &mut Vec<Finding>) {
         let schedule = match cx.schedule(i) {
             Some(s) => s,
             None => {
-                let problem = invalid_reason(c);
+                let problem = cx
+                    .schedule_error(i)
+                    .map_or_else(|| "unreadable maintenance window".to_owned(), ToString::to_string);
                 add(
                     Check::ScheduleInvalid,
                     Level::Error,
@@ -75,20 +77,6 @@ fn configuration_finding(cx: &Context<'_>, c: &Configuration, f: Found) -> Findi
         detail: f.detail,
         why: f.why.to_owned(),
         fix: f.fix,
-    }
-}
-
-fn invalid_reason(c: &Configuration) -> String {
-    let w = &c.window;
-    match patchwatch_schedule::Schedule::parse(&patchwatch_schedule::WindowSpec {
-        start_date_time: &w.start_date_time,
-        expiration_date_time: w.expiration_date_time.as_deref(),
-        duration: &w.duration,
-        time_zone: &w.time_zone,
-        recur_every: &w.recur_every,
-    }) {
-        Err(e) => e.to_string(),
-        Ok(_) => "unreadable maintenance window".to_owned(),
     }
 }
 

@@ -80,20 +80,7 @@ fn teams_card(d: &Digest, n: usize) -> Value {
     }
     body.push(json!({ "type": "TextBlock", "wrap": true, "isSubtle": true,
         "text": "The digest email has every table and charts; its attached workbook has every row." }));
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "msteams": { "width": "Full" },
-                "body": body
-            }
-        }]
-    })
+    crate::teams::adaptive_card_message(body, None)
 }
 
 /// A Slack incoming-webhook message (Block Kit).
