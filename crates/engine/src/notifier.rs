@@ -271,7 +271,13 @@ impl Notifier {
                 DeliveryState::Sent => {
                     Delivered::done(name, DeliveryStatus::Duplicate, record.detail.unwrap_or_default())
                 }
-                // `once` settles only sent and failed-for-good records; the others cannot reach here.
+                DeliveryState::Silenced => {
+                    Delivered::done(name, DeliveryStatus::Silenced, record.detail.unwrap_or_default())
+                }
+                DeliveryState::Inhibited => {
+                    Delivered::done(name, DeliveryStatus::Inhibited, record.detail.unwrap_or_default())
+                }
+                // `once` settles only settled records; the others cannot reach here.
                 DeliveryState::Failed | DeliveryState::Claimed | DeliveryState::Pending => {
                     Delivered::done(name, DeliveryStatus::Failed, record.error.unwrap_or_default())
                 }
@@ -287,11 +293,17 @@ impl Notifier {
         }
     }
 
-    /// Delivers a notice to each named channel (none: the default recipients by email), once
-    /// per channel however often it is asked for.
-    pub async fn send_notice(&self, notice: &Notice, channels: &[String]) -> Vec<Delivered> {
+    /// Delivers a notice once per channel however often it is asked for. The routing file's
+    /// notice routes (`phase = "notice"`, by kind and severity) choose the channels; when none
+    /// matches, `configured` (the section's own `notify` list) does; empty means the default
+    /// recipients by email.
+    pub async fn send_notice(&self, notice: &Notice, configured: &[String]) -> Vec<Delivered> {
+        let channels = match &self.email.routing {
+            Some(r) => r.notice_channels(notice, configured),
+            None => configured.to_vec(),
+        };
         let default = [String::new()];
-        let targets = if channels.is_empty() { &default[..] } else { channels };
+        let targets = if channels.is_empty() { &default[..] } else { &channels[..] };
         let mut out = Vec::with_capacity(targets.len());
         for channel in targets {
             out.push(self.send_notice_to(notice, channel).await);

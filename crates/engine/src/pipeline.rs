@@ -27,9 +27,11 @@ use patchwatch_model::{
 use patchwatch_render::{RenderError, Templates};
 use patchwatch_state::{
     approvals::Approvals,
+    followups::FollowUps,
     history::{History, RunRecord},
     keys,
-    ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, DeliveryState, Finish, Ledger, Once},
+    ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, Finish, Ledger, Once},
+    silences::Silences,
     store::{self, StateError},
 };
 
@@ -123,6 +125,10 @@ pub struct Pipeline {
     pub history: History,
     /// Change decisions and acknowledgements from ITSM callers.
     pub approvals: Approvals,
+    /// Failed runs followed up until someone owns them (reminders, escalation, snoozes).
+    pub followups: FollowUps,
+    /// Time-boxed silences.
+    pub silences: Silences,
     pub source: RunDataSource,
     pub grace: Duration,
 }
@@ -197,7 +203,9 @@ impl Pipeline {
             routing: config.routing.clone(),
             notifier,
             history: History::new(store.clone(), config.history_days),
-            approvals: Approvals::new(store),
+            approvals: Approvals::new(store.clone()),
+            followups: FollowUps::new(store.clone()),
+            silences: Silences::new(store),
             source,
             grace: config.result_grace,
         })
@@ -279,7 +287,7 @@ impl Pipeline {
         };
         // A duplicate of a fully delivered event is acknowledged before any run data is loaded.
         match self.notifier.ledger.status(&run_id).await {
-            Ok(Some(record)) if matches!(record.state, DeliveryState::Sent | DeliveryState::Failed) => {
+            Ok(Some(record)) if record.state.is_settled() => {
                 info!("Every notification of this run was already delivered; duplicate acknowledged.");
                 return EventOutcome::Duplicate { record: Some(Box::new(record)), deliveries: Vec::new() };
             }

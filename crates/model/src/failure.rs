@@ -93,6 +93,10 @@ pub enum DeliveryStatus {
     RetryLater,
     /// Deliberately not served (an action group receiver patchwatch cannot reach).
     Skipped,
+    /// Not sent: a silence matched it.
+    Silenced,
+    /// Not sent on its own: folded into another message.
+    Inhibited,
 }
 
 impl DeliveryStatus {
@@ -103,6 +107,8 @@ impl DeliveryStatus {
             Self::Failed => "failed",
             Self::RetryLater => "retry_later",
             Self::Skipped => "skipped",
+            Self::Silenced => "silenced",
+            Self::Inhibited => "inhibited",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`notice`]: notices as data; [`failure`]: transient or permanent, and delivery reports
 //! - [`text`]: glob, hash and one-line helpers; [`secret`]: values that never reach a log
 
+pub mod conditions;
 pub mod event;
 pub mod failure;
 pub mod json;
@@ -15,5 +16,6 @@ pub mod routing;
 pub mod rundata;
 pub mod secret;
 pub mod settings;
+pub mod silence;
 pub mod summary;
 pub mod text;

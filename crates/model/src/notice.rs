@@ -3,10 +3,10 @@
 //! opposed to a run summary. Delivered to named channels (email, Teams, Slack, webhook), once
 //! per channel through the ledger.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// How loud a notice is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How loud a notice is; ordered, so a route can ask for "warning or worse".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -25,10 +25,10 @@ impl Severity {
 }
 
 /// What produced a notice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
-    /// A gate's decision before a run.
+    /// A gate's decision before a run (a cancellation among them).
     Gate,
     /// Machines started for a run.
     Power,
@@ -36,6 +36,12 @@ pub enum NoticeKind {
     Alert,
     /// A request from an ITSM system.
     Itsm,
+    /// A failed run nobody has acknowledged yet: a reminder or the escalation.
+    Reminder,
+    /// A message patchwatch never processed (poison queue, Event Grid dead letter).
+    Undelivered,
+    /// Alerts muted around a run (alert processing rules).
+    Quiet,
 }
 
 impl NoticeKind {
@@ -46,12 +52,26 @@ impl NoticeKind {
             NoticeKind::Power => "power",
             NoticeKind::Alert => "alert",
             NoticeKind::Itsm => "itsm",
+            NoticeKind::Reminder => "reminder",
+            NoticeKind::Undelivered => "undelivered",
+            NoticeKind::Quiet => "quiet",
         }
     }
+
+    pub const ALL: [NoticeKind; 7] = [
+        NoticeKind::Gate,
+        NoticeKind::Power,
+        NoticeKind::Alert,
+        NoticeKind::Itsm,
+        NoticeKind::Reminder,
+        NoticeKind::Undelivered,
+        NoticeKind::Quiet,
+    ];
 }
 
-/// One notice.
-#[derive(Clone, Debug, Serialize)]
+/// One notice. Deserialisable: a notice that could not go out from a background task is kept
+/// in the state store and sent again by the reminders timer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Notice {
     pub kind: NoticeKind,
     /// Stable identity: the same notice delivered twice is recognised by this key.
@@ -67,9 +87,32 @@ pub struct Notice {
     pub text: String,
     /// A portal link, if one helps.
     pub link: Option<String>,
+    /// Email recipients for this notice alone (a reminder to one owner of a split route);
+    /// empty: the channel's own.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// One-click actions: label and signed URL.
+    #[serde(default)]
+    pub actions: Vec<(String, String)>,
 }
 
 impl Notice {
+    /// A notice with no facts, text, link, recipients or actions yet.
+    pub fn new(kind: NoticeKind, key: impl Into<String>, severity: Severity, title: impl Into<String>) -> Self {
+        Self {
+            kind,
+            key: key.into(),
+            severity,
+            title: title.into(),
+            configuration: None,
+            facts: Vec::new(),
+            text: String::new(),
+            link: None,
+            recipients: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
     pub fn fact(mut self, label: &str, value: impl Into<String>) -> Self {
         let value = value.into();
         if !value.is_empty() {

@@ -5,13 +5,15 @@
 //! per owner (`split_by_tag`), so each team sees only its machines. Secrets are never in the
 //! file: channels name the environment variables that hold them.
 
-use std::{collections::BTreeMap, ops::Range};
+use std::{collections::BTreeMap, ops::Range, time::Duration};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
+    conditions::{Condition, parse_duration},
     event::{MaintenanceEvent, Phase},
+    notice::{Notice, NoticeKind, Severity},
     rundata::RunData,
     settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec, Section},
     summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
@@ -228,6 +230,29 @@ pub struct RouteSpec {
     pub recipients_from_tag: bool,
     #[serde(default, rename = "continue")]
     pub continue_after: bool,
+    /// While a failed run this route told stays unacknowledged: reminders this long after the
+    /// first message (`["4h", "24h"]`); the last step goes to `escalate_to` when given.
+    #[serde(default)]
+    pub remind_after: Vec<Spanned<String>>,
+    /// The route whose channels get the last reminder step: the escalation.
+    pub escalate_to: Option<Spanned<String>>,
+    /// For split routes: who gets the part of an owner nobody is mapped to (default: the
+    /// channel's `to`, else `PATCHWATCH_MAIL_TO`). Never dropped.
+    #[serde(default)]
+    pub fallback_recipients: Vec<Spanned<String>>,
+    /// `remind_after`, parsed by [`Routing::parse`].
+    #[serde(skip)]
+    pub reminders: Vec<Duration>,
+    /// `match.when`, parsed by [`Routing::parse`].
+    #[serde(skip)]
+    pub conditions: Vec<Condition>,
+}
+
+impl RouteSpec {
+    /// Whether a failed run this route told is followed up (reminders, escalation).
+    pub fn follows_up(&self) -> bool {
+        !self.reminders.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -246,6 +271,27 @@ pub struct MatchSpec {
     pub outcome: OutcomeMatch,
     #[serde(default)]
     pub phase: PhaseMatch,
+    /// Post events: the (part of the) run's verdict is one of these.
+    pub verdict: Option<Vec<Verdict>>,
+    /// Post events: conditions on the outcome counts, all must hold (`failed_percent >= 10`).
+    #[serde(default)]
+    pub when: Vec<Spanned<String>>,
+    /// Notice routes (`phase = "notice"`): the kinds of notice, any of.
+    pub notice: Option<Vec<NoticeKind>>,
+    /// Notice routes: the least severity (`warning` takes warnings and critical ones).
+    pub severity: Option<Severity>,
+}
+
+impl MatchSpec {
+    /// Filters that judge a run's machines or outcome (a notice or a digest has neither).
+    fn has_run_filters(&self) -> bool {
+        self.subscription.is_some()
+            || self.resource_group.is_some()
+            || !self.tags.is_empty()
+            || self.outcome != OutcomeMatch::Any
+            || self.verdict.is_some()
+            || !self.when.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -267,6 +313,9 @@ pub enum PhaseMatch {
     Any,
     /// The compliance digest (`compliance-report` timer), never a run event.
     Digest,
+    /// Notices (gates, power, alerts, ITSM requests, undelivered messages, quiet windows),
+    /// matched by `notice` kind and least `severity`.
+    Notice,
 }
 
 /// A problem in the routing file, at a line and column.
@@ -319,7 +368,7 @@ impl Routing {
         if issues.iter().any(|i| !i.warning) {
             return Err(issues);
         }
-        let routes = file.routes.into_iter().map(Spanned::into_inner).collect();
+        let routes = file.routes.into_iter().map(|r| parsed_route(r.into_inner())).collect();
         let mut ring_order: Vec<(usize, String)> =
             file.rings.iter().map(|(k, v)| (v.span().start, k.clone())).collect();
         ring_order.sort();
@@ -328,6 +377,13 @@ impl Routing {
         let compliance = file.compliance.unwrap_or_default();
         Ok((Self { rings, ring_order, compliance, channels, routes, control }, issues))
     }
+}
+
+/// A checked route with its reminder steps and conditions parsed (they were checked, so none fails).
+fn parsed_route(mut r: RouteSpec) -> RouteSpec {
+    r.reminders = r.remind_after.iter().filter_map(|s| parse_duration(s.get_ref()).ok()).collect();
+    r.conditions = r.matcher.when.iter().filter_map(|w| Condition::parse(w.get_ref()).ok()).collect();
+    r
 }
 
 /// Problems found while checking a routing file, each placed at its line and column in `text`.
@@ -420,6 +476,91 @@ fn check_routes(file: &RoutingFile, channels: &BTreeMap<String, ChannelSpec>, is
         check_route_references(route, file, issues);
         check_route_recipients(route, channels, issues);
         check_digest_route(route, channels, issues);
+        check_severity_matchers(route, issues);
+        check_follow_up(route, file, issues);
+    }
+}
+
+/// `verdict` and `when` judge a post event's outcome; `notice` and `severity` belong to notice
+/// routes, which take no run filters (a notice has no machines) and are not split or followed up.
+fn check_severity_matchers(route: &Spanned<RouteSpec>, issues: &mut Issues) {
+    let r = route.get_ref();
+    let m = &r.matcher;
+    let name = r.name.get_ref();
+    for w in &m.when {
+        if let Err(problem) = Condition::parse(w.get_ref()) {
+            issues.error(w.span(), format!("route {name:?}: when {problem}"));
+        }
+    }
+    if matches!(m.verdict.as_deref(), Some([])) {
+        issues.error(route.span(), format!("route {name:?}: verdict is empty"));
+    }
+    let judges_outcome = m.verdict.is_some() || !m.when.is_empty();
+    if judges_outcome && m.phase == PhaseMatch::Pre {
+        issues.error(
+            route.span(),
+            format!("route {name:?}: verdict and when judge a finished run; a pre event has none"),
+        );
+    }
+    let notice_filters = m.notice.is_some() || m.severity.is_some();
+    if m.phase == PhaseMatch::Notice {
+        if m.has_run_filters() || r.split_by_tag.is_some() {
+            issues.error(
+                route.span(),
+                format!("notice route {name:?}: a notice has no machines or outcome; match on notice, severity, configuration or ring"),
+            );
+        }
+        if matches!(m.notice.as_deref(), Some([])) {
+            issues.error(route.span(), format!("notice route {name:?}: notice is empty"));
+        }
+    } else if notice_filters {
+        issues.error(route.span(), format!("route {name:?}: notice and severity need phase = \"notice\""));
+    }
+}
+
+/// Reminder steps are durations in increasing order on a route that sees post events; the
+/// escalation names another route that is neither a digest nor a notice route.
+fn check_follow_up(route: &Spanned<RouteSpec>, file: &RoutingFile, issues: &mut Issues) {
+    let r = route.get_ref();
+    let name = r.name.get_ref();
+    let mut last = Duration::ZERO;
+    for step in &r.remind_after {
+        match parse_duration(step.get_ref()) {
+            Ok(d) if d <= last => {
+                issues.error(step.span(), format!("route {name:?}: remind_after steps must increase"));
+            }
+            Ok(d) => last = d,
+            Err(problem) => issues.error(step.span(), format!("route {name:?}: remind_after {problem}")),
+        }
+    }
+    let follows = !r.remind_after.is_empty() || r.escalate_to.is_some();
+    if follows && matches!(r.matcher.phase, PhaseMatch::Pre | PhaseMatch::Digest | PhaseMatch::Notice) {
+        issues.error(
+            route.span(),
+            format!("route {name:?}: reminders follow up failed runs; the route must see post events"),
+        );
+    }
+    if let Some(to) = &r.escalate_to {
+        if r.remind_after.is_empty() {
+            issues.error(
+                to.span(),
+                format!("route {name:?}: escalate_to needs remind_after (the escalation is its last step)"),
+            );
+        }
+        match file.routes.iter().find(|o| o.get_ref().name.get_ref() == to.get_ref()) {
+            None => {
+                issues.error(to.span(), format!("route {name:?}: escalate_to names unknown route {:?}", to.get_ref()))
+            }
+            Some(o) if matches!(o.get_ref().matcher.phase, PhaseMatch::Digest | PhaseMatch::Notice) => issues.error(
+                to.span(),
+                format!("route {name:?}: escalate_to {:?} is a digest or notice route", to.get_ref()),
+            ),
+            Some(_) => {}
+        }
+    }
+    check_addresses(&r.fallback_recipients, issues);
+    if !r.fallback_recipients.is_empty() && r.split_by_tag.is_none() {
+        issues.error(route.span(), format!("route {name:?}: fallback_recipients need `split_by_tag`"));
     }
 }
 
@@ -431,17 +572,11 @@ fn check_digest_route(route: &Spanned<RouteSpec>, channels: &BTreeMap<String, Ch
     if m.phase != PhaseMatch::Digest {
         return;
     }
-    let run_filters = m.configuration.is_some()
-        || m.ring.is_some()
-        || m.subscription.is_some()
-        || m.resource_group.is_some()
-        || !m.tags.is_empty()
-        || m.outcome != OutcomeMatch::Any;
-    if run_filters {
+    if m.configuration.is_some() || m.ring.is_some() || m.has_run_filters() {
         issues.error(
             route.span(),
             format!(
-                "digest route {:?}: configuration, ring, subscription, resource_group, tags and outcome filter runs; a digest covers the fleet (use split_by_tag for owners)",
+                "digest route {:?}: configuration, ring, subscription, resource_group, tags, outcome, verdict and when filter runs; a digest covers the fleet (use split_by_tag for owners)",
                 r.name.get_ref()
             ),
         );
@@ -629,7 +764,7 @@ impl Routing {
         // The outcome is judged on what each notification covers (each owner's share of a split).
         split_parts(r, scoped, event, data)
             .into_iter()
-            .filter(|(_, part)| m.outcome.admits(event.phase, part))
+            .filter(|(_, part)| m.outcome.admits(event.phase, part) && severity_admits(r, event.phase, part))
             .collect()
     }
 
@@ -638,20 +773,23 @@ impl Routing {
         let recipients = group_recipients(r, group.as_deref());
         for c in &r.channels {
             let Some(spec) = self.channels.get(c.get_ref()).cloned() else { continue };
-            // A split email with nobody to send to (an unmapped owner) is skipped, and said so.
-            if group.is_some()
+            // A split email with nobody mapped (an unknown owner) goes to the fallback recipients
+            // (else the channel's `to`, else the default recipients): never dropped.
+            let unmapped = group.is_some()
                 && recipients.is_empty()
-                && matches!(&spec, ChannelSpec::Email { to, .. } if to.is_empty())
-            {
-                tracing::warn!(route = %r.name.get_ref(), group = ?group, "No recipients for this owner; add them under `recipients`.");
-                continue;
-            }
+                && matches!(&spec, ChannelSpec::Email { to, .. } if to.is_empty());
+            let recipients = if unmapped {
+                tracing::warn!(route = %r.name.get_ref(), group = ?group, "No recipients for this owner; sending to the route's fallback. Add them under `recipients`.");
+                r.fallback_recipients.iter().map(|a| a.get_ref().clone()).collect()
+            } else {
+                recipients.clone()
+            };
             out.push(Notification {
                 route: r.name.get_ref().clone(),
                 channel: c.get_ref().clone(),
                 spec,
                 group: group.clone(),
-                recipients: recipients.clone(),
+                recipients,
                 receiver: None,
                 summary: part.clone(),
             });
@@ -675,11 +813,71 @@ impl Routing {
     }
 }
 
+/// `verdict` and `when`: only a post event has an outcome, so a pre event never passes them.
+fn severity_admits(r: &RouteSpec, phase: Phase, part: &RunSummary) -> bool {
+    let m = &r.matcher;
+    if m.verdict.is_none() && r.conditions.is_empty() {
+        return true;
+    }
+    phase == Phase::Post
+        && m.verdict.as_ref().is_none_or(|v| v.contains(&part.verdict))
+        && r.conditions.iter().all(|c| c.holds(&part.counts))
+}
+
+impl Routing {
+    /// The channels a notice goes to: every `phase = "notice"` route that matches its kind,
+    /// severity and configuration, in order (the first ends the walk unless it continues).
+    /// With no notice route matching, `configured` (the section's own `notify` list) applies;
+    /// empty means the default recipients.
+    pub fn notice_channels(&self, notice: &Notice, configured: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.routes.iter().filter(|r| r.matcher.phase == PhaseMatch::Notice) {
+            let m = &r.matcher;
+            let kind = m.notice.as_ref().is_none_or(|k| k.contains(&notice.kind));
+            let severe = m.severity.is_none_or(|s| notice.severity >= s);
+            let configuration = match (&m.configuration, &m.ring) {
+                (None, None) => true,
+                _ => notice.configuration.as_deref().is_some_and(|c| self.names_match(m, c)),
+            };
+            if !(kind && severe && configuration) {
+                continue;
+            }
+            for c in &r.channels {
+                if !out.contains(c.get_ref()) {
+                    out.push(c.get_ref().clone());
+                }
+            }
+            if !r.continue_after {
+                break;
+            }
+        }
+        if out.is_empty() { configured.to_vec() } else { out }
+    }
+
+    /// A route by name.
+    pub fn route(&self, name: &str) -> Option<&RouteSpec> {
+        self.routes.iter().find(|r| r.name.get_ref() == name)
+    }
+
+    /// Whether a configuration name passes a route's `configuration` glob and `ring`.
+    fn names_match(&self, m: &MatchSpec, name: &str) -> bool {
+        if let Some(pattern) = &m.configuration
+            && !glob(pattern, name)
+        {
+            return false;
+        }
+        match &m.ring {
+            Some(ring) => self.rings.get(ring.get_ref()).is_some_and(|p| glob(p, name)),
+            None => true,
+        }
+    }
+}
+
 impl PhaseMatch {
     fn admits(self, phase: Phase) -> bool {
         match self {
             PhaseMatch::Any => true,
-            PhaseMatch::Digest => false,
+            PhaseMatch::Digest | PhaseMatch::Notice => false,
             PhaseMatch::Pre => phase == Phase::Pre,
             PhaseMatch::Post => phase == Phase::Post,
         }

@@ -178,6 +178,10 @@ pub enum Action {
     Acknowledge,
     Rerun,
     Emergency,
+    /// Pause a failed run's reminders for a while (`until`, or 24 hours).
+    Snooze,
+    /// Mute a configuration's notifications for a while (a planned change).
+    Silence,
 }
 
 impl Action {
@@ -188,6 +192,8 @@ impl Action {
             Action::Acknowledge => "acknowledge",
             Action::Rerun => "rerun",
             Action::Emergency => "emergency",
+            Action::Snooze => "snooze",
+            Action::Silence => "silence",
         }
     }
 
@@ -198,6 +204,8 @@ impl Action {
             "acknowledge" | "ack" => Action::Acknowledge,
             "rerun" | "re-run" => Action::Rerun,
             "emergency" => Action::Emergency,
+            "snooze" => Action::Snooze,
+            "silence" => Action::Silence,
             _ => return None,
         })
     }

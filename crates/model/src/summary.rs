@@ -57,8 +57,8 @@ impl Outcome {
     }
 }
 
-/// The run as a whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// The run as a whole (routes name these in `verdict = [...]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum Verdict {
     Succeeded,
     CompletedWithWarnings,

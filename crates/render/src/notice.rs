@@ -78,6 +78,8 @@ mod tests {
             facts: vec![],
             text: "*bold* <script>".into(),
             link: None,
+            recipients: Vec::new(),
+            actions: Vec::new(),
         }
         .fact("Reason", "KB5031364 failed on 30% of Ring0")
         .fact("Empty", "")

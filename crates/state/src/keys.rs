@@ -10,6 +10,8 @@
 //! | `acks/<run>` | [`crate::approvals::Acknowledgement`] | ITSM acknowledgements |
 //! | `power/<run>/<machine>` | [`crate::power::PoweredMachine`] | machines started for a run |
 //! | `itsm/seen/<caller>/<id>`, `itsm/requests/<caller>/<id>` | a replay marker | the ITSM webhook |
+//! | `silences/<id>` | [`patchwatch_model::silence::Silence`] | `patchwatch silence`, the ITSM `silence` action |
+//! | `followups/<run>/<route and group>` | [`crate::followups::FollowUp`] | a failed run's first message; the reminders timer |
 
 use patchwatch_model::{resource_id::last_segment, text::fnv64};
 
@@ -181,4 +183,26 @@ mod tests {
             assert!(check(&key).is_ok(), "{key}");
         }
     }
+}
+
+/// Prefix of every silence.
+pub const SILENCES: &str = "silences/";
+
+/// One silence (its id is `s-` and 12 hex digits, already a safe segment).
+pub fn silence(id: &str) -> String {
+    format!("{SILENCES}{}", segment(id))
+}
+
+/// Prefix of every follow-up.
+pub const FOLLOWUPS: &str = "followups/";
+
+/// Every follow-up of one run.
+pub fn followups_of_run(run_id: &str) -> String {
+    format!("{FOLLOWUPS}{:016x}/", fnv64(&run_id.trim().trim_end_matches('/').to_ascii_lowercase()))
+}
+
+/// One route's (and owner group's) follow-up of a run.
+pub fn followup(run_id: &str, route: &str, group: Option<&str>) -> String {
+    let target = format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase();
+    format!("{}{}-{:08x}", followups_of_run(run_id), segment(route), fnv64(&target) as u32)
 }

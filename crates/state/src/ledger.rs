@@ -37,6 +37,30 @@ pub enum DeliveryState {
     Sent,
     /// Refused for good (for example SMTP 550); never retried.
     Failed,
+    /// Not sent: a silence matched it (`detail` names the silence, its author and end).
+    /// Settled: nothing silenced is replayed when the silence ends.
+    Silenced,
+    /// Not sent on its own: folded into another message (`detail` says which). Settled.
+    Inhibited,
+}
+
+impl DeliveryState {
+    /// The word `patchwatch deliveries` shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeliveryState::Claimed => "sending",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Silenced => "silenced",
+            DeliveryState::Inhibited => "inhibited",
+        }
+    }
+
+    /// Settled deliveries are never acted on again.
+    pub fn is_settled(self) -> bool {
+        matches!(self, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Silenced | DeliveryState::Inhibited)
+    }
 }
 
 /// One delivery's record.
@@ -70,6 +94,7 @@ pub enum Claim {
     /// Ours to send; commit with [`Ledger::finish`].
     Claimed(Token),
     AlreadySent(DeliveryRecord),
+    /// Refused for good, silenced or inhibited: settled without a send.
     FailedForGood(DeliveryRecord),
     /// Another sender holds the claim until the given time.
     Busy {
@@ -96,9 +121,26 @@ impl Token {
 /// How an attempt ended.
 #[derive(Debug)]
 pub enum Finish {
-    Sent { subject: String, detail: String },
-    Retry { error: String },
-    Failed { error: String },
+    Sent {
+        subject: String,
+        detail: String,
+    },
+    Retry {
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Deliberately not sent: a silence matched (`detail`: which, by whom, until when).
+    Silenced {
+        subject: String,
+        detail: String,
+    },
+    /// Deliberately not sent on its own: folded into another message (`detail`: which).
+    Inhibited {
+        subject: String,
+        detail: String,
+    },
 }
 
 /// A clock, injectable so tests can stand inside or after a lease or grace period.
@@ -197,7 +239,9 @@ impl Ledger {
                     };
                     match record.state {
                         DeliveryState::Sent => return Ok(Claim::AlreadySent(record)),
-                        DeliveryState::Failed => return Ok(Claim::FailedForGood(record)),
+                        DeliveryState::Failed | DeliveryState::Silenced | DeliveryState::Inhibited => {
+                            return Ok(Claim::FailedForGood(record));
+                        }
                         // Our own claim (a retried write whose answer was lost) is still ours.
                         DeliveryState::Claimed if record.lease_until > now && record.owner != owner => {
                             return Ok(Claim::Busy { until: record.lease_until });
@@ -277,6 +321,8 @@ impl Ledger {
                 record.state = DeliveryState::Failed;
                 record.error = Some(error);
             }
+            Finish::Silenced { subject, detail } => settle(&mut record, DeliveryState::Silenced, subject, detail),
+            Finish::Inhibited { subject, detail } => settle(&mut record, DeliveryState::Inhibited, subject, detail),
         }
         // The send already happened: a passing store error must not leave the claim hanging.
         let data = encode(&record);
@@ -355,6 +401,14 @@ impl Ledger {
             error: None,
         }
     }
+}
+
+/// A delivery deliberately not sent: why is its detail.
+fn settle(record: &mut DeliveryRecord, state: DeliveryState, subject: String, detail: String) {
+    record.state = state;
+    record.subject = Some(subject);
+    record.detail = Some(detail);
+    record.error = None;
 }
 
 /// How long to wait on a claim someone else holds: until its lease ends, between 1 and 30 s.

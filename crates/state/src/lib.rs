@@ -7,10 +7,13 @@
 //!   commit protocol every sender uses
 //! - [`history`], [`approvals`], [`power`]: run history, ITSM decisions and acknowledgements,
 //!   machines started for a run
+//! - [`silences`], [`followups`]: time-boxed silences, and failed runs followed up until owned
 
 pub mod approvals;
+pub mod followups;
 pub mod history;
 pub mod keys;
 pub mod ledger;
 pub mod power;
+pub mod silences;
 pub mod store;

@@ -176,6 +176,8 @@ pub fn notice(a: &Activity) -> Result<Notice, String> {
         facts: Vec::new(),
         text: a.description.clone(),
         link: None,
+        recipients: Vec::new(),
+        actions: Vec::new(),
     }
     .fact("Who", a.caller.clone())
     .fact("Operation", a.operation.clone())

@@ -126,7 +126,105 @@ pub async fn perform(
         Action::Acknowledge => acknowledge(&state.pipeline, caller, req, configuration).await,
         Action::Rerun => rerun(state, caller, req, configuration).await,
         Action::Emergency => emergency(state, caller, req, configuration).await,
+        Action::Snooze => snooze(&state.pipeline, caller, req, configuration).await,
+        Action::Silence => silence(&state.pipeline, caller, req, configuration).await,
     }
+}
+
+/// How long a snooze lasts unless the request says: a working day.
+const DEFAULT_SNOOZE: Duration = Duration::from_secs(24 * 3600);
+/// The longest snooze: reminders are for runs nobody owns, not for ones somebody parked.
+const MAX_SNOOZE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The end of a snooze or silence: `until`, else now + `duration`, else `default`.
+fn until_of(req: &Request, now: time::OffsetDateTime, default: Duration) -> time::OffsetDateTime {
+    req.until.unwrap_or_else(|| now + req.duration.unwrap_or(default))
+}
+
+/// Pauses a run's reminders (all its routes', or `route`'s), and says so.
+async fn snooze(
+    p: &Pipeline,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let now = p.now();
+    let run = req.run.clone().unwrap_or_default();
+    let until = until_of(req, now, DEFAULT_SNOOZE);
+    if until <= now || until - now > MAX_SNOOZE {
+        return Err(ItsmError::Unprocessable {
+            field: if req.until.is_some() { "until" } else { "duration" }.to_owned(),
+            message: "a snooze ends in the future, at most 30 days from now".to_owned(),
+        });
+    }
+    let by = format!("{} (via {})", req.requested_by, caller.name);
+    let snoozed = p
+        .followups
+        .snooze(&run, req.route.as_deref(), until, &by)
+        .await
+        .map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    if snoozed.is_empty() {
+        return Err(ItsmError::NotFound {
+            field: "run",
+            message: format!("run {} has no open reminders to snooze", last_segment(&run)),
+        });
+    }
+    let routes: Vec<String> = snoozed.iter().map(|f| f.target()).collect();
+    info!(caller = %caller.name, requested_by = %req.requested_by, until = %format_time(until), "Reminders snoozed.");
+    let n = notice(
+        caller,
+        req,
+        configuration,
+        Severity::Info,
+        format!("{configuration}: reminders of run {} snoozed", last_segment(&run)),
+    )
+    .fact("Until", format_time(until))
+    .fact("Routes", routes.join(", "));
+    let key = format!("snooze:{}:{}", run.to_ascii_lowercase(), until.unix_timestamp());
+    retry_on(p.notifier.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
+    Ok((StatusCode::OK, json!({ "status": "snoozed", "run": run, "until": format_time(until), "routes": routes })))
+}
+
+/// Mutes what the request's matchers select, for a while, and says so.
+async fn silence(
+    p: &Pipeline,
+    caller: &Caller,
+    req: &Request,
+    configuration: &str,
+) -> Result<(StatusCode, Value), ItsmError> {
+    let now = p.now();
+    // The caller's rights were checked on this configuration: the silence is bound to it.
+    let matchers = patchwatch_model::silence::Matchers {
+        configuration: Some(configuration.to_owned()),
+        ..req.silence.clone().unwrap_or_default()
+    };
+    let until = until_of(req, now, Duration::ZERO);
+    let by = format!("{} (via {})", req.requested_by, caller.name);
+    let comment = req.note.clone().unwrap_or_default();
+    let s = patchwatch_model::silence::Silence::new(matchers, now, until, &by, &comment, now).map_err(|e| {
+        let field = match &e {
+            patchwatch_model::silence::SilenceError::Invalid { field, .. } => (*field).to_owned(),
+            _ => if req.until.is_some() { "until" } else { "duration" }.to_owned(),
+        };
+        ItsmError::Unprocessable { field, message: e.to_string() }
+    })?;
+    p.silences.add(&s).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    info!(caller = %caller.name, silence = %s.id, matchers = %s.matchers.describe(), "Silence added.");
+    let n = notice(
+        caller,
+        req,
+        configuration,
+        Severity::Info,
+        format!("{configuration}: silenced until {}", format_time(s.ends)),
+    )
+    .fact("Silence", s.id.clone())
+    .fact("Matches", s.matchers.describe());
+    let key = format!("silence:{}", s.id);
+    retry_on(p.notifier.send_notice(&Notice { key, ..n }, &caller.notify).await)?;
+    Ok((
+        StatusCode::OK,
+        json!({ "status": "silenced", "id": s.id, "configuration": configuration, "until": format_time(s.ends), "matches": s.matchers.describe() }),
+    ))
 }
 
 /// Records a change's approval or rejection for the configuration's gate, and announces it.
@@ -297,6 +395,8 @@ fn notice(caller: &Caller, req: &Request, configuration: &str, severity: Severit
         facts: Vec::new(),
         text: req.note.clone().unwrap_or_default(),
         link: None,
+        recipients: Vec::new(),
+        actions: Vec::new(),
     }
     .fact("Requested by", format!("{} (via {})", req.requested_by, caller.name))
     .fact("Action", req.action.as_str())

@@ -3,7 +3,7 @@
 //! Generic form (`POST /api/itsm`):
 //!
 //! ```json
-//! { "action": "approve" | "reject" | "acknowledge" | "rerun" | "emergency",
+//! { "action": "approve" | "reject" | "acknowledge" | "rerun" | "emergency" | "snooze" | "silence",
 //!   "requestedBy": "alice@contoso.com",
 //!   "requestId": "REQ-1",                      // required with bearer auth; signed requests use webhook-id
 //!   "configuration": "Ring1-PreProd",          // approve, reject, emergency (name or resource id)
@@ -13,8 +13,15 @@
 //!   "note": "free text",                       // optional
 //!   "machines": ["vm-web-01"],                 // emergency: names or ids, a subset of the configuration's machines
 //!   "classifications": ["Critical", "Security"], "kbNumbers": ["5031364"],   // emergency
-//!   "rebootSetting": "IfRequired", "maximumDuration": "PT2H" }               // emergency, optional
+//!   "rebootSetting": "IfRequired", "maximumDuration": "PT2H",               // emergency, optional
+//!   "until": "2026-12-03T08:00:00Z", "duration": "24h",   // snooze (default 24h), silence (one of them)
+//!   "route": "owners",                                     // snooze: only this route's reminders
+//!   "silence": { "machine": "vm-sql-*", "tags": { "PatchOwner": "team-data" },
+//!                "outcome": ["Failed"], "channel": "ops-*" } }   // silence, optional narrowing
 //! ```
+//!
+//! A silence always names its `configuration` (the caller's rights are per configuration);
+//! `note` is its comment.
 //!
 //! ServiceNow form (`POST /api/itsm?format=servicenow`, from a business rule on change_request):
 //! `{"number", "approval": "approved"|"rejected"|…, "start_date", "end_date"
@@ -25,6 +32,7 @@ use patchwatch_model::event::EventError;
 use patchwatch_model::json::get_ci;
 use patchwatch_model::resource_id::{ConfigurationId, MachineId, RunId, check_resource_name};
 use patchwatch_model::settings::Action;
+use patchwatch_model::silence::Matchers;
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -46,6 +54,14 @@ pub struct Request {
     pub maximum_duration: Option<String>,
     /// When the ITSM system decided (approve/reject), so late arrivals do not win.
     pub decided_at: Option<OffsetDateTime>,
+    /// Snooze and silence: until when (an absolute time) …
+    pub until: Option<OffsetDateTime>,
+    /// … or for how long.
+    pub duration: Option<std::time::Duration>,
+    /// Snooze: only this route's reminders.
+    pub route: Option<String>,
+    /// Silence: what besides the configuration it matches.
+    pub silence: Option<Matchers>,
 }
 
 /// What the body asked for: an action, or nothing to do (a ServiceNow update that is no decision).
@@ -113,6 +129,14 @@ pub fn parse_generic(body: &[u8]) -> Result<Parsed, EventError> {
         Action::Approve | Action::Reject => r.window = Some(decision_window(obj, &why)?),
         Action::Acknowledge | Action::Rerun => check_run(obj, &why)?,
         Action::Emergency => check_emergency(obj, &r, &why)?,
+        Action::Snooze => check_run(obj, &why)?,
+        Action::Silence => {
+            required(obj, "configuration", &why)?;
+            r.silence = Some(silence_matchers(obj, &r)?);
+            if r.until.is_none() && r.duration.is_none() {
+                return Err(EventError::malformed("duration", format!("give duration or until {why}")));
+            }
+        }
     }
     Ok(Parsed::Act(Box::new(r)))
 }
@@ -123,7 +147,9 @@ fn generic_action(obj: &Map<String, Value>) -> Result<Action, EventError> {
     Action::parse(&action_text).ok_or_else(|| {
         EventError::malformed(
             "action",
-            format!("unknown action {action_text:?}: expected approve, reject, acknowledge, rerun or emergency"),
+            format!(
+                "unknown action {action_text:?}: expected approve, reject, acknowledge, rerun, emergency, snooze or silence"
+            ),
         )
     })
 }
@@ -148,7 +174,57 @@ fn generic_fields(obj: &Map<String, Value>, action: Action) -> Result<Request, E
             None | Some(Value::Null) => None,
             Some(_) => Some(time(obj, "decidedAt", "decidedAt")?),
         },
+        until: match get_ci(obj, "until") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(time(obj, "until", "until")?),
+        },
+        duration: text(obj, "duration", 20)?
+            .map(|d| patchwatch_model::conditions::parse_duration(&d).map_err(|e| EventError::malformed("duration", e)))
+            .transpose()?,
+        route: text(obj, "route", 200)?,
+        silence: None,
     })
+}
+
+/// Silence: the configuration (always: rights are per configuration) and the optional `silence`
+/// object's machine glob, tags, outcomes and channel glob.
+fn silence_matchers(obj: &Map<String, Value>, r: &Request) -> Result<Matchers, EventError> {
+    let mut m = Matchers { configuration: r.configuration.clone(), ..Matchers::default() };
+    let Some(extra) = get_ci(obj, "silence") else { return Ok(m) };
+    let extra = extra.as_object().ok_or_else(|| EventError::malformed("silence", "must be an object"))?;
+    for key in extra.keys() {
+        if !["machine", "tags", "outcome", "channel"].iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            return Err(EventError::malformed(
+                format!("silence.{key}"),
+                "unknown field: expected machine, tags, outcome or channel",
+            ));
+        }
+    }
+    let field = |k: &str| format!("silence.{k}");
+    m.machine = text(extra, "machine", 512).map_err(|e| EventError::malformed(field("machine"), e.problem))?;
+    m.channel = text(extra, "channel", 200).map_err(|e| EventError::malformed(field("channel"), e.problem))?;
+    if let Some(tags) = get_ci(extra, "tags") {
+        let tags = tags.as_object().ok_or_else(|| EventError::malformed(field("tags"), "must be an object"))?;
+        for (k, v) in tags {
+            let v = v
+                .as_str()
+                .filter(|v| !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control))
+                .ok_or_else(|| EventError::malformed(format!("silence.tags.{k}"), "must be a non-empty string"))?;
+            m.tags.insert(k.clone(), v.to_owned());
+        }
+    }
+    for (i, o) in
+        list(extra, "outcome").map_err(|e| EventError::malformed(field("outcome"), e.problem))?.iter().enumerate()
+    {
+        let verdict = serde_json::from_value(Value::String(o.clone())).map_err(|_| {
+            EventError::malformed(
+                format!("silence.outcome[{i}]"),
+                format!("{o:?} is not a verdict: Failed, Incomplete, WindowExceeded, RebootPending, CompletedWithWarnings or Succeeded"),
+            )
+        })?;
+        m.outcome.push(verdict);
+    }
+    Ok(m)
 }
 
 /// Approve and reject: the configuration, the change and its window, which must end after it starts.
@@ -270,6 +346,10 @@ pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
         reboot_setting: None,
         maximum_duration: None,
         decided_at: text(obj, "sys_updated_on", 40)?.as_deref().and_then(parse_date),
+        until: None,
+        duration: None,
+        route: None,
+        silence: None,
     };
     check_ids(&r).map_err(|e| EventError::malformed(SERVICENOW_CONFIGURATION_FIELD, e.problem))?;
     Ok(Parsed::Act(Box::new(r)))
@@ -308,6 +388,32 @@ mod tests {
             err(r#"{"action":"emergency","requestedBy":"a","configuration":"R","classifications":["Security","Hotfixes"]}"#).field,
             "classifications[1]"
         );
+        assert_eq!(err(r#"{"action":"snooze","requestedBy":"a"}"#).field, "run");
+        assert_eq!(err(r#"{"action":"silence","requestedBy":"a","duration":"4h"}"#).field, "configuration");
+        assert_eq!(err(r#"{"action":"silence","requestedBy":"a","configuration":"R"}"#).field, "duration");
+        assert_eq!(
+            err(r#"{"action":"silence","requestedBy":"a","configuration":"R","duration":"4 years"}"#).field,
+            "duration"
+        );
+        assert_eq!(
+            err(r#"{"action":"silence","requestedBy":"a","configuration":"R","duration":"4h","silence":{"outcome":["Bad"]}}"#).field,
+            "silence.outcome[0]"
+        );
+        assert_eq!(
+            err(
+                r#"{"action":"silence","requestedBy":"a","configuration":"R","duration":"4h","silence":{"owner":"x"}}"#
+            )
+            .field,
+            "silence.owner"
+        );
+        let Parsed::Act(r) = parse_generic(
+            br#"{"action":"silence","requestedBy":"a","configuration":"Ring2-Prod","duration":"4h","silence":{"tags":{"PatchOwner":"team-data"},"outcome":["Failed"]}}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let m = r.silence.unwrap();
+        assert_eq!((m.configuration.as_deref(), m.tags.len(), m.outcome.len()), (Some("Ring2-Prod"), 1, 1));
     }
 
     #[test]

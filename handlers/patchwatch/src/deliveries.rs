@@ -72,14 +72,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         "DETAIL"
     );
     for r in &records {
-        let state = match r.state {
-            DeliveryState::Sent => "sent",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Pending => "pending",
-            DeliveryState::Claimed => "sending",
-        };
+        let state = r.state.label();
         let detail = match r.state {
-            DeliveryState::Sent => {
+            DeliveryState::Sent | DeliveryState::Silenced | DeliveryState::Inhibited => {
                 format!("{} | {}", r.subject.as_deref().unwrap_or("-"), r.detail.as_deref().unwrap_or("-"))
             }
             DeliveryState::Claimed => format!("claimed by {} until {}", r.owner, format_time(r.lease_until)),

@@ -248,6 +248,8 @@ fn gate_notice(event: &MaintenanceEvent, blocking: &[(&GateSpec, &Decision)], re
         facts: Vec::new(),
         text: format!("Why: {}\n{}", reasons.join("; "), result.what),
         link: None,
+        recipients: Vec::new(),
+        actions: Vec::new(),
     }
     .fact("Configuration", event.configuration_name())
     .fact("Window", format!("{} – {}", format_time(event.start), format_time(event.end)))
@@ -310,6 +312,8 @@ async fn power_on(p: &Pipeline, event: &MaintenanceEvent, data: &RunData, out: &
             "They stay running after the run (stop_after = false).".to_owned()
         },
         link: None,
+        recipients: Vec::new(),
+        actions: Vec::new(),
     }
     .fact("Start requested", names.join(", "))
     .fact("Could not start", failed.join("; "));
