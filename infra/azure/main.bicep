@@ -67,6 +67,9 @@ param mailTo string = ''
 @description('PATCHWATCH_REPORT_SCHEDULE: when the compliance-report timer sends the weekly digest, as an NCRONTAB expression in UTC (six fields: second minute hour day month day-of-week). Default: Mondays 07:00 UTC.')
 param reportSchedule string = '0 0 7 * * Mon'
 
+@description('PATCHWATCH_REMINDER_SCHEDULE: when the reminders timer follows up failed runs nobody owns (reminders, escalations), as an NCRONTAB expression in UTC. Default: every 15 minutes.')
+param reminderSchedule string = '0 */15 * * * *'
+
 @description('More non-secret app settings for all three apps, e.g. { "PATCHWATCH_RESULT_GRACE_MINUTES": "20" }.')
 param additionalSettings object = {}
 
@@ -412,7 +415,7 @@ module eventsApp 'modules/functionApp.bicep' = {
     applicationInsightsName: insights.name
     keyVaultName: vault.name
     secrets: eventsSecrets
-    settings: union(commonSettings, eventsEntraSettings, { PATCHWATCH_REPORT_SCHEDULE: reportSchedule })
+    settings: union(commonSettings, eventsEntraSettings, { PATCHWATCH_REPORT_SCHEDULE: reportSchedule, PATCHWATCH_REMINDER_SCHEDULE: reminderSchedule })
     runtimeVersion: runtimeVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

@@ -6,6 +6,7 @@
 //! - [`notifier`]: the one way anything is sent: a ledger claim, then mail or a channel
 //! - [`mail`] and [`channels`]: the transports behind the notifier
 //! - [`source`]: where run data comes from (a snapshot or Resource Graph)
+//! - [`reminders`]: follow-ups of failed runs until someone owns them (reminders, escalation)
 
 pub mod channels;
 pub mod compliance;
@@ -14,4 +15,5 @@ pub mod control;
 pub mod mail;
 pub mod notifier;
 pub mod pipeline;
+pub mod reminders;
 pub mod source;

@@ -10,15 +10,18 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
 use patchwatch_model::{
+    event::Phase,
     failure::{DELIVERY_RETRY, Delivered, DeliveryStatus, Failure, STATE_RETRY},
     notice::Notice,
     routing::{ChannelSpec, Notification, Routing},
+    silence::{self, Candidate, MachineRef, Silence},
     text::{fnv64, one_line},
 };
 use patchwatch_render::{Rendered, RenderedDigest, Templates};
 use patchwatch_state::{
     keys,
     ledger::{Clock, DeliveryId, DeliveryState, Finish, Ledger, Once},
+    silences::Silences,
 };
 
 use crate::{
@@ -83,6 +86,8 @@ impl Email {
     fn render_notice(&self, notice: &Notice, channel: &str) -> Result<(Rendered, Vec<Mailbox>), Failure> {
         let spec = self.routing.as_ref().and_then(|r| r.channels.get(channel));
         let to = match spec {
+            // A notice for one owner (a reminder of a split route) names its recipients.
+            _ if !notice.recipients.is_empty() => parse_mailboxes(notice.recipients.iter())?,
             Some(ChannelSpec::Email { to, .. }) if !to.is_empty() => parse_mailboxes(to.iter())?,
             _ => self.to.clone(),
         };
@@ -173,12 +178,45 @@ impl Channel for Channels {
     }
 }
 
-/// The ledger, the transports and the clock: everything needed to send once.
+/// The ledger, the transports, the silences and the clock: everything needed to send once.
 pub struct Notifier {
     pub ledger: Ledger,
     pub email: Email,
     pub channels: Channels,
     pub clock: Clock,
+    /// Checked inside every claim: a matching silence records the delivery as silenced.
+    pub silences: Silences,
+}
+
+/// How one claimed delivery ended.
+enum Sent {
+    Done(String),
+    Silenced(String),
+    Failed(Failure),
+}
+
+/// The channel name silences match for a notice to the default recipients.
+const DEFAULT_CHANNEL: &str = "email";
+
+/// What a silence sees of one planned notification: the run's configuration, its verdict (post
+/// events only), the channel and the machines it covers.
+pub fn summary_candidate(n: &Notification) -> Candidate<'_> {
+    let s = &n.summary;
+    Candidate {
+        configuration: Some(&s.configuration_name),
+        channel: &n.channel,
+        outcome: (s.phase == Phase::Post).then_some(s.verdict),
+        machines: s.machines.iter().map(|m| MachineRef::new(&m.id, &m.name, &m.tags)).collect(),
+    }
+}
+
+fn notice_candidate<'a>(notice: &'a Notice, channel: &'a str) -> Candidate<'a> {
+    Candidate {
+        configuration: notice.configuration.as_deref(),
+        channel: if channel.is_empty() { DEFAULT_CHANNEL } else { channel },
+        outcome: None,
+        machines: Vec::new(),
+    }
 }
 
 /// Where a delivery is recorded and what it is called in reports.
@@ -205,7 +243,7 @@ impl Notifier {
     /// Claims, sends and records one notification of a run summary.
     pub async fn deliver_summary(&self, target: Target<'_>, n: &Notification) -> Delivered {
         let by_email = matches!(n.spec, ChannelSpec::Email { .. });
-        self.deliver(target, |attempt| async move {
+        self.deliver(target, Some(summary_candidate(n)), |attempt| async move {
             if by_email { self.email.summary(n, &attempt).await } else { self.channels.summary(n, &attempt).await }
         })
         .await
@@ -214,7 +252,7 @@ impl Notifier {
     /// Claims, sends and records one compliance digest to one channel (none: email).
     pub async fn deliver_digest(&self, target: Target<'_>, d: &DigestDelivery) -> Delivered {
         let by_email = matches!(d.spec, None | Some(ChannelSpec::Email { .. }));
-        self.deliver(target, |attempt| async move {
+        self.deliver(target, None, |attempt| async move {
             if by_email {
                 self.email.digest(d, &attempt).await
             } else {
@@ -226,9 +264,21 @@ impl Notifier {
 
     /// Claims, sends and records one notice to one channel (empty: the default recipients).
     pub async fn deliver_notice(&self, target: Target<'_>, notice: &Notice, channel: &str) -> Delivered {
+        self.deliver_notice_as(target, notice, channel, notice_candidate(notice, channel)).await
+    }
+
+    /// As [`Notifier::deliver_notice`], silenced by what `candidate` says of it (a reminder
+    /// covers a run's machines and outcome).
+    pub async fn deliver_notice_as(
+        &self,
+        target: Target<'_>,
+        notice: &Notice,
+        channel: &str,
+        candidate: Candidate<'_>,
+    ) -> Delivered {
         let spec = self.email.routing.as_ref().and_then(|r| r.channels.get(channel));
         let by_email = matches!(spec, None | Some(ChannelSpec::Email { .. }));
-        self.deliver(target, |attempt| async move {
+        self.deliver(target, Some(candidate), |attempt| async move {
             if by_email {
                 self.email.notice(notice, channel, &attempt).await
             } else {
@@ -238,9 +288,22 @@ impl Notifier {
         .await
     }
 
-    /// The delivery protocol around one send: [`Ledger::once`], and the report of how it ended;
-    /// a delivery already settled reports its record.
-    async fn deliver<'a, Fut>(&self, target: Target<'a>, send: impl FnOnce(Attempt<'a>) -> Fut) -> Delivered
+    /// The silence that holds back this delivery now, if any.
+    async fn silence_for(&self, candidate: &Candidate<'_>) -> Result<Option<Silence>, Failure> {
+        let now = self.now();
+        let active = self.silences.active(now).await.map_err(|e| Failure::transient(e.to_string(), STATE_RETRY))?;
+        Ok(silence::matching(&active, candidate, now).cloned())
+    }
+
+    /// The delivery protocol around one send: [`Ledger::once`], a silence check inside the
+    /// claim (so the ledger records what it held back), and the report of how it ended; a
+    /// delivery already settled reports its record.
+    async fn deliver<'a, Fut>(
+        &self,
+        target: Target<'a>,
+        candidate: Option<Candidate<'_>>,
+        send: impl FnOnce(Attempt<'a>) -> Fut,
+    ) -> Delivered
     where
         Fut: Future<Output = Result<String, Failure>>,
     {
@@ -250,17 +313,32 @@ impl Notifier {
             .once(&target.id, &self.clock, |token| {
                 let attempt = Attempt { id_hash: token.id_hash(), file_stem: target.file_stem };
                 async move {
-                    let sent = send(attempt).await;
+                    let held = match &candidate {
+                        Some(c) => self.silence_for(c).await,
+                        None => Ok(None),
+                    };
+                    let sent = match held {
+                        Ok(Some(s)) => Sent::Silenced(s.detail()),
+                        Ok(None) => match send(attempt).await {
+                            Ok(detail) => Sent::Done(detail),
+                            Err(f) => Sent::Failed(f),
+                        },
+                        Err(f) => Sent::Failed(f),
+                    };
                     (finish(&sent, target.subject), sent)
                 }
             })
             .await;
         match sent {
-            Ok(Once::Acted(Ok(detail))) => {
+            Ok(Once::Acted(Sent::Done(detail))) => {
                 info!(target = %name, detail = %detail, "Delivered.");
                 Delivered::done(name, DeliveryStatus::Sent, detail)
             }
-            Ok(Once::Acted(Err(failure))) => {
+            Ok(Once::Acted(Sent::Silenced(detail))) => {
+                info!(target = %name, detail = %detail, "Silenced; not sent.");
+                Delivered::done(name, DeliveryStatus::Silenced, detail)
+            }
+            Ok(Once::Acted(Sent::Failed(failure))) => {
                 match &failure {
                     Failure::Transient { .. } => warn!(target = %name, error = %failure, "Not delivered; will retry."),
                     Failure::Permanent(_) => error!(target = %name, error = %failure, "Refused for good; not retried."),
@@ -336,10 +414,11 @@ impl Notifier {
 }
 
 /// What the ledger records for an attempt's result.
-fn finish(sent: &Result<String, Failure>, subject: &str) -> Finish {
+fn finish(sent: &Sent, subject: &str) -> Finish {
     match sent {
-        Ok(detail) => Finish::Sent { subject: subject.to_owned(), detail: detail.clone() },
-        Err(Failure::Transient { reason, .. }) => Finish::Retry { error: reason.clone() },
-        Err(Failure::Permanent(reason)) => Finish::Failed { error: reason.clone() },
+        Sent::Done(detail) => Finish::Sent { subject: subject.to_owned(), detail: detail.clone() },
+        Sent::Silenced(detail) => Finish::Silenced { subject: subject.to_owned(), detail: detail.clone() },
+        Sent::Failed(Failure::Transient { reason, .. }) => Finish::Retry { error: reason.clone() },
+        Sent::Failed(Failure::Permanent(reason)) => Finish::Failed { error: reason.clone() },
     }
 }

@@ -127,8 +127,7 @@ pub struct Pipeline {
     pub approvals: Approvals,
     /// Failed runs followed up until someone owns them (reminders, escalation, snoozes).
     pub followups: FollowUps,
-    /// Time-boxed silences.
-    pub silences: Silences,
+
     pub source: RunDataSource,
     pub grace: Duration,
 }
@@ -197,6 +196,7 @@ impl Pipeline {
             email,
             channels,
             clock: Arc::new(OffsetDateTime::now_utc),
+            silences: Silences::new(store.clone()),
         };
         Ok(Self {
             arm,
@@ -204,8 +204,7 @@ impl Pipeline {
             notifier,
             history: History::new(store.clone(), config.history_days),
             approvals: Approvals::new(store.clone()),
-            followups: FollowUps::new(store.clone()),
-            silences: Silences::new(store),
+            followups: FollowUps::new(store),
             source,
             grace: config.result_grace,
         })
@@ -352,6 +351,11 @@ impl Pipeline {
                 _ => vec![self.notify(event, run, n).await],
             };
             sent.absorb(results);
+        }
+        // A failed run's follow-ups open with its first message (idempotent on redelivery).
+        if let Err(e) = crate::reminders::open(self, event, &plan).await {
+            warn!(error = %e, "Follow-ups could not be opened; the event will be retried.");
+            sent.absorb(vec![Delivered::retry("follow-ups", e.to_string(), STATE_RETRY)]);
         }
         // Machines go back as soon as the run's results are in, whether or not every channel
         // took its notification (a channel down must not keep VMs running).

@@ -14,7 +14,7 @@ pub struct App {
 pub const APPS: &[App] = &[
     App {
         name: "maintenance-events",
-        functions: &["events", "maintenance-event", "maintenance-queue", "compliance-report", "health"],
+        functions: &["events", "maintenance-event", "maintenance-queue", "compliance-report", "reminders", "health"],
     },
     App { name: "alert-webhook", functions: &["alerts", "health"] },
     App { name: "itsm-webhook", functions: &["itsm", "health"] },

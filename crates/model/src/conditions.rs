@@ -1,5 +1,8 @@
 //! Severity routing's conditions on a run's outcome counts (`failed_percent >= 10`), and the
 //! short durations of reminder schedules and silences (`4h`, `30m`, `2d`).
+//!
+//! A route's `when` is a list of clauses, any of which may hold; a clause joins conditions with
+//! `and`: `when = ["failed_percent >= 10 and total >= 5", "not_patched == 0"]`.
 
 use std::{fmt, time::Duration};
 
@@ -127,6 +130,35 @@ impl fmt::Display for Condition {
     }
 }
 
+/// Conditions joined by `and`: all must hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clause(pub Vec<Condition>);
+
+impl Clause {
+    /// Parses `failed_percent >= 10 and total >= 5` (`&&` works too).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase().replace("&&", " and ");
+        let mut out = Vec::new();
+        let mut rest = lower.as_str();
+        loop {
+            match rest.find(" and ") {
+                Some(i) => {
+                    out.push(Condition::parse(&rest[..i])?);
+                    rest = &rest[i + 5..];
+                }
+                None => {
+                    out.push(Condition::parse(rest)?);
+                    return Ok(Self(out));
+                }
+            }
+        }
+    }
+
+    pub fn holds(&self, c: &Counts) -> bool {
+        self.0.iter().all(|cond| cond.holds(c))
+    }
+}
+
 /// `90s`, `30m`, `4h`, `2d`, `1w`: a positive whole number and a unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -191,6 +223,16 @@ mod tests {
             assert!(Condition::parse(bad).is_err(), "{bad}");
         }
         assert!(Condition::parse("broken >= 1").unwrap_err().contains("not_patched"), "the error lists the metrics");
+    }
+
+    #[test]
+    fn clauses_join_with_and() {
+        let c = Clause::parse("failed_percent >= 10 and total >= 5").unwrap();
+        assert_eq!(c.0.len(), 2);
+        assert!(c.holds(&counts(50, 6)));
+        assert!(!c.holds(&counts(4, 1)), "25 % of 4 machines, but fewer than 5");
+        assert_eq!(Clause::parse("failed > 0 && no_result > 0").unwrap().0.len(), 2);
+        assert!(Clause::parse("failed > 0 and").is_err());
     }
 
     #[test]

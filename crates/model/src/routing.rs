@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    conditions::{Condition, parse_duration},
+    conditions::{Clause, parse_duration},
     event::{MaintenanceEvent, Phase},
     notice::{Notice, NoticeKind, Severity},
     rundata::RunData,
@@ -243,9 +243,9 @@ pub struct RouteSpec {
     /// `remind_after`, parsed by [`Routing::parse`].
     #[serde(skip)]
     pub reminders: Vec<Duration>,
-    /// `match.when`, parsed by [`Routing::parse`].
+    /// `match.when`, parsed by [`Routing::parse`]: any clause may hold.
     #[serde(skip)]
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<Clause>,
 }
 
 impl RouteSpec {
@@ -273,7 +273,8 @@ pub struct MatchSpec {
     pub phase: PhaseMatch,
     /// Post events: the (part of the) run's verdict is one of these.
     pub verdict: Option<Vec<Verdict>>,
-    /// Post events: conditions on the outcome counts, all must hold (`failed_percent >= 10`).
+    /// Post events: conditions on the outcome counts (`failed_percent >= 10`); any entry may
+    /// hold, and an entry joins conditions with `and`.
     #[serde(default)]
     pub when: Vec<Spanned<String>>,
     /// Notice routes (`phase = "notice"`): the kinds of notice, any of.
@@ -382,7 +383,7 @@ impl Routing {
 /// A checked route with its reminder steps and conditions parsed (they were checked, so none fails).
 fn parsed_route(mut r: RouteSpec) -> RouteSpec {
     r.reminders = r.remind_after.iter().filter_map(|s| parse_duration(s.get_ref()).ok()).collect();
-    r.conditions = r.matcher.when.iter().filter_map(|w| Condition::parse(w.get_ref()).ok()).collect();
+    r.conditions = r.matcher.when.iter().filter_map(|w| Clause::parse(w.get_ref()).ok()).collect();
     r
 }
 
@@ -478,6 +479,16 @@ fn check_routes(file: &RoutingFile, channels: &BTreeMap<String, ChannelSpec>, is
         check_digest_route(route, channels, issues);
         check_severity_matchers(route, issues);
         check_follow_up(route, file, issues);
+        if r.matcher.phase == PhaseMatch::Notice {
+            for c in &r.channels {
+                if let Err(problem) = notice_channel(channels, file, c.get_ref()) {
+                    issues.error(
+                        c.span(),
+                        format!("notice route {:?}: channel {:?}: {problem}", r.name.get_ref(), c.get_ref()),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -488,7 +499,7 @@ fn check_severity_matchers(route: &Spanned<RouteSpec>, issues: &mut Issues) {
     let m = &r.matcher;
     let name = r.name.get_ref();
     for w in &m.when {
-        if let Err(problem) = Condition::parse(w.get_ref()) {
+        if let Err(problem) = Clause::parse(w.get_ref()) {
             issues.error(w.span(), format!("route {name:?}: when {problem}"));
         }
     }
@@ -821,7 +832,7 @@ fn severity_admits(r: &RouteSpec, phase: Phase, part: &RunSummary) -> bool {
     }
     phase == Phase::Post
         && m.verdict.as_ref().is_none_or(|v| v.contains(&part.verdict))
-        && r.conditions.iter().all(|c| c.holds(&part.counts))
+        && (r.conditions.is_empty() || r.conditions.iter().any(|c| c.holds(&part.counts)))
 }
 
 impl Routing {
@@ -1135,10 +1146,31 @@ mod tests {
                 "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nmatch = { outcome = \"any_failure\" }\nchannels = [\"chat\"]\n",
                 &["o.chat.team-infra:18", "o.chat.team-web:15"],
             ),
-            // A tag value that is no address has nobody to mail: skipped, not a failing delivery.
+            // A tag value that is no address has nobody mapped: the part goes to the fallback
+            // (here the default recipients), never dropped.
             (
                 "[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"owner\"]\n",
+                &["o.owner.team-data:7", "o.owner.team-infra:18", "o.owner.team-web:15"],
+            ),
+            // Severity: the run is Failed with 4 of 40 machines failed (10 %).
+            ("[[routes]]\nname = \"p\"\nmatch = { verdict = [\"Failed\"] }\nchannels = [\"chat\"]\n", &["p.chat:40"]),
+            (
+                "[[routes]]\nname = \"p\"\nmatch = { verdict = [\"Incomplete\", \"Succeeded\"] }\nchannels = [\"chat\"]\n",
                 &[],
+            ),
+            (
+                "[[routes]]\nname = \"p\"\nmatch = { when = [\"failed_percent >= 10\"] }\nchannels = [\"chat\"]\n",
+                &["p.chat:40"],
+            ),
+            ("[[routes]]\nname = \"p\"\nmatch = { when = [\"failed_percent > 10\"] }\nchannels = [\"chat\"]\n", &[]),
+            (
+                "[[routes]]\nname = \"p\"\nmatch = { when = [\"failed_percent > 10\", \"no_result >= 1 and window_exceeded >= 1\"] }\nchannels = [\"chat\"]\n",
+                &["p.chat:40"],
+            ),
+            // Judged per owner: team-infra's part (18 machines) has 2 failed (11 %), team-web's 2 of 15.
+            (
+                "[[routes]]\nname = \"p\"\nsplit_by_tag = \"PatchOwner\"\nmatch = { when = [\"failed >= 1\"], verdict = [\"Failed\"] }\nchannels = [\"chat\"]\n",
+                &["p.chat.team-infra:18", "p.chat.team-web:15"],
             ),
         ];
         for (routes, expected) in cases {
@@ -1151,6 +1183,118 @@ mod tests {
                 .collect();
             assert_eq!(got, *expected, "routes: {routes}");
         }
+    }
+
+    /// A Ring2-Prod run of `total` machines of team-web, `failed` of them Failed, summarised.
+    fn run_with(total: usize, failed: usize) -> (crate::event::MaintenanceEvent, RunSummary, RunData) {
+        let (event, _, _) = example();
+        let mut data = RunData::default();
+        let at = event.start + time::Duration::minutes(10);
+        for i in 0..total {
+            let id =
+                format!("/subscriptions/s/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/vm-{i:03}");
+            let key = id.to_ascii_lowercase();
+            data.expected
+                .push(crate::rundata::ExpectedMachine { id: id.clone(), resource_group: Some("rg-web".into()) });
+            let status = if i < failed { "Failed" } else { "Succeeded" };
+            data.results.insert(
+                key.clone(),
+                crate::rundata::InstallResult {
+                    result_id: format!("{id}/patchInstallationResults/r"),
+                    machine_id: id.clone(),
+                    resource_group: Some("rg-web".into()),
+                    status: status.into(),
+                    installed: 3,
+                    failed: u32::from(i < failed),
+                    pending: 0,
+                    window_exceeded: false,
+                    reboot_status: Some("NotNeeded".into()),
+                    started: Some(at),
+                    last_modified: Some(at + time::Duration::minutes(20)),
+                    os_type: Some("Windows".into()),
+                    errors: vec![],
+                },
+            );
+            let tags = [("PatchOwner".to_owned(), "team-web".to_owned())].into_iter().collect();
+            data.machines.insert(
+                key,
+                crate::rundata::MachineInfo { os_type: Some("Windows".into()), tags, ..Default::default() },
+            );
+        }
+        let crate::summary::Decision::Ready(summary) =
+            crate::summary::summarise(&event, &data, time::OffsetDateTime::now_utc(), std::time::Duration::ZERO)
+        else {
+            unreachable!()
+        };
+        (event, *summary, data)
+    }
+
+    /// The example config's severity routes: 12 % failed pages on-call (and opens an incident);
+    /// 5 % failed goes only to the owners' email.
+    #[test]
+    fn example_severity_routes_page_at_ten_percent_failed() {
+        let (routing, _) = Routing::parse(include_str!("../../../examples/patchwatch.toml"), &|_| true).unwrap();
+        let targets = |total, failed| {
+            let (event, summary, data) = run_with(total, failed);
+            let verdict = if failed > 0 { Verdict::Failed } else { Verdict::Succeeded };
+            assert_eq!((summary.verdict, summary.counts.failed), (verdict, failed));
+            routing.plan(&event, &summary, &data).iter().map(Notification::target).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            targets(50, 6),
+            [
+                "owners.owners.team-web",
+                "page.oncall-teams",
+                "page.ops-slack",
+                "page.cmdb-webhook",
+                "incidents.servicenow"
+            ],
+            "12 % failed"
+        );
+        assert_eq!(targets(40, 2), ["owners.owners.team-web"], "5 % failed: email only");
+        assert_eq!(targets(40, 0), ["owners.owners.team-web", "incidents.servicenow"], "clean: resolves incidents");
+    }
+
+    /// `check-config` on the severity, notice and follow-up settings: (route text, line, message).
+    #[test]
+    fn severity_notice_and_follow_up_settings_are_checked() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("match = { phase = \"pre\", verdict = [\"Failed\"] }\n", 12, "a pre event has none"),
+            ("match = { when = [\"failed_percent >= 110\"] }\n", 15, "out of range"),
+            ("match = { when = [\"broken > 1\"] }\n", 15, "unknown metric"),
+            ("match = { verdict = [\"Failing\"] }\n", 15, "Failing"),
+            ("match = { verdict = [] }\n", 12, "verdict is empty"),
+            ("match = { notice = [\"alert\"] }\n", 12, "need phase = \"notice\""),
+            ("match = { phase = \"notice\", outcome = \"any_failure\" }\n", 12, "a notice has no machines"),
+            ("match = { phase = \"notice\", notice = [\"pager\"] }\n", 15, "pager"),
+            ("remind_after = [\"4h\", \"1h\"]\n", 15, "must increase"),
+            ("remind_after = [\"soon\"]\n", 15, "not a duration"),
+            ("remind_after = [\"4h\"]\nmatch = { phase = \"pre\" }\n", 12, "must see post events"),
+            ("escalate_to = \"page\"\n", 15, "needs remind_after"),
+            ("remind_after = [\"4h\"]\nescalate_to = \"nope\"\n", 16, "unknown route \"nope\""),
+            ("fallback_recipients = [\"ops@example.com\"]\n", 12, "need `split_by_tag`"),
+            ("split_by_tag = \"Owner\"\nfallback_recipients = [\"not mail\"]\n", 16, "not an email address"),
+        ];
+        for (route, line, message) in cases {
+            let text = format!("{CHANNELS}[[routes]]\nname = \"p\"\nchannels = [\"chat\"]\n{route}");
+            let err = parse(&text).unwrap_err();
+            assert!(err.iter().any(|e| e.message.contains(message)), "{route}: {err:?}");
+            assert_eq!(err[0].line, *line, "{route}: {}", err[0]);
+        }
+        let page = format!(
+            "{CHANNELS}[[routes]]\nname = \"o\"\nremind_after = [\"4h\", \"1d\"]\nescalate_to = \"page\"\nchannels = [\"mail\"]\n[[routes]]\nname = \"page\"\nchannels = [\"chat\"]\n[[routes]]\nname = \"n\"\nmatch = {{ phase = \"notice\", notice = [\"gate\", \"alert\"], severity = \"warning\" }}\nchannels = [\"chat\"]\n"
+        );
+        let (routing, _) = parse(&page).unwrap();
+        let o = routing.route("o").unwrap();
+        assert_eq!(o.reminders, [Duration::from_secs(4 * 3600), Duration::from_secs(86_400)]);
+        assert!(o.follows_up());
+        // Notice routes choose channels by kind and least severity; otherwise the section's list.
+        let notice = |kind, severity| Notice::new(kind, "k", severity, "t");
+        let configured = ["ops".to_owned()];
+        assert_eq!(routing.notice_channels(&notice(NoticeKind::Gate, Severity::Critical), &configured), ["chat"]);
+        assert_eq!(routing.notice_channels(&notice(NoticeKind::Alert, Severity::Warning), &configured), ["chat"]);
+        assert_eq!(routing.notice_channels(&notice(NoticeKind::Alert, Severity::Info), &configured), ["ops"]);
+        assert_eq!(routing.notice_channels(&notice(NoticeKind::Itsm, Severity::Critical), &configured), ["ops"]);
     }
 
     #[test]

@@ -86,11 +86,17 @@ impl Matchers {
 }
 
 /// One machine of a delivery, as a silence sees it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct MachineRef<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    pub tags: &'a [(String, String)],
+    pub tags: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> MachineRef<'a> {
+    pub fn new(id: &'a str, name: &'a str, tags: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        Self { id, name, tags: tags.into_iter().map(|(k, v)| (k.as_str(), v.as_str())).collect() }
+    }
 }
 
 /// A delivery about to be made.
@@ -208,18 +214,16 @@ mod tests {
         Candidate { configuration: Some("Ring2-Prod"), channel, outcome: Some(outcome), machines }
     }
 
-    fn tags(owner: &str) -> Vec<(String, String)> {
-        vec![("PatchOwner".to_owned(), owner.to_owned())]
+    fn tags(owner: &str) -> Vec<(&str, &str)> {
+        vec![("PatchOwner", owner)]
     }
 
     /// Every matcher, alone and together, against deliveries that should and should not match.
     #[test]
     fn a_silence_matches_exactly_what_it_says() {
-        let data = tags("team-data");
-        let web = tags("team-web");
-        let sql1 = MachineRef { id: "/s/x/vm-sql-1", name: "vm-sql-1", tags: &data };
-        let sql2 = MachineRef { id: "/s/x/vm-sql-2", name: "vm-sql-2", tags: &data };
-        let web1 = MachineRef { id: "/s/x/vm-web-1", name: "vm-web-1", tags: &web };
+        let sql1 = MachineRef { id: "/s/x/vm-sql-1", name: "vm-sql-1", tags: tags("team-data") };
+        let sql2 = MachineRef { id: "/s/x/vm-sql-2", name: "vm-sql-2", tags: tags("team-data") };
+        let web1 = MachineRef { id: "/s/x/vm-web-1", name: "vm-web-1", tags: tags("team-web") };
         let notice = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![] };
         let m = |f: &dyn Fn(&mut Matchers)| {
             let mut m = Matchers::default();
@@ -232,19 +236,19 @@ mod tests {
             (
                 "machine glob, all match",
                 m(&|m| m.machine = Some("vm-sql-*".into())),
-                summary(vec![sql1, sql2], Verdict::Failed, "ops"),
+                summary(vec![sql1.clone(), sql2.clone()], Verdict::Failed, "ops"),
                 true,
             ),
             (
                 "machine glob, one does not",
                 m(&|m| m.machine = Some("vm-sql-*".into())),
-                summary(vec![sql1, web1], Verdict::Failed, "ops"),
+                summary(vec![sql1.clone(), web1.clone()], Verdict::Failed, "ops"),
                 false,
             ),
             (
                 "machine by full id",
                 m(&|m| m.machine = Some("/s/x/vm-web-1".into())),
-                summary(vec![web1], Verdict::Failed, "ops"),
+                summary(vec![web1.clone()], Verdict::Failed, "ops"),
                 true,
             ),
             ("machine matcher, notice has no machines", m(&|m| m.machine = Some("*".into())), notice.clone(), false),
@@ -253,7 +257,7 @@ mod tests {
                 m(&|m| {
                     m.tags.insert("patchowner".into(), "team-data".into());
                 }),
-                summary(vec![sql1, sql2], Verdict::Failed, "ops"),
+                summary(vec![sql1.clone(), sql2.clone()], Verdict::Failed, "ops"),
                 true,
             ),
             (
@@ -261,32 +265,32 @@ mod tests {
                 m(&|m| {
                     m.tags.insert("PatchOwner".into(), "team-data".into());
                 }),
-                summary(vec![sql1, web1], Verdict::Failed, "ops"),
+                summary(vec![sql1.clone(), web1.clone()], Verdict::Failed, "ops"),
                 false,
             ),
             (
                 "outcome",
                 m(&|m| m.outcome = vec![Verdict::Failed, Verdict::Incomplete]),
-                summary(vec![web1], Verdict::Incomplete, "ops"),
+                summary(vec![web1.clone()], Verdict::Incomplete, "ops"),
                 true,
             ),
             (
                 "other outcome",
                 m(&|m| m.outcome = vec![Verdict::Failed]),
-                summary(vec![web1], Verdict::Succeeded, "ops"),
+                summary(vec![web1.clone()], Verdict::Succeeded, "ops"),
                 false,
             ),
             ("outcome matcher, notice has none", m(&|m| m.outcome = vec![Verdict::Failed]), notice.clone(), false),
             (
                 "channel",
                 m(&|m| m.channel = Some("ops*".into())),
-                summary(vec![web1], Verdict::Failed, "ops-slack"),
+                summary(vec![web1.clone()], Verdict::Failed, "ops-slack"),
                 true,
             ),
             (
                 "other channel",
                 m(&|m| m.channel = Some("ops*".into())),
-                summary(vec![web1], Verdict::Failed, "owners"),
+                summary(vec![web1.clone()], Verdict::Failed, "owners"),
                 false,
             ),
             (
@@ -297,7 +301,7 @@ mod tests {
                     m.outcome = vec![Verdict::Failed];
                     m.channel = Some("owners".into());
                 }),
-                summary(vec![web1], Verdict::Failed, "owners"),
+                summary(vec![web1.clone()], Verdict::Failed, "owners"),
                 true,
             ),
             (
@@ -307,7 +311,7 @@ mod tests {
                     m.machine = Some("vm-web-*".into());
                     m.channel = Some("ops".into());
                 }),
-                summary(vec![web1], Verdict::Failed, "owners"),
+                summary(vec![web1.clone()], Verdict::Failed, "owners"),
                 false,
             ),
             ("no matchers never match", Matchers::default(), notice.clone(), false),

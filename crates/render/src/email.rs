@@ -65,6 +65,11 @@ pub struct Templates {
 
 impl Templates {
     /// Compiles the embedded templates, overridden by same-named `*.hbs` files in `dir`.
+    /// The portal page of a resource, as every message links it.
+    pub fn resource_link(&self, id: &str) -> String {
+        resource_link(&self.portal, id)
+    }
+
     pub fn load(dir: Option<&Path>, portal: Url) -> Result<Self, RenderError> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
@@ -254,7 +259,8 @@ struct PatchRow {
     machines: String,
 }
 
-pub(crate) fn resource_link(portal: &Url, id: &str) -> String {
+/// The portal page of a resource.
+pub fn resource_link(portal: &Url, id: &str) -> String {
     format!("{}#resource{}", portal.as_str(), id)
 }
 

@@ -38,6 +38,10 @@ pub struct RunRecord {
     pub machines: Vec<(String, Outcome)>,
     /// `[KB or package, machine count]`.
     pub failed_patches: Vec<(String, usize)>,
+    /// Names of the machines that succeeded (with or without warnings): a later clean run of a
+    /// failed machine closes its follow-up. Absent in records written before follow-ups.
+    #[serde(default)]
+    pub succeeded: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub recorded: OffsetDateTime,
 }
@@ -66,6 +70,12 @@ impl RunRecord {
                 .map(|m| (m.name.clone(), m.outcome))
                 .collect(),
             failed_patches: s.failed_patches.iter().map(|p| (p.key.clone(), p.machines.len())).collect(),
+            succeeded: s
+                .machines
+                .iter()
+                .filter(|m| matches!(m.outcome, Outcome::Succeeded | Outcome::CompletedWithWarnings))
+                .map(|m| m.name.clone())
+                .collect(),
             recorded: now,
         }
     }
@@ -178,6 +188,7 @@ mod tests {
             reboot_pending: 0,
             machines: vec![("vm1".into(), Outcome::RebootPending)],
             failed_patches: vec![],
+            succeeded: vec!["vm2".into(), "vm3".into()],
             recorded,
         }
     }

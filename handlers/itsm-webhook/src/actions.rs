@@ -208,7 +208,7 @@ async fn silence(
         };
         ItsmError::Unprocessable { field, message: e.to_string() }
     })?;
-    p.silences.add(&s).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
+    p.notifier.silences.add(&s).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     info!(caller = %caller.name, silence = %s.id, matchers = %s.matchers.describe(), "Silence added.");
     let n = notice(
         caller,

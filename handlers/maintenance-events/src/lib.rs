@@ -7,6 +7,8 @@
 //! - `POST /maintenance-queue`: Functions queueTrigger envelope (binding `message`);
 //! - `POST /compliance-report`: Functions timerTrigger envelope (binding `timer`): the weekly
 //!   compliance digests ([`timer`]);
+//! - `POST /reminders`: Functions timerTrigger envelope (binding `timer`), every 15 minutes:
+//!   reminders and escalations of failed runs nobody owns ([`timer`]);
 //! - `GET /api/health`.
 
 mod timer;
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/maintenance-event", post(|s: State<AppState>, b: Body| envelope(s, b, "event")))
         .route("/maintenance-queue", post(|s: State<AppState>, b: Body| envelope(s, b, "message")))
         .route("/compliance-report", post(timer::compliance_report))
+        .route("/reminders", post(timer::reminders))
         .route("/api/health", get(patchwatch_host::runtime::health))
         .layer(patchwatch_host::telemetry::request_spans())
         .with_state(state)

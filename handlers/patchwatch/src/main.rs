@@ -2,7 +2,9 @@
 //!
 //! `replay` runs one event through the whole pipeline, `serve` runs every handler on
 //! 127.0.0.1:7071, `simulate` writes a realistic snapshot and matching events, `deliveries`
-//! lists the delivery ledger, `lint` judges the fleet's schedules, `report` sends the compliance digest, `package` builds the Function App zips and Lambda bootstraps.
+//! lists the delivery ledger, `lint` judges the fleet's schedules, `report` sends the compliance
+//! digest, `remind` follows up failed runs nobody owns, `silence` mutes notifications for a while,
+//! `package` builds the Function App zips and Lambda bootstraps.
 
 /// `println!` that ignores a closed stdout (`patchwatch … | head`) instead of panicking.
 macro_rules! out {
@@ -17,10 +19,12 @@ mod fleet;
 mod lint;
 mod package;
 mod print;
+mod remind;
 mod replay;
 mod report;
 mod routes;
 mod serve;
+mod silence;
 mod simulate;
 
 use std::process::ExitCode;
@@ -46,6 +50,9 @@ enum Command {
     Simulate(simulate::Args),
     Lint(lint::Args),
     Report(report::Args),
+    Remind(remind::Args),
+    #[command(subcommand)]
+    Silence(silence::Command),
     Package(package::Args),
 }
 
@@ -71,6 +78,8 @@ async fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Lint(args) => lint::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Remind(args) => remind::run(args).await,
+        Command::Silence(command) => silence::run(command).await,
         Command::Package(args) => package::run(&args),
     }
 }

@@ -49,7 +49,13 @@ struct Incident {
     sys_id: String,
     #[serde(default)]
     number: String,
+    /// 1 New, 2 In Progress, 3 On Hold; 6 Resolved, 7 Closed, 8 Canceled.
+    #[serde(default)]
+    state: String,
 }
+
+/// The incident states that still need someone (New, In Progress, On Hold).
+const OPEN_STATES: [&str; 3] = ["1", "2", "3"];
 
 /// A ServiceNow channel's client (Debug prints the secrets redacted).
 #[derive(Debug)]
@@ -190,6 +196,17 @@ impl Client<'_> {
         let response = self.channels.post(self.channel, self.request(reqwest::Method::GET, url.as_str())).await?;
         let found: Changes = response.json().await.map_err(|e| super::transient(format!("ServiceNow answer: {e}")))?;
         Ok(found.result)
+    }
+
+    /// The incidents patchwatch opened for this run (any route), as `(number, open)`: a run
+    /// whose incidents all left the open states is owned by whoever resolved them.
+    pub async fn run_incidents(&self, configuration_id: &str, run_id: &str) -> Result<Vec<(String, bool)>, Failure> {
+        let config = patchwatch_model::text::fnv64(&configuration_id.trim().trim_end_matches('/').to_ascii_lowercase());
+        let run: String = last_segment(run_id).chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+        let found = self
+            .find(&format!("correlation_idSTARTSWITHpatchwatch:{config:016x}:^correlation_idENDSWITH{run}"))
+            .await?;
+        Ok(found.into_iter().map(|i| (i.number, OPEN_STATES.contains(&i.state.as_str()))).collect())
     }
 
     /// Adds a work note to every open incident patchwatch opened for this run.
