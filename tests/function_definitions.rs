@@ -99,7 +99,7 @@ async fn every_function_definition_is_served_by_its_app() {
                 }
                 "timerTrigger" => {
                     // The schedule comes from the app setting the infrastructure sets.
-                    let (setting, outcome) = match name.as_str() {
+                    let (setting, outcome) = match *name {
                         "compliance-report" => ("%PATCHWATCH_REPORT_SCHEDULE%", "digest"),
                         "reminders" => ("%PATCHWATCH_REMINDER_SCHEDULE%", "reminders"),
                         other => panic!("{other}: a timer this test does not know"),
