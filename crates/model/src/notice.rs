@@ -36,6 +36,8 @@ pub enum NoticeKind {
     Alert,
     /// A request from an ITSM system.
     Itsm,
+    /// Alerts muted (or not) during a run.
+    Quiet,
 }
 
 impl NoticeKind {
@@ -46,6 +48,7 @@ impl NoticeKind {
             NoticeKind::Power => "power",
             NoticeKind::Alert => "alert",
             NoticeKind::Itsm => "itsm",
+            NoticeKind::Quiet => "quiet",
         }
     }
 }
