@@ -242,3 +242,51 @@ async fn a_403_is_told_once_and_the_pre_event_still_completes() {
     p.process(&post).await;
     assert!(rule_calls(&world, "DELETE").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_without_a_resource_group_is_told_and_a_404_on_delete_counts_as_deleted() {
+    let (world, groups) = world().await;
+    let (first_subscription, group) = groups.iter().next().unwrap();
+    std::fs::write(&world.config, config(std::slice::from_ref(group))).unwrap();
+    let p = world.pipeline();
+    let pre = world.event(0, true);
+    world.set_now(pre.start - time::Duration::minutes(30));
+    let expected = machines(&p, &pre).await;
+    let seen = world.sink.messages();
+
+    let outcome = p.process(&pre).await;
+    assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
+    let puts = rule_calls(&world, "PUT");
+    assert_eq!(puts.len(), 1, "only the subscription with a resource group gets a rule");
+    let scopes: BTreeSet<String> = puts[0].body["properties"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert_eq!(scopes, expected[first_subscription]);
+    let mails = world.sink.new_since(&seen, 1).await;
+    let notice = mails.iter().find(|m| m.to() == vec!["oncall@example.com"]).expect("a notice to on-call");
+    assert!(notice.subject().contains("alerts NOT muted for some machines"), "{}", notice.subject());
+    let uncovered = expected.values().map(BTreeSet::len).sum::<usize>() - scopes.len();
+    assert!(
+        notice.text().contains("No resource group for their subscription")
+            && notice.text().contains(&format!("{uncovered} machine(s)")),
+        "{}",
+        notice.text()
+    );
+
+    // The rule is gone already (someone deleted it): the 404 counts as deleted, nobody is told.
+    world.arm.action_rule_failures.lock().unwrap().push_back(404);
+    let post = world.event(0, false);
+    world.set_now(post.event_time.unwrap() + time::Duration::minutes(30));
+    let seen = world.sink.messages();
+    let outcome = p.process(&post).await;
+    assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
+    assert_eq!(rule_calls(&world, "DELETE").len(), 1);
+    p.process(&post).await;
+    assert_eq!(rule_calls(&world, "DELETE").len(), 1, "not deleted twice");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let oncall = world.sink.new_since(&seen, 0).await.iter().filter(|m| m.to() == vec!["oncall@example.com"]).count();
+    assert_eq!(oncall, 0, "a rule already gone is no failure");
+}

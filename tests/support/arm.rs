@@ -41,7 +41,7 @@ pub struct FakeArm {
     pub fail_cancels: Arc<Mutex<u32>>,
     /// Alert processing rules that exist, by lower-cased path.
     pub action_rules: Arc<Mutex<HashMap<String, Value>>>,
-    /// Statuses the next alert processing rule PUTs answer (one each) before they work.
+    /// Statuses the next alert processing rule PUTs or DELETEs answer (one each) before they work.
     pub action_rule_failures: Arc<Mutex<VecDeque<u16>>>,
 }
 
@@ -90,12 +90,6 @@ impl FakeArm {
             return error(400, "InvalidApiVersion", "unsupported api-version");
         }
         let key = path.to_ascii_lowercase();
-        if method == "DELETE" {
-            return match self.action_rules.lock().unwrap().remove(&key) {
-                Some(_) => ResponseTemplate::new(200),
-                None => ResponseTemplate::new(204),
-            };
-        }
         if let Some(status) = self.action_rule_failures.lock().unwrap().pop_front() {
             return match status {
                 403 => error(
@@ -103,8 +97,19 @@ impl FakeArm {
                     "AuthorizationFailed",
                     "The client does not have authorization to perform action 'Microsoft.AlertsManagement/actionRules/write'.",
                 ),
+                404 => error(
+                    404,
+                    "ResourceNotFound",
+                    "The Resource 'Microsoft.AlertsManagement/actionRules' was not found.",
+                ),
                 429 => error(429, "TooManyRequests", "throttled").insert_header("retry-after", "1"),
                 s => error(s, "InternalServerError", "try again"),
+            };
+        }
+        if method == "DELETE" {
+            return match self.action_rules.lock().unwrap().remove(&key) {
+                Some(_) => ResponseTemplate::new(200),
+                None => ResponseTemplate::new(204),
             };
         }
         let subscription = key.split('/').nth(2).unwrap_or_default().to_owned();

@@ -71,7 +71,9 @@ pub fn plan(spec: &SuppressAlertsSpec, run_id: &str, data: &RunData) -> QuietPla
     }
     let mut part = 0;
     for (subscription, mut ids) in by_subscription {
-        ids.sort_by_key(|id| id.to_ascii_lowercase());
+        // Ties in case-insensitive order break on the exact text: the same set in any order keeps
+        // the same spelling of a duplicate.
+        ids.sort_by(|a, b| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()).then_with(|| a.cmp(b)));
         ids.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         let Some(group) = spec.resource_group_in(&subscription) else {
             out.uncovered.extend(ids);
@@ -359,4 +361,59 @@ async fn delete_all(arm: &ArmClient, rules: &[String]) -> Result<Vec<String>, Re
         }
     }
     Ok(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchwatch_model::rundata::ExpectedMachine;
+
+    const SUB_A: &str = "00000000-0000-0000-0000-00000000000a";
+    const SUB_B: &str = "00000000-0000-0000-0000-00000000000b";
+    const RUN: &str = "/subscriptions/00000000-0000-0000-0000-00000000000a/resourceGroups/rg/providers/Microsoft.Maintenance/maintenanceConfigurations/Ring0/providers/Microsoft.Maintenance/applyUpdates/20261103220000";
+
+    fn vm(sub: &str, i: usize) -> ExpectedMachine {
+        ExpectedMachine {
+            id: format!(
+                "/subscriptions/{sub}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/vm-{i:03}"
+            ),
+            resource_group: None,
+        }
+    }
+
+    #[test]
+    fn machines_are_split_by_subscription_and_rule_size() {
+        let spec = SuppressAlertsSpec {
+            configurations: vec!["Ring*".to_owned()],
+            resource_groups: vec![format!("/subscriptions/{SUB_A}/resourceGroups/rg-patchwatch")],
+            reboot_margin_minutes: 30,
+            notify: Vec::new(),
+        };
+        let mut expected: Vec<ExpectedMachine> = (0..230).map(|i| vm(SUB_A, i)).collect();
+        // A duplicate in other case, a machine in a subscription without a resource group, a forged id.
+        expected.push(ExpectedMachine {
+            id: expected[5].id.to_ascii_uppercase().replace("SUBSCRIPTIONS", "subscriptions"),
+            resource_group: None,
+        });
+        expected.push(vm(SUB_B, 1));
+        expected.push(ExpectedMachine { id: "/subscriptions/../x".to_owned(), resource_group: None });
+        expected.reverse();
+        let data = RunData { expected, ..RunData::default() };
+        let planned = plan(&spec, RUN, &data);
+        let sizes: Vec<usize> = planned.rules.iter().map(|r| r.scopes.len()).collect();
+        assert_eq!(sizes, vec![100, 100, 30], "at most {} machines a rule", alert_rules::MAX_SCOPES);
+        let names: Vec<&str> = planned.rules.iter().map(|r| r.id.name()).collect();
+        assert_eq!(names, (1..=3).map(|n| alert_rules::rule_name(RUN, n)).collect::<Vec<_>>());
+        assert!(planned.rules.iter().all(|r| r.id.resource_group() == "rg-patchwatch"));
+        assert_eq!(planned.uncovered, vec![vm(SUB_B, 1).id]);
+        assert_eq!(planned.invalid, vec!["/subscriptions/../x".to_owned()]);
+        // The same data in another order plans the same rules.
+        let mut shuffled = data.clone();
+        shuffled.expected.reverse();
+        let again = plan(&spec, RUN, &shuffled);
+        assert_eq!(
+            again.rules.iter().map(|r| (r.id.to_string(), r.scopes.clone())).collect::<Vec<_>>(),
+            planned.rules.iter().map(|r| (r.id.to_string(), r.scopes.clone())).collect::<Vec<_>>()
+        );
+    }
 }
