@@ -55,6 +55,9 @@ param machineResourceGroups array = []
 @description('Resource groups holding the maintenance configurations (read them, cancel their runs): [{ subscriptionId, resourceGroup }].')
 param configurationResourceGroups array = []
 
+@description('Quiet during patching ([suppress_alerts].resource_groups): the resource groups the events app creates and deletes alert processing rules in, one per subscription: [{ subscriptionId, resourceGroup }]. Empty: no rights are granted.')
+param suppressAlertsResourceGroups array = []
+
 @description('PATCHWATCH_CONFIG: path of the routing/gates file shipped in the package, relative to the app root. Empty: not set (every summary goes by email to PATCHWATCH_MAIL_TO).')
 param configFile string = 'patchwatch.toml'
 
@@ -599,6 +602,7 @@ var machineResourceGroupSubscriptions = [for r in machineResourceGroups: r.subsc
 var operationStatusSubscriptions = union(machineSubscriptionIds, machineResourceGroupSubscriptions)
 var operationStatusScopes = [for s in operationStatusSubscriptions: '/subscriptions/${s}']
 var configurationScopes = [for r in configurationResourceGroups: '/subscriptions/${r.subscriptionId}/resourceGroups/${r.resourceGroup}']
+var alertRuleScopes = [for r in suppressAlertsResourceGroups: '/subscriptions/${r.subscriptionId}/resourceGroups/${r.resourceGroup}']
 
 module roleDefinitions 'modules/roleDefinitions.bicep' = {
   name: 'pw-${prefix}-role-definitions'
@@ -608,6 +612,7 @@ module roleDefinitions 'modules/roleDefinitions.bicep' = {
     configurationScopes: configurationScopes
     machineScopes: concat(machineSubscriptionScopes, machineResourceGroupScopes)
     operationStatusScopes: operationStatusScopes
+    alertRuleScopes: alertRuleScopes
   }
 }
 
@@ -685,6 +690,22 @@ module configurationAccess 'modules/rbacResourceGroup.bicep' = [
           principalId: itsmIdentity.properties.principalId
           roleDefinitionId: roleDefinitions.outputs.ids.configurationReader
           description: 'patchwatch itsm: read configurations (installPatches settings for re-runs) and runs'
+        }
+      ]
+    }
+  }
+]
+
+module suppressAlertsAccess 'modules/rbacResourceGroup.bicep' = [
+  for (r, i) in suppressAlertsResourceGroups: {
+    name: 'pw-${prefix}-quiet-${i}'
+    scope: resourceGroup(r.subscriptionId, r.resourceGroup)
+    params: {
+      assignments: [
+        {
+          principalId: eventsIdentity.properties.principalId
+          roleDefinitionId: roleDefinitions.outputs.ids.quietDuringPatching
+          description: 'patchwatch events: create and delete the alert processing rules that mute a run\'s machines'
         }
       ]
     }

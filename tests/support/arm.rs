@@ -5,11 +5,16 @@
 //! - `POST {machine}/installPatches` → 202 with `Location` and `Retry-After`; the Location answers
 //!   202 once, then 200 with the result body;
 //! - `GET {maintenance configuration}?api-version=2023-04-01` → the configuration.
+//! - `PUT {resource group}/providers/Microsoft.AlertsManagement/actionRules/{name}?api-version=2021-08-08`
+//!   (alert processing rules, `AlertProcessingRules.json`): the body is checked against the spec
+//!   (location, scopes in the rule's own subscription, actions from the enum, schedule times
+//!   without an offset) → 201 when created, 200 when replaced, the rule echoed with its id;
+//! - `DELETE` of such a rule → 200, or 204 when there is no such rule.
 //!
 //! Every call needs `Authorization: Bearer fake-token` and is recorded.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -34,6 +39,10 @@ pub struct FakeArm {
     pub failing: Arc<Mutex<Vec<String>>>,
     /// How many cancel PUTs answer 500 before they work.
     pub fail_cancels: Arc<Mutex<u32>>,
+    /// Alert processing rules that exist, by lower-cased path.
+    pub action_rules: Arc<Mutex<HashMap<String, Value>>>,
+    /// Statuses the next alert processing rule PUTs or DELETEs answer (one each) before they work.
+    pub action_rule_failures: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl FakeArm {
@@ -58,6 +67,89 @@ impl FakeArm {
             .into_iter()
             .filter(|c| c.method == method && c.path.to_ascii_lowercase().ends_with(&suffix))
             .collect()
+    }
+}
+
+/// `2021-04-15T18:00:00`: the spec's pattern for schedule times (no offset).
+fn schedule_time(v: &Value) -> bool {
+    let Some(t) = v.as_str() else { return false };
+    let (main, fraction) = t.split_once('.').unwrap_or((t, "0"));
+    let shape = main.len() == 19
+        && main.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == 'T',
+            13 | 16 => c == ':',
+            _ => c.is_ascii_digit(),
+        });
+    shape && !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl FakeArm {
+    fn action_rule(&self, method: &str, path: &str, api_version: &str, body: &Value) -> ResponseTemplate {
+        if api_version != "2021-08-08" {
+            return error(400, "InvalidApiVersion", "unsupported api-version");
+        }
+        let key = path.to_ascii_lowercase();
+        if let Some(status) = self.action_rule_failures.lock().unwrap().pop_front() {
+            return match status {
+                403 => error(
+                    403,
+                    "AuthorizationFailed",
+                    "The client does not have authorization to perform action 'Microsoft.AlertsManagement/actionRules/write'.",
+                ),
+                404 => error(
+                    404,
+                    "ResourceNotFound",
+                    "The Resource 'Microsoft.AlertsManagement/actionRules' was not found.",
+                ),
+                429 => error(429, "TooManyRequests", "throttled").insert_header("retry-after", "1"),
+                s => error(s, "InternalServerError", "try again"),
+            };
+        }
+        if method == "DELETE" {
+            return match self.action_rules.lock().unwrap().remove(&key) {
+                Some(_) => ResponseTemplate::new(200),
+                None => ResponseTemplate::new(204),
+            };
+        }
+        let subscription = key.split('/').nth(2).unwrap_or_default().to_owned();
+        let p = &body["properties"];
+        let scopes = p["scopes"].as_array().cloned().unwrap_or_default();
+        let problems = [
+            (body["location"].as_str().is_none(), "location is required"),
+            (scopes.is_empty(), "properties.scopes is required"),
+            (
+                scopes.iter().any(|s| {
+                    s.as_str().is_none_or(|s| s.to_ascii_lowercase().split('/').nth(2) != Some(subscription.as_str()))
+                }),
+                "a scope is outside the rule's subscription",
+            ),
+            (
+                !p["actions"].as_array().is_some_and(|a| {
+                    !a.is_empty()
+                        && a.iter().all(|x| {
+                            matches!(x["actionType"].as_str(), Some("AddActionGroups" | "RemoveAllActionGroups"))
+                        })
+                }),
+                "properties.actions must name actionType AddActionGroups or RemoveAllActionGroups",
+            ),
+            (
+                !p["schedule"].is_null()
+                    && !(schedule_time(&p["schedule"]["effectiveFrom"])
+                        && (p["schedule"]["effectiveUntil"].is_null()
+                            || schedule_time(&p["schedule"]["effectiveUntil"]))),
+                "schedule times must be yyyy-MM-ddTHH:mm:ss without an offset",
+            ),
+        ];
+        if let Some((_, why)) = problems.iter().find(|(bad, _)| *bad) {
+            return error(400, "InvalidRequestContent", why);
+        }
+        let mut rule = body.clone();
+        rule["id"] = json!(path);
+        rule["type"] = json!("Microsoft.AlertsManagement/actionRules");
+        rule["name"] = json!(path.rsplit('/').next());
+        let existed = self.action_rules.lock().unwrap().insert(key, rule.clone()).is_some();
+        ResponseTemplate::new(if existed { 200 } else { 201 }).set_body_json(rule)
     }
 }
 
@@ -99,6 +191,9 @@ impl Respond for FakeArm {
                 ResponseTemplate::new(200).set_body_json(json!({
                     "name": path.rsplit('/').next(), "type": "Microsoft.Maintenance/applyUpdates", "id": path,
                     "properties": { "resourceId": resource, "status": "Cancelled" } }))
+            }
+            "PUT" | "DELETE" if lower.contains("/providers/microsoft.alertsmanagement/actionrules/") => {
+                self.action_rule(&method, &path, &api_version, &body)
             }
             "POST" if lower.ends_with("/start") || lower.ends_with("/deallocate") || lower.ends_with("/poweroff") => {
                 if api_version != "2024-07-01" || !lower.contains("/providers/microsoft.compute/virtualmachines/") {

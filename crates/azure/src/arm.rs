@@ -1,5 +1,5 @@
 //! Azure Resource Manager calls with our own bearer header (loopback fakes are plain http):
-//! reads, actions (`POST …/start`), PUTs, and long-running operations polled to completion.
+//! reads, actions (`POST …/start`), PUTs, DELETEs, and long-running operations polled to completion.
 
 use std::{sync::Arc, time::Duration};
 
@@ -116,6 +116,12 @@ impl ArmClient {
         within: Option<Duration>,
     ) -> Result<ArmResponse, AzureError> {
         self.send(Method::PUT, self.url(id, None, api_version)?, Some(body), within).await
+    }
+
+    /// `DELETE {resource id}`. 200, 202 and 204 succeed; any other status (a 404 too) is an
+    /// [`AzureError::Status`] for the caller to judge.
+    pub async fn delete(&self, id: &ResourceId, api_version: &str) -> Result<ArmResponse, AzureError> {
+        self.request(Method::DELETE, self.url(id, None, api_version)?, None).await
     }
 
     /// Polls a long-running operation until it answers 200 with its result, or `budget` runs

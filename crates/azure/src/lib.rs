@@ -5,9 +5,11 @@
 //! - [`arm`]: ARM reads, PUTs and actions on typed resource ids
 //! - [`resource_graph`]: a run's data from Azure Resource Graph
 //! - [`action_group`]: Azure Monitor action groups as read through ARM
+//! - [`alert_rules`]: Azure Monitor alert processing rules that mute a run's machines
 //! - [`entra`]: Microsoft Entra ID bearer tokens on inbound requests
 
 pub mod action_group;
+pub mod alert_rules;
 pub mod arm;
 pub mod credential;
 pub mod entra;

@@ -156,7 +156,7 @@ impl Pipeline {
         // Gates cancel runs, power starts machines, ITSM callers re-run patches: all through ARM.
         let control_arm = config.routing.as_ref().is_some_and(|r| {
             let c = &r.control;
-            !c.gates.is_empty() || c.power.is_some() || !c.itsm.callers.is_empty()
+            !c.gates.is_empty() || c.power.is_some() || !c.itsm.callers.is_empty() || c.suppress_alerts.is_some()
         });
         let needs_arm = action_groups || control_arm;
         let needs_credential = state_needs_credential || needs_arm || matches!(config.data, DataSource::ResourceGraph);

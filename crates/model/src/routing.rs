@@ -15,7 +15,7 @@ use crate::{
     event::{MaintenanceEvent, Phase},
     notice::{Notice, NoticeKind, Severity},
     rundata::RunData,
-    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec, Section},
+    settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec, Section, SuppressAlertsSpec},
     summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
     text::glob,
 };
@@ -36,6 +36,7 @@ pub struct RoutingFile {
     pub power: Option<Spanned<PowerSpec>>,
     pub itsm: Option<Spanned<ItsmSpec>>,
     pub alerts: Option<Spanned<AlertsSpec>>,
+    pub suppress_alerts: Option<Spanned<SuppressAlertsSpec>>,
     pub compliance: Option<ComplianceSpec>,
 }
 
@@ -650,6 +651,7 @@ fn control_of(file: &RoutingFile) -> Control {
         power: file.power.as_ref().map(|p| p.get_ref().clone()),
         itsm: file.itsm.as_ref().map(|i| i.get_ref().clone()).unwrap_or_default(),
         alerts: file.alerts.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+        suppress_alerts: file.suppress_alerts.as_ref().map(|q| q.get_ref().clone()),
     }
 }
 
@@ -697,6 +699,7 @@ fn section_span(file: &RoutingFile, section: &Section) -> Range<usize> {
         Section::Power => file.power.as_ref().map(Spanned::span),
         Section::ItsmCaller(_) => file.itsm.as_ref().map(Spanned::span),
         Section::Alerts => file.alerts.as_ref().map(Spanned::span),
+        Section::SuppressAlerts => file.suppress_alerts.as_ref().map(Spanned::span),
     };
     found.unwrap_or(0..0)
 }
@@ -1303,6 +1306,7 @@ mod tests {
         let (routing, warnings) = Routing::parse(example, &|_| true).unwrap();
         assert!(warnings.is_empty());
         assert_eq!((routing.control.gates.len(), routing.control.itsm.callers.len()), (2, 2));
+        assert!(routing.control.suppress_alerts.is_some());
         let cases: &[(&str, usize, &str)] = &[
             ("[[gates]]\nname = \"g\"\nring = \"nope\"\nchange = {}\n", 1, "unknown ring \"nope\""),
             ("[[gates]]\nname = \"g\"\nconfiguration = \"R*\"\n", 1, "give `change` or `previous_ring`"),

@@ -23,6 +23,12 @@
 //!
 //! [alerts]
 //! notify = ["ops-mail"]
+//!
+//! [suppress_alerts]
+//! configurations = ["Ring*"]
+//! resource_groups = ["/subscriptions/<guid>/resourceGroups/rg-patchwatch"]   # one per subscription
+//! reboot_margin_minutes = 30
+//! notify = ["ops-mail"]
 //! ```
 
 use serde::Deserialize;
@@ -220,6 +226,81 @@ pub struct AlertsSpec {
     pub notify: Vec<String>,
 }
 
+/// Quiet during patching: on the pre event an Azure Monitor alert processing rule removes the
+/// action groups from alerts on the run's machines for the window plus a reboot margin; after
+/// the post event it is deleted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressAlertsSpec {
+    /// Globs of configuration names.
+    pub configurations: Vec<String>,
+    /// Resource group ids the rules are created in, at most one per subscription: a rule may
+    /// only cover resources of its own subscription, so machines of a subscription without one
+    /// are not muted (and a notice says so).
+    pub resource_groups: Vec<String>,
+    /// Minutes after the window's end the rule still mutes (reboots, slow starts).
+    #[serde(default = "default_reboot_margin")]
+    pub reboot_margin_minutes: u32,
+    /// Channels told when muting or unmuting fails; empty: `PATCHWATCH_MAIL_TO`.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// Longest reboot margin accepted, in minutes.
+pub const MAX_REBOOT_MARGIN: u32 = 240;
+
+fn default_reboot_margin() -> u32 {
+    30
+}
+
+impl SuppressAlertsSpec {
+    /// The configured resource group (as written) in `subscription`, if any.
+    pub fn resource_group_in(&self, subscription: &str) -> Option<&str> {
+        self.resource_groups
+            .iter()
+            .find(|g| crate::resource_id::subscription_of(g).is_some_and(|s| s.eq_ignore_ascii_case(subscription)))
+            .map(String::as_str)
+    }
+
+    fn check(&self, say: &mut dyn FnMut(String)) {
+        if self.configurations.is_empty() {
+            say("configurations is empty".to_owned());
+        }
+        if self.resource_groups.is_empty() {
+            say("resource_groups is empty: give the resource group the rules are created in".to_owned());
+        }
+        let mut subscriptions = std::collections::HashSet::new();
+        for g in &self.resource_groups {
+            match check_resource_group(g) {
+                Err(e) => say(format!("resource group {g:?}: {e}")),
+                Ok(sub) if !subscriptions.insert(sub.to_ascii_lowercase()) => {
+                    say(format!("resource group {g:?}: a second one in subscription {sub}; give one per subscription"));
+                }
+                Ok(_) => {}
+            }
+        }
+        if self.reboot_margin_minutes > MAX_REBOOT_MARGIN {
+            say(format!(
+                "reboot_margin_minutes must be from 0 to {MAX_REBOOT_MARGIN}, got {}",
+                self.reboot_margin_minutes
+            ));
+        }
+    }
+}
+
+/// `/subscriptions/{guid}/resourceGroups/{name}`, answering the subscription.
+fn check_resource_group(id: &str) -> Result<String, String> {
+    let parts: Vec<&str> = id.trim_end_matches('/').split('/').collect();
+    if !matches!(parts.as_slice(), ["", s, _, g, _] if s.eq_ignore_ascii_case("subscriptions") && g.eq_ignore_ascii_case("resourceGroups"))
+    {
+        return Err("expected /subscriptions/<id>/resourceGroups/<name>".to_owned());
+    }
+    // The same checks as every id that shapes an ARM URL.
+    let rule = format!("{}/providers/Microsoft.AlertsManagement/actionRules/check", id.trim_end_matches('/'));
+    let parsed = crate::resource_id::ResourceId::parse(&rule).map_err(|e| e.to_string())?;
+    Ok(parsed.subscription().to_owned())
+}
+
 /// Every control section, validated.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
@@ -227,6 +308,7 @@ pub struct Control {
     pub power: Option<PowerSpec>,
     pub itsm: ItsmSpec,
     pub alerts: AlertsSpec,
+    pub suppress_alerts: Option<SuppressAlertsSpec>,
 }
 
 /// Which part of the control settings a problem is in (where `check-config` points).
@@ -236,6 +318,7 @@ pub enum Section {
     Power,
     ItsmCaller(String),
     Alerts,
+    SuppressAlerts,
 }
 
 impl std::fmt::Display for Section {
@@ -245,6 +328,7 @@ impl std::fmt::Display for Section {
             Section::Power => f.write_str("power"),
             Section::ItsmCaller(name) => write!(f, "itsm caller {name:?}"),
             Section::Alerts => f.write_str("alerts"),
+            Section::SuppressAlerts => f.write_str("suppress_alerts"),
         }
     }
 }
@@ -321,6 +405,10 @@ impl Control {
             known.notify(&section, &c.notify, &mut problems);
         }
         known.notify(&Section::Alerts, &self.alerts.notify, &mut problems);
+        if let Some(q) = &self.suppress_alerts {
+            q.check(&mut |message| problems.push(Problem { section: Section::SuppressAlerts, message }));
+            known.notify(&Section::SuppressAlerts, &q.notify, &mut problems);
+        }
         problems
     }
 
@@ -372,5 +460,70 @@ fn check_gate(g: &GateSpec, known: &Known<'_>, say: &mut dyn FnMut(String)) {
                 say(format!("percentages must be from 0 to 100, got {p}"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RG: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-patchwatch";
+
+    fn quiet(toml_text: &str) -> Vec<String> {
+        let spec: SuppressAlertsSpec = toml::from_str(toml_text).unwrap();
+        let control = Control { suppress_alerts: Some(spec), ..Control::default() };
+        let channels = |c: &str| if c == "ops" { Ok(()) } else { Err("no such channel".to_owned()) };
+        control.check(&|_| true, &channels).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn suppress_alerts_defaults_and_checks() {
+        let spec: SuppressAlertsSpec =
+            toml::from_str(&format!("configurations = [\"Ring*\"]\nresource_groups = [\"{RG}\"]\n")).unwrap();
+        assert_eq!((spec.reboot_margin_minutes, spec.notify.len()), (30, 0));
+        assert_eq!(spec.resource_group_in("00000000-0000-0000-0000-000000000001"), Some(RG));
+        assert_eq!(spec.resource_group_in("00000000-0000-0000-0000-000000000002"), None);
+        assert!(
+            quiet(&format!("configurations = [\"R*\"]\nresource_groups = [\"{RG}\"]\nnotify = [\"ops\"]\n")).is_empty()
+        );
+        let other = RG.replace("rg-patchwatch", "rg-other");
+        let cases: &[(String, &str)] = &[
+            (
+                format!("configurations = []\nresource_groups = [\"{RG}\"]\n"),
+                "suppress_alerts: configurations is empty",
+            ),
+            ("configurations = [\"R*\"]\nresource_groups = []\n".to_owned(), "resource_groups is empty"),
+            (
+                "configurations = [\"R*\"]\nresource_groups = [\"rg-patchwatch\"]\n".to_owned(),
+                "expected /subscriptions/<id>/resourceGroups/<name>",
+            ),
+            (
+                "configurations = [\"R*\"]\nresource_groups = [\"/subscriptions/nope/resourceGroups/rg\"]\n".to_owned(),
+                "is not a GUID",
+            ),
+            (
+                format!(
+                    "configurations = [\"R*\"]\nresource_groups = [\"{RG}/providers/Microsoft.Compute/virtualMachines/vm\"]\n"
+                ),
+                "expected /subscriptions/<id>/resourceGroups/<name>",
+            ),
+            (format!("configurations = [\"R*\"]\nresource_groups = [\"{RG}\", \"{other}\"]\n"), "one per subscription"),
+            (
+                format!("configurations = [\"R*\"]\nresource_groups = [\"{RG}\"]\nreboot_margin_minutes = 241\n"),
+                "reboot_margin_minutes must be from 0 to 240, got 241",
+            ),
+            (
+                format!("configurations = [\"R*\"]\nresource_groups = [\"{RG}\"]\nnotify = [\"sms\"]\n"),
+                "notify \"sms\": no such channel",
+            ),
+        ];
+        for (text, message) in cases {
+            let problems = quiet(text);
+            assert!(problems.len() == 1 && problems[0].contains(message), "{text}: {problems:?}");
+        }
+        assert!(
+            toml::from_str::<SuppressAlertsSpec>("configurations = []\nresource_groups = []\nresource_group = \"x\"\n")
+                .is_err()
+        );
     }
 }

@@ -77,6 +77,9 @@ pub(crate) async fn check(args: &CheckArgs) -> ExitCode {
             if !c.itsm.callers.is_empty() {
                 control.push(format!("{} ITSM callers", c.itsm.callers.len()));
             }
+            if c.suppress_alerts.is_some() {
+                control.push("alerts suppressed during runs".to_owned());
+            }
             out!(
                 "{}: ok: {} channels, {} routes{}{}",
                 path.display(),

@@ -16,6 +16,9 @@ param machineScopes array
 @description('Subscription ids (/subscriptions/<id>) of the machines: the status of long-running operations lives at subscription level.')
 param operationStatusScopes array
 
+@description('Resource group ids where the events app creates and deletes alert processing rules ([suppress_alerts]); empty: the role is not created.')
+param alertRuleScopes array = []
+
 var definitions = {
   runControl: {
     roleName: 'patchwatch run control (${label})'
@@ -66,6 +69,15 @@ var definitions = {
     ]
     scopes: operationStatusScopes
   }
+  quietDuringPatching: {
+    roleName: 'patchwatch quiet during patching (${label})'
+    description: 'patchwatch events app: create an alert processing rule that mutes a run\'s machines for its window (PUT actionRules) and delete it after the run.'
+    actions: [
+      'Microsoft.AlertsManagement/actionRules/write'
+      'Microsoft.AlertsManagement/actionRules/delete'
+    ]
+    scopes: alertRuleScopes
+  }
 }
 
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = [
@@ -95,4 +107,5 @@ output ids object = {
   powerControl: guid(subscription().id, 'patchwatch', 'powerControl', label)
   patchOnDemand: guid(subscription().id, 'patchwatch', 'patchOnDemand', label)
   operationStatus: guid(subscription().id, 'patchwatch', 'operationStatus', label)
+  quietDuringPatching: guid(subscription().id, 'patchwatch', 'quietDuringPatching', label)
 }

@@ -1,5 +1,6 @@
 //! What the pipeline does around a run besides notifying: on the pre event, the gates (and a
-//! cancellation when one blocks) and powering machines on; after the post event, powering off.
+//! cancellation when one blocks), powering machines on and muting their alerts; after the post
+//! event, unmuting and powering off.
 
 use patchwatch_model::resource_id::last_segment;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use patchwatch_state::ledger::{DeliveryId, DeliveryState, Finish, Once};
 
 use super::{
     gates::{self, Decision, Inputs},
-    power,
+    power, quiet,
 };
 use crate::pipeline::Pipeline;
 
@@ -103,6 +104,7 @@ pub async fn before_run(p: &Pipeline, event: &MaintenanceEvent, data: &RunData) 
         return out;
     }
     power_on(p, event, data, &mut out).await;
+    out.done.extend(quiet::mute(p, event, data).await);
     out
 }
 
@@ -322,9 +324,10 @@ async fn power_on(p: &Pipeline, event: &MaintenanceEvent, data: &RunData, out: &
     }
 }
 
-/// Post event: deallocate what patchwatch started for this run.
+/// Post event: delete the run's alert processing rules; deallocate what patchwatch started for this run.
 pub async fn after_run(p: &Pipeline, event: &MaintenanceEvent) -> ControlOutcome {
     let mut out = ControlOutcome::default();
+    out.done.extend(quiet::unmute(p, event).await);
     let (Some(routing), Some(arm)) = (&p.routing, &p.arm) else { return out };
     let Some(power) = &routing.control.power else { return out };
     if !power.stop_after || !power.configurations.iter().any(|g| glob(g, event.configuration_name())) {
