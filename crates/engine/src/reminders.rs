@@ -245,21 +245,24 @@ fn step_phase(i: usize) -> String {
 }
 
 /// A step that fell due while an earlier pass could not send it is not sent late: the ledger
-/// records it (per follow-up) as superseded by the step sent instead.
+/// records it, for each channel it would have gone to, as superseded by the step sent instead.
+/// (Only the last step escalates, and the last step is never superseded.)
 async fn supersede(p: &Pipeline, f: &FollowUp, step: usize, by: usize) {
     let phase = step_phase(step);
-    let target = f.target();
-    let id = DeliveryId { run_id: &f.run_id, configuration: &f.configuration, phase: &phase, target: &target };
-    let detail = format!("superseded by reminder {} (the timer had not run when it fell due)", by + 1);
-    let finish = Finish::Inhibited { subject: format!("reminder {}", step + 1), detail };
-    match p.ledger().status(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            if let Err(e) = p.ledger().once(&id, &p.notifier.clock, |_| async { (finish, ()) }).await {
-                warn!(error = %e, "A superseded reminder step could not be recorded.");
-            }
+    for channel in &f.channels {
+        let target = format!("{}.{channel}", f.target());
+        let id = DeliveryId { run_id: &f.run_id, configuration: &f.configuration, phase: &phase, target: &target };
+        let detail = format!("superseded by reminder {} (the timer had not run while it was due)", by + 1);
+        let finish = Finish::Inhibited { subject: format!("reminder {}", step + 1), detail };
+        // A step already sent (or already recorded) is left as it is.
+        let recorded = match p.ledger().status(&id).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => p.ledger().once(&id, &p.notifier.clock, |_| async { (finish, ()) }).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            warn!(error = %e, "A superseded reminder step could not be recorded.");
         }
-        Err(e) => warn!(error = %e, "A superseded reminder step could not be read."),
     }
 }
 

@@ -1,0 +1,223 @@
+//! After the first message: a failed run nobody owns is reminded, then escalated, until someone
+//! acknowledges it (here by the one-click link, in headless Chromium) or a later run patches its
+//! machines. The clock is injected, never slept; mail goes to an outbox.
+
+use std::{path::Path, sync::Arc};
+
+use integration_tests::{example, files, pipeline, root};
+use patchwatch_engine::{pipeline::EventOutcome, pipeline::Pipeline, reminders};
+use patchwatch_model::{
+    event::{Incoming, MaintenanceEvent, parse_delivery},
+    rundata::{RunData, RunQuery, snapshot},
+};
+use patchwatch_state::ledger::DeliveryState;
+use time::{Duration, OffsetDateTime};
+
+const CONFIG: &str = r#"
+[channels.owners]
+type = "email"
+to = ["owners@example.com"]
+
+[channels.oncall]
+type = "email"
+to = ["oncall@example.com"]
+
+[[routes]]
+name = "owners"
+channels = ["owners"]
+remind_after = ["4h", "24h"]
+escalate_to = "page"
+continue = true
+
+[[routes]]
+name = "page"
+match = { when = ["failed_percent >= 50"] }
+channels = ["oncall"]
+"#;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+    state: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patchwatch.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    Setup { out: dir.path().join("outbox"), state: dir.path().join("state"), config, _dir: dir }
+}
+
+impl Setup {
+    fn pipeline(&self, now: OffsetDateTime) -> Pipeline {
+        let mut p = pipeline(&[
+            ("PATCHWATCH_CONFIG", &self.config.display().to_string()),
+            ("PATCHWATCH_OUTBOX", &self.out.display().to_string()),
+            ("PATCHWATCH_MAIL_TO", "default@example.com"),
+            ("PATCHWATCH_SNAPSHOT", &root().join("examples/snapshot.json").display().to_string()),
+            ("PATCHWATCH_STATE", &format!("file://{}", self.state.display())),
+        ]);
+        p.set_clock(Arc::new(move || now));
+        p
+    }
+
+    /// Subjects of every email written so far, in file order.
+    fn subjects(&self) -> Vec<String> {
+        files(&self.out, "eml").iter().map(|f| subject(f)).collect()
+    }
+}
+
+fn subject(eml: &Path) -> String {
+    let raw = std::fs::read(eml).unwrap();
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    mailparse::MailHeaderMap::get_first_value(&mail.headers[..], "Subject").unwrap()
+}
+
+fn post_event() -> MaintenanceEvent {
+    match parse_delivery(example("events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
+        Incoming::Maintenance(m) => *m,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn run_data(event: &MaintenanceEvent) -> RunData {
+    let query = RunQuery {
+        correlation_id: event.correlation_id.clone(),
+        subscription_ids: vec![],
+        include_results: true,
+        since: None,
+    };
+    snapshot::parse(example("snapshot.json").as_bytes(), &query).unwrap()
+}
+
+/// The same configuration's next run, a week later, on which every machine succeeded.
+fn clean_rerun(event: &MaintenanceEvent, data: &RunData) -> (MaintenanceEvent, RunData) {
+    let mut next = event.clone();
+    let week = Duration::days(7);
+    next.correlation_id = event.correlation_id.replace("20261110220000", "20261117220000");
+    assert_ne!(next.correlation_id, event.correlation_id, "the example run's name changed");
+    next.id = format!("{}-next", event.id);
+    next.start += week;
+    next.end += week;
+    next.event_time = event.event_time.map(|t| t + week);
+    let mut clean = data.clone();
+    for m in &clean.expected {
+        let key = m.id.to_ascii_lowercase();
+        let r = clean.results.entry(key).or_insert_with(|| patchwatch_model::rundata::InstallResult {
+            result_id: format!("{}/patchInstallationResults/next", m.id),
+            machine_id: m.id.clone(),
+            resource_group: m.resource_group.clone(),
+            status: String::new(),
+            installed: 0,
+            failed: 0,
+            pending: 0,
+            window_exceeded: false,
+            reboot_status: None,
+            started: None,
+            last_modified: None,
+            os_type: None,
+            errors: vec![],
+        });
+        r.status = "Succeeded".to_owned();
+        r.failed = 0;
+        r.window_exceeded = false;
+        r.reboot_status = Some("NotNeeded".to_owned());
+        r.errors.clear();
+        r.started = Some(next.start + Duration::minutes(5));
+        r.last_modified = Some(next.start + Duration::minutes(40));
+    }
+    clean.failed_patches.clear();
+    (next, clean)
+}
+
+fn sent(outcome: &EventOutcome) {
+    assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_failed_run_is_reminded_escalated_and_stops_once_acknowledged() {
+    let s = setup();
+    let event = post_event();
+    let t0 = event.end + Duration::minutes(30);
+    sent(&s.pipeline(t0).process(&event).await);
+    assert_eq!(s.subjects().len(), 1, "the first summary");
+
+    // Before the first interval nothing is due; after it, one reminder, once however often the timer fires.
+    let pass = reminders::run(&s.pipeline(t0 + Duration::hours(3))).await.unwrap();
+    assert_eq!((pass.open, pass.deliveries.reports.len()), (1, 0));
+    let at = t0 + Duration::hours(4) + Duration::minutes(1);
+    for _ in 0..3 {
+        reminders::run(&s.pipeline(at)).await.unwrap();
+    }
+    let subjects = s.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects[1].contains("Reminder 1 of 2: Ring2-Prod: run 20261110220000 still Failed"), "{subjects:?}");
+    let reminder = std::fs::read_to_string(files(&s.out, "eml")[1].clone()).unwrap();
+    assert!(reminder.contains("owners@example.com"), "the route's own recipients");
+    for fact in ["Open since", "Told", "owners (email: owners@example.com)", "win-app-00024 (Failed)", "next: escalation to page"] {
+        assert!(reminder.contains(fact), "{fact} missing from the reminder");
+    }
+
+    // The last step escalates to the page route's channel.
+    let at = t0 + Duration::hours(24) + Duration::minutes(1);
+    reminders::run(&s.pipeline(at)).await.unwrap();
+    reminders::run(&s.pipeline(at + Duration::minutes(15))).await.unwrap();
+    let subjects = s.subjects();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(subjects[2].contains("Critical: ESCALATED: Ring2-Prod: run 20261110220000 still Failed"), "{subjects:?}");
+    let escalation = std::fs::read_to_string(files(&s.out, "eml")[2].clone()).unwrap();
+    assert!(escalation.contains("To: oncall@example.com"), "escalation goes to the page route");
+
+    // Acknowledged: the follow-up closes and nothing more is sent.
+    let p = s.pipeline(at + Duration::hours(1));
+    acknowledge(&p, &event.correlation_id).await;
+    let pass = reminders::run(&s.pipeline(at + Duration::hours(30))).await.unwrap();
+    assert_eq!(pass.open, 0);
+    assert!(pass.closed[0].2.starts_with("acknowledged by"), "{:?}", pass.closed);
+    assert_eq!(s.subjects().len(), 3, "no reminder after the acknowledgement");
+    let records = p.ledger().list(Some("20261110220000")).await.unwrap();
+    let steps: Vec<(&str, DeliveryState)> =
+        records.iter().filter(|r| r.phase.starts_with("remind")).map(|r| (r.phase.as_str(), r.state)).collect();
+    assert_eq!(steps, [("remind-1", DeliveryState::Sent), ("remind-2", DeliveryState::Sent)]);
+}
+
+/// Acknowledges the run through the ITSM acknowledge path (the one-click link's path).
+async fn acknowledge(p: &Pipeline, run: &str) {
+    let ack = patchwatch_state::approvals::Acknowledgement {
+        run_id: run.to_owned(),
+        by: "alice@contoso.com".to_owned(),
+        caller: "one-click".to_owned(),
+        note: None,
+        at: p.now(),
+    };
+    assert!(p.approvals.acknowledge(&ack).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_later_clean_run_stops_the_reminders_without_an_acknowledgement() {
+    let s = setup();
+    let event = post_event();
+    let t0 = event.end + Duration::minutes(30);
+    sent(&s.pipeline(t0).process(&event).await);
+    let at = t0 + Duration::hours(4) + Duration::minutes(1);
+    reminders::run(&s.pipeline(at)).await.unwrap();
+    assert_eq!(s.subjects().len(), 2, "summary and the first reminder");
+
+    // A week later the same configuration runs again and every machine succeeds.
+    let (next, clean) = clean_rerun(&event, &run_data(&event));
+    let later = next.end + Duration::minutes(30);
+    let p = s.pipeline(later);
+    let outcome = p.process_loaded(&next, "20261117220000", &clean, false).await;
+    let EventOutcome::Sent(processed) = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(processed.summary.verdict, patchwatch_model::summary::Verdict::Succeeded);
+    let pass = reminders::run(&s.pipeline(later + Duration::hours(1))).await.unwrap();
+    assert_eq!(pass.open, 0, "the clean run opened nothing and closed the old follow-up");
+    assert!(pass.closed[0].2.contains("succeeded in a later run (20261117220000)"), "{:?}", pass.closed);
+    let subjects = s.subjects();
+    assert_eq!(subjects.len(), 3, "only the clean run's summary was added: {subjects:?}");
+    assert!(subjects[2].contains("Succeeded"), "{subjects:?}");
+    // Long after, still nothing: the follow-up is closed.
+    reminders::run(&s.pipeline(later + Duration::days(3))).await.unwrap();
+    assert_eq!(s.subjects().len(), 3);
+}
