@@ -357,3 +357,79 @@ async fn servicenow_changes_and_acknowledgements() {
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "already_acknowledged");
     assert_eq!(snow.all()[0]["journal"].as_array().unwrap().len(), journal.len());
 }
+
+/// The snooze and silence actions: a run's reminders pause until the snooze ends; a silence is
+/// stored bound to the caller's configuration and mutes the next summary; a configuration the
+/// caller has no rights on is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snooze_and_silence() {
+    let config = CONFIG
+        .replace(
+            "actions = [\"approve\", \"reject\", \"acknowledge\", \"rerun\", \"emergency\"]",
+            "actions = [\"acknowledge\", \"snooze\", \"silence\"]",
+        )
+        .replace("name = \"all\"\nchannels = [\"ops\"]", "name = \"all\"\nchannels = [\"ops\"]\nremind_after = [\"4h\"]");
+    let world = World::new(&config).await;
+    let post = world.event(0, false);
+    let t0 = post.event_time.unwrap() + time::Duration::minutes(30);
+    world.set_now(t0);
+    assert!(matches!(world.pipeline().process(&post).await, EventOutcome::Sent(_)));
+    assert_eq!(world.pipeline().followups.of_run(&post.correlation_id).await.unwrap().len(), 1, "the failed run is followed up");
+    let itsm = spawn_itsm(&world).await;
+    let send = |id: &'static str, body: Value| {
+        let body = body.to_string();
+        let itsm = itsm.clone();
+        async move {
+            let r = signed_request(&http(), &itsm, WebhookMessage { id, ts: t0.unix_timestamp(), body: &body }, SECRET)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, answer) =
+        send("msg_s1", json!({ "action": "snooze", "requestedBy": "bob@contoso.com", "run": post.correlation_id })).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("snoozed")), "{answer}");
+    let mails = world.sink.count();
+    world.set_now(t0 + time::Duration::hours(5));
+    let pass = patchwatch_engine::reminders::run(&world.pipeline()).await.unwrap();
+    assert!(pass.deliveries.reports.is_empty(), "snoozed for 24 h: {:?}", pass.deliveries.reports);
+    world.set_now(t0 + time::Duration::hours(25));
+    let pass = patchwatch_engine::reminders::run(&world.pipeline()).await.unwrap();
+    assert_eq!(pass.deliveries.reports.len(), 1, "the snooze ended: the due step is sent");
+    assert_eq!(world.sink.wait_for(mails + 1).len(), mails + 1);
+
+    // A snooze of a run without reminders names the run.
+    world.set_now(t0);
+    let (status, answer) =
+        send("msg_s2", json!({ "action": "snooze", "requestedBy": "bob", "run": other_run(&post.correlation_id) })).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (404, Some("run")), "{answer}");
+
+    let before = state_of(&world.state);
+    let (status, answer) = send(
+        "msg_s3",
+        json!({ "action": "silence", "requestedBy": "carol", "configuration": "Other-Config", "duration": "4h" }),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(state_of(&world.state), before, "a refused silence changes nothing");
+    let name = post.configuration_name().to_owned();
+    let (status, answer) = send(
+        "msg_s4",
+        json!({ "action": "silence", "requestedBy": "carol", "configuration": name, "duration": "4h", "note": "CHG0042",
+                "silence": { "outcome": ["Failed"] } }),
+    )
+    .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("silenced")), "{answer}");
+    let silences = world.pipeline().notifier.silences.active(t0).await.unwrap();
+    assert_eq!(silences.len(), 1);
+    assert_eq!(silences[0].matchers.configuration.as_deref(), Some(name.as_str()), "bound to the configuration");
+    assert_eq!(silences[0].author, "carol (via servicenow)");
+}
+
+/// Another run of the same configuration: the id with its last digit changed.
+fn other_run(run: &str) -> String {
+    let (head, last) = run.split_at(run.len() - 1);
+    format!("{head}{}", if last == "9" { "8" } else { "9" })
+}

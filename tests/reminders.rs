@@ -221,3 +221,47 @@ async fn a_later_clean_run_stops_the_reminders_without_an_acknowledgement() {
     reminders::run(&s.pipeline(later + Duration::days(3))).await.unwrap();
     assert_eq!(s.subjects().len(), 3);
 }
+
+#[tokio::test]
+async fn missed_steps_are_superseded_and_a_silence_holds_a_step_without_replay() {
+    let s = setup();
+    let event = post_event();
+    let t0 = event.end + Duration::minutes(30);
+    sent(&s.pipeline(t0).process(&event).await);
+
+    // A silence on the configuration's Failed outcome covers the first reminder only.
+    let p = s.pipeline(t0);
+    let m = patchwatch_model::silence::Matchers {
+        configuration: Some("Ring2-*".into()),
+        outcome: vec![patchwatch_model::summary::Verdict::Failed],
+        ..Default::default()
+    };
+    let silence =
+        patchwatch_model::silence::Silence::new(m, t0, t0 + Duration::hours(6), "alice", "CHG0042", t0).unwrap();
+    p.notifier.silences.add(&silence).await.unwrap();
+    let pass = reminders::run(&s.pipeline(t0 + Duration::hours(4) + Duration::minutes(1))).await.unwrap();
+    assert_eq!(pass.deliveries.reports[0].outcome.as_str(), "silenced", "{:?}", pass.deliveries.reports);
+    assert_eq!(s.subjects().len(), 1, "nothing sent while silenced");
+    // After the silence: step 1 is not replayed; step 2 (the escalation) fires when due.
+    reminders::run(&s.pipeline(t0 + Duration::hours(7))).await.unwrap();
+    assert_eq!(s.subjects().len(), 1, "the silenced step is not replayed");
+    reminders::run(&s.pipeline(t0 + Duration::hours(25))).await.unwrap();
+    let subjects = s.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects[1].contains("ESCALATED"), "{subjects:?}");
+
+    // Another run whose timer was down for both steps: only the escalation goes out, step 1 is
+    // recorded as superseded.
+    let other = setup();
+    sent(&other.pipeline(t0).process(&event).await);
+    let pass = reminders::run(&other.pipeline(t0 + Duration::hours(30))).await.unwrap();
+    assert_eq!(pass.deliveries.reports.len(), 1);
+    assert!(other.subjects()[1].contains("ESCALATED"), "{:?}", other.subjects());
+    let records = other.pipeline(t0).ledger().list(Some("20261110220000")).await.unwrap();
+    let steps: Vec<(&str, DeliveryState)> =
+        records.iter().filter(|r| r.phase.starts_with("remind")).map(|r| (r.phase.as_str(), r.state)).collect();
+    assert!(steps.contains(&("remind-1", DeliveryState::Inhibited)), "{steps:?}");
+    assert!(steps.contains(&("remind-2", DeliveryState::Sent)), "{steps:?}");
+    let superseded = records.iter().find(|r| r.phase == "remind-1").unwrap();
+    assert!(superseded.detail.as_deref().unwrap_or_default().contains("superseded by reminder 2"));
+}
