@@ -368,13 +368,20 @@ async fn snooze_and_silence() {
             "actions = [\"approve\", \"reject\", \"acknowledge\", \"rerun\", \"emergency\"]",
             "actions = [\"acknowledge\", \"snooze\", \"silence\"]",
         )
-        .replace("name = \"all\"\nchannels = [\"ops\"]", "name = \"all\"\nchannels = [\"ops\"]\nremind_after = [\"4h\"]");
+        .replace(
+            "name = \"all\"\nchannels = [\"ops\"]",
+            "name = \"all\"\nchannels = [\"ops\"]\nremind_after = [\"4h\"]",
+        );
     let world = World::new(&config).await;
     let post = world.event(0, false);
     let t0 = post.event_time.unwrap() + time::Duration::minutes(30);
     world.set_now(t0);
     assert!(matches!(world.pipeline().process(&post).await, EventOutcome::Sent(_)));
-    assert_eq!(world.pipeline().followups.of_run(&post.correlation_id).await.unwrap().len(), 1, "the failed run is followed up");
+    assert_eq!(
+        world.pipeline().followups.of_run(&post.correlation_id).await.unwrap().len(),
+        1,
+        "the failed run is followed up"
+    );
     let itsm = spawn_itsm(&world).await;
     let send = |id: &'static str, body: Value| {
         let body = body.to_string();
@@ -389,7 +396,8 @@ async fn snooze_and_silence() {
     };
 
     let (status, answer) =
-        send("msg_s1", json!({ "action": "snooze", "requestedBy": "bob@contoso.com", "run": post.correlation_id })).await;
+        send("msg_s1", json!({ "action": "snooze", "requestedBy": "bob@contoso.com", "run": post.correlation_id }))
+            .await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("snoozed")), "{answer}");
     let mails = world.sink.count();
     world.set_now(t0 + time::Duration::hours(5));
@@ -403,7 +411,8 @@ async fn snooze_and_silence() {
     // A snooze of a run without reminders names the run.
     world.set_now(t0);
     let (status, answer) =
-        send("msg_s2", json!({ "action": "snooze", "requestedBy": "bob", "run": other_run(&post.correlation_id) })).await;
+        send("msg_s2", json!({ "action": "snooze", "requestedBy": "bob", "run": other_run(&post.correlation_id) }))
+            .await;
     assert_eq!((status, answer["error"]["field"].as_str()), (404, Some("run")), "{answer}");
 
     let before = state_of(&world.state);

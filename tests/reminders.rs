@@ -155,7 +155,13 @@ async fn a_failed_run_is_reminded_escalated_and_stops_once_acknowledged() {
     assert!(subjects[1].contains("Reminder 1 of 2: Ring2-Prod: run 20261110220000 still Failed"), "{subjects:?}");
     let reminder = std::fs::read_to_string(files(&s.out, "eml")[1].clone()).unwrap();
     assert!(reminder.contains("owners@example.com"), "the route's own recipients");
-    for fact in ["Open since", "Told", "owners (email: owners@example.com)", "win-app-00024 (Failed)", "next: escalation to page"] {
+    for fact in [
+        "Open since",
+        "Told",
+        "owners (email: owners@example.com)",
+        "win-app-00024 (Failed)",
+        "next: escalation to page",
+    ] {
         assert!(reminder.contains(fact), "{fact} missing from the reminder");
     }
 

@@ -49,7 +49,8 @@ name = "ops"
 channels = ["ops"]
 "#;
 
-const ALL: [&str; 5] = ["dc.dc-mail", "ops.ops", "owners.owners.team-data", "owners.owners.team-infra", "owners.owners.team-web"];
+const ALL: [&str; 5] =
+    ["dc.dc-mail", "ops.ops", "owners.owners.team-data", "owners.owners.team-infra", "owners.owners.team-web"];
 
 fn post_event() -> MaintenanceEvent {
     match parse_delivery(example("events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
@@ -126,7 +127,11 @@ async fn a_silence_suppresses_exactly_what_it_matches() {
     let cases: Vec<(&str, Matchers, Vec<String>)> = vec![
         ("configuration glob", matchers(|m| m.configuration = Some("ring2-*".into())), ALL.map(String::from).to_vec()),
         ("another configuration", matchers(|m| m.configuration = Some("Ring1-*".into())), vec![]),
-        ("machine glob covering one delivery", matchers(|m| m.machine = Some("*-dc-*".into())), vec!["dc.dc-mail".into()]),
+        (
+            "machine glob covering one delivery",
+            matchers(|m| m.machine = Some("*-dc-*".into())),
+            vec!["dc.dc-mail".into()],
+        ),
         ("machine glob covering none whole", matchers(|m| m.machine = Some("win-*".into())), vec![]),
         (
             "tag",

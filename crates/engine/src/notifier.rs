@@ -70,7 +70,7 @@ impl Email {
             ChannelSpec::Email { to, subject_prefix } => (to.as_slice(), subject_prefix.as_deref()),
             _ => (&[][..], None),
         };
-        let mut rendered = self.templates.render(&n.summary, n.group.as_deref()).map_err(|e| {
+        let mut rendered = self.templates.render(&n.summary, n.group.as_deref(), &n.actions).map_err(|e| {
             error!(error = %e, "Summary could not be rendered.");
             Failure::Permanent(e.to_string())
         })?;

@@ -547,6 +547,7 @@ fn default_notification(summary: &RunSummary) -> Notification {
         recipients: Vec::new(),
         receiver: None,
         summary: summary.clone(),
+        actions: Vec::new(),
     }
 }
 

@@ -727,6 +727,8 @@ pub struct Notification {
     /// One receiver of a fanned-out channel (an action group's email or webhook receiver).
     pub receiver: Option<String>,
     pub summary: RunSummary,
+    /// One-click actions (label, signed URL) the message carries; filled in at delivery.
+    pub actions: Vec<(String, String)>,
 }
 
 impl Notification {
@@ -806,6 +808,7 @@ impl Routing {
                 recipients,
                 receiver: None,
                 summary: part.clone(),
+                actions: Vec::new(),
             });
         }
     }

@@ -92,8 +92,15 @@ impl Templates {
 
     /// Renders the email for a summary (post) or heads-up (pre).
     /// `scope` names the part of the run shown (a split route's owner), if not all of it.
-    pub fn render(&self, summary: &RunSummary, scope: Option<&str>) -> Result<Rendered, RenderError> {
+    /// `actions` are one-click links (label, URL) shown as buttons.
+    pub fn render(
+        &self,
+        summary: &RunSummary,
+        scope: Option<&str>,
+        actions: &[(String, String)],
+    ) -> Result<Rendered, RenderError> {
         let mut model = EmailModel::new(summary, &self.portal);
+        model.actions = links(actions);
         if let Some(scope) = scope {
             model.scope = scope.to_owned();
             model.subject = patchwatch_model::text::one_line(&format!("{} ({scope})", model.subject));
@@ -134,7 +141,19 @@ struct NoticeModel<'a> {
     /// One paragraph; line breaks are kept by the HTML (`pre-line`), not by markup.
     text: &'a str,
     link: Option<&'a str>,
+    actions: Vec<Link>,
     generated: String,
+}
+
+/// A one-click action: a button in HTML, a line in text.
+#[derive(Serialize)]
+struct Link {
+    label: String,
+    url: String,
+}
+
+fn links(actions: &[(String, String)]) -> Vec<Link> {
+    actions.iter().map(|(label, url)| Link { label: label.clone(), url: url.clone() }).collect()
 }
 
 #[derive(Serialize)]
@@ -159,6 +178,7 @@ impl Templates {
             facts: n.facts.iter().map(|(label, value)| Fact { label, value }).collect(),
             text: &n.text,
             link: n.link.as_deref(),
+            actions: links(&n.actions),
             generated: format_time(OffsetDateTime::now_utc()),
         };
         let render = |reg: &Handlebars<'static>, name: &str| {
@@ -224,6 +244,7 @@ struct EmailModel {
     failed_patches: Vec<PatchRow>,
     advice: Vec<String>,
     timing: String,
+    actions: Vec<Link>,
     generated: String,
 }
 
@@ -292,6 +313,7 @@ impl EmailModel {
             advice: s.advice.clone(),
             timing: timing(s),
             generated: format_time(OffsetDateTime::now_utc()),
+            actions: Vec::new(),
         }
     }
 }
@@ -437,19 +459,26 @@ mod tests {
 
     #[test]
     fn html_escapes_every_value() {
-        let r =
-            templates().render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>")).unwrap();
+        let r = templates()
+            .render(&summary("<img src=x onerror=alert(1)>", "\"quoted\" & <tag>"), Some("<team>"), &[])
+            .unwrap();
         assert!(!r.html.contains("<img src=x"), "configuration name was not escaped");
         assert!(!r.html.contains("<script>"), "advice was not escaped");
         assert!(!r.html.contains("<b>vm</b>"), "machine name was not escaped");
         assert!(r.html.contains("&lt;b&gt;vm&lt;/b&gt;"));
         assert!(r.html.contains("&quot;quoted&quot; &amp; &lt;tag&gt;"));
         assert!(r.text.contains("<b>vm</b>"), "plain text keeps the literal name");
+        // One-click buttons: label and URL escaped in HTML, listed in text.
+        let actions = [("<i>Ack</i>".to_owned(), "https://pw.example.com/api/action?token=a\"b&c".to_owned())];
+        let r = templates().render(&summary("mc", "n"), None, &actions).unwrap();
+        assert!(r.html.contains("&lt;i&gt;Ack&lt;/i&gt;") && !r.html.contains("<i>Ack"), "action label escaped");
+        assert!(r.html.contains("a&quot;b&amp;c") && !r.html.contains("a\"b"), "action URL escaped in the attribute");
+        assert!(r.text.contains("  <i>Ack</i>: https://pw.example.com/api/action?token=a\"b&c"), "{}", r.text);
     }
 
     #[test]
     fn text_strips_control_characters() {
-        let r = templates().render(&summary("ring\u{1b}[31m", "bell\u{7}"), None).unwrap();
+        let r = templates().render(&summary("ring\u{1b}[31m", "bell\u{7}"), None, &[]).unwrap();
         assert!(!r.text.contains('\u{1b}') && !r.text.contains('\u{7}'));
     }
 
@@ -458,7 +487,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("summary.txt.hbs"), "custom {{configuration}}").unwrap();
         let t = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap();
-        assert_eq!(t.render(&summary("mc", "n"), None).unwrap().text, "custom mc");
+        assert_eq!(t.render(&summary("mc", "n"), None, &[]).unwrap().text, "custom mc");
         std::fs::write(dir.path().join("summary.txt.hbs"), "{{#if}}").unwrap();
         let err = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap_err();
         assert!(err.to_string().contains("summary.txt"), "{err}");

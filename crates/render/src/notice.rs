@@ -14,6 +14,7 @@ pub fn webhook_body(n: &Notice, now: OffsetDateTime) -> String {
         "data": {
             "kind": n.kind, "key": n.key, "severity": n.severity, "title": n.title,
             "configuration": n.configuration, "facts": facts, "text": n.text, "link": n.link,
+            "actions": n.actions.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect::<Vec<_>>(),
         }
     })
     .to_string()
@@ -39,8 +40,13 @@ pub fn teams_card(n: &Notice) -> Value {
             .filter(|l| !l.trim().is_empty())
             .map(|l| json!({ "type": "TextBlock", "text": escape(l), "wrap": true })),
     );
+    let mut buttons: Vec<Value> =
+        n.actions.iter().map(|(label, url)| json!({ "type": "Action.OpenUrl", "title": label, "url": url })).collect();
     if let Some(link) = &n.link {
-        body.push(json!({ "type": "ActionSet", "actions": [{ "type": "Action.OpenUrl", "title": "Open in the portal", "url": link }] }));
+        buttons.push(json!({ "type": "Action.OpenUrl", "title": "Open in the portal", "url": link }));
+    }
+    if !buttons.is_empty() {
+        body.push(json!({ "type": "ActionSet", "actions": buttons }));
     }
     json!({
         "type": "message",
@@ -55,13 +61,19 @@ pub fn teams_card(n: &Notice) -> Value {
 pub fn slack_message(n: &Notice) -> Value {
     use crate::slack::escape;
     let facts = n.facts.iter().map(|(k, v)| format!("*{}:* {}", escape(k), escape(v))).collect::<Vec<_>>().join("\n");
-    json!({
-        "text": escape(&n.subject()),
-        "blocks": [
-            { "type": "header", "text": { "type": "plain_text", "text": n.title.chars().take(150).collect::<String>() } },
-            { "type": "section", "text": { "type": "mrkdwn", "text": format!("{facts}\n\n{}", escape(&n.text)).chars().take(2900).collect::<String>() } },
-        ]
-    })
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": n.title.chars().take(150).collect::<String>() } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("{facts}\n\n{}", escape(&n.text)).chars().take(2900).collect::<String>() } }),
+    ];
+    let buttons: Vec<Value> = n
+        .actions
+        .iter()
+        .map(|(label, url)| json!({ "type": "button", "text": { "type": "plain_text", "text": label }, "url": url }))
+        .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({ "type": "actions", "elements": buttons }));
+    }
+    json!({ "text": escape(&n.subject()), "blocks": blocks })
 }
 
 #[cfg(test)]

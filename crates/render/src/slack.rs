@@ -33,7 +33,8 @@ fn clip(s: String) -> String {
     if s.chars().count() <= 2900 { s } else { s.chars().take(2900).collect::<String>() + "\n…" }
 }
 
-pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
+/// `actions` are one-click links (label, URL), shown as buttons beside the portal's.
+pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url, actions: &[(String, String)]) -> Value {
     let headline = crate::headline(s, group);
     let counts: Vec<String> = Outcome::ALL
         .iter()
@@ -73,7 +74,12 @@ pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
         let text = s.advice.iter().map(|a| format!("> {}", escape(a))).collect::<Vec<_>>().join("\n");
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": clip(text) }] }));
     }
-    blocks.push(json!({ "type": "actions", "elements": [{ "type": "button", "text": { "type": "plain_text", "text": "Open the configuration" },
-        "url": format!("{}#resource{}", portal, s.configuration_id) }] }));
+    let mut buttons: Vec<Value> = actions
+        .iter()
+        .map(|(label, url)| json!({ "type": "button", "text": { "type": "plain_text", "text": label }, "url": url }))
+        .collect();
+    buttons.push(json!({ "type": "button", "text": { "type": "plain_text", "text": "Open the configuration" },
+        "url": format!("{}#resource{}", portal, s.configuration_id) }));
+    blocks.push(json!({ "type": "actions", "elements": buttons }));
     json!({ "text": escape(&headline), "blocks": blocks })
 }

@@ -38,10 +38,11 @@ fn color(v: Verdict) -> &'static str {
 }
 
 /// The Workflows webhook payload: a message with one Adaptive Card attachment.
-pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
+/// `actions` are one-click links (label, URL), shown as buttons beside the portal's.
+pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url, actions: &[(String, String)]) -> Value {
     let mut lines = 20usize;
     loop {
-        let msg = build(s, group, portal, lines);
+        let msg = build(s, group, portal, actions, lines);
         if lines == 0 || serde_json::to_vec(&msg).map_or(0, |v| v.len()) <= MAX_BYTES {
             return msg;
         }
@@ -49,7 +50,7 @@ pub fn message(s: &RunSummary, group: Option<&str>, portal: &Url) -> Value {
     }
 }
 
-fn build(s: &RunSummary, group: Option<&str>, portal: &Url, max_lines: usize) -> Value {
+fn build(s: &RunSummary, group: Option<&str>, portal: &Url, actions: &[(String, String)], max_lines: usize) -> Value {
     let mut facts = vec![
         json!({ "title": "Window", "value": format!("{} – {} ({})", format_time(s.window_start), format_time(s.window_end), format_minutes(s.window_minutes())) }),
         json!({ "title": "Machines", "value": format!("{} of {} patched", s.counts.patched, s.counts.total) }),
@@ -85,8 +86,10 @@ fn build(s: &RunSummary, group: Option<&str>, portal: &Url, max_lines: usize) ->
     for a in s.advice.iter().take(4) {
         body.push(json!({ "type": "TextBlock", "wrap": true, "isSubtle": true, "text": escape(a) }));
     }
-    let actions = json!([{ "type": "Action.OpenUrl", "title": "Open the configuration", "url": format!("{}#resource{}", portal, s.configuration_id) }]);
-    adaptive_card_message(body, Some(actions))
+    let mut buttons: Vec<Value> =
+        actions.iter().map(|(label, url)| json!({ "type": "Action.OpenUrl", "title": label, "url": url })).collect();
+    buttons.push(json!({ "type": "Action.OpenUrl", "title": "Open the configuration", "url": format!("{}#resource{}", portal, s.configuration_id) }));
+    adaptive_card_message(body, Some(Value::Array(buttons)))
 }
 
 /// A Teams message around a full-width Adaptive Card `body`, with `actions` when given: the one

@@ -53,6 +53,8 @@ pub fn body(n: &Notification, now: OffsetDateTime) -> String {
             "machines": machines,
             "failedPatches": patches,
             "advice": s.advice,
+            // One-click links (optional; absent when none are configured).
+            "actions": n.actions.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect::<Vec<_>>(),
         }
     })
     .to_string()

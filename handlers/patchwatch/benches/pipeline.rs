@@ -43,7 +43,7 @@ fn pipeline(c: &mut Criterion) {
                 let Decision::Ready(summary) = summarise(&event, &data, now, Duration::from_secs(900)) else {
                     panic!("simulated runs are complete after the grace period")
                 };
-                black_box(templates.render(&summary, None).unwrap())
+                black_box(templates.render(&summary, None, &[]).unwrap())
             });
         });
     }

@@ -174,12 +174,12 @@ impl Channels {
                 Err(Failure::Permanent("email and action groups are delivered by the pipeline".to_owned()))
             }
             Resolved::Teams { url } => {
-                let card = render::teams::message(&n.summary, n.group.as_deref(), &self.portal);
+                let card = render::teams::message(&n.summary, n.group.as_deref(), &self.portal, &n.actions);
                 self.post(&n.channel, self.http.post(url.expose()).json(&card)).await?;
                 Ok("Teams card".to_owned())
             }
             Resolved::Slack { url } => {
-                let msg = render::slack::message(&n.summary, n.group.as_deref(), &self.portal);
+                let msg = render::slack::message(&n.summary, n.group.as_deref(), &self.portal, &n.actions);
                 self.post(&n.channel, self.http.post(url.expose()).json(&msg)).await?;
                 Ok("Slack message".to_owned())
             }
