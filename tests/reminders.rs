@@ -271,3 +271,44 @@ async fn missed_steps_are_superseded_and_a_silence_holds_a_step_without_replay()
     let superseded = records.iter().find(|r| r.phase == "remind-1").unwrap();
     assert!(superseded.detail.as_deref().unwrap_or_default().contains("superseded by reminder 2"));
 }
+
+/// A ServiceNow incident of the run that someone resolved is an acknowledgement.
+#[tokio::test]
+async fn a_resolved_servicenow_incident_stops_the_reminders() {
+    use integration_tests::itsm::ServiceNow;
+    let server = wiremock::MockServer::start().await;
+    let snow = ServiceNow::new("svc", "pw");
+    wiremock::Mock::given(wiremock::matchers::any()).respond_with(snow.clone()).mount(&server).await;
+    let s = setup();
+    let config = CONFIG.replace("channels = [\"owners\"]", "channels = [\"owners\", \"snow\"]")
+        + &format!(
+            "\n[channels.snow]\ntype = \"servicenow\"\ninstance = \"{}\"\nuser_env = \"SN_USER\"\npassword_env = \"SN_PASSWORD\"\n",
+            server.uri()
+        );
+    std::fs::write(&s.config, config).unwrap();
+    let event = post_event();
+    let t0 = event.end + Duration::minutes(30);
+    let with_snow = |now: OffsetDateTime| {
+        let mut p = pipeline(&[
+            ("PATCHWATCH_CONFIG", &s.config.display().to_string()),
+            ("PATCHWATCH_OUTBOX", &s.out.display().to_string()),
+            ("PATCHWATCH_SNAPSHOT", &root().join("examples/snapshot.json").display().to_string()),
+            ("PATCHWATCH_STATE", &format!("file://{}", s.state.display())),
+            ("SN_USER", "svc"),
+            ("SN_PASSWORD", "pw"),
+        ]);
+        p.set_clock(Arc::new(move || now));
+        p
+    };
+    sent(&with_snow(t0).process(&event).await);
+    assert_eq!(snow.all().len(), 1, "the failed run opened an incident");
+    let pass = reminders::run(&with_snow(t0 + Duration::hours(5))).await.unwrap();
+    assert_eq!(pass.deliveries.reports.len(), 1, "reminders go to the email channel, not to ServiceNow");
+    assert_eq!(pass.deliveries.reports[0].target, "owners.owners");
+    // Someone resolves the incident in ServiceNow.
+    snow.incidents.lock().unwrap()[0]["state"] = serde_json::json!("6");
+    let pass = reminders::run(&with_snow(t0 + Duration::hours(25))).await.unwrap();
+    assert_eq!(pass.open, 0);
+    assert!(pass.closed[0].2.contains("INC0000001 left the open states in ServiceNow"), "{:?}", pass.closed);
+    assert!(pass.deliveries.reports.is_empty(), "no escalation");
+}

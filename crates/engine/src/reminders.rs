@@ -52,8 +52,24 @@ pub async fn open(p: &Pipeline, event: &MaintenanceEvent, plan: &[Notification])
         if !route.follows_up() || !n.summary.verdict.is_failure() || !seen.insert((n.route.clone(), n.group.clone())) {
             continue;
         }
-        let same: Vec<&Notification> =
-            plan.iter().filter(|m| m.route == n.route && m.group == n.group && m.receiver.is_none()).collect();
+        // Reminders are notices: they go to the route's channels that take notices (ServiceNow
+        // keeps its incident, an action group its own alerting).
+        let same: Vec<&Notification> = plan
+            .iter()
+            .filter(|m| m.route == n.route && m.group == n.group && m.receiver.is_none())
+            .filter(|m| {
+                matches!(
+                    m.spec,
+                    ChannelSpec::Email { .. }
+                        | ChannelSpec::Teams { .. }
+                        | ChannelSpec::Slack { .. }
+                        | ChannelSpec::Webhook { .. }
+                )
+            })
+            .collect();
+        if same.is_empty() {
+            continue;
+        }
         let f = FollowUp {
             run_id: n.summary.run_id.clone(),
             configuration: n.summary.configuration_name.clone(),
