@@ -131,6 +131,8 @@ pub struct Pipeline {
     pub silences: Silences,
     pub source: RunDataSource,
     pub grace: Duration,
+    /// Signs and checks one-click action links; `None` unless configured.
+    pub links: Option<crate::links::ActionLinks>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -208,6 +210,7 @@ impl Pipeline {
             silences: Silences::new(store),
             source,
             grace: config.result_grace,
+            links: config.action_links.clone(),
         })
     }
 
