@@ -253,11 +253,18 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Page> {
 
 /// A browser says where a form came from (`Origin`, `Sec-Fetch-Site`): when it does, it must be
 /// this app's own page. Clients that say nothing are allowed (the token and `csrf` still bind).
+///
+/// The pages send `Referrer-Policy: no-referrer`, and under that policy the Fetch standard has
+/// the browser send `Origin: null` even for a same-origin form; so `null` is taken when
+/// `Sec-Fetch-Site` (which a page cannot forge) says `same-origin`, and refused otherwise.
 fn check_origin(headers: &HeaderMap, origin: &str) -> Result<(), Page> {
-    let same_origin =
-        headers.get_all(header::ORIGIN).iter().all(|v| v.to_str().is_ok_and(|v| v.eq_ignore_ascii_case(origin)))
-            && headers.get_all("sec-fetch-site").iter().all(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
-    if same_origin {
+    let fetch_sites: Vec<&[u8]> = headers.get_all("sec-fetch-site").iter().map(HeaderValue::as_bytes).collect();
+    let same_origin_fetch = fetch_sites.iter().all(|v| v.eq_ignore_ascii_case(b"same-origin"));
+    let vouched = !fetch_sites.is_empty() && same_origin_fetch;
+    let origins_ok = headers.get_all(header::ORIGIN).iter().all(|v| {
+        v.to_str().is_ok_and(|v| v.eq_ignore_ascii_case(origin) || (vouched && v.eq_ignore_ascii_case("null")))
+    });
+    if origins_ok && same_origin_fetch {
         Ok(())
     } else {
         Err(Page::new(StatusCode::FORBIDDEN, "Confirm on patchwatch's own page")
@@ -601,9 +608,14 @@ mod tests {
         };
         assert!(check_origin(&headers(&[]), origin).is_ok(), "no browser headers: allowed");
         assert!(check_origin(&headers(&[("origin", origin), ("sec-fetch-site", "same-origin")]), origin).is_ok());
+        assert!(
+            check_origin(&headers(&[("origin", "null"), ("sec-fetch-site", "same-origin")]), origin).is_ok(),
+            "a same-origin form under Referrer-Policy: no-referrer"
+        );
         for bad in [
             headers(&[("origin", "https://evil.example.com")]),
             headers(&[("origin", "null")]),
+            headers(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "same-site")]),
             headers(&[("origin", origin), ("origin", "https://evil.example.com")]),
