@@ -24,7 +24,13 @@ async fn serve(router: axum::Router) -> SocketAddr {
 async fn every_function_definition_is_served_by_its_app() {
     let out = tempfile::tempdir().unwrap();
     let snap = root().join("examples/snapshot.json").display().to_string();
-    let vars = [("PATCHWATCH_OUTBOX", out.path().display().to_string()), ("PATCHWATCH_SNAPSHOT", snap)];
+    let vars = [
+        ("PATCHWATCH_OUTBOX", out.path().display().to_string()),
+        ("PATCHWATCH_SNAPSHOT", snap),
+        // One-click links on, so /api/action is served rather than "not configured".
+        ("PATCHWATCH_ACTION_KEYS", "function-definitions-test-key-0123456789".to_owned()),
+        ("PATCHWATCH_PUBLIC_URL", "http://127.0.0.1:7071".to_owned()),
+    ];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let host: Value = serde_json::from_str(&std::fs::read_to_string(root().join("host.json")).unwrap()).unwrap();
     assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "handler");
@@ -75,6 +81,8 @@ async fn every_function_definition_is_served_by_its_app() {
                         "alerts" => (json!({ "schemaId": "Microsoft.Insights/LogAlert", "data": {} }), 200),
                         // Served, and nothing happens without credentials.
                         "itsm" => (json!({ "action": "approve" }), 401),
+                        // Served: the confirmation page's form is the only body it takes.
+                        "action" => (json!({ "action": "acknowledge" }), 415),
                         _ => (Value::Null, 200),
                     };
                     let resp = if methods.contains(&"post") {

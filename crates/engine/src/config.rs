@@ -71,6 +71,9 @@ pub struct Config {
     /// When set (`PATCHWATCH_EVENTS_AUDIENCE`), `POST /api/events` also accepts Event Grid's
     /// Microsoft Entra ID bearer token for this application and tenant (see [`patchwatch_azure::entra`]).
     pub events_entra: Option<EventsEntra>,
+    /// One-click action links (`PATCHWATCH_ACTION_KEYS`, `PATCHWATCH_PUBLIC_URL`,
+    /// `PATCHWATCH_ACTION_TTL`); `None` unless keys and address are both set.
+    pub action_links: Option<crate::links::ActionLinks>,
 }
 
 /// Entra ID delivery on `/api/events`: whose tokens are accepted.
@@ -202,9 +205,12 @@ impl Config {
         let azure_client_secret = get("AZURE_CLIENT_SECRET").map(Secret::new);
         // Checked after the Key Vault references: an unresolved one explains a missing tenant.
         let events_entra = events_entra(&get);
+        let action_links = crate::links::ActionLinks::from_settings(&get);
         env.check_resolved()?;
+        let action_links = action_links?;
         let events_entra = events_entra.transpose()?;
         Ok(Self {
+            action_links,
             webhook_token,
             alert_token,
             azure_tenant_id,

@@ -5,6 +5,7 @@
 //!   control steps around a run ([`control`]: gates, cancel, power)
 //! - [`notifier`]: the one way anything is sent: a ledger claim, then mail or a channel
 //! - [`mail`] and [`channels`]: the transports behind the notifier
+//! - [`links`]: signed, expiring, single-use one-click action links (acknowledge, re-run, snooze)
 //! - [`source`]: where run data comes from (a snapshot or Resource Graph)
 //! - [`reminders`]: follow-ups of failed runs until someone owns them (reminders, escalation)
 
@@ -12,6 +13,7 @@ pub mod channels;
 pub mod compliance;
 pub mod config;
 pub mod control;
+pub mod links;
 pub mod mail;
 pub mod notifier;
 pub mod pipeline;

@@ -130,6 +130,8 @@ pub struct Pipeline {
 
     pub source: RunDataSource,
     pub grace: Duration,
+    /// Signs and checks one-click action links; `None` unless configured.
+    pub links: Option<crate::links::ActionLinks>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -207,6 +209,7 @@ impl Pipeline {
             followups: FollowUps::new(store),
             source,
             grace: config.result_grace,
+            links: config.action_links.clone(),
         })
     }
 

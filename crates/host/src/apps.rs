@@ -17,5 +17,5 @@ pub const APPS: &[App] = &[
         functions: &["events", "maintenance-event", "maintenance-queue", "compliance-report", "reminders", "health"],
     },
     App { name: "alert-webhook", functions: &["alerts", "health"] },
-    App { name: "itsm-webhook", functions: &["itsm", "health"] },
+    App { name: "itsm-webhook", functions: &["itsm", "action", "health"] },
 ];

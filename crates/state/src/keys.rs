@@ -12,6 +12,7 @@
 //! | `itsm/seen/<caller>/<id>`, `itsm/requests/<caller>/<id>` | a replay marker | the ITSM webhook |
 //! | `silences/<id>` | [`patchwatch_model::silence::Silence`] | `patchwatch silence`, the ITSM `silence` action |
 //! | `followups/<run>/<route and group>` | [`crate::followups::FollowUp`] | a failed run's first message; the reminders timer |
+//! | `actions/used/<nonce>` | a use-once marker (JSON: action, run, route, when) | a one-click action link, when its action is confirmed |
 
 use patchwatch_model::{resource_id::last_segment, text::fnv64};
 
@@ -125,6 +126,11 @@ pub fn itsm_seen(caller: &str, message_id: &str) -> String {
     format!("itsm/seen/{}/{:016x}", segment(caller), fnv64(message_id))
 }
 
+/// A one-click action link's nonce, recorded when its action is confirmed: a link works once.
+pub fn action_used(nonce: &str) -> String {
+    format!("actions/used/{:016x}", fnv64(nonce))
+}
+
 /// An ITSM caller's request id: a repeated request is a duplicate.
 pub fn itsm_request(caller: &str, request_id: &str) -> String {
     format!("itsm/requests/{}/{:016x}", segment(caller), fnv64(request_id))
@@ -179,6 +185,7 @@ mod tests {
             power(run, "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"),
             itsm_seen("ServiceNow prod", "msg_1"),
             itsm_request("ServiceNow prod", "req-1"),
+            action_used("q5mH0Yd3Xz8kP1aB2cD3eF"),
         ] {
             assert!(check(&key).is_ok(), "{key}");
         }

@@ -26,6 +26,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller a confirmed one-click link acts as: exactly `action` on exactly
+    /// `configuration`, with no secrets and no notice channels of its own.
+    pub fn one_click(action: Action, configuration: &str) -> Self {
+        Self {
+            name: "one-click".to_owned(),
+            keys: Vec::new(),
+            bearer: None,
+            configurations: vec![configuration.to_owned()],
+            actions: vec![action],
+            notify: Vec::new(),
+        }
+    }
+
     pub fn may(&self, action: Action) -> bool {
         self.actions.contains(&action)
     }

@@ -2,7 +2,8 @@
 //! re-run a run's failed machines and patch a configuration's machines now.
 //!
 //! Routes (the same on every host): `POST /api/itsm` (generic JSON; `?format=servicenow` for a
-//! ServiceNow change_request body), `GET /api/health`.
+//! ServiceNow change_request body), `GET` and `POST /api/action` (one-click links: [`oneclick`]),
+//! `GET /api/health`.
 //!
 //! Order of checks, so that no failed check changes anything: credentials (signature or bearer)
 //! → body → the caller's rights on the action and configuration → replay (a signed
@@ -10,6 +11,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod oneclick;
 pub mod patch;
 pub mod request;
 
@@ -57,9 +59,12 @@ pub fn router(state: AppState) -> Router {
         .layer(patchwatch_host::telemetry::request_spans())
 }
 
-/// `POST /api/itsm` alone, for hosts that serve several handlers (`patchwatch serve`).
+/// `POST /api/itsm` and the one-click pages, for hosts that serve several handlers (`patchwatch serve`).
 pub fn routes(state: AppState) -> Router {
-    Router::new().route("/api/itsm", post(itsm)).with_state(state)
+    Router::new()
+        .route("/api/itsm", post(itsm))
+        .route(oneclick::PATH, get(oneclick::confirm).post(oneclick::act))
+        .with_state(state)
 }
 
 #[derive(serde::Deserialize)]

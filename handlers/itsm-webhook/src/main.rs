@@ -13,10 +13,13 @@ async fn main() -> ExitCode {
     let built = runtime::handler_config().and_then(|c| {
         let callers =
             auth::callers(&c).map_err(|problem| runtime::StartError::Setting { name: "PATCHWATCH_CONFIG", problem })?;
-        if callers.is_empty() {
+        // One-click links (PATCHWATCH_ACTION_KEYS) are a use of their own, without ITSM callers.
+        if callers.is_empty() && c.action_links.is_none() {
             return Err(runtime::StartError::Setting {
                 name: "PATCHWATCH_CONFIG",
-                problem: "has no [[itsm.callers]]: every request would be refused".to_owned(),
+                problem:
+                    "has no [[itsm.callers]] (and PATCHWATCH_ACTION_KEYS is unset): every request would be refused"
+                        .to_owned(),
             });
         }
         let pipeline = Pipeline::from_config(&c)?;
