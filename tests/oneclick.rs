@@ -8,25 +8,20 @@
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use integration_tests::{pipeline, root, world::state_of};
+use integration_tests::{browser::browse, pipeline, root, world::state_of};
 use patchwatch_engine::links::{ActionLinks, DEFAULT_TTL, LinkAction, LinkTarget};
 use patchwatch_engine::pipeline::Pipeline;
 use patchwatch_model::secret::Secret;
-use serde::Deserialize;
 use time::{OffsetDateTime, macros::datetime};
 
 const KEY: &str = "oneclick-test-key-new-0123456789abcdef0123";
 const ROTATED_OUT: &str = "oneclick-test-key-old-fedcba9876543210fedc";
 const RUN: &str = "/subscriptions/910a2dec-8902-4cc1-8bee-8da1658eec67/resourceGroups/rg-patching/providers/Microsoft.Maintenance/maintenanceConfigurations/Ring2-Prod/providers/microsoft.maintenance/applyupdates/20261201220000";
 const T0: OffsetDateTime = datetime!(2026-12-01 23:30 UTC);
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
-const INSTALL_HINT: &str =
-    "install the browser as .ci/run does: apt-get install -y chromium && (cd tests/browser && npm ci)";
 
 type Files = std::collections::BTreeMap<PathBuf, Vec<u8>>;
 /// Form fields or headers.
@@ -102,51 +97,6 @@ impl App {
     async fn acknowledged(&self, run: &str) -> Option<patchwatch_state::approvals::Acknowledgement> {
         self.pipeline.approvals.acknowledgement(run).await.unwrap()
     }
-}
-
-/// What the browser ended on.
-#[derive(Debug, Deserialize)]
-struct Seen {
-    status: u16,
-    title: String,
-    text: String,
-    clicked: bool,
-}
-
-fn browser_dir() -> PathBuf {
-    std::env::var_os("PATCHWATCH_TEST_BROWSER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("browser"))
-}
-
-/// Opens `url` in headless Chromium; with `click`, presses the form's button (after `set`ting
-/// form fields). Panics with the install hint when the browser or its driver is missing.
-async fn browse(url: &str, click: bool, set: &[(&str, &str)]) -> Seen {
-    let dir = browser_dir();
-    let chromium = std::env::var("PATCHWATCH_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    assert!(Path::new(&chromium).exists(), "no Chromium at {chromium}: {INSTALL_HINT}");
-    assert!(
-        dir.join("node_modules/playwright-core/package.json").exists(),
-        "playwright-core is not installed in {}: {INSTALL_HINT}",
-        dir.display()
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(dir.join("click.mjs")).arg(url).env("PATCHWATCH_TEST_CHROMIUM", &chromium).kill_on_drop(true);
-    if click {
-        cmd.arg("--click");
-    }
-    for (name, value) in set {
-        cmd.arg("--set").arg(format!("{name}={value}"));
-    }
-    let out = tokio::time::timeout(BROWSER_TIMEOUT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("the browser did not finish within {BROWSER_TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("cannot start `node` ({e}): install Node.js 20 and {INSTALL_HINT}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "click.mjs failed ({}): {stderr}\n{INSTALL_HINT}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("click.mjs printed no page ({e}): {stdout}\n{stderr}"))
 }
 
 /// A token with one character of its claims changed.

@@ -4,7 +4,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use integration_tests::{example, files, pipeline, root};
+use integration_tests::{browser::browse, example, files, pipeline, root};
 use patchwatch_engine::{pipeline::EventOutcome, pipeline::Pipeline, reminders};
 use patchwatch_model::{
     event::{Incoming, MaintenanceEvent, parse_delivery},
@@ -35,31 +35,55 @@ match = { when = ["failed_percent >= 50"] }
 channels = ["oncall"]
 "#;
 
+/// The one-click signing key the pipelines share.
+const KEY: &str = "reminders-test-key-0123456789abcdef0123456789";
+
 struct Setup {
     _dir: tempfile::TempDir,
     out: std::path::PathBuf,
     state: std::path::PathBuf,
     config: std::path::PathBuf,
+    /// Where one-click links point (the itsm-webhook app), when it serves them.
+    public_url: Option<String>,
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("patchwatch.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    Setup { out: dir.path().join("outbox"), state: dir.path().join("state"), config, _dir: dir }
+    Setup { out: dir.path().join("outbox"), state: dir.path().join("state"), config, public_url: None, _dir: dir }
 }
 
 impl Setup {
     fn pipeline(&self, now: OffsetDateTime) -> Pipeline {
-        let mut p = pipeline(&[
-            ("PATCHWATCH_CONFIG", &self.config.display().to_string()),
-            ("PATCHWATCH_OUTBOX", &self.out.display().to_string()),
-            ("PATCHWATCH_MAIL_TO", "default@example.com"),
-            ("PATCHWATCH_SNAPSHOT", &root().join("examples/snapshot.json").display().to_string()),
-            ("PATCHWATCH_STATE", &format!("file://{}", self.state.display())),
-        ]);
+        let mut vars = vec![
+            ("PATCHWATCH_CONFIG", self.config.display().to_string()),
+            ("PATCHWATCH_OUTBOX", self.out.display().to_string()),
+            ("PATCHWATCH_MAIL_TO", "default@example.com".to_owned()),
+            ("PATCHWATCH_SNAPSHOT", root().join("examples/snapshot.json").display().to_string()),
+            ("PATCHWATCH_STATE", format!("file://{}", self.state.display())),
+        ];
+        if let Some(url) = &self.public_url {
+            vars.push(("PATCHWATCH_PUBLIC_URL", url.clone()));
+            vars.push(("PATCHWATCH_ACTION_KEYS", KEY.to_owned()));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut p = pipeline(&vars);
         p.set_clock(Arc::new(move || now));
         p
+    }
+
+    /// Serves the itsm-webhook app (the one-click pages) on 127.0.0.1 over the same state, at
+    /// clock `now`; messages sent afterwards carry links to it.
+    async fn serve_links(&mut self, now: OffsetDateTime) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.public_url = Some(format!("http://{}", listener.local_addr().unwrap()));
+        let app = itsm_webhook::AppState::new(self.pipeline(now), Vec::new());
+        let router = patchwatch_host::server::bounded(
+            itsm_webhook::router(app),
+            &patchwatch_host::server::ServerLimits::default(),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     }
 
     /// Subjects of every email written so far, in file order.
@@ -135,13 +159,16 @@ fn sent(outcome: &EventOutcome) {
     assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
 }
 
-#[tokio::test]
-async fn a_failed_run_is_reminded_escalated_and_stops_once_acknowledged() {
-    let s = setup();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_reminded_escalated_and_stops_once_acknowledged_by_a_one_click_link() {
+    let mut s = setup();
     let event = post_event();
     let t0 = event.end + Duration::minutes(30);
+    s.serve_links(t0 + Duration::hours(25)).await;
     sent(&s.pipeline(t0).process(&event).await);
     assert_eq!(s.subjects().len(), 1, "the first summary");
+    let summary = std::fs::read_to_string(files(&s.out, "eml")[0].clone()).unwrap();
+    assert!(summary.contains("Snooze reminders 24 h"), "a failed run's summary carries the one-click buttons");
 
     // Before the first interval nothing is due; after it, one reminder, once however often the timer fires.
     let pass = reminders::run(&s.pipeline(t0 + Duration::hours(3))).await.unwrap();
@@ -175,29 +202,40 @@ async fn a_failed_run_is_reminded_escalated_and_stops_once_acknowledged() {
     let escalation = std::fs::read_to_string(files(&s.out, "eml")[2].clone()).unwrap();
     assert!(escalation.contains("To: oncall@example.com"), "escalation goes to the page route");
 
-    // Acknowledged: the follow-up closes and nothing more is sent.
+    // Acknowledged by the escalation's one-click link, in a real browser: the page asks, the
+    // button acts once. Then the follow-up closes and nothing more is sent.
     let p = s.pipeline(at + Duration::hours(1));
-    acknowledge(&p, &event.correlation_id).await;
+    let link = action_link(&escalation, "Acknowledge");
+    let before = integration_tests::world::state_of(&s.state);
+    let seen = browse(&link, false, &[]).await;
+    assert_eq!((seen.status, seen.title.as_str()), (200, "Acknowledge run 20261110220000 of Ring2-Prod?"), "{seen:?}");
+    assert_eq!(integration_tests::world::state_of(&s.state), before, "opening the link changes nothing");
+    let seen = browse(&link, true, &[]).await;
+    assert_eq!((seen.status, seen.title.as_str()), (200, "Run 20261110220000 of Ring2-Prod acknowledged"), "{seen:?}");
+    let ack = p.approvals.acknowledgement(&event.correlation_id).await.unwrap().expect("acknowledged");
+    assert_eq!(ack.by, "one-click link (route owners)");
     let pass = reminders::run(&s.pipeline(at + Duration::hours(30))).await.unwrap();
     assert_eq!(pass.open, 0);
     assert!(pass.closed[0].2.starts_with("acknowledged by"), "{:?}", pass.closed);
-    assert_eq!(s.subjects().len(), 3, "no reminder after the acknowledgement");
+    let subjects = s.subjects();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert!(subjects[3].contains("run 20261110220000 acknowledged"), "the acknowledgement is announced: {subjects:?}");
+    reminders::run(&s.pipeline(at + Duration::days(5))).await.unwrap();
+    assert_eq!(s.subjects().len(), 4, "no reminder after the acknowledgement");
     let records = p.ledger().list(Some("20261110220000")).await.unwrap();
     let steps: Vec<(&str, DeliveryState)> =
         records.iter().filter(|r| r.phase.starts_with("remind")).map(|r| (r.phase.as_str(), r.state)).collect();
     assert_eq!(steps, [("remind-1", DeliveryState::Sent), ("remind-2", DeliveryState::Sent)]);
 }
 
-/// Acknowledges the run through the ITSM acknowledge path (the one-click link's path).
-async fn acknowledge(p: &Pipeline, run: &str) {
-    let ack = patchwatch_state::approvals::Acknowledgement {
-        run_id: run.to_owned(),
-        by: "alice@contoso.com".to_owned(),
-        caller: "one-click".to_owned(),
-        note: None,
-        at: p.now(),
-    };
-    assert!(p.approvals.acknowledge(&ack).await.unwrap());
+/// The URL of the one-click action `label` in an email's text part (`  Acknowledge: http://…`).
+fn action_link(eml: &str, label: &str) -> String {
+    let mail = mailparse::parse_mail(eml.as_bytes()).unwrap();
+    let text = mail.subparts.iter().find(|p| p.ctype.mimetype == "text/plain").map(|p| p.get_body().unwrap());
+    let text = text.unwrap_or_else(|| mail.get_body().unwrap());
+    let prefix = format!("  {label}: ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {label} link in {text}"));
+    line[prefix.len()..].trim().to_owned()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 pub mod alert_bodies;
 pub mod arm;
 pub mod azurite;
+pub mod browser;
 pub mod entra;
 pub mod graph;
 pub mod itsm;

@@ -296,6 +296,16 @@ impl ActionLinks {
         url.to_string()
     }
 
+    /// The buttons a message about a failed run carries: acknowledge, re-run the failed
+    /// machines, and (when the route reminds) snooze the reminders. Each link is single-use.
+    pub fn buttons(&self, target: &LinkTarget<'_>, reminds: bool, now: OffsetDateTime) -> Vec<(String, String)> {
+        LinkAction::ALL
+            .into_iter()
+            .filter(|a| reminds || *a != LinkAction::Snooze)
+            .map(|a| (a.label().to_owned(), self.link(target, a, now)))
+            .collect()
+    }
+
     /// Checks a token: its shape, the key it names, its signature, then its expiry.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<LinkClaims, LinkError> {
         let token = token.trim();

@@ -458,7 +458,30 @@ impl Pipeline {
             stem.push_str(&keys::segment(&target));
         }
         let subject = n.summary.subject();
-        self.notifier.deliver_summary(Target { id, subject: &subject, file_stem: &stem }, n).await
+        match self.action_buttons(n) {
+            Some(actions) => {
+                let n = Notification { actions, ..n.clone() };
+                self.notifier.deliver_summary(Target { id, subject: &subject, file_stem: &stem }, &n).await
+            }
+            None => self.notifier.deliver_summary(Target { id, subject: &subject, file_stem: &stem }, n).await,
+        }
+    }
+
+    /// One-click buttons for a failed run's summary, when links are configured.
+    fn action_buttons(&self, n: &Notification) -> Option<Vec<(String, String)>> {
+        let links = self.links.as_ref()?;
+        let s = &n.summary;
+        if s.phase != Phase::Post || !s.verdict.is_failure() {
+            return None;
+        }
+        let reminds = self.routing.as_ref().and_then(|r| r.route(&n.route)).is_some_and(|r| r.follows_up());
+        let target = crate::links::LinkTarget {
+            run: &s.run_id,
+            configuration: &s.configuration_name,
+            route: &n.route,
+            group: n.group.as_deref(),
+        };
+        Some(links.buttons(&target, reminds, self.now()))
     }
 
     /// An action group fans out to its email and webhook receivers, each a delivery of its own

@@ -32,7 +32,7 @@ use patchwatch_state::{
     store::StateError,
 };
 
-use crate::{mail::file_stem, notifier::Target, pipeline::Pipeline};
+use crate::{links::LinkTarget, mail::file_stem, notifier::Target, pipeline::Pipeline};
 
 /// Closed follow-ups are kept this long (for `deliveries` and audits), then pruned.
 const KEEP_CLOSED_DAYS: i64 = 30;
@@ -342,6 +342,11 @@ fn reminder_notice(
         open.len()
     );
     notice.recipients = recipients;
+    if let Some(links) = &p.links {
+        let target =
+            LinkTarget { run: &f.run_id, configuration: &f.configuration, route: &f.route, group: f.group.as_deref() };
+        notice.actions = links.buttons(&target, true, now);
+    }
     notice.link = Some(p.notifier.email.templates.resource_link(&f.configuration_id));
     notice
         .fact("Run", f.run_id.clone())
