@@ -9,6 +9,7 @@ use patchwatch_engine::source::RunDataSource;
 use patchwatch_model::event::Incoming;
 use patchwatch_model::event::MaintenanceEvent;
 use patchwatch_model::event::parse_delivery;
+use patchwatch_model::notice::{Notice, NoticeKind, Severity};
 use patchwatch_model::routing::{ChannelSpec, Notification, Routing};
 use patchwatch_model::rundata::RunQuery;
 use patchwatch_model::summary::Decision;
@@ -104,12 +105,22 @@ pub(crate) enum RoutesCommand {
     Test(TestArgs),
 }
 
-/// Show which channels would receive what for an event, without sending anything.
+/// Show which channels would receive what for an event (and which follow-ups it would open),
+/// or for a notice of a kind and severity, without sending anything.
 #[derive(clap::Args, Debug)]
 pub(crate) struct TestArgs {
     /// Event Grid delivery (array or one event).
-    #[arg(long)]
-    event: PathBuf,
+    #[arg(long, required_unless_present = "notice")]
+    event: Option<PathBuf>,
+    /// A notice kind instead of an event: gate, power, alert, itsm, reminder, undelivered, quiet.
+    #[arg(long, conflicts_with = "event", value_parser = parse_kind)]
+    notice: Option<NoticeKind>,
+    /// The notice's severity: info, warning or critical.
+    #[arg(long, default_value = "info", value_parser = parse_severity, requires = "notice")]
+    severity: Severity,
+    /// The maintenance configuration the notice is about.
+    #[arg(long, requires = "notice")]
+    configuration: Option<String>,
     /// Snapshot of ARG tables (default: PATCHWATCH_SNAPSHOT).
     #[arg(long)]
     snapshot: Option<PathBuf>,
@@ -118,9 +129,28 @@ pub(crate) struct TestArgs {
     config: Option<PathBuf>,
 }
 
+fn parse_kind(s: &str) -> Result<NoticeKind, String> {
+    NoticeKind::ALL
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("{s:?}: expected gate, power, alert, itsm, reminder, undelivered or quiet"))
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase()))
+        .map_err(|_| format!("{s:?}: expected info, warning or critical"))
+}
+
 pub(crate) async fn test(args: TestArgs) -> ExitCode {
     let Some(config) = args.config.clone().or_else(|| std::env::var_os("PATCHWATCH_CONFIG").map(PathBuf::from)) else {
         eprintln!("patchwatch: give --config or set PATCHWATCH_CONFIG");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    if let Some(kind) = args.notice {
+        return test_notice(&config, kind, args.severity, args.configuration.as_deref());
+    }
+    let Some(event_path) = args.event.clone() else {
+        eprintln!("patchwatch: give --event or --notice");
         return ExitCode::from(EXIT_BAD_INPUT);
     };
     let Some(snapshot) = args.snapshot.clone().or_else(|| std::env::var_os("PATCHWATCH_SNAPSHOT").map(PathBuf::from))
@@ -137,13 +167,13 @@ pub(crate) async fn test(args: TestArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let items = match std::fs::read(&args.event)
+    let items = match std::fs::read(&event_path)
         .map_err(|e| e.to_string())
         .and_then(|b| parse_delivery(&b).map_err(|e| e.to_string()))
     {
         Ok(items) => items,
         Err(e) => {
-            eprintln!("patchwatch: {}: {e}", args.event.display());
+            eprintln!("patchwatch: {}: {e}", event_path.display());
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
@@ -195,7 +225,60 @@ async fn test_event(routing: &Routing, source: &RunDataSource, event: &Maintenan
             recipients_of(n)
         );
     }
+    print_follow_ups(routing, &plan);
     Ok(())
+}
+
+/// The follow-ups a post event's plan would open: reminders until someone owns the failure.
+fn print_follow_ups(routing: &Routing, plan: &[Notification]) {
+    let mut seen = std::collections::HashSet::new();
+    for n in plan {
+        let Some(route) = routing.route(&n.route) else { continue };
+        if !route.follows_up() || !n.summary.verdict.is_failure() || !seen.insert((&n.route, &n.group)) {
+            continue;
+        }
+        let steps: Vec<String> =
+            route.reminders.iter().map(|d| patchwatch_model::conditions::format_duration(*d)).collect();
+        let escalation = route
+            .escalate_to
+            .as_ref()
+            .map(|e| format!(", the last escalating to route {}", e.get_ref()))
+            .unwrap_or_default();
+        out!(
+            "  follow-up {}{}: reminders after {}{escalation}, until acknowledged or patched",
+            n.route,
+            n.group.as_deref().map(|g| format!(" ({g})")).unwrap_or_default(),
+            steps.join(", ")
+        );
+    }
+}
+
+/// Where a notice of this kind and severity would go.
+fn test_notice(
+    config: &std::path::Path,
+    kind: NoticeKind,
+    severity: Severity,
+    configuration: Option<&str>,
+) -> ExitCode {
+    let routing = match patchwatch_engine::config::load_routing(config, &|_| true) {
+        Ok((r, _)) => r,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut notice = Notice::new(kind, "routes-test", severity, "test");
+    notice.configuration = configuration.map(str::to_owned);
+    let channels = routing.notice_channels(&notice, &[]);
+    let to = if channels.is_empty() {
+        "no notice route matches: the section's own `notify` list (else PATCHWATCH_MAIL_TO)".to_owned()
+    } else {
+        channels.join(", ")
+    };
+    out!("{} notice ({}) -> {to}", kind.as_str(), severity.label().to_ascii_lowercase());
+    ExitCode::SUCCESS
 }
 
 /// Who a planned notification reaches, as the routing file names it.
