@@ -337,8 +337,9 @@ fn reminder_notice(
         title,
     );
     notice.configuration = Some(f.configuration.clone());
+    let how = if p.links.is_some() { "with the button below or through your ITSM" } else { "through your ITSM" };
     notice.text = format!(
-        "{} machine(s) of this run are still not patched and nobody has taken it on. Acknowledge it (ITSM, or the link below) to stop the reminders; a later run that patches them stops them too.",
+        "{} machine(s) of this run are still not patched and nobody has taken it on. Acknowledge it {how} to stop the reminders; a later run that patches them stops them too.",
         open.len()
     );
     notice.recipients = recipients;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use patchwatch_engine::config;
 use patchwatch_model::text::format_time;
-use patchwatch_state::ledger::DeliveryState;
+use patchwatch_state::ledger::{DeliveryRecord, DeliveryState};
 use patchwatch_state::ledger::Ledger;
 use patchwatch_state::store;
 
@@ -61,18 +61,15 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         out!("No deliveries recorded in {}.", ledger.store().describe());
         return ExitCode::SUCCESS;
     }
-    out!(
-        "{:<20} {:<24} {:<5} {:<7} {:<8} {:>8}  {}",
-        "WHEN",
-        "CONFIGURATION",
-        "PHASE",
-        "TARGET",
-        "STATE",
-        "ATTEMPTS",
-        "DETAIL"
+    // Columns as wide as their longest value, so long targets and phases stay aligned.
+    let width = |f: &dyn Fn(&DeliveryRecord) -> usize, title: &str| records.iter().map(f).max().unwrap_or(0).max(title.len());
+    let (wc, wp, wt) = (
+        width(&|r| r.configuration.len(), "CONFIGURATION"),
+        width(&|r| r.phase.len(), "PHASE"),
+        width(&|r| r.target.len(), "TARGET"),
     );
+    out!("{:<20} {:<wc$} {:<wp$} {:<wt$} {:<9} {:>8}  DETAIL", "WHEN", "CONFIGURATION", "PHASE", "TARGET", "STATE", "ATTEMPTS");
     for r in &records {
-        let state = r.state.label();
         let detail = match r.state {
             DeliveryState::Sent | DeliveryState::Silenced | DeliveryState::Inhibited => {
                 format!("{} | {}", r.subject.as_deref().unwrap_or("-"), r.detail.as_deref().unwrap_or("-"))
@@ -81,12 +78,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             _ => r.error.clone().unwrap_or_default(),
         };
         out!(
-            "{:<20} {:<24} {:<5} {:<7} {:<8} {:>8}  {}",
+            "{:<20} {:<wc$} {:<wp$} {:<wt$} {:<9} {:>8}  {}",
             format_time(r.sent_at.unwrap_or(r.updated)),
             r.configuration,
             r.phase,
             r.target,
-            state,
+            r.state.label(),
             r.attempts,
             detail
         );

@@ -3,6 +3,7 @@
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use patchwatch_engine::reminders;
+use patchwatch_model::failure::DeliveryStatus;
 
 use crate::{EXIT_BAD_INPUT, EXIT_RETRY_LATER, fleet};
 
@@ -45,11 +46,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     for d in &pass.deliveries.reports {
         out!("  {} {}: {}", d.target, d.outcome, d.detail);
     }
+    let sent = pass.deliveries.reports.iter().filter(|d| d.outcome != DeliveryStatus::Duplicate).count();
     out!(
-        "{} follow-up(s) still open, {} closed now, {} reminder(s) handled.",
+        "{} follow-up(s) open, {} closed now; {sent} reminder delivery(ies) now, {} already made earlier.",
         pass.open,
         pass.closed.len(),
-        pass.deliveries.reports.len()
+        pass.deliveries.reports.len() - sent
     );
     if pass.deliveries.retry.is_some() { ExitCode::from(EXIT_RETRY_LATER) } else { ExitCode::SUCCESS }
 }
