@@ -281,7 +281,7 @@ async fn missed_steps_are_superseded_and_a_silence_holds_a_step_without_replay()
         ..Default::default()
     };
     let silence =
-        patchwatch_model::silence::Silence::new(m, t0, t0 + Duration::hours(6), "alice", "CHG0042", t0).unwrap();
+        patchwatch_model::silence::Silence::new(m, t0..t0 + Duration::hours(6), "alice", "CHG0042", t0).unwrap();
     p.notifier.silences.add(&silence).await.unwrap();
     let pass = reminders::run(&s.pipeline(t0 + Duration::hours(4) + Duration::minutes(1))).await.unwrap();
     assert_eq!(pass.deliveries.reports[0].outcome.as_str(), "silenced", "{:?}", pass.deliveries.reports);

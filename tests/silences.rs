@@ -163,7 +163,7 @@ async fn a_silence_suppresses_exactly_what_it_matches() {
     for (what, m, expected) in cases {
         let case = Case::new();
         let silences = patchwatch_state::silences::Silences::new(case.pipeline(now).ledger().store().clone());
-        let s = Silence::new(m, now - Duration::hours(1), now + Duration::hours(4), "alice", "CHG0042", now).unwrap();
+        let s = Silence::new(m, now - Duration::hours(1)..now + Duration::hours(4), "alice", "CHG0042", now).unwrap();
         silences.add(&s).await.unwrap();
         let (silenced, emails) = case.run(now).await;
         let expected: BTreeSet<String> = expected.into_iter().collect();

@@ -144,14 +144,15 @@ pub const MAX_DAYS: i64 = 90;
 
 impl Silence {
     /// A checked silence; its id is derived from what it says and when it was made.
+    /// A checked silence in force over `during` (start inclusive, end exclusive).
     pub fn new(
         matchers: Matchers,
-        starts: OffsetDateTime,
-        ends: OffsetDateTime,
+        during: std::ops::Range<OffsetDateTime>,
         author: &str,
         comment: &str,
         created: OffsetDateTime,
     ) -> Result<Self, SilenceError> {
+        let std::ops::Range { start: starts, end: ends } = during;
         if matchers.is_empty() {
             return Err(SilenceError::NoMatchers);
         }
@@ -218,9 +219,9 @@ mod tests {
         vec![("PatchOwner", owner)]
     }
 
-    /// Every matcher, alone and together, against deliveries that should and should not match.
-    #[test]
-    fn a_silence_matches_exactly_what_it_says() {
+    /// (what, matchers, delivery, whether it is silenced).
+    #[allow(clippy::too_many_lines)] // A table: one case per matcher, read side by side.
+    fn cases() -> Vec<(&'static str, Matchers, Candidate<'static>, bool)> {
         let sql1 = MachineRef { id: "/s/x/vm-sql-1", name: "vm-sql-1", tags: tags("team-data") };
         let sql2 = MachineRef { id: "/s/x/vm-sql-2", name: "vm-sql-2", tags: tags("team-data") };
         let web1 = MachineRef { id: "/s/x/vm-web-1", name: "vm-web-1", tags: tags("team-web") };
@@ -230,7 +231,7 @@ mod tests {
             f(&mut m);
             m
         };
-        let cases: Vec<(&str, Matchers, Candidate<'_>, bool)> = vec![
+        vec![
             ("configuration glob", m(&|m| m.configuration = Some("ring2-*".into())), notice.clone(), true),
             ("other configuration", m(&|m| m.configuration = Some("Ring1-*".into())), notice.clone(), false),
             (
@@ -315,8 +316,13 @@ mod tests {
                 false,
             ),
             ("no matchers never match", Matchers::default(), notice.clone(), false),
-        ];
-        for (name, matchers, candidate, expected) in cases {
+        ]
+    }
+
+    /// Every matcher, alone and together, against deliveries that should and should not match.
+    #[test]
+    fn a_silence_matches_exactly_what_it_says() {
+        for (name, matchers, candidate, expected) in cases() {
             assert_eq!(matchers.matches(&candidate), expected, "{name}");
         }
     }
@@ -324,20 +330,20 @@ mod tests {
     #[test]
     fn silences_are_time_boxed_and_checked() {
         let any = Matchers { configuration: Some("Ring2-*".into()), ..Matchers::default() };
-        let s = Silence::new(any.clone(), NOW, NOW + time::Duration::hours(4), "alice", "CHG0042", NOW).unwrap();
+        let s = Silence::new(any.clone(), NOW..NOW + time::Duration::hours(4), "alice", "CHG0042", NOW).unwrap();
         let d = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![] };
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(1)).is_some());
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(4)).is_none(), "ended");
         assert!(matching(std::slice::from_ref(&s), &d, NOW - time::Duration::minutes(1)).is_none(), "not begun");
         assert!(s.detail().starts_with("silenced by alice until 2026-12-02 14:00 UTC (silence s-"), "{}", s.detail());
-        assert_eq!(Silence::new(Matchers::default(), NOW, NOW, "a", "", NOW), Err(SilenceError::NoMatchers));
-        assert_eq!(Silence::new(any.clone(), NOW, NOW, "a", "", NOW), Err(SilenceError::EndsBeforeStart));
+        assert_eq!(Silence::new(Matchers::default(), NOW..NOW, "a", "", NOW), Err(SilenceError::NoMatchers));
+        assert_eq!(Silence::new(any.clone(), NOW..NOW, "a", "", NOW), Err(SilenceError::EndsBeforeStart));
         assert_eq!(
-            Silence::new(any.clone(), NOW, NOW + time::Duration::days(91), "a", "", NOW),
+            Silence::new(any.clone(), NOW..NOW + time::Duration::days(91), "a", "", NOW),
             Err(SilenceError::TooLong)
         );
         assert!(matches!(
-            Silence::new(any, NOW, NOW + time::Duration::hours(1), " ", "", NOW),
+            Silence::new(any, NOW..NOW + time::Duration::hours(1), " ", "", NOW),
             Err(SilenceError::Invalid { field: "author", .. })
         ));
     }

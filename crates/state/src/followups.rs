@@ -121,7 +121,7 @@ impl FollowUps {
                 out.push(f);
             }
         }
-        out.sort_by(|a, b| (a.first_sent, a.key()).cmp(&(b.first_sent, b.key())));
+        out.sort_by_key(|f| (f.first_sent, f.key()));
         Ok(out)
     }
 

@@ -136,6 +136,28 @@ pub fn itsm_request(caller: &str, request_id: &str) -> String {
     format!("itsm/requests/{}/{:016x}", segment(caller), fnv64(request_id))
 }
 
+/// Prefix of every silence.
+pub const SILENCES: &str = "silences/";
+
+/// One silence (its id is `s-` and 12 hex digits, already a safe segment).
+pub fn silence(id: &str) -> String {
+    format!("{SILENCES}{}", segment(id))
+}
+
+/// Prefix of every follow-up.
+pub const FOLLOWUPS: &str = "followups/";
+
+/// Every follow-up of one run.
+pub fn followups_of_run(run_id: &str) -> String {
+    format!("{FOLLOWUPS}{:016x}/", fnv64(&run_id.trim().trim_end_matches('/').to_ascii_lowercase()))
+}
+
+/// One route's (and owner group's) follow-up of a run.
+pub fn followup(run_id: &str, route: &str, group: Option<&str>) -> String {
+    let target = format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase();
+    format!("{}{}-{:08x}", followups_of_run(run_id), segment(route), fnv64(&target) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,26 +212,4 @@ mod tests {
             assert!(check(&key).is_ok(), "{key}");
         }
     }
-}
-
-/// Prefix of every silence.
-pub const SILENCES: &str = "silences/";
-
-/// One silence (its id is `s-` and 12 hex digits, already a safe segment).
-pub fn silence(id: &str) -> String {
-    format!("{SILENCES}{}", segment(id))
-}
-
-/// Prefix of every follow-up.
-pub const FOLLOWUPS: &str = "followups/";
-
-/// Every follow-up of one run.
-pub fn followups_of_run(run_id: &str) -> String {
-    format!("{FOLLOWUPS}{:016x}/", fnv64(&run_id.trim().trim_end_matches('/').to_ascii_lowercase()))
-}
-
-/// One route's (and owner group's) follow-up of a run.
-pub fn followup(run_id: &str, route: &str, group: Option<&str>) -> String {
-    let target = format!("{route}\u{1f}{}", group.unwrap_or("")).to_ascii_lowercase();
-    format!("{}{}-{:08x}", followups_of_run(run_id), segment(route), fnv64(&target) as u32)
 }

@@ -92,7 +92,7 @@ mod tests {
         let silences = Silences::new(Arc::new(FileStore::new(dir.path())));
         let now = datetime!(2026-12-02 10:00 UTC);
         let m = Matchers { configuration: Some("Ring2-*".into()), ..Matchers::default() };
-        let s = Silence::new(m, now, now + time::Duration::hours(2), "alice", "CHG1", now).unwrap();
+        let s = Silence::new(m, now..now + time::Duration::hours(2), "alice", "CHG1", now).unwrap();
         assert!(silences.add(&s).await.unwrap());
         assert!(!silences.add(&s).await.unwrap(), "the same silence twice is stored once");
         assert_eq!(silences.active(now).await.unwrap(), vec![s.clone()]);

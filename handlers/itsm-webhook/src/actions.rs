@@ -201,7 +201,7 @@ async fn silence(
     let until = until_of(req, now, Duration::ZERO);
     let by = format!("{} (via {})", req.requested_by, caller.name);
     let comment = req.note.clone().unwrap_or_default();
-    let s = patchwatch_model::silence::Silence::new(matchers, now, until, &by, &comment, now).map_err(|e| {
+    let s = patchwatch_model::silence::Silence::new(matchers, now..until, &by, &comment, now).map_err(|e| {
         let field = match &e {
             patchwatch_model::silence::SilenceError::Invalid { field, .. } => (*field).to_owned(),
             _ => if req.until.is_some() { "until" } else { "duration" }.to_owned(),

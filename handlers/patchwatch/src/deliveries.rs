@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use patchwatch_engine::config;
 use patchwatch_model::text::format_time;
-use patchwatch_state::ledger::{DeliveryRecord, DeliveryState};
 use patchwatch_state::ledger::Ledger;
+use patchwatch_state::ledger::{DeliveryRecord, DeliveryState};
 use patchwatch_state::store;
 
 use crate::EXIT_BAD_INPUT;
@@ -62,13 +62,22 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Columns as wide as their longest value, so long targets and phases stay aligned.
-    let width = |f: &dyn Fn(&DeliveryRecord) -> usize, title: &str| records.iter().map(f).max().unwrap_or(0).max(title.len());
+    let width =
+        |f: &dyn Fn(&DeliveryRecord) -> usize, title: &str| records.iter().map(f).max().unwrap_or(0).max(title.len());
     let (wc, wp, wt) = (
         width(&|r| r.configuration.len(), "CONFIGURATION"),
         width(&|r| r.phase.len(), "PHASE"),
         width(&|r| r.target.len(), "TARGET"),
     );
-    out!("{:<20} {:<wc$} {:<wp$} {:<wt$} {:<9} {:>8}  DETAIL", "WHEN", "CONFIGURATION", "PHASE", "TARGET", "STATE", "ATTEMPTS");
+    out!(
+        "{:<20} {:<wc$} {:<wp$} {:<wt$} {:<9} {:>8}  DETAIL",
+        "WHEN",
+        "CONFIGURATION",
+        "PHASE",
+        "TARGET",
+        "STATE",
+        "ATTEMPTS"
+    );
     for r in &records {
         let detail = match r.state {
             DeliveryState::Sent | DeliveryState::Silenced | DeliveryState::Inhibited => {

@@ -157,7 +157,7 @@ async fn add(args: AddArgs) -> ExitCode {
         outcome: args.outcome,
         channel: args.channel,
     };
-    let silence = match Silence::new(matchers, starts, ends, &user(args.author), &args.comment, now) {
+    let silence = match Silence::new(matchers, starts..ends, &user(args.author), &args.comment, now) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("patchwatch: {e}");
