@@ -11,6 +11,7 @@ pub mod channels;
 pub mod compliance;
 pub mod config;
 pub mod control;
+pub mod inhibit;
 pub mod mail;
 pub mod notifier;
 pub mod pipeline;

@@ -343,9 +343,16 @@ impl Pipeline {
             Ok(summary) => summary,
             Err(wait) => return wait,
         };
-        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
-        let plan = if control.cancelled { Vec::new() } else { self.plan(event, &summary, data) };
+        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen;
+        // each heads-up it would have had is recorded as inhibited (visible in `deliveries`).
         let mut sent = control.done;
+        let plan = self.plan(event, &summary, data);
+        let plan = if control.cancelled {
+            sent.absorb(crate::inhibit::cancelled(self, event, &plan, control.cancelled_by.as_deref()).await);
+            Vec::new()
+        } else {
+            plan
+        };
         for n in &plan {
             let results = match &n.spec {
                 ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,
