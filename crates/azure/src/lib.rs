@@ -6,12 +6,14 @@
 //! - [`resource_graph`]: a run's data from Azure Resource Graph
 //! - [`action_group`]: Azure Monitor action groups as read through ARM
 //! - [`entra`]: Microsoft Entra ID bearer tokens on inbound requests
+//! - [`queue`]: Azure Queue Storage, peek only (the poison queue)
 
 pub mod action_group;
 pub mod arm;
 pub mod credential;
 pub mod entra;
 pub mod http;
+pub mod queue;
 pub mod resource_graph;
 
 /// Azure Resource Manager in the public cloud.

@@ -71,6 +71,12 @@ pub struct Config {
     /// When set (`PATCHWATCH_EVENTS_AUDIENCE`), `POST /api/events` also accepts Event Grid's
     /// Microsoft Entra ID bearer token for this application and tenant (see [`patchwatch_azure::entra`]).
     pub events_entra: Option<EventsEntra>,
+    /// `PATCHWATCH_POISON_QUEUE`: the queue trigger's poison queue URL (optionally with a SAS
+    /// token, hence secret), peeked by `undelivered::check`.
+    pub poison_queue: Option<Secret>,
+    /// `PATCHWATCH_DEADLETTER_CONTAINER`: Event Grid's dead-letter blob container URL
+    /// (optionally with a SAS token), listed by `undelivered::check`.
+    pub deadletter_container: Option<Secret>,
 }
 
 /// Entra ID delivery on `/api/events`: whose tokens are accepted.
@@ -202,6 +208,8 @@ impl Config {
         let azure_client_secret = get("AZURE_CLIENT_SECRET").map(Secret::new);
         // Checked after the Key Vault references: an unresolved one explains a missing tenant.
         let events_entra = events_entra(&get);
+        let poison_queue = get("PATCHWATCH_POISON_QUEUE").map(Secret::new);
+        let deadletter_container = get("PATCHWATCH_DEADLETTER_CONTAINER").map(Secret::new);
         env.check_resolved()?;
         let events_entra = events_entra.transpose()?;
         Ok(Self {
@@ -210,6 +218,8 @@ impl Config {
             azure_tenant_id,
             azure_client_secret,
             events_entra,
+            poison_queue,
+            deadletter_container,
             routing,
             channel_secrets,
             state: Secret::new(state),

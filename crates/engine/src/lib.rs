@@ -16,3 +16,4 @@ pub mod mail;
 pub mod notifier;
 pub mod pipeline;
 pub mod source;
+pub mod undelivered;

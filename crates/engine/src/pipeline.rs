@@ -40,7 +40,7 @@ pub use patchwatch_state::ledger::Clock;
 
 use crate::{
     channels::Channels,
-    config::{Config, DataSource},
+    config::{Config, DataSource, Secret},
     control::run::ControlOutcome,
     mail::{MailError, Mailer, file_stem},
     notifier::{DEFAULT_ROUTE, Email, Notifier, Target},
@@ -64,6 +64,8 @@ pub enum StartupError {
     NoCredential,
     #[error("PATCHWATCH_CONFIG channels: {0}")]
     Channels(#[from] crate::channels::ChannelConfigError),
+    #[error("PATCHWATCH_POISON_QUEUE or PATCHWATCH_DEADLETTER_CONTAINER: {0}")]
+    Undelivered(String),
 }
 
 /// What happened to one event.
@@ -131,6 +133,8 @@ pub struct Pipeline {
     pub silences: Silences,
     pub source: RunDataSource,
     pub grace: Duration,
+    /// The poison queue and dead-letter container `undelivered::check` looks at.
+    pub undelivered: crate::undelivered::Sources,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -160,13 +164,26 @@ impl Pipeline {
             !c.gates.is_empty() || c.power.is_some() || !c.itsm.callers.is_empty()
         });
         let needs_arm = action_groups || control_arm;
-        let needs_credential = state_needs_credential || needs_arm || matches!(config.data, DataSource::ResourceGraph);
+        let undelivered_urls = [&config.poison_queue, &config.deadletter_container];
+        let undelivered_need_credential = undelivered_urls
+            .iter()
+            .any(|u| u.as_ref().is_some_and(|u| crate::undelivered::Sources::needs_credential(u.expose())));
+        let needs_credential = state_needs_credential
+            || needs_arm
+            || undelivered_need_credential
+            || matches!(config.data, DataSource::ResourceGraph);
         let credential = if needs_credential {
             Some(credential::from_identity(&config.identity()).map_err(StartupError::Credential)?)
         } else {
             None
         };
         let store = store::open(state_url, credential.clone())?;
+        let undelivered = crate::undelivered::Sources::new(
+            config.poison_queue.as_ref().map(Secret::expose),
+            config.deadletter_container.as_ref().map(Secret::expose),
+            credential.clone(),
+        )
+        .map_err(StartupError::Undelivered)?;
         let arm = match (&credential, needs_arm) {
             (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
             _ => None,
@@ -208,6 +225,7 @@ impl Pipeline {
             silences: Silences::new(store),
             source,
             grace: config.result_grace,
+            undelivered,
         })
     }
 
