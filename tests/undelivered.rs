@@ -132,3 +132,39 @@ async fn a_notice_that_could_not_go_out_is_kept_and_sent_again_once() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_owners_part_goes_to_the_fallback_recipients() {
+    let sink = SmtpSink::start();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[channels.owners]\ntype = \"email\"\n\n[[routes]]\nname = \"owners\"\nsplit_by_tag = \"PatchOwner\"\nchannels = [\"owners\"]\nfallback_recipients = [\"unowned@example.com\"]\n\n[routes.recipients]\nteam-web = [\"web-ops@example.com\"]\n",
+    )
+    .unwrap();
+    let snapshot = integration_tests::root().join("examples/snapshot.json").display().to_string();
+    let p = pipeline(&[
+        ("PATCHWATCH_CONFIG", &config.path().display().to_string()),
+        ("PATCHWATCH_SMTP_URL", &sink.url()),
+        ("PATCHWATCH_MAIL_TO", "ops@example.com"),
+        ("PATCHWATCH_SNAPSHOT", &snapshot),
+    ]);
+    let event = match patchwatch_model::event::parse_delivery(
+        integration_tests::example("events/post-maintenance.json").as_bytes(),
+    )
+    .unwrap()
+    .remove(0)
+    {
+        patchwatch_model::event::Incoming::Maintenance(m) => *m,
+        _ => unreachable!(),
+    };
+    let outcome = p.process(&event).await;
+    let patchwatch_engine::pipeline::EventOutcome::Sent(processed) = outcome else { panic!("{outcome:?}") };
+    let details: Vec<&str> = processed.deliveries.iter().map(|d| d.detail.as_str()).collect();
+    assert!(details.contains(&"SMTP to web-ops@example.com"), "{details:?}");
+    assert!(details.iter().filter(|d| **d == "SMTP to unowned@example.com").count() >= 1, "{details:?}");
+    assert!(details.iter().all(|d| d.starts_with("SMTP to ")), "every owner's part was delivered: {details:?}");
+    let mail = sink.new_since(&[], details.len()).await;
+    assert_eq!(mail.len(), details.len());
+    assert!(mail.iter().any(|m| m.to() == ["unowned@example.com"]));
+}
