@@ -291,10 +291,26 @@ async fn an_apply_updates_failure_of_a_summarised_run_sends_nothing_of_its_own()
     assert_eq!(flushed.reports[0].outcome, DeliveryStatus::Sent);
     let mail = sink.new_since(&[], 1).await;
     assert_eq!(mail[0].subject(), "[patchwatch] Critical: Apply updates failed for Ring2-Prod");
-    assert!(mail[0].text().contains("Run summary: none for Ring2-Prod run 20261117220000 within the grace period"));
+    assert!(mail[0].text().contains("Run summary: none within the grace period for Ring2-Prod run 20261117220000"));
     assert!(inhibit::flush_due(&app.p).await.reports.is_empty());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 1);
+
+    // (4) The run is complete but no route sent its summary anywhere: nothing to fold into, so
+    // the alert is sent at once.
+    let sink4 = SmtpSink::start();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[channels.mail]\ntype = \"email\"\n\n[[routes]]\nname = \"ring9\"\nmatch = { configuration = \"Ring9-*\" }\nchannels = [\"mail\"]\n").unwrap();
+    let app4 = serve(&sink4, &[("PATCHWATCH_CONFIG", &config.path().display().to_string())]).await;
+    assert!(matches!(app4.p.process(&post_event()).await, EventOutcome::Sent(_)));
+    let answer = app4.post(&apply_failed(run, "e-fail-5")).await;
+    assert_eq!(answer["deliveries"][0]["outcome"], "sent", "{answer}");
+    let mail = sink4.new_since(&[], 1).await;
+    assert!(
+        mail[0].text().contains("Run summary: none sent (no route matched the run) for Ring2-Prod run 20261110220000"),
+        "{}",
+        mail[0].text()
+    );
 
     // A machine-level apply-updates has no run summary: told at once, as before.
     let machine_run = format!(

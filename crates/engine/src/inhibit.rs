@@ -261,8 +261,12 @@ async fn join(p: &Pipeline, member: &Member) -> Result<Option<String>, StateErro
 pub async fn fold_or_hold(p: &Pipeline, run: &RunRef, notice: &Notice) -> Deliveries {
     let mut out = Deliveries::default();
     match fold(p, run, notice).await {
-        Ok(Some(done)) => out.absorb([done]),
-        Ok(None) => {
+        Ok(Fold::Done(done)) => out.absorb([done]),
+        Ok(Fold::NothingSent) => {
+            let held = Held { notice: notice.clone(), run: run.clone(), due: p.now() };
+            out.absorb(send_unfolded(p, &held, "none sent (no route matched the run)").await);
+        }
+        Ok(Fold::NotYet) => {
             let due = p.now() + p.grace + HOLD_MARGIN;
             let held = Held { notice: notice.clone(), run: run.clone(), due };
             match p.ledger().store().create(&keys::alert_held(&notice.key), &encode(&held)).await {
@@ -290,23 +294,53 @@ fn fmt_time(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// The alert recorded as inhibited when its run's post summary is delivered; `None` when not yet.
-async fn fold(p: &Pipeline, run: &RunRef, notice: &Notice) -> Result<Option<Delivered>, StateError> {
+/// Whether an apply-updates alert folds into its run's summary.
+enum Fold {
+    /// Folded (recorded as inhibited), or settled earlier.
+    Done(Delivered),
+    /// The run's post summary is not delivered yet.
+    NotYet,
+    /// The run is complete but its summary went nowhere (no route matched): nothing to fold into.
+    NothingSent,
+}
+
+/// The alert recorded as inhibited when its run's post summary is delivered.
+async fn fold(p: &Pipeline, run: &RunRef, notice: &Notice) -> Result<Fold, StateError> {
     let id = own_id(notice, FOLDED);
     if let Some(record) = p.ledger().status(&id).await?
         && record.state.is_settled()
     {
-        return Ok(Some(settled(FOLDED, &record)));
+        return Ok(Fold::Done(settled(FOLDED, &record)));
     }
     let summary =
         DeliveryId { run_id: &run.run_id, configuration: &run.configuration, phase: "post", target: ALL_TARGETS };
-    let Some(record) = p.ledger().status(&summary).await? else { return Ok(None) };
+    let Some(record) = p.ledger().status(&summary).await? else { return Ok(Fold::NotYet) };
     if record.state != DeliveryState::Sent {
-        return Ok(None);
+        return Ok(Fold::NotYet);
     }
-    let sent = record.sent_at.map(|t| format!(", sent {}", fmt_time(t))).unwrap_or_default();
-    let detail = format!("folded into the run summary of {}{sent}", describe(run));
-    Ok(Some(record_inhibited(p, &id, &notice.subject(), &detail).await))
+    let Some(sent) = summary_sent(p, run).await? else { return Ok(Fold::NothingSent) };
+    let at = sent.sent_at.map(|t| format!(", sent {}", fmt_time(t))).unwrap_or_default();
+    let detail = format!("folded into the run summary of {} ({}{at})", describe(run), sent.target);
+    Ok(Fold::Done(record_inhibited(p, &id, &notice.subject(), &detail).await))
+}
+
+/// One delivered notification of the run's post summary, if any went out.
+async fn summary_sent(p: &Pipeline, run: &RunRef) -> Result<Option<DeliveryRecord>, StateError> {
+    let store = p.ledger().store();
+    let prefix = format!("{}/post/", keys::run_prefix(&run.run_id, &run.configuration));
+    for key in store.list(&prefix).await? {
+        let record = decode::<DeliveryRecord>(store.get(&key).await?.as_ref().map(|v| v.data.as_slice()));
+        if let Some(r) = record.filter(|r| r.state == DeliveryState::Sent && r.target != ALL_TARGETS) {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// The alert, sent after all: its run's summary never told anyone.
+async fn send_unfolded(p: &Pipeline, held: &Held, why: &str) -> Vec<Delivered> {
+    let notice = held.notice.clone().fact("Run summary", format!("{why} for {}", describe(&held.run)));
+    p.notifier.send_notice(&notice, &alert_channels(p)).await
 }
 
 /// Sends what is due: every assignment group whose window has passed (one notice each, once)
@@ -446,18 +480,19 @@ async fn flush_held(p: &Pipeline) -> Result<Deliveries, StateError> {
             warn!(key = %key, "Unreadable held alert left in place.");
             continue;
         };
-        if let Some(done) = fold(p, &held.run, &held.notice).await? {
-            out.absorb([done]);
-            store.delete(&key, Some(&current.etag)).await?;
-            continue;
-        }
-        if now < held.due {
-            continue;
-        }
-        info!(run = %last_segment(&held.run.run_id), "No run summary within the grace period; the apply-updates alert is sent.");
-        let notice =
-            held.notice.fact("Run summary", format!("none for {} within the grace period", describe(&held.run)));
-        let sent = p.notifier.send_notice(&notice, &alert_channels(p)).await;
+        let sent = match fold(p, &held.run, &held.notice).await? {
+            Fold::Done(done) => {
+                out.absorb([done]);
+                store.delete(&key, Some(&current.etag)).await?;
+                continue;
+            }
+            Fold::NotYet if now < held.due => continue,
+            Fold::NotYet => {
+                info!(run = %last_segment(&held.run.run_id), "No run summary within the grace period; the apply-updates alert is sent.");
+                send_unfolded(p, &held, "none within the grace period").await
+            }
+            Fold::NothingSent => send_unfolded(p, &held, "none sent (no route matched the run)").await,
+        };
         let retry = sent.iter().any(|d| d.retry.is_some());
         out.absorb(sent);
         if !retry {
