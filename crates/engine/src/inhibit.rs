@@ -290,8 +290,9 @@ fn describe(run: &RunRef) -> String {
     format!("{} run {}", run.configuration, last_segment(run.run_id.trim_end_matches('/')))
 }
 
+/// RFC 3339 to the second.
 fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.replace_nanosecond(0).unwrap_or(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Whether an apply-updates alert folds into its run's summary.
@@ -450,13 +451,13 @@ fn group_notice(group: &str, h: &GroupHeader, mut members: Vec<Member>) -> Notic
     );
     notice.configuration = Some(h.configuration.clone());
     notice.text = format!(
-        "{} configuration-assignment alerts of {} by {} between {} and {}, grouped into this one notice:\n{}",
+        "{} configuration-assignment alerts of {} by {} between {} and {}, grouped into this one notice: {}.",
         members.len(),
         h.configuration,
         h.caller,
         fmt_time(h.opened),
         fmt_time(h.until),
-        lines.join("\n")
+        lines.join("; ")
     );
     let machines: Vec<String> = members.iter().map(name).collect();
     notice

@@ -4,8 +4,8 @@
 //! - [`check`] peeks the queue trigger's poison queue (`PATCHWATCH_POISON_QUEUE`, never
 //!   dequeued: the operator decides) and lists Event Grid's dead-letter container
 //!   (`PATCHWATCH_DEADLETTER_CONTAINER`): one critical `undelivered` notice per message or blob,
-//!   sent once ever (the ledger key is the message id or blob name). Notice routes with
-//!   `kinds = ["undelivered"]` choose the channels; else `[alerts] notify`; else
+//!   sent once ever (the ledger key is the message id or blob name). Notice routes
+//!   (`match = { phase = "notice", notice = ["undelivered"] }`) choose the channels; else `[alerts] notify`; else
 //!   `PATCHWATCH_MAIL_TO`.
 //! - [`retry_pending`] sends the notices kept by [`keep_pending`] again (the ledger keeps each
 //!   once) and forgets them once settled.
