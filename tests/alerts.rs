@@ -1,5 +1,5 @@
 //! Activity-log alerts over real TCP, as an action group's webhook delivers them: maintenance
-//! changes become one email each (however often delivered), other alerts are acknowledged and
+//! changes become one email each (however often delivered; assignments are grouped, see inhibit.rs), other alerts are acknowledged and
 //! ignored, a missing token is refused before anything happens.
 
 use std::{sync::Arc, time::Duration};
@@ -65,25 +65,28 @@ async fn maintenance_changes_are_told_once_and_the_rest_ignored() {
         "resourceGroupName": "rg-web", "resourceProviderName": "Microsoft.Maintenance", "resourceType": "Microsoft.Maintenance/configurationAssignments",
         "status": "Succeeded", "subStatus": "", "subscriptionId": "00000000-0000-0000-0000-000000000000", "submissionTimestamp": "2026-11-20T11:00:01Z" } },
         "properties": {} } });
+    // Assignments are grouped per configuration and caller (tests/inhibit.rs sends the group).
     let r = client.post(&authed).json(&legacy).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let mail = sink.new_since(&seen, 1).await;
-    assert_eq!(
-        mail[0].subject(),
-        "[patchwatch] Warning: Configuration assignment Ring2-Prod on vm-web-01 deleted by bob@contoso.com"
-    );
+    let answer = r.json::<Value>().await.unwrap();
+    assert_eq!(answer["title"], "Configuration assignment Ring2-Prod on vm-web-01 deleted by bob@contoso.com");
+    assert_eq!(answer["deliveries"][0]["outcome"], "inhibited", "{answer}");
 
-    // A failed apply-updates operation is critical.
-    let seen = sink.messages();
+    // A failed apply-updates operation of a configuration's run waits for the run's summary
+    // (tests/inhibit.rs); on a machine of its own it is critical at once.
     let failed = common_alert(
         "Microsoft.Maintenance/applyUpdates/write",
         "Failed",
         &format!("{MC}/providers/Microsoft.Maintenance/applyUpdates/20261120100000"),
         "e-3",
     );
+    let r = client.post(&authed).json(&failed).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["deliveries"][0]["outcome"], "skipped", "held");
+    let machine = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-01/providers/Microsoft.Maintenance/applyUpdates/default";
+    let failed = common_alert("Microsoft.Maintenance/applyUpdates/write", "Failed", machine, "e-5");
     assert_eq!(client.post(&authed).json(&failed).send().await.unwrap().status(), 200);
     let mail = sink.new_since(&seen, 1).await;
-    assert_eq!(mail[0].subject(), "[patchwatch] Critical: Apply updates failed for Ring2-Prod");
+    assert_eq!(mail[0].subject(), "[patchwatch] Critical: Apply updates failed");
 
     // Other alerts: acknowledged, nothing sent. Bad bodies: 400 naming the field.
     let seen = sink.messages();

@@ -192,7 +192,9 @@ fn change_gate(mode: &str, undecided: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_change_cancels_an_approved_one_does_not() {
-    let world = World::new(&change_gate("enforce", "fail_closed")).await;
+    // A heads-up route: the cancelled run's heads-up is recorded, not sent.
+    let heads_up = "\n[[routes]]\nname = \"heads-up\"\nmatch = { phase = \"pre\" }\nchannels = [\"desk\"]\n";
+    let world = World::new(&(change_gate("enforce", "fail_closed") + heads_up)).await;
     let p = world.pipeline();
     let pre = world.event(1, true);
     world.set_now(pre.start - time::Duration::minutes(32));
@@ -202,6 +204,13 @@ async fn a_missing_change_cancels_an_approved_one_does_not() {
     assert_eq!(cancels.len(), 1, "no approved change: cancelled");
     let mail = world.sink.new_since(&seen, 1).await;
     assert!(mail[0].text().contains("no approved change covers the window"), "{}", mail[0].text());
+    // Each heads-up the cancelled run would have had is visible in `deliveries` as inhibited.
+    let inhibited: Vec<_> =
+        p.ledger().list(None).await.unwrap().into_iter().filter(|r| r.state.label() == "inhibited").collect();
+    assert!(!inhibited.is_empty(), "{:#?}", p.ledger().list(None).await.unwrap());
+    for r in &inhibited {
+        assert_eq!(r.detail.as_deref(), Some("run cancelled by gate preprod-after-dev"), "{r:?}");
+    }
 
     // Next month's run has an approved change covering it: it goes ahead.
     let world = World::new(&change_gate("enforce", "fail_closed")).await;

@@ -33,14 +33,34 @@ fn binary() -> PathBuf {
     super::root().join(".ci/node_modules/.bin/azurite-blob")
 }
 
+/// `azurite-queue` from the same npm package as `azurite-blob`.
+fn queue_binary() -> PathBuf {
+    let blob = binary();
+    blob.with_file_name(blob.file_name().unwrap().to_string_lossy().replace("azurite-blob", "azurite-queue"))
+}
+
 impl Azurite {
     pub fn start() -> Self {
+        Self::spawn(binary(), "blob")
+    }
+
+    /// The queue service alone (`azurite-queue`).
+    pub fn start_queue() -> Self {
+        Self::spawn(queue_binary(), "queue")
+    }
+
+    fn spawn(bin: PathBuf, service: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = super::smtp::free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let bin = binary();
         let mut child = Command::new(&bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
+            .args([
+                &format!("--{service}Host"),
+                "127.0.0.1",
+                &format!("--{service}Port"),
+                &port.to_string(),
+                "--location",
+            ])
             .arg(dir.path())
             .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"])
             .stdout(Stdio::null())
@@ -73,6 +93,28 @@ impl Azurite {
         assert!(resp.status().as_u16() == 201 || resp.status().as_u16() == 409, "create container: {}", resp.status());
         format!("{base}?{}", container_sas(name))
     }
+
+    /// A new queue (on [`Azurite::start_queue`]), and its URL with an account SAS.
+    pub async fn queue(&self, name: &str) -> String {
+        let url = format!("http://{}/{ACCOUNT}/{name}?{}", self.addr, account_sas_for("q", "racwdlup"));
+        let resp = reqwest::Client::new().put(&url).header("x-ms-version", SAS_VERSION).send().await.unwrap();
+        assert!(resp.status().as_u16() == 201 || resp.status().as_u16() == 204, "create queue: {}", resp.status());
+        url
+    }
+
+    /// Puts a message (its text as given) on a queue made by [`Azurite::queue`].
+    pub async fn put_message(&self, queue_url: &str, text: &str) {
+        let (base, sas) = queue_url.split_once('?').unwrap();
+        let body = format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>");
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/messages?{sas}"))
+            .header("x-ms-version", SAS_VERSION)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "put message: {}", resp.text().await.unwrap());
+    }
 }
 
 impl Drop for Azurite {
@@ -95,9 +137,14 @@ fn sign(string_to_sign: &str, params: &[(&str, &str)]) -> String {
 
 /// Account SAS (blob service; service, container and object level): may create containers.
 fn account_sas() -> String {
+    account_sas_for("b", "racwdl")
+}
+
+/// Account SAS for one service (`b` blob, `q` queue) and every resource type.
+fn account_sas_for(service: &str, permissions: &str) -> String {
     let se = expiry();
-    let sts = [ACCOUNT, "racwdl", "b", "sco", "", &se, "", "", SAS_VERSION, "", ""].join("\n");
-    sign(&sts, &[("sv", SAS_VERSION), ("ss", "b"), ("srt", "sco"), ("sp", "racwdl"), ("se", &se)])
+    let sts = [ACCOUNT, permissions, service, "sco", "", &se, "", "", SAS_VERSION, "", ""].join("\n");
+    sign(&sts, &[("sv", SAS_VERSION), ("ss", service), ("srt", "sco"), ("sp", permissions), ("se", &se)])
 }
 
 /// Service SAS for one container (sv ≥ 2020-12-06 layout).

@@ -7,6 +7,7 @@
 //! - [`action_group`]: Azure Monitor action groups as read through ARM
 //! - [`alert_rules`]: Azure Monitor alert processing rules that mute a run's machines
 //! - [`entra`]: Microsoft Entra ID bearer tokens on inbound requests
+//! - [`queue`]: Azure Queue Storage, peek only (the poison queue)
 
 pub mod action_group;
 pub mod alert_rules;
@@ -14,6 +15,7 @@ pub mod arm;
 pub mod credential;
 pub mod entra;
 pub mod http;
+pub mod queue;
 pub mod resource_graph;
 
 /// Azure Resource Manager in the public cloud.

@@ -74,6 +74,12 @@ pub struct Config {
     /// One-click action links (`PATCHWATCH_ACTION_KEYS`, `PATCHWATCH_PUBLIC_URL`,
     /// `PATCHWATCH_ACTION_TTL`); `None` unless keys and address are both set.
     pub action_links: Option<crate::links::ActionLinks>,
+    /// `PATCHWATCH_POISON_QUEUE`: the queue trigger's poison queue URL (optionally with a SAS
+    /// token, hence secret), peeked by `undelivered::check`.
+    pub poison_queue: Option<Secret>,
+    /// `PATCHWATCH_DEADLETTER_CONTAINER`: Event Grid's dead-letter blob container URL
+    /// (optionally with a SAS token), listed by `undelivered::check`.
+    pub deadletter_container: Option<Secret>,
 }
 
 /// Entra ID delivery on `/api/events`: whose tokens are accepted.
@@ -206,6 +212,8 @@ impl Config {
         // Checked after the Key Vault references: an unresolved one explains a missing tenant.
         let events_entra = events_entra(&get);
         let action_links = crate::links::ActionLinks::from_settings(&get);
+        let poison_queue = get("PATCHWATCH_POISON_QUEUE").map(Secret::new);
+        let deadletter_container = get("PATCHWATCH_DEADLETTER_CONTAINER").map(Secret::new);
         env.check_resolved()?;
         let action_links = action_links?;
         let events_entra = events_entra.transpose()?;
@@ -216,6 +224,8 @@ impl Config {
             azure_tenant_id,
             azure_client_secret,
             events_entra,
+            poison_queue,
+            deadletter_container,
             routing,
             channel_secrets,
             state: Secret::new(state),

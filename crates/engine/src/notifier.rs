@@ -159,7 +159,7 @@ impl Email {
             )
             .await
         {
-            Ok(mail::Delivered::Smtp { recipients }) => Ok(format!("SMTP to {recipients} recipient(s)")),
+            Ok(mail::Delivered::Smtp { .. }) => Ok(format!("SMTP to {}", addresses(recipients))),
             Ok(mail::Delivered::Outbox { eml, .. }) => Ok(eml.display().to_string()),
             Err(e) if e.is_transient() => Err(Failure::transient(e.to_string(), DELIVERY_RETRY)),
             Err(e) => Err(Failure::Permanent(e.to_string())),
@@ -413,6 +413,16 @@ impl Notifier {
     }
 }
 
+/// Recipients' addresses for the ledger: the first 20, then how many more.
+fn addresses(recipients: &[Mailbox]) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = recipients.iter().take(SHOWN).map(|m| m.email.to_string()).collect();
+    if recipients.len() > SHOWN {
+        out.push(format!("and {} more", recipients.len() - SHOWN));
+    }
+    out.join(", ")
+}
+
 /// What the ledger records for an attempt's result.
 fn finish(sent: &Sent, subject: &str) -> Finish {
     match sent {
@@ -420,5 +430,20 @@ fn finish(sent: &Sent, subject: &str) -> Finish {
         Sent::Silenced(detail) => Finish::Silenced { subject: subject.to_owned(), detail: detail.clone() },
         Sent::Failed(Failure::Transient { reason, .. }) => Finish::Retry { error: reason.clone() },
         Sent::Failed(Failure::Permanent(reason)) => Finish::Failed { error: reason.clone() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_names_recipients_bounded() {
+        let one: Vec<Mailbox> = vec!["Ops <ops@example.com>".parse().unwrap()];
+        assert_eq!(addresses(&one), "ops@example.com");
+        let many: Vec<Mailbox> = (0..23).map(|i| format!("u{i}@example.com").parse().unwrap()).collect();
+        let text = addresses(&many);
+        assert!(text.starts_with("u0@example.com, u1@example.com, "), "{text}");
+        assert!(text.ends_with("u19@example.com, and 3 more"), "{text}");
     }
 }

@@ -40,7 +40,7 @@ pub use patchwatch_state::ledger::Clock;
 
 use crate::{
     channels::Channels,
-    config::{Config, DataSource},
+    config::{Config, DataSource, Secret},
     control::run::ControlOutcome,
     mail::{MailError, Mailer, file_stem},
     notifier::{DEFAULT_ROUTE, Email, Notifier, Target},
@@ -64,6 +64,8 @@ pub enum StartupError {
     NoCredential,
     #[error("PATCHWATCH_CONFIG channels: {0}")]
     Channels(#[from] crate::channels::ChannelConfigError),
+    #[error("PATCHWATCH_POISON_QUEUE or PATCHWATCH_DEADLETTER_CONTAINER: {0}")]
+    Undelivered(String),
 }
 
 /// What happened to one event.
@@ -132,6 +134,8 @@ pub struct Pipeline {
     pub grace: Duration,
     /// Signs and checks one-click action links; `None` unless configured.
     pub links: Option<crate::links::ActionLinks>,
+    /// The poison queue and dead-letter container `undelivered::check` looks at.
+    pub undelivered: crate::undelivered::Sources,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -161,13 +165,26 @@ impl Pipeline {
             !c.gates.is_empty() || c.power.is_some() || !c.itsm.callers.is_empty() || c.suppress_alerts.is_some()
         });
         let needs_arm = action_groups || control_arm;
-        let needs_credential = state_needs_credential || needs_arm || matches!(config.data, DataSource::ResourceGraph);
+        let undelivered_urls = [&config.poison_queue, &config.deadletter_container];
+        let undelivered_need_credential = undelivered_urls
+            .iter()
+            .any(|u| u.as_ref().is_some_and(|u| crate::undelivered::Sources::needs_credential(u.expose())));
+        let needs_credential = state_needs_credential
+            || needs_arm
+            || undelivered_need_credential
+            || matches!(config.data, DataSource::ResourceGraph);
         let credential = if needs_credential {
             Some(credential::from_identity(&config.identity()).map_err(StartupError::Credential)?)
         } else {
             None
         };
         let store = store::open(state_url, credential.clone())?;
+        let undelivered = crate::undelivered::Sources::new(
+            config.poison_queue.as_ref().map(Secret::expose),
+            config.deadletter_container.as_ref().map(Secret::expose),
+            credential.clone(),
+        )
+        .map_err(StartupError::Undelivered)?;
         let arm = match (&credential, needs_arm) {
             (Some(c), true) => Some(ArmClient::new(config.arm_endpoint.clone(), c.clone(), config.arm_scope.clone())),
             _ => None,
@@ -210,6 +227,7 @@ impl Pipeline {
             source,
             grace: config.result_grace,
             links: config.action_links.clone(),
+            undelivered,
         })
     }
 
@@ -345,9 +363,16 @@ impl Pipeline {
             Ok(summary) => summary,
             Err(wait) => return wait,
         };
-        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen.
-        let plan = if control.cancelled { Vec::new() } else { self.plan(event, &summary, data) };
+        // A cancelled run gets the gate's notice, not a heads-up for a run that will not happen;
+        // each heads-up it would have had is recorded as inhibited (visible in `deliveries`).
         let mut sent = control.done;
+        let plan = self.plan(event, &summary, data);
+        let plan = if control.cancelled {
+            sent.absorb(crate::inhibit::cancelled(self, event, &plan, control.cancelled_by.as_deref()).await);
+            Vec::new()
+        } else {
+            plan
+        };
         for n in &plan {
             let results = match &n.spec {
                 ChannelSpec::ActionGroup { id } => self.action_group(event, run, n, id).await,

@@ -183,13 +183,20 @@ async fn a_cancelled_run_gets_the_gates_notice_and_no_heads_up() {
     cancelled_earlier(&p, &pre).await;
 
     let processed = sent(p.process_with(&pre, false).await);
-    assert_eq!(targets(&processed), [("notice.ops", DeliveryStatus::Sent)], "only the gate's notice");
+    assert_eq!(
+        targets(&processed),
+        [("notice.ops", DeliveryStatus::Sent), ("heads-up.ops", DeliveryStatus::Inhibited)],
+        "only the gate's notice is sent"
+    );
     let subjects = s.subjects();
     assert_eq!(subjects.len(), 1, "one email, the notice: {subjects:?}");
     assert!(subjects[0].contains("cancelled by a gate"), "{subjects:?}");
     assert!(!subjects[0].contains("patching starts"), "{subjects:?}");
-    let heads_up = p.ledger().status(&delivery_id(&pre, "heads-up.ops")).await.expect("state");
-    assert!(heads_up.is_none(), "no heads-up delivery was even claimed: {heads_up:?}");
+    // The heads-up is not sent, but `deliveries` shows why.
+    let heads_up = p.ledger().status(&delivery_id(&pre, "heads-up.ops")).await.expect("state").expect("recorded");
+    assert_eq!(heads_up.state, patchwatch_state::ledger::DeliveryState::Inhibited);
+    assert!(heads_up.sent_at.is_none(), "{heads_up:?}");
+    assert!(heads_up.detail.as_deref().is_some_and(|d| d.starts_with("run cancelled by gate ")), "{heads_up:?}");
 }
 
 /// The counterpart of the test above: the same gate and route, but the run is not cancelled

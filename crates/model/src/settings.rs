@@ -29,6 +29,7 @@
 //! resource_groups = ["/subscriptions/<guid>/resourceGroups/rg-patchwatch"]   # one per subscription
 //! reboot_margin_minutes = 30
 //! notify = ["ops-mail"]
+//! group_window = "5m"                # assignment alerts per configuration and caller: one notice
 //! ```
 
 use serde::Deserialize;
@@ -224,6 +225,29 @@ pub struct AlertsSpec {
     /// Channels alerts go to; empty: `PATCHWATCH_MAIL_TO`.
     #[serde(default)]
     pub notify: Vec<String>,
+    /// How long configuration-assignment alerts of one configuration and caller are gathered
+    /// into one notice (`90s`, `5m`, `1h`); default 5 minutes.
+    #[serde(default)]
+    pub group_window: Option<String>,
+}
+
+/// The assignment-alert grouping window when `[alerts] group_window` is not set.
+pub const DEFAULT_GROUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl AlertsSpec {
+    /// The grouping window: `group_window` if valid (see [`Control::check`]), else 5 minutes.
+    pub fn group_window(&self) -> std::time::Duration {
+        self.group_window.as_deref().and_then(|w| check_group_window(w).ok()).unwrap_or(DEFAULT_GROUP_WINDOW)
+    }
+}
+
+/// A grouping window from 30 seconds to 24 hours.
+fn check_group_window(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::conditions::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(30) || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{text:?} must be from 30s to 24h"));
+    }
+    Ok(d)
 }
 
 /// Quiet during patching: on the pre event an Azure Monitor alert processing rule removes the
@@ -409,6 +433,9 @@ impl Control {
             q.check(&mut |message| problems.push(Problem { section: Section::SuppressAlerts, message }));
             known.notify(&Section::SuppressAlerts, &q.notify, &mut problems);
         }
+        if let Some(Err(e)) = self.alerts.group_window.as_deref().map(check_group_window) {
+            problems.push(Problem { section: Section::Alerts, message: format!("group_window {e}") });
+        }
         problems
     }
 
@@ -525,5 +552,23 @@ mod tests {
             toml::from_str::<SuppressAlertsSpec>("configurations = []\nresource_groups = []\nresource_group = \"x\"\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_group_window_defaults_to_five_minutes_and_is_checked() {
+        let none = |_: &str| Ok(());
+        let rings = |_: &str| true;
+        let mut c = Control::default();
+        assert_eq!(c.alerts.group_window(), DEFAULT_GROUP_WINDOW);
+        c.alerts.group_window = Some("10m".to_owned());
+        assert_eq!(c.alerts.group_window(), std::time::Duration::from_secs(600));
+        assert!(c.check(&rings, &none).is_empty());
+        for bad in ["5 minutes", "10s", "2d", "0m"] {
+            c.alerts.group_window = Some(bad.to_owned());
+            let problems = c.check(&rings, &none);
+            assert_eq!(problems.len(), 1, "{bad}");
+            assert!(problems[0].to_string().starts_with("alerts: group_window"), "{}", problems[0]);
+            assert_eq!(c.alerts.group_window(), DEFAULT_GROUP_WINDOW, "an invalid window is never used");
+        }
     }
 }

@@ -13,6 +13,10 @@
 //! | `silences/<id>` | [`patchwatch_model::silence::Silence`] | `patchwatch silence`, the ITSM `silence` action |
 //! | `followups/<run>/<route and group>` | [`crate::followups::FollowUp`] | a failed run's first message; the reminders timer |
 //! | `actions/used/<nonce>` | a use-once marker (JSON: action, run, route, when) | a one-click action link, when its action is confirmed |
+//! | `alerts/open/<configuration>-<caller>` | the open assignment-alert group of a configuration and caller | the alert webhook |
+//! | `alerts/groups/<group>/group`, `…/m-<event>`, `…/sealed` | a group, its members, its seal | the alert webhook; `inhibit::flush_due` |
+//! | `alerts/held/<alert>` | an apply-updates alert waiting for its run's summary | the alert webhook; `inhibit::flush_due` |
+//! | `pending-notices/<notice>` | a notice a background task could not send yet | ITSM re-runs; `undelivered::retry_pending` |
 
 use patchwatch_model::{resource_id::last_segment, text::fnv64};
 
@@ -158,6 +162,54 @@ pub fn followup(run_id: &str, route: &str, group: Option<&str>) -> String {
     format!("{}{}-{:08x}", followups_of_run(run_id), segment(route), fnv64(&target) as u32)
 }
 
+/// Prefix of every assignment-alert group (header, members, seal).
+pub const ALERT_GROUPS: &str = "alerts/groups/";
+
+/// The group currently open for a configuration and caller (it names the group).
+pub fn alert_open(configuration: &str, caller: &str) -> String {
+    let who = format!("{}\u{1f}{}", configuration, caller).to_ascii_lowercase();
+    format!("alerts/open/{}-{:016x}", segment(configuration), fnv64(&who))
+}
+
+/// A group's header (`group`: a name from [`alert_group_name`], or read back from a key).
+pub fn alert_group(group: &str) -> String {
+    format!("{ALERT_GROUPS}{group}/group")
+}
+
+/// A group's name: the configuration, who, and when it opened (unix seconds and a nonce).
+pub fn alert_group_name(configuration: &str, caller: &str, opened: i64, nonce: u32) -> String {
+    let who = format!("{}\u{1f}{}", configuration, caller).to_ascii_lowercase();
+    let mut name = segment(configuration);
+    name.truncate(40);
+    format!("{}-{:08x}-{opened}-{nonce:08x}", name.trim_end_matches('-'), fnv64(&who) as u32)
+}
+
+/// One member of a group: the alert's event id, hashed.
+pub fn alert_group_member(group: &str, event: &str) -> String {
+    format!("{ALERT_GROUPS}{group}/m-{:016x}", fnv64(event))
+}
+
+/// A group's seal: written before its notice is built; a member that finds it sends alone.
+pub fn alert_group_sealed(group: &str) -> String {
+    format!("{ALERT_GROUPS}{group}/sealed")
+}
+
+/// Prefix of every held apply-updates alert.
+pub const ALERTS_HELD: &str = "alerts/held/";
+
+/// An apply-updates alert held until its run's summary is known (`key`: the notice's key).
+pub fn alert_held(key: &str) -> String {
+    format!("{ALERTS_HELD}{:016x}", fnv64(key))
+}
+
+/// Prefix of every pending notice.
+pub const PENDING_NOTICES: &str = "pending-notices/";
+
+/// A notice kept for another attempt (`key`: the notice's key).
+pub fn pending_notice(key: &str) -> String {
+    format!("{PENDING_NOTICES}{:016x}", fnv64(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +263,27 @@ mod tests {
         ] {
             assert!(check(&key).is_ok(), "{key}");
         }
+    }
+}
+
+#[cfg(test)]
+mod alert_key_tests {
+    use super::*;
+
+    #[test]
+    fn alert_and_pending_keys_pass_the_check() {
+        let group = alert_group_name(&"Ring2 Prod ".repeat(20), "alice@contoso.com", 1_795_000_000, 7);
+        for key in [
+            alert_open("Ring2 Prod", "alice@contoso.com"),
+            alert_group(&group),
+            alert_group_member(&group, "/subscriptions/x/events/1"),
+            alert_group_sealed(&group),
+            alert_held("alert:e1:failed"),
+            pending_notice("itsm:rerun:1"),
+        ] {
+            assert!(check(&key).is_ok(), "{key}");
+        }
+        assert_eq!(alert_open("Ring2", "Alice@contoso.com"), alert_open("ring2", "alice@contoso.com"));
+        assert_ne!(alert_open("Ring2", "alice@contoso.com"), alert_open("Ring2", "bob@contoso.com"));
     }
 }

@@ -3,6 +3,7 @@
 //! (`Microsoft.Insights/activityLogs`). Maintenance operations become notices; everything else
 //! is acknowledged and ignored.
 
+use patchwatch_engine::inhibit::{Member, RunRef};
 use patchwatch_model::event::EventError;
 use patchwatch_model::json::get_ci;
 use patchwatch_model::notice::Notice;
@@ -188,6 +189,49 @@ pub fn notice(a: &Activity) -> Result<Notice, String> {
     .fact("Alert rule", a.alert_rule.clone().unwrap_or_default()))
 }
 
+/// How an alert's notice is held back (`patchwatch_engine::inhibit`), if at all.
+#[derive(Debug, PartialEq)]
+pub enum Inhibition {
+    /// A configuration assignment written or deleted: grouped per configuration and caller.
+    Group(Box<Member>),
+    /// A failed apply-updates of a run under a maintenance configuration: folded into the
+    /// run's summary when there is one.
+    Fold(RunRef),
+    /// Sent at once.
+    None,
+}
+
+/// Whether (and how) the notice of a maintenance activity is inhibited.
+pub fn inhibition(a: &Activity) -> Inhibition {
+    let op = a.operation.to_ascii_lowercase();
+    if let Some(verb) = op.strip_prefix("microsoft.maintenance/configurationassignments/") {
+        let configuration = segment_after(&a.resource_id, "/configurationAssignments/").unwrap_or("?");
+        let machine = a
+            .resource_id
+            .to_ascii_lowercase()
+            .find("/providers/microsoft.maintenance/configurationassignments/")
+            .map(|i| last_segment(&a.resource_id[..i]).to_owned())
+            .unwrap_or_default();
+        let event = if a.event_id.is_empty() { a.correlation_id.as_str() } else { a.event_id.as_str() };
+        return Inhibition::Group(Box::new(Member {
+            configuration: configuration.to_owned(),
+            caller: a.caller.clone(),
+            machine,
+            operation: verb.to_owned(),
+            status: a.status.clone(),
+            time: a.timestamp.clone(),
+            resource_id: a.resource_id.clone(),
+            event: format!("{event}:{}", a.status.to_ascii_lowercase()),
+        }));
+    }
+    if op.starts_with("microsoft.maintenance/applyupdates/")
+        && let Some(run) = RunRef::from_resource_id(&a.resource_id)
+    {
+        return Inhibition::Fold(run);
+    }
+    Inhibition::None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +273,11 @@ mod tests {
             notice(&a).unwrap().title,
             "Configuration assignment Ring1-PreProd on vm1 deleted by alice@contoso.com"
         );
+        let Inhibition::Group(m) = inhibition(&a) else { panic!("assignments are grouped") };
+        assert_eq!(
+            (m.configuration.as_str(), m.machine.as_str(), m.operation.as_str(), m.caller.as_str()),
+            ("Ring1-PreProd", "vm1", "delete", "alice@contoso.com")
+        );
         let Alert::Activity(a) = parse(&common(
             "Microsoft.Maintenance/applyUpdates/write",
             "Failed",
@@ -239,6 +288,9 @@ mod tests {
         };
         let n = notice(&a).unwrap();
         assert_eq!((n.title.as_str(), n.severity), ("Apply updates failed for Ring1-PreProd", Severity::Critical));
+        let Inhibition::Fold(run) = inhibition(&a) else { panic!("a configuration's run folds") };
+        assert_eq!(run.configuration, "Ring1-PreProd");
+        assert!(run.run_id.ends_with("/applyUpdates/20261120"));
         let Alert::Activity(a) =
             parse(&common("Microsoft.Compute/virtualMachines/restart/action", "Succeeded", "/x")).unwrap()
         else {
@@ -251,6 +303,14 @@ mod tests {
             panic!()
         };
         assert!(notice(&a).is_err(), "only final statuses notify");
+        assert_eq!(inhibition(&a), Inhibition::None, "configuration writes keep their own notice");
+        let machine_run = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Maintenance/applyUpdates/default";
+        let Alert::Activity(a) =
+            parse(&common("Microsoft.Maintenance/applyUpdates/write", "Failed", machine_run)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(inhibition(&a), Inhibition::None, "a machine-level run has no summary to fold into");
     }
 
     #[test]

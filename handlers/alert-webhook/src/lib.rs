@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use patchwatch_engine::pipeline::Pipeline;
+use patchwatch_engine::{inhibit, pipeline::Pipeline};
 use patchwatch_host::{auth::Bearer, error::ApiError};
 use patchwatch_model::failure::{Deliveries, Retry};
 use patchwatch_model::secret::Secret;
@@ -82,9 +82,24 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<TokenQuery>, bear
         }
     };
     info!(operation = %activity.operation, caller = %activity.caller, status = %activity.status, "Maintenance activity alert.");
-    let channels = state.pipeline.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
+    let p = &state.pipeline;
+    let channels = p.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
     let mut sent = Deliveries::default();
-    sent.absorb(state.pipeline.notifier.send_notice(&notice, &channels).await);
+    match alert::inhibition(&activity) {
+        alert::Inhibition::Group(member) => match inhibit::group_assignment(p, &member, &notice).await {
+            Some(grouped) => sent.absorb([grouped]),
+            // Its group was already sent: this one goes on its own.
+            None => sent.absorb(p.notifier.send_notice(&notice, &channels).await),
+        },
+        alert::Inhibition::Fold(run) => sent.extend(inhibit::fold_or_hold(p, &run, &notice).await),
+        alert::Inhibition::None => sent.absorb(p.notifier.send_notice(&notice, &channels).await),
+    }
+    // Groups and held alerts that are due go out now rather than at the next timer; what cannot
+    // go out yet is the timer's to retry, not this alert's.
+    let flushed = inhibit::flush_due(p).await;
+    if let Some(retry) = flushed.retry {
+        info!(reason = %retry.reason, "Due alert groups not all sent; the reminders timer retries.");
+    }
     let deliveries = sent.reports;
     match sent.retry {
         Some(Retry { reason, after }) => ApiError::retry_later(reason, after).into_response(),

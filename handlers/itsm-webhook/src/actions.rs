@@ -666,12 +666,14 @@ fn spawn_patch(state: &AppState, caller: &Caller, req: &Request, job: PatchJob) 
             .fact("Result", verdict)
             .fact("Started", format_time(started))
             .fact("Finished", format_time(now));
-            p.notifier
-                .send_notice(
-                    &Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n },
-                    &caller.notify,
-                )
-                .await;
+            let n = Notice { key: format!("patch:{}", event.correlation_id.to_ascii_lowercase()), ..n };
+            let sent = p.notifier.send_notice(&n, &caller.notify).await;
+            // Retried like every delivery: kept for the reminders timer (`undelivered::retry_pending`).
+            if sent.iter().any(|d| d.retry.is_some())
+                && let Err(e) = patchwatch_engine::undelivered::keep_pending(&p, &n, &caller.notify).await
+            {
+                error!(error = %e, "The on-demand run's final notice could not be kept for a retry.");
+            }
         }
         .instrument(span),
     );

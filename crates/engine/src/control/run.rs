@@ -34,6 +34,8 @@ pub struct ControlOutcome {
     pub cancelled: bool,
     /// Notices sent, and what must be tried again (the event is redelivered).
     pub done: Deliveries,
+    /// The gates that cancelled it, when this delivery evaluated them.
+    pub cancelled_by: Option<String>,
 }
 
 impl ControlOutcome {
@@ -152,6 +154,10 @@ async fn run_gates(
         }
     };
     out.cancelled |= result.outcome == GateOutcome::Cancelled;
+    if out.cancelled {
+        let names: Vec<&str> = blocking.iter().map(|(g, _)| g.name.as_str()).collect();
+        out.cancelled_by = Some(names.join(", "));
+    }
     let notice = gate_notice(event, &blocking, &result);
     let mut channels: Vec<String> = blocking.iter().flat_map(|(g, _)| g.notify.iter().cloned()).collect();
     channels.sort();
