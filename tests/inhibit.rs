@@ -138,11 +138,24 @@ async fn two_hundred_assignment_writes_within_the_window_make_one_notice() {
     // Inside the window plus its settling time, a flush sends nothing.
     app.set(T0 + Duration::from_secs(300));
     assert!(inhibit::flush_due(&app.p).await.reports.is_empty());
+    // The reminders timer flushes the group: its Functions envelope over real TCP.
     app.set(T0 + Duration::from_secs(6 * 60));
-    let flushed = inhibit::flush_due(&app.p).await;
-    assert!(flushed.retry.is_none(), "{flushed:?}");
-    assert_eq!(flushed.reports.len(), 1, "{:?}", flushed.reports);
-    assert_eq!(flushed.reports[0].outcome, DeliveryStatus::Sent);
+    let events = maintenance_events::AppState {
+        pipeline: app.p.clone(),
+        deadline: Duration::from_secs(25),
+        token: None,
+        entra: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let timer = format!("http://{}/reminders", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, maintenance_events::router(events)).await.unwrap() });
+    let envelope = serde_json::json!({ "Data": { "timer": { "IsPastDue": false } }, "Metadata": {} });
+    let answer: Value = http().post(&timer).json(&envelope).send().await.unwrap().json().await.unwrap();
+    let log: Value = serde_json::from_str(answer["Logs"][0].as_str().unwrap()).unwrap();
+    assert_eq!(log["outcome"], "reminders", "{log}");
+    let flushed = log["deliveries"].as_array().unwrap();
+    assert_eq!(flushed.len(), 1, "{log}");
+    assert_eq!(flushed[0]["outcome"], "sent", "{log}");
     let mail = sink.new_since(&[], 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1, "one notice for 200 alerts");

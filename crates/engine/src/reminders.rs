@@ -133,6 +133,18 @@ pub struct Pass {
     pub deliveries: Deliveries,
 }
 
+/// What the `reminders` timer does every 15 minutes: the follow-ups ([`run`]), then the
+/// assignment-alert groups and held alerts whose time has come ([`crate::inhibit::flush_due`]),
+/// then messages patchwatch never processed and notices a background task could not send
+/// ([`crate::undelivered::check`]). Everything is sent once through the ledger, so a repeated or
+/// concurrent tick sends nothing more.
+pub async fn tick(p: &Pipeline) -> Result<Pass, StateError> {
+    let mut pass = run(p).await?;
+    pass.deliveries.extend(crate::inhibit::flush_due(p).await);
+    pass.deliveries.extend(crate::undelivered::check(p).await);
+    Ok(pass)
+}
+
 /// One pass over every follow-up: close what is owned or fixed, send each due step once.
 pub async fn run(p: &Pipeline) -> Result<Pass, StateError> {
     let now = p.now();

@@ -53,7 +53,7 @@ pub(crate) async fn reminders(State(state): State<AppState>, body: Body) -> Resp
     }
     // In a task of its own: a host that gives up on the request must not cut a delivery short.
     let pipeline = state.pipeline.clone();
-    match tokio::spawn(async move { reminders::run(&pipeline).await }).await {
+    match tokio::spawn(async move { reminders::tick(&pipeline).await }).await {
         Ok(Ok(pass)) => {
             let retry = pass.deliveries.retry.is_some();
             let closed: Vec<Value> =

@@ -33,7 +33,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     if let Some(at) = args.source.as_of {
         pipeline.set_clock(Arc::new(move || at));
     }
-    let pass = match reminders::run(&pipeline).await {
+    let pass = match reminders::tick(&pipeline).await {
         Ok(pass) => pass,
         Err(e) => {
             eprintln!("patchwatch: {e}");
