@@ -166,6 +166,7 @@ var alertTokenSecretName = 'patchwatch-alert-token'
 var roles = {
   reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 }
 
@@ -418,7 +419,12 @@ module eventsApp 'modules/functionApp.bicep' = {
     applicationInsightsName: insights.name
     keyVaultName: vault.name
     secrets: eventsSecrets
-    settings: union(commonSettings, eventsEntraSettings, { PATCHWATCH_REPORT_SCHEDULE: reportSchedule, PATCHWATCH_REMINDER_SCHEDULE: reminderSchedule })
+    settings: union(commonSettings, eventsEntraSettings, {
+      PATCHWATCH_REPORT_SCHEDULE: reportSchedule
+      PATCHWATCH_REMINDER_SCHEDULE: reminderSchedule
+      PATCHWATCH_POISON_QUEUE: 'https://${names.eventsStorage}.queue.${environment().suffixes.storage}/${eventQueueName}-poison'
+      PATCHWATCH_DEADLETTER_CONTAINER: 'https://${names.dataStorage}.blob.${environment().suffixes.storage}/${deadLetterContainerName}'
+    })
     runtimeVersion: runtimeVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -510,6 +516,13 @@ module stateAccess 'modules/storageRoles.bicep' = {
         principalId: itsmIdentity.properties.principalId
         roleDefinitionId: roles.storageBlobDataContributor
         description: 'patchwatch itsm: delivery ledger, approvals and run data (PATCHWATCH_STATE)'
+      }
+      {
+        storageAccountName: dataStorage.name
+        containerName: deadLetterContainer.name
+        principalId: eventsIdentity.properties.principalId
+        roleDefinitionId: roles.storageBlobDataReader
+        description: 'patchwatch events: the reminders timer lists dead-lettered events and reports them (PATCHWATCH_DEADLETTER_CONTAINER)'
       }
     ]
   }

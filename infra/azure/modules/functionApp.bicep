@@ -220,6 +220,19 @@ resource poisonSendAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// The reminders timer peeks (never dequeues) the poison queue to report what was never
+// processed (PATCHWATCH_POISON_QUEUE).
+resource poisonPeekAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasQueue) {
+  name: guid(poisonQueue.id, identityPrincipalId, roles.storageQueueDataReader)
+  scope: poisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'patchwatch ${handler}: the reminders timer peeks the poison queue and reports what was never processed'
+  }
+}
+
 resource telemetryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(appInsights.id, identityPrincipalId, roles.monitoringMetricsPublisher)
   scope: appInsights
