@@ -20,6 +20,12 @@ fn check(parsed: Parsed) {
             assert!(r.configuration.is_some());
             assert!(!(r.classifications.is_empty() && r.kb_numbers.is_empty()));
         }
+        Action::Snooze => assert!(r.run.is_some()),
+        Action::Silence => {
+            let m = r.silence.as_ref().expect("a silence request carries its matchers");
+            assert!(r.configuration.is_some() && m.configuration == r.configuration);
+            assert!(r.until.is_some() || r.duration.is_some());
+        }
     }
 }
 

@@ -183,6 +183,12 @@ reqs = {
     "emergency-bad-classification": {"action": "emergency", "requestedBy": "a", "configuration": "R", "classifications": ["Security", "Hotfixes"]},
     "emergency-duration": {"action": "emergency", "requestedBy": "a", "configuration": "R", "classifications": ["Other"], "rebootSetting": "never", "maximumDuration": "P1DT2H30M"},
     "unknown-action": {"action": "launch", "requestedBy": "d"},
+    "snooze": {"action": "snooze", "requestedBy": "bob@contoso.com", "run": TRUN, "duration": "24h", "route": "owners"},
+    "snooze-until": {"action": "snooze", "requestedBy": "bob", "run": TRUN, "until": "2026-12-03T08:00:00Z"},
+    "silence": {"action": "silence", "requestedBy": "carol", "configuration": "Ring2-Prod", "duration": "4h", "note": "CHG0042",
+                "silence": {"machine": "vm-sql-*", "tags": {"PatchOwner": "team-data"}, "outcome": ["Failed", "Incomplete"], "channel": "ops-*"}},
+    "silence-bad-outcome": {"action": "silence", "requestedBy": "carol", "configuration": "Ring2-Prod", "until": "2026-12-03T08:00:00Z",
+                            "silence": {"outcome": ["Sometimes"]}},
     "servicenow-approved": {"number": "CHG0012345", "approval": "approved", "start_date": "2026-11-17 22:00:00", "end_date": "2026-11-18 02:00:00",
                             "u_maintenance_configuration": "Ring1-PreProd", "sys_updated_by": "alice", "sys_updated_on": "2026-11-16 09:00:00"},
     "servicenow-rejected": {"number": "CHG0099", "approval": "rejected", "start_date": "2026-11-17 21:00:00", "end_date": "2026-11-18 02:00:00",
@@ -354,6 +360,38 @@ for i, routes in enumerate([
 ]):
     put("routing", f"channels-and-routes-{i}", CHANNELS + routes)
 
+# ---------------------------------------------------------------- action_token
+# Tokens as patchwatch_engine::links mints them, under the fuzz target's two keys: valid, expired,
+# signed by another key, naming the wrong key, an unknown action, an extra claim, no signature.
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(key, claims):
+    payload = b64(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(key.encode(), ("patchwatch-link-v1." + payload).encode(), hashlib.sha256).digest()
+    return payload + "." + b64(sig)
+
+
+KEY_NEW = "fuzz-key-new-0123456789abcdef0123456789abcdef"
+KEY_OLD = "fuzz-key-old-fedcba9876543210fedcba9876543210"
+kid = lambda k: hashlib.sha256(k.encode()).hexdigest()[:8]
+CLAIMS = {"run": TRUN, "cfg": "Ring0-Dev", "act": "acknowledge", "route": "owners", "group": "team-web",
+          "exp": 1796100000, "nonce": "tPWPYauMMgpVjz-v26Aogg", "kid": kid(KEY_NEW)}
+for name, value in {
+    "valid-acknowledge": token(KEY_NEW, CLAIMS),
+    "valid-rerun-old-key": token(KEY_OLD, dict(CLAIMS, act="rerun", kid=kid(KEY_OLD))),
+    "valid-snooze-no-group": token(KEY_NEW, {k: v for k, v in dict(CLAIMS, act="snooze").items() if k != "group"}),
+    "expired": token(KEY_NEW, dict(CLAIMS, exp=1700000000)),
+    "unknown-key": token("another-key-" + "a" * 32, dict(CLAIMS, kid="00000000")),
+    "wrong-kid": token(KEY_NEW, dict(CLAIMS, kid=kid(KEY_OLD))),
+    "unknown-action": token(KEY_NEW, dict(CLAIMS, act="launch")),
+    "extra-claim": token(KEY_NEW, dict(CLAIMS, admin=True)),
+    "no-signature": b64(json.dumps(CLAIMS).encode()),
+    "dots": "...",
+}.items():
+    put("action_token", name, value)
+
 # ---------------------------------------------------------------- dictionaries (fuzz/dict/<target>.dict)
 def esc(token):
     """A token in libFuzzer's dictionary syntax: "..." with \\\\, \\" and \\xNN escapes."""
@@ -387,7 +425,8 @@ WORDS = {
               "/maintenanceConfigurations/", "/configurationAssignments/", "/providers/microsoft.maintenance/configurationassignments/"],
     "itsm_request": ["action", "approve", "reject", "acknowledge", "rerun", "emergency", "requestedBy", "requestId", "configuration",
                      "change", "window", "start", "end", "run", "note", "machines", "classifications", "kbNumbers", "rebootSetting",
-                     "maximumDuration", "decidedAt", "Critical", "Security", "UpdateRollUp", "FeaturePack", "ServicePack", "Definition",
+                     "maximumDuration", "decidedAt", "snooze", "silence", "until", "duration", "route", "machine", "tags",
+                     "outcome", "channel", "Failed", "Incomplete", "WindowExceeded", "24h", "4h", "Critical", "Security", "UpdateRollUp", "FeaturePack", "ServicePack", "Definition",
                      "Tools", "Updates", "Other", "IfRequired", "Never", "Always", "PT2H", "P1DT30M", "number", "approval", "approved",
                      "rejected", "start_date", "end_date", "u_maintenance_configuration", "sys_updated_by", "sys_updated_on",
                      "2026-11-17 22:00:00", "2026-11-17T22:00:00Z", "/providers/microsoft.maintenance/applyupdates/",
@@ -406,11 +445,16 @@ WORDS = {
                  "microsoft.compute/virtualmachines/patchinstallationresults/softwarepatches",
                  "/providers/microsoft.maintenance/applyupdates", "/providers/microsoft.compute/virtualmachines/",
                  "/providers/microsoft.hybridcompute/machines/", "PowerState/deallocated", "Failed"],
+    "action_token": [".", "-", "_", "eyJ", "patchwatch-link-v1.", "run", "cfg", "act", "route", "group", "exp", "nonce", "kid",
+                     "acknowledge", "rerun", "snooze"],
     "routing": ["[rings]", "[channels.", "[[routes]]", "[[gates]]", "[power]", "[[itsm.callers]]", "[alerts]", "type", "email", "teams",
                 "slack", "webhook", "servicenow", "action_group", "to", "subject_prefix", "url_env", "url", "secret_env", "instance",
                 "user_env", "password_env", "assignment_group", "id", "name", "channels", "match", "configuration", "ring",
                 "subscription", "resource_group", "tags", "outcome", "any", "any_failure", "all_succeeded", "phase", "pre", "post",
-                "continue", "split_by_tag", "recipients", "recipients_from_tag", "previous_ring", "configurations",
+                "continue", "split_by_tag", "recipients", "recipients_from_tag", "verdict", "when", "notice", "severity",
+                "remind_after", "escalate_to", "fallback_recipients", "failed_percent >= 10", " and ", "4h", "24h", "warning",
+                "critical", "info", "gate", "alert", "reminder", "undelivered", "quiet", "Failed", "Incomplete", "[suppress_alerts]",
+                "resource_groups", "reboot_margin_minutes", "group_window", "previous_ring", "configurations",
                 "max_failed_percent", "max_kb_failed_percent", "blocking_kbs", "max_no_result", "max_age_days", "source", "itsm",
                 "configuration_field", "mode", "enforce", "dry_run", "undecided", "fail_closed", "fail_open", "notify",
                 "concurrency", "stop_after", "signing_secret_env", "bearer_env", "actions", "approve", "reject", "acknowledge",
