@@ -569,7 +569,9 @@ async fn no_secret_reaches_any_log_outbox_ledger_or_message_at_trace_level() {
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "done", "{body}");
-        let delete = common_alert("Microsoft.Maintenance/configurationAssignments/delete", "Succeeded", MC, "e-2");
+        // (An assignment alert would wait in its group for the window: a configuration's own
+        // delete is told at once.)
+        let delete = common_alert("Microsoft.Maintenance/maintenanceConfigurations/delete", "Succeeded", MC, "e-2");
         let (status, body) = answers
             .send(
                 "alert, bearer",

@@ -84,10 +84,11 @@ async fn poison_messages_and_dead_letters_raise_one_notice_each_once() {
         assert!(!String::from_utf8_lossy(&m.raw).contains("sig="), "a SAS token reached a message");
     }
 
-    // A second check sends nothing more, and the messages are still where they were.
+    // A second check sends nothing more, and the messages are still where they were. A blob
+    // already reported is skipped before it is read; the poison messages answer duplicate.
     let again = undelivered::check(&p).await;
     assert!(again.reports.iter().all(|r| r.outcome == DeliveryStatus::Duplicate), "{:?}", again.reports);
-    assert_eq!(again.reports.len(), 3);
+    assert_eq!(again.reports.len(), 2, "{:?}", again.reports);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 3);
     let peeked = patchwatch_azure::queue::QueueClient::new(&poison, None).unwrap().peek(32).await.unwrap();

@@ -140,10 +140,6 @@ fn window(p: &Pipeline) -> Duration {
     p.routing.as_ref().map_or(DEFAULT_GROUP_WINDOW, |r| r.control.alerts.group_window())
 }
 
-fn alert_channels(p: &Pipeline) -> Vec<String> {
-    p.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default()
-}
-
 /// The ledger record of an alert's own delivery that was not sent on its own.
 fn own_id<'a>(notice: &'a Notice, target: &'a str) -> DeliveryId<'a> {
     DeliveryId {
@@ -321,7 +317,8 @@ async fn fold(p: &Pipeline, run: &RunRef, notice: &Notice) -> Result<Fold, State
     }
     let Some(sent) = summary_sent(p, run).await? else { return Ok(Fold::NothingSent) };
     let at = sent.sent_at.map(|t| format!(", sent {}", fmt_time(t))).unwrap_or_default();
-    let detail = format!("folded into the run summary of {} ({}{at})", describe(run), sent.target);
+    let how = if sent.state == DeliveryState::Sent { String::new() } else { format!(", {}", sent.state.label()) };
+    let detail = format!("folded into the run summary of {} ({}{how}{at})", describe(run), sent.target);
     Ok(Fold::Done(record_inhibited(p, &id, &notice.subject(), &detail).await))
 }
 
@@ -331,7 +328,13 @@ async fn summary_sent(p: &Pipeline, run: &RunRef) -> Result<Option<DeliveryRecor
     let prefix = format!("{}/post/", keys::run_prefix(&run.run_id, &run.configuration));
     for key in store.list(&prefix).await? {
         let record = decode::<DeliveryRecord>(store.get(&key).await?.as_ref().map(|v| v.data.as_slice()));
-        if let Some(r) = record.filter(|r| r.state == DeliveryState::Sent && r.target != ALL_TARGETS) {
+        // A silenced or inhibited notification was handled as deliberately as a sent one: the
+        // alert folds into it rather than going around the silence.
+        let handled = |r: &DeliveryRecord| {
+            matches!(r.state, DeliveryState::Sent | DeliveryState::Silenced | DeliveryState::Inhibited)
+                && r.target != ALL_TARGETS
+        };
+        if let Some(r) = record.filter(handled) {
             return Ok(Some(r));
         }
     }
@@ -341,7 +344,7 @@ async fn summary_sent(p: &Pipeline, run: &RunRef) -> Result<Option<DeliveryRecor
 /// The alert, sent after all: its run's summary never told anyone.
 async fn send_unfolded(p: &Pipeline, held: &Held, why: &str) -> Vec<Delivered> {
     let notice = held.notice.clone().fact("Run summary", format!("{why} for {}", describe(&held.run)));
-    p.notifier.send_notice(&notice, &alert_channels(p)).await
+    p.notifier.send_notice(&notice, &p.alerts_notify()).await
 }
 
 /// Sends what is due: every assignment group whose window has passed (one notice each, once)
@@ -386,9 +389,12 @@ async fn flush_groups(p: &Pipeline) -> Result<Deliveries, StateError> {
         if now < header.until + SETTLE {
             continue;
         }
+        // Seal first, then list: a member that joined before the seal is in the list; one that
+        // comes after finds the seal and is sent on its own. Nothing falls between the two.
         store.create(&keys::alert_group_sealed(&group), &encode(&Seal { sealed: now })).await?;
+        let sealed_keys = store.list(&format!("{}{group}/", keys::ALERT_GROUPS)).await?;
         let member_keys: Vec<&String> =
-            group_keys.iter().filter(|k| k.rsplit('/').next().is_some_and(|n| n.starts_with("m-"))).collect();
+            sealed_keys.iter().filter(|k| k.rsplit('/').next().is_some_and(|n| n.starts_with("m-"))).collect();
         let mut members = Vec::with_capacity(member_keys.len());
         for key in &member_keys {
             match decode::<Member>(store.get(key).await?.as_ref().map(|v| v.data.as_slice())) {
@@ -398,7 +404,7 @@ async fn flush_groups(p: &Pipeline) -> Result<Deliveries, StateError> {
         }
         if !members.is_empty() {
             let notice = group_notice(&group, &header, members);
-            let sent = p.notifier.send_notice(&notice, &alert_channels(p)).await;
+            let sent = p.notifier.send_notice(&notice, &p.alerts_notify()).await;
             let retry = sent.iter().any(|d| d.retry.is_some());
             out.absorb(sent);
             if retry {

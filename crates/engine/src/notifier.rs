@@ -22,6 +22,7 @@ use patchwatch_state::{
     keys,
     ledger::{Clock, DeliveryId, DeliveryState, Finish, Ledger, Once},
     silences::Silences,
+    store::StateError,
 };
 
 use crate::{
@@ -376,21 +377,38 @@ impl Notifier {
     /// matches, `configured` (the section's own `notify` list) does; empty means the default
     /// recipients by email.
     pub async fn send_notice(&self, notice: &Notice, configured: &[String]) -> Vec<Delivered> {
-        let channels = match &self.email.routing {
-            Some(r) => r.notice_channels(notice, configured),
-            None => configured.to_vec(),
-        };
-        let default = [String::new()];
-        let targets = if channels.is_empty() { &default[..] } else { &channels[..] };
+        let targets = self.notice_channels(notice, configured);
         let mut out = Vec::with_capacity(targets.len());
-        for channel in targets {
+        for channel in &targets {
             out.push(self.send_notice_to(notice, channel).await);
         }
         out
     }
 
+    /// Whether every delivery of this notice is settled already (sent, refused for good,
+    /// silenced): a check that finds the same thing again can skip reading it.
+    pub async fn notice_settled(&self, notice: &Notice, configured: &[String]) -> Result<bool, StateError> {
+        for channel in self.notice_channels(notice, configured) {
+            let target = notice_target(&channel);
+            match self.ledger.status(&notice_id(notice, &target)).await? {
+                Some(r) if r.state.is_settled() => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The channels a notice goes to; `""` stands for the default recipients.
+    fn notice_channels(&self, notice: &Notice, configured: &[String]) -> Vec<String> {
+        let channels = match &self.email.routing {
+            Some(r) => r.notice_channels(notice, configured),
+            None => configured.to_vec(),
+        };
+        if channels.is_empty() { vec![String::new()] } else { channels }
+    }
+
     async fn send_notice_to(&self, notice: &Notice, channel: &str) -> Delivered {
-        let target = if channel.is_empty() { "notice.default".to_owned() } else { format!("notice.{channel}") };
+        let target = notice_target(channel);
         let stem = format!(
             "{}-{}-{:08x}",
             mail::file_stem(
@@ -403,13 +421,23 @@ impl Notifier {
             fnv64(&notice.key) as u32
         );
         let subject = notice.subject();
-        let id = DeliveryId {
-            run_id: &notice.key,
-            configuration: notice.configuration.as_deref().unwrap_or("-"),
-            phase: notice.kind.as_str(),
-            target: &target,
-        };
+        let id = notice_id(notice, &target);
         self.deliver_notice(Target { id, subject: &subject, file_stem: &stem }, notice, channel).await
+    }
+}
+
+/// A notice's ledger target on one channel (`""`: the default recipients).
+fn notice_target(channel: &str) -> String {
+    if channel.is_empty() { "notice.default".to_owned() } else { format!("notice.{channel}") }
+}
+
+/// A notice's ledger identity: its key is the run, its kind the phase.
+fn notice_id<'a>(notice: &'a Notice, target: &'a str) -> DeliveryId<'a> {
+    DeliveryId {
+        run_id: &notice.key,
+        configuration: notice.configuration.as_deref().unwrap_or("-"),
+        phase: notice.kind.as_str(),
+        target,
     }
 }
 

@@ -241,6 +241,12 @@ impl Pipeline {
         self.notifier.clock = clock;
     }
 
+    /// The `[alerts]` section's `notify` list: where alert and undelivered-message notices go
+    /// when no notice route takes them.
+    pub fn alerts_notify(&self) -> Vec<String> {
+        self.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default()
+    }
+
     /// The delivery ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.notifier.ledger
@@ -381,7 +387,7 @@ impl Pipeline {
             sent.absorb(results);
         }
         // A failed run's follow-ups open with its first message (idempotent on redelivery).
-        if let Err(e) = crate::reminders::open(self, event, &plan).await {
+        if let Err(e) = crate::reminders::open(self, event, &plan, &sent.reports).await {
             warn!(error = %e, "Follow-ups could not be opened; the event will be retried.");
             sent.absorb(vec![Delivered::retry("follow-ups", e.to_string(), STATE_RETRY)]);
         }

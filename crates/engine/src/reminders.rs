@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use patchwatch_model::{
     conditions::format_duration,
     event::{MaintenanceEvent, Phase},
-    failure::{Delivered, Deliveries},
+    failure::{Delivered, Deliveries, DeliveryReport, DeliveryStatus},
     notice::{Notice, NoticeKind, Severity},
     resource_id::last_segment,
     routing::{ChannelSpec, Notification, RouteSpec},
@@ -34,12 +34,27 @@ use patchwatch_state::{
 
 use crate::{links::LinkTarget, mail::file_stem, notifier::Target, pipeline::Pipeline};
 
-/// Closed follow-ups are kept this long (for `deliveries` and audits), then pruned.
+/// Closed follow-ups and ended silences are kept this long (for `deliveries`, `silence list
+/// --all` and audits), then pruned.
 const KEEP_CLOSED_DAYS: i64 = 30;
 
 /// Opens the follow-ups of a post event's planned notifications: one per route and owner group
 /// whose route reminds and whose part did not succeed. Idempotent: a redelivery opens nothing new.
-pub async fn open(p: &Pipeline, event: &MaintenanceEvent, plan: &[Notification]) -> Result<usize, StateError> {
+/// Only notifications that reached someone, or were deliberately silenced (the next step fires
+/// after the silence), count: one refused for good or still to retry told nobody yet.
+pub async fn open(
+    p: &Pipeline,
+    event: &MaintenanceEvent,
+    plan: &[Notification],
+    delivered: &[DeliveryReport],
+) -> Result<usize, StateError> {
+    let told_by = |n: &Notification| {
+        let target = n.target();
+        delivered.iter().any(|d| {
+            d.target == target
+                && matches!(d.outcome, DeliveryStatus::Sent | DeliveryStatus::Duplicate | DeliveryStatus::Silenced)
+        })
+    };
     if event.phase != Phase::Post {
         return Ok(0);
     }
@@ -57,15 +72,7 @@ pub async fn open(p: &Pipeline, event: &MaintenanceEvent, plan: &[Notification])
         let same: Vec<&Notification> = plan
             .iter()
             .filter(|m| m.route == n.route && m.group == n.group && m.receiver.is_none())
-            .filter(|m| {
-                matches!(
-                    m.spec,
-                    ChannelSpec::Email { .. }
-                        | ChannelSpec::Teams { .. }
-                        | ChannelSpec::Slack { .. }
-                        | ChannelSpec::Webhook { .. }
-                )
-            })
+            .filter(|m| m.spec.takes_notices() && told_by(m))
             .collect();
         if same.is_empty() {
             continue;
@@ -139,10 +146,17 @@ pub struct Pass {
 /// ([`crate::undelivered::check`]). Everything is sent once through the ledger, so a repeated or
 /// concurrent tick sends nothing more.
 pub async fn tick(p: &Pipeline) -> Result<Pass, StateError> {
-    let mut pass = run(p).await?;
+    // A state error in the follow-ups must not hold back the other two steps.
+    let (mut pass, failed) = match run(p).await {
+        Ok(pass) => (pass, None),
+        Err(e) => (Pass::default(), Some(e)),
+    };
     pass.deliveries.extend(crate::inhibit::flush_due(p).await);
     pass.deliveries.extend(crate::undelivered::check(p).await);
-    Ok(pass)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(pass),
+    }
 }
 
 /// One pass over every follow-up: close what is owned or fixed, send each due step once.
@@ -170,6 +184,9 @@ pub async fn run(p: &Pipeline) -> Result<Pass, StateError> {
     }
     if let Err(e) = p.followups.prune(now - time::Duration::days(KEEP_CLOSED_DAYS)).await {
         warn!(error = %e, "Old follow-ups could not be pruned.");
+    }
+    if let Err(e) = p.notifier.silences.prune(now - time::Duration::days(KEEP_CLOSED_DAYS)).await {
+        warn!(error = %e, "Old silences could not be pruned.");
     }
     Ok(pass)
 }
@@ -201,9 +218,9 @@ async fn closing_reason(p: &Pipeline, f: &FollowUp) -> Result<Closing, StateErro
         .filter(|r| r.configuration.eq_ignore_ascii_case(&f.configuration) && r.window_start > f.window_start)
         .collect();
     let fixed: HashSet<String> =
-        later.iter().flat_map(|r| r.succeeded.iter().map(|n| n.to_ascii_lowercase())).collect();
+        later.iter().flat_map(|r| r.succeeded.iter().map(|id| id.to_ascii_lowercase())).collect();
     let open: Vec<OpenMachine> =
-        f.machines.iter().filter(|m| !fixed.contains(&m.name.to_ascii_lowercase())).cloned().collect();
+        f.machines.iter().filter(|m| !fixed.contains(&m.id.to_ascii_lowercase())).cloned().collect();
     if open.is_empty() && !f.machines.is_empty() {
         let by = later.last().map_or("a later run", |r| last_segment(&r.run_id));
         return Ok(Closing::Closed(format!("every machine succeeded in a later run ({by})")));
@@ -239,7 +256,7 @@ async fn remind(p: &Pipeline, f: &FollowUp, open: &[OpenMachine], now: OffsetDat
     }
     let escalation = (due + 1 == steps.len()).then_some(route.escalate_to.as_ref()).flatten();
     let (channels, recipients, escalated_to) = match escalation.and_then(|e| p.routing.as_ref()?.route(e.get_ref())) {
-        Some(to) => (to.channels.iter().map(|c| c.get_ref().clone()).collect(), Vec::new(), Some(to)),
+        Some(to) => (notice_channels_of(p, to), Vec::new(), Some(to)),
         None => (f.channels.clone(), f.recipients.clone(), None),
     };
     let notice = reminder_notice(p, f, route, open, due, escalated_to, recipients, now);
@@ -267,6 +284,13 @@ async fn remind(p: &Pipeline, f: &FollowUp, open: &[OpenMachine], now: OffsetDat
     out
 }
 
+/// A route's channels that take notices (`check-config` refuses an escalation to others).
+fn notice_channels_of(p: &Pipeline, route: &RouteSpec) -> Vec<String> {
+    let takes =
+        |name: &str| p.routing.as_ref().and_then(|r| r.channels.get(name)).is_some_and(ChannelSpec::takes_notices);
+    route.channels.iter().map(|c| c.get_ref().clone()).filter(|c| takes(c)).collect()
+}
+
 /// The ledger phase of reminder step `i` (0-based): `remind-1`, `remind-2`, …
 fn step_phase(i: usize) -> String {
     format!("remind-{}", i + 1)
@@ -282,10 +306,11 @@ async fn supersede(p: &Pipeline, f: &FollowUp, step: usize, by: usize) {
         let id = DeliveryId { run_id: &f.run_id, configuration: &f.configuration, phase: &phase, target: &target };
         let detail = format!("superseded by reminder {} (the timer had not run while it was due)", by + 1);
         let finish = Finish::Inhibited { subject: format!("reminder {}", step + 1), detail };
-        // A step already sent (or already recorded) is left as it is.
+        // A step already settled is left as it is; one still pending (its channel was down) is
+        // superseded too, so it is never sent late.
         let recorded = match p.ledger().status(&id).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => p.ledger().once(&id, &p.notifier.clock, |_| async { (finish, ()) }).await.map(drop),
+            Ok(Some(r)) if r.state.is_settled() => continue,
+            Ok(_) => p.ledger().once(&id, &p.notifier.clock, |_| async { (finish, ()) }).await.map(drop),
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {

@@ -63,15 +63,11 @@ impl Sources {
     }
 }
 
-fn ops_channels(p: &Pipeline) -> Vec<String> {
-    p.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default()
-}
-
 /// One notice per message in the poison queue and per blob in the dead-letter container, sent
 /// once ever; then the pending notices ([`retry_pending`]).
 pub async fn check(p: &Pipeline) -> Deliveries {
     let mut out = Deliveries::default();
-    let channels = ops_channels(p);
+    let channels = p.alerts_notify();
     if let Some(queue) = &p.undelivered.poison_queue {
         match queue.peek(MAX_PEEK).await {
             Ok(messages) => {
@@ -89,30 +85,55 @@ pub async fn check(p: &Pipeline) -> Deliveries {
         }
     }
     if let Some(container) = &p.undelivered.deadletter {
-        match container.list("").await {
-            Ok(names) => {
-                if !names.is_empty() {
-                    warn!(container = %container.describe(), blobs = names.len(), "Dead-lettered events.");
-                }
-                for name in names.iter().take(MAX_BLOBS) {
-                    let body = match container.get(name).await {
-                        Ok(v) => v.map(|v| v.data),
-                        Err(e) => {
-                            warn!(blob = %name, error = %e, "A dead-letter blob could not be read; noticed by name.");
-                            None
-                        }
-                    };
-                    let notice = deadletter_notice(&container.describe(), name, body.as_deref());
-                    out.absorb(p.notifier.send_notice(&notice, &channels).await);
-                }
-            }
-            Err(e) => {
-                warn!(container = %container.describe(), error = %e, "The dead-letter container could not be listed; the next check tries again.");
-                out.absorb([Delivered::retry("dead-letter", e.to_string(), STATE_RETRY)]);
-            }
-        }
+        out.extend(check_dead_letters(p, container, &channels).await);
     }
     out.extend(retry_pending(p).await);
+    out
+}
+
+/// One notice per dead-lettered blob, once ever. Every name is walked (the container is never
+/// emptied by patchwatch), but a blob already reported is skipped before it is read, and at
+/// most [`MAX_BLOBS`] new ones are read per check: the rest come on the next.
+async fn check_dead_letters(p: &Pipeline, container: &Arc<dyn StateStore>, channels: &[String]) -> Deliveries {
+    let mut out = Deliveries::default();
+    let names = match container.list("").await {
+        Ok(names) => names,
+        Err(e) => {
+            warn!(container = %container.describe(), error = %e, "The dead-letter container could not be listed; the next check tries again.");
+            out.absorb([Delivered::retry("dead-letter", e.to_string(), STATE_RETRY)]);
+            return out;
+        }
+    };
+    let mut new = 0;
+    for name in &names {
+        // The notice's identity depends only on the blob's name.
+        let placeholder = deadletter_notice(&container.describe(), name, None);
+        match p.notifier.notice_settled(&placeholder, channels).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                out.absorb([Delivered::retry("dead-letter", e.to_string(), STATE_RETRY)]);
+                return out;
+            }
+        }
+        if new == MAX_BLOBS {
+            warn!(container = %container.describe(), "More dead-lettered events than one check reads; the next check goes on.");
+            break;
+        }
+        new += 1;
+        let body = match container.get(name).await {
+            Ok(v) => v.map(|v| v.data),
+            Err(e) => {
+                warn!(blob = %name, error = %e, "A dead-letter blob could not be read; noticed by name.");
+                None
+            }
+        };
+        let notice = deadletter_notice(&container.describe(), name, body.as_deref());
+        out.absorb(p.notifier.send_notice(&notice, channels).await);
+    }
+    if new > 0 {
+        warn!(container = %container.describe(), blobs = new, "Dead-lettered events reported.");
+    }
     out
 }
 
@@ -210,8 +231,26 @@ pub fn deadletter_notice(container: &str, blob: &str, body: Option<&[u8]>) -> No
             } else {
                 String::new()
             },
-        );
+        )
+        .fact("Events in the blob", others(body));
     with_event(notice, e)
+}
+
+/// Event Grid writes one or more events per dead-letter blob: when there are several, how many
+/// and their correlation ids (the facts above describe the first).
+fn others(body: Option<&[u8]>) -> String {
+    let Some(Value::Array(items)) = body.and_then(|b| patchwatch_model::json::from_slice(b, "event").ok()) else {
+        return String::new();
+    };
+    if items.len() < 2 {
+        return String::new();
+    }
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| field(Some(i), &["data.correlationId", "data.CorrelationId", "id"]))
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!("{}: {}", items.len(), ids.join(", "))
 }
 
 /// A notice kept for another attempt, and the channels it goes to.

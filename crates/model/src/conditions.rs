@@ -179,7 +179,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n * seconds))
 }
 
-/// `4h`, `1d 6h`: how [`parse_duration`] reads, for messages.
+/// A duration for people: `4h`, `1d 6h`, `0m` (whole minutes; messages only, not parsed back).
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     let (days, hours, minutes) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);

@@ -140,6 +140,18 @@ impl ChannelSpec {
         }
     }
 
+    /// Whether notices (and reminders) can go to it: ServiceNow keeps incidents and an action
+    /// group its own alerting, so they take run summaries only.
+    pub fn takes_notices(&self) -> bool {
+        matches!(
+            self,
+            ChannelSpec::Email { .. }
+                | ChannelSpec::Teams { .. }
+                | ChannelSpec::Slack { .. }
+                | ChannelSpec::Webhook { .. }
+        )
+    }
+
     /// Environment variables the channel reads its secrets from.
     pub fn env_vars(&self) -> Vec<&str> {
         match self {
@@ -479,7 +491,7 @@ fn check_routes(file: &RoutingFile, channels: &BTreeMap<String, ChannelSpec>, is
         check_route_recipients(route, channels, issues);
         check_digest_route(route, channels, issues);
         check_severity_matchers(route, issues);
-        check_follow_up(route, file, issues);
+        check_follow_up(route, file, channels, issues);
         if r.matcher.phase == PhaseMatch::Notice {
             for c in &r.channels {
                 if let Err(problem) = notice_channel(channels, file, c.get_ref()) {
@@ -532,7 +544,12 @@ fn check_severity_matchers(route: &Spanned<RouteSpec>, issues: &mut Issues) {
 
 /// Reminder steps are durations in increasing order on a route that sees post events; the
 /// escalation names another route that is neither a digest nor a notice route.
-fn check_follow_up(route: &Spanned<RouteSpec>, file: &RoutingFile, issues: &mut Issues) {
+fn check_follow_up(
+    route: &Spanned<RouteSpec>,
+    file: &RoutingFile,
+    channels: &BTreeMap<String, ChannelSpec>,
+    issues: &mut Issues,
+) {
     let r = route.get_ref();
     let name = r.name.get_ref();
     let mut last = Duration::ZERO;
@@ -552,6 +569,16 @@ fn check_follow_up(route: &Spanned<RouteSpec>, file: &RoutingFile, issues: &mut 
             format!("route {name:?}: reminders follow up failed runs; the route must see post events"),
         );
     }
+    // Reminders are notices: they need a channel that takes them.
+    let takes = |c: &Spanned<String>| channels.get(c.get_ref()).is_some_and(ChannelSpec::takes_notices);
+    if !r.remind_after.is_empty() && !r.channels.iter().any(takes) {
+        issues.error(
+            route.span(),
+            format!(
+                "route {name:?}: remind_after needs a channel that takes reminders (email, teams, slack or webhook)"
+            ),
+        );
+    }
     if let Some(to) = &r.escalate_to {
         if r.remind_after.is_empty() {
             issues.error(
@@ -567,7 +594,20 @@ fn check_follow_up(route: &Spanned<RouteSpec>, file: &RoutingFile, issues: &mut 
                 to.span(),
                 format!("route {name:?}: escalate_to {:?} is a digest or notice route", to.get_ref()),
             ),
-            Some(_) => {}
+            Some(o) => {
+                for c in &o.get_ref().channels {
+                    if let Err(problem) = notice_channel(channels, file, c.get_ref()) {
+                        issues.error(
+                            to.span(),
+                            format!(
+                                "route {name:?}: escalate_to {:?}: channel {:?}: {problem}",
+                                to.get_ref(),
+                                c.get_ref()
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
     check_addresses(&r.fallback_recipients, issues);
@@ -678,12 +718,7 @@ fn check_control(
 /// Whether a notice may go to channel `name`. A channel that did not resolve is already reported.
 fn notice_channel(channels: &BTreeMap<String, ChannelSpec>, file: &RoutingFile, name: &str) -> Result<(), String> {
     match channels.get(name) {
-        Some(
-            ChannelSpec::Email { .. }
-            | ChannelSpec::Teams { .. }
-            | ChannelSpec::Slack { .. }
-            | ChannelSpec::Webhook { .. },
-        ) => Ok(()),
+        Some(spec) if spec.takes_notices() => Ok(()),
         Some(other) => {
             Err(format!("a {} channel does not take notices (use email, teams, slack or webhook)", other.kind()))
         }
@@ -1287,6 +1322,17 @@ mod tests {
             assert!(err.iter().any(|e| e.message.contains(message)), "{route}: {err:?}");
             assert_eq!(err[0].line, *line, "{route}: {}", err[0]);
         }
+        // Reminders and escalations are notices: an incident channel cannot take them.
+        let snow = "[channels.snow]\ntype = \"servicenow\"\ninstance = \"https://x.service-now.com\"\nuser_env = \"U\"\npassword_env = \"P\"\n";
+        let only_snow =
+            format!("{CHANNELS}{snow}[[routes]]\nname = \"p\"\nchannels = [\"snow\"]\nremind_after = [\"4h\"]\n");
+        assert!(
+            parse(&only_snow).unwrap_err().iter().any(|e| e.message.contains("needs a channel that takes reminders"))
+        );
+        let to_snow = format!(
+            "{CHANNELS}{snow}[[routes]]\nname = \"p\"\nchannels = [\"mail\"]\nremind_after = [\"4h\"]\nescalate_to = \"i\"\n[[routes]]\nname = \"i\"\nchannels = [\"snow\"]\n"
+        );
+        assert!(parse(&to_snow).unwrap_err().iter().any(|e| e.message.contains("escalate_to \"i\": channel \"snow\"")));
         let page = format!(
             "{CHANNELS}[[routes]]\nname = \"o\"\nremind_after = [\"4h\", \"1d\"]\nescalate_to = \"page\"\nchannels = [\"mail\"]\n[[routes]]\nname = \"page\"\nchannels = [\"chat\"]\n[[routes]]\nname = \"n\"\nmatch = {{ phase = \"notice\", notice = [\"gate\", \"alert\"], severity = \"warning\" }}\nchannels = [\"chat\"]\n"
         );

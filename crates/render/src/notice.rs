@@ -4,7 +4,8 @@ use patchwatch_model::notice::{EVENT_TYPE, Notice, Severity};
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-/// The signed-webhook body (schema version 1).
+/// The signed-webhook body (schema version 1). One-click links are left out: they are for
+/// people, and a receiving system that logs bodies would keep working action links.
 pub fn webhook_body(n: &Notice, now: OffsetDateTime) -> String {
     let facts: serde_json::Map<String, Value> = n.facts.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({
@@ -14,7 +15,6 @@ pub fn webhook_body(n: &Notice, now: OffsetDateTime) -> String {
         "data": {
             "kind": n.kind, "key": n.key, "severity": n.severity, "title": n.title,
             "configuration": n.configuration, "facts": facts, "text": n.text, "link": n.link,
-            "actions": n.actions.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect::<Vec<_>>(),
         }
     })
     .to_string()
@@ -108,5 +108,15 @@ mod tests {
         assert!(slack.contains("&lt;script&gt;"), "{slack}");
         let body: Value = serde_json::from_str(&webhook_body(&n, OffsetDateTime::UNIX_EPOCH)).unwrap();
         assert_eq!(body["data"]["facts"]["Reason"], "KB5031364 failed on 30% of Ring0");
+    }
+
+    /// One-click links are buttons for people in chat, never in a system's webhook body.
+    #[test]
+    fn action_links_are_chat_buttons_and_not_in_webhook_bodies() {
+        let mut n = notice();
+        n.actions = vec![("Acknowledge".into(), "https://pw.example.com/api/action?token=abc.def".into())];
+        assert!(teams_card(&n).to_string().contains("token=abc.def"));
+        assert!(slack_message(&n).to_string().contains("token=abc.def"));
+        assert!(!webhook_body(&n, OffsetDateTime::UNIX_EPOCH).contains("token="));
     }
 }

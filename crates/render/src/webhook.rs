@@ -53,8 +53,8 @@ pub fn body(n: &Notification, now: OffsetDateTime) -> String {
             "machines": machines,
             "failedPatches": patches,
             "advice": s.advice,
-            // One-click links (optional; absent when none are configured).
-            "actions": n.actions.iter().map(|(label, url)| json!({ "label": label, "url": url })).collect::<Vec<_>>(),
+            // One-click links are for people: a receiving system that logs bodies would keep
+            // working re-run links, so they are never in a webhook's body.
         }
     })
     .to_string()

@@ -81,6 +81,21 @@ impl FollowUp {
     }
 }
 
+/// Which follow-ups of a run an action is about: a route's (one owner group's), or every one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Which<'a> {
+    pub route: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+impl Which<'_> {
+    fn selects(&self, f: &FollowUp) -> bool {
+        let route = self.route.is_none_or(|r| r.eq_ignore_ascii_case(&f.route));
+        let group = self.group.is_none_or(|g| f.group.as_deref().is_some_and(|fg| fg.eq_ignore_ascii_case(g)));
+        route && group
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FollowUps {
     store: Arc<dyn StateStore>,
@@ -117,8 +132,10 @@ impl FollowUps {
     async fn under(&self, prefix: &str) -> Result<Vec<FollowUp>, StateError> {
         let mut out = Vec::new();
         for key in self.store.list(prefix).await? {
-            if let Some(f) = self.store.get(&key).await?.as_ref().and_then(decode) {
-                out.push(f);
+            let Some(v) = self.store.get(&key).await? else { continue };
+            match decode(&v) {
+                Some(f) => out.push(f),
+                None => tracing::warn!(key = %key, "Unreadable follow-up skipped; it reminds no one until fixed."),
             }
         }
         out.sort_by_key(|f| (f.first_sent, f.key()));
@@ -149,18 +166,18 @@ impl FollowUps {
         .map(|_| ())
     }
 
-    /// Pauses the reminders of a run's follow-ups (those of `route`, or all) until `until`.
-    /// Returns the follow-ups snoozed; closed ones are left alone.
+    /// Pauses the reminders of a run's follow-ups (those of `which` route and owner group, or
+    /// all) until `until`. Returns the follow-ups snoozed; closed ones are left alone.
     pub async fn snooze(
         &self,
         run_id: &str,
-        route: Option<&str>,
+        which: Which<'_>,
         until: OffsetDateTime,
         by: &str,
     ) -> Result<Vec<FollowUp>, StateError> {
         let mut out = Vec::new();
         for f in self.of_run(run_id).await? {
-            if f.closed.is_some() || route.is_some_and(|r| !r.eq_ignore_ascii_case(&f.route)) {
+            if f.closed.is_some() || !which.selects(&f) {
                 continue;
             }
             let changed = self
@@ -224,7 +241,11 @@ mod tests {
         assert!(!f.open(&a).await.unwrap(), "opened once");
         assert_eq!(f.of_run(&a.run_id.to_uppercase()).await.unwrap().len(), 2, "run ids compare case-insensitively");
         let until = datetime!(2026-12-03 00:30 UTC);
-        let snoozed = f.snooze(&a.run_id, Some("OWNERS"), until, "alice").await.unwrap();
+        let owners = Which { route: Some("OWNERS"), group: None };
+        assert!(
+            f.snooze(&a.run_id, Which { group: Some("team-data"), ..owners }, until, "bob").await.unwrap().is_empty()
+        );
+        let snoozed = f.snooze(&a.run_id, Which { group: Some("Team-Web"), ..owners }, until, "alice").await.unwrap();
         assert_eq!(snoozed.len(), 1);
         assert_eq!(snoozed[0].snoozed_until, Some(until));
         let now = datetime!(2026-12-02 08:00 UTC);

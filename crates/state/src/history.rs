@@ -38,8 +38,8 @@ pub struct RunRecord {
     pub machines: Vec<(String, Outcome)>,
     /// `[KB or package, machine count]`.
     pub failed_patches: Vec<(String, usize)>,
-    /// Names of the machines that succeeded (with or without warnings): a later clean run of a
-    /// failed machine closes its follow-up. Absent in records written before follow-ups.
+    /// Resource ids (lower-cased) of the machines that succeeded, with or without warnings: a
+    /// later clean run of a failed machine closes its follow-up. Absent in older records.
     #[serde(default)]
     pub succeeded: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -74,7 +74,7 @@ impl RunRecord {
                 .machines
                 .iter()
                 .filter(|m| matches!(m.outcome, Outcome::Succeeded | Outcome::CompletedWithWarnings))
-                .map(|m| m.name.clone())
+                .map(|m| m.id.to_ascii_lowercase())
                 .collect(),
             recorded: now,
         }

@@ -12,6 +12,7 @@
 //! | `itsm/seen/<caller>/<id>`, `itsm/requests/<caller>/<id>` | a replay marker | the ITSM webhook |
 //! | `silences/<id>` | [`patchwatch_model::silence::Silence`] | `patchwatch silence`, the ITSM `silence` action |
 //! | `followups/<run>/<route and group>` | [`crate::followups::FollowUp`] | a failed run's first message; the reminders timer |
+//! | `actions/rerun/<run>` | a run re-run from a one-click link (JSON: who, when) | the first confirmed *Re-run* link of a run |
 //! | `actions/used/<nonce>` | a use-once marker (JSON: action, run, route, when) | a one-click action link, when its action is confirmed |
 //! | `alerts/open/<configuration>-<caller>` | the open assignment-alert group of a configuration and caller | the alert webhook |
 //! | `alerts/groups/<group>/group`, `…/m-<event>`, `…/sealed` | a group, its members, its seal | the alert webhook; `inhibit::flush_due` |
@@ -133,6 +134,12 @@ pub fn itsm_seen(caller: &str, message_id: &str) -> String {
 /// A one-click action link's nonce, recorded when its action is confirmed: a link works once.
 pub fn action_used(nonce: &str) -> String {
     format!("actions/used/{:016x}", fnv64(nonce))
+}
+
+/// A run re-run from a one-click link: every copy of a message (email, Teams, Slack, each
+/// reminder) carries its own link, and only the first confirmed one patches.
+pub fn action_rerun(run_id: &str) -> String {
+    format!("actions/rerun/{:016x}", fnv64(&run_id.trim().trim_end_matches('/').to_ascii_lowercase()))
 }
 
 /// An ITSM caller's request id: a repeated request is a duplicate.

@@ -83,7 +83,7 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<TokenQuery>, bear
     };
     info!(operation = %activity.operation, caller = %activity.caller, status = %activity.status, "Maintenance activity alert.");
     let p = &state.pipeline;
-    let channels = p.routing.as_ref().map(|r| r.control.alerts.notify.clone()).unwrap_or_default();
+    let channels = p.alerts_notify();
     let mut sent = Deliveries::default();
     match alert::inhibition(&activity) {
         alert::Inhibition::Group(member) => match inhibit::group_assignment(p, &member, &notice).await {

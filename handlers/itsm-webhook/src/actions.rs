@@ -25,6 +25,7 @@ use patchwatch_model::text::format_time;
 use patchwatch_state::approvals::Acknowledgement;
 use patchwatch_state::approvals::ChangeDecision;
 use patchwatch_state::approvals::Recorded;
+use patchwatch_state::followups::Which;
 use patchwatch_state::ledger::{DeliveryId, DeliveryState, Finish, Once};
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info, warn};
@@ -160,7 +161,7 @@ async fn snooze(
     let by = format!("{} (via {})", req.requested_by, caller.name);
     let snoozed = p
         .followups
-        .snooze(&run, req.route.as_deref(), until, &by)
+        .snooze(&run, Which { route: req.route.as_deref(), group: req.group.as_deref() }, until, &by)
         .await
         .map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     if snoozed.is_empty() {

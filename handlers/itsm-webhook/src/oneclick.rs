@@ -6,8 +6,9 @@
 //! - `POST /api/action` is that button's form (`application/x-www-form-urlencoded`: `token`,
 //!   `csrf`, `action`). Order of checks, so that no failed check changes anything: links are
 //!   configured → content type → `Origin` / `Sec-Fetch-Site` (same origin when present) → body
-//!   size → the token (shape, key, signature, expiry) → `csrf` (an HMAC of the token: the form
-//!   was served for this token) → `action` names the token's action → the link is marked used
+//!   size → the token (shape, key, signature, expiry) → `csrf` (an HMAC of the token, so a form
+//!   is bound to its token; anyone holding the token can have it, so the cross-site guard is
+//!   the `Origin` / `Sec-Fetch-Site` check) → `action` names the token's action → the link is marked used
 //!   (an atomic create, so two clicks act once) → the action, through [`actions::perform`] as a
 //!   signed ITSM request's. When the action cannot be done, the marker is released so the link
 //!   works again.
@@ -159,24 +160,12 @@ async fn run_action(state: &AppState, claims: &LinkClaims) -> Result<Value, Itsm
     })?;
     let snooze = action == Action::Snooze;
     let req = Request {
-        action,
-        requested_by: format!("one-click link (route {})", claims.route),
-        request_id: None,
         configuration: Some(claims.configuration.clone()),
-        change: None,
-        window: None,
         run: Some(claims.run.clone()),
-        note: None,
-        machines: Vec::new(),
-        classifications: Vec::new(),
-        kb_numbers: Vec::new(),
-        reboot_setting: None,
-        maximum_duration: None,
-        decided_at: None,
-        until: None,
         duration: snooze.then_some(SNOOZE),
         route: snooze.then(|| claims.route.clone()),
-        silence: None,
+        group: if snooze { claims.group.clone() } else { None },
+        ..Request::new(action, format!("one-click link (route {})", claims.route))
     };
     // The run decides the configuration; a link whose configuration names another is refused.
     let (configuration, configuration_id) = actions::configuration_of(&req)?;
@@ -191,7 +180,40 @@ async fn run_action(state: &AppState, claims: &LinkClaims) -> Result<Value, Itsm
         configuration = %configuration,
         "One-click action confirmed."
     );
+    if action == Action::Rerun {
+        return rerun_once(state, &caller, &req, &configuration).await;
+    }
     actions::perform(state, &caller, &req, &configuration).await.map(|(_, value)| value)
+}
+
+/// A re-run from a link patches once per run, however many copies of the link (email, chat,
+/// each reminder) are pressed: the first claims the run; a failed attempt frees it again.
+async fn rerun_once(state: &AppState, caller: &Caller, req: &Request, configuration: &str) -> Result<Value, ItsmError> {
+    let store = state.pipeline.ledger().store();
+    let run = req.run.as_deref().unwrap_or_default();
+    let key = keys::action_rerun(run);
+    let now = state.pipeline.now();
+    let mark = json!({ "by": req.requested_by, "at": now.unix_timestamp() });
+    match store.create(&key, mark.to_string().as_bytes()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(ItsmError::Unprocessable {
+                field: "run".to_owned(),
+                message: format!(
+                    "a re-run of run {} was already started from a link; its result is reported like a run",
+                    last_segment(run)
+                ),
+            });
+        }
+        Err(e) => return Err(ItsmError::RetryLater(e.to_string())),
+    }
+    let done = actions::perform(state, caller, req, configuration).await;
+    if done.is_err()
+        && let Err(e) = store.delete(&key, None).await
+    {
+        warn!(error = %e, "Could not free the run's re-run mark; another link will say it already ran.");
+    }
+    done.map(|(_, value)| value)
 }
 
 /// The form's fields.

@@ -15,7 +15,7 @@
 //!   "classifications": ["Critical", "Security"], "kbNumbers": ["5031364"],   // emergency
 //!   "rebootSetting": "IfRequired", "maximumDuration": "PT2H",               // emergency, optional
 //!   "until": "2026-12-03T08:00:00Z", "duration": "24h",   // snooze (default 24h), silence (one of them)
-//!   "route": "owners",                                     // snooze: only this route's reminders
+//!   "route": "owners", "group": "team-web",                // snooze: only this route's (and group's) reminders
 //!   "silence": { "machine": "vm-sql-*", "tags": { "PatchOwner": "team-data" },
 //!                "outcome": ["Failed"], "channel": "ops-*" } }   // silence, optional narrowing
 //! ```
@@ -58,10 +58,39 @@ pub struct Request {
     pub until: Option<OffsetDateTime>,
     /// … or for how long.
     pub duration: Option<std::time::Duration>,
-    /// Snooze: only this route's reminders.
+    /// Snooze: only this route's reminders …
     pub route: Option<String>,
+    /// … and of them only this owner group's (a split route).
+    pub group: Option<String>,
     /// Silence: what besides the configuration it matches.
     pub silence: Option<Matchers>,
+}
+
+impl Request {
+    /// A request for `action` by `requested_by`, with nothing else given yet.
+    pub fn new(action: Action, requested_by: impl Into<String>) -> Self {
+        Self {
+            action,
+            requested_by: requested_by.into(),
+            request_id: None,
+            configuration: None,
+            change: None,
+            window: None,
+            run: None,
+            note: None,
+            machines: Vec::new(),
+            classifications: Vec::new(),
+            kb_numbers: Vec::new(),
+            reboot_setting: None,
+            maximum_duration: None,
+            decided_at: None,
+            until: None,
+            duration: None,
+            route: None,
+            group: None,
+            silence: None,
+        }
+    }
 }
 
 /// What the body asked for: an action, or nothing to do (a ServiceNow update that is no decision).
@@ -182,6 +211,7 @@ fn generic_fields(obj: &Map<String, Value>, action: Action) -> Result<Request, E
             .map(|d| patchwatch_model::conditions::parse_duration(&d).map_err(|e| EventError::malformed("duration", e)))
             .transpose()?,
         route: text(obj, "route", 200)?,
+        group: text(obj, "group", 200)?,
         silence: None,
     })
 }
@@ -332,24 +362,11 @@ pub fn parse_servicenow(body: &[u8]) -> Result<Parsed, EventError> {
         return Err(EventError::malformed("end_date", "must be after start_date"));
     }
     let r = Request {
-        action,
-        requested_by: text(obj, "sys_updated_by", 200)?.unwrap_or_else(|| "ServiceNow".to_owned()),
-        request_id: None,
         configuration: Some(required(obj, SERVICENOW_CONFIGURATION_FIELD, "(the maintenance configuration)")?),
         change: Some(number),
         window: Some((start, end)),
-        run: None,
-        note: None,
-        machines: Vec::new(),
-        classifications: Vec::new(),
-        kb_numbers: Vec::new(),
-        reboot_setting: None,
-        maximum_duration: None,
         decided_at: text(obj, "sys_updated_on", 40)?.as_deref().and_then(parse_date),
-        until: None,
-        duration: None,
-        route: None,
-        silence: None,
+        ..Request::new(action, text(obj, "sys_updated_by", 200)?.unwrap_or_else(|| "ServiceNow".to_owned()))
     };
     check_ids(&r).map_err(|e| EventError::malformed(SERVICENOW_CONFIGURATION_FIELD, e.problem))?;
     Ok(Parsed::Act(Box::new(r)))
