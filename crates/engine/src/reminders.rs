@@ -28,6 +28,7 @@ use patchwatch_model::{
 };
 use patchwatch_state::{
     followups::{FollowUp, OpenMachine},
+    history::RunRecord,
     ledger::{DeliveryId, Finish},
     store::StateError,
 };
@@ -159,36 +160,85 @@ pub async fn tick(p: &Pipeline) -> Result<Pass, StateError> {
     }
 }
 
+/// Follow-ups handled at once: each is a few state reads and writes (network round trips on a
+/// blob store), so a pass over thousands is bound by latency, not by the two cores.
+const CONCURRENCY: usize = 16;
+
+/// What one follow-up came to in a pass.
+enum Step {
+    Closed { run: String, target: String, reason: String },
+    Open(Vec<Delivered>),
+}
+
 /// One pass over every follow-up: close what is owned or fixed, send each due step once.
 pub async fn run(p: &Pipeline) -> Result<Pass, StateError> {
+    use futures::StreamExt;
     let now = p.now();
+    let all = p.followups.all().await?;
+    let history = HistoryCache::default();
+    // The futures are made up front (a stream's mapping closure would not be `Send` for every
+    // lifetime); at most CONCURRENCY of them run at once.
+    let pending: Vec<_> = all.iter().filter(|f| f.closed.is_none()).map(|f| follow(p, f, now, &history)).collect();
+    let steps: Vec<Result<Step, StateError>> =
+        futures::stream::iter(pending).buffer_unordered(CONCURRENCY).collect().await;
     let mut pass = Pass::default();
-    for f in p.followups.all().await? {
-        if f.closed.is_some() {
-            continue;
-        }
-        let still_open = match closing_reason(p, &f).await? {
-            Closing::Closed(reason) => {
-                p.followups.close(&f, &reason, now).await?;
-                info!(run = %last_segment(&f.run_id), route = %f.route, %reason, "Follow-up closed.");
-                pass.closed.push((last_segment(&f.run_id).to_owned(), f.target(), reason));
-                continue;
+    for step in steps {
+        match step? {
+            Step::Closed { run, target, reason } => pass.closed.push((run, target, reason)),
+            Step::Open(sent) => {
+                pass.open += 1;
+                pass.deliveries.absorb(sent);
             }
-            Closing::Open(machines) => machines,
-        };
-        pass.open += 1;
-        if f.snoozed_until.is_some_and(|until| until > now) {
-            continue;
         }
-        pass.deliveries.absorb(remind(p, &f, &still_open, now).await);
     }
-    if let Err(e) = p.followups.prune(now - time::Duration::days(KEEP_CLOSED_DAYS)).await {
-        warn!(error = %e, "Old follow-ups could not be pruned.");
+    prune(p, &all, now).await;
+    Ok(pass)
+}
+
+/// One follow-up: closed, held by a snooze, or its due step sent.
+async fn follow(p: &Pipeline, f: &FollowUp, now: OffsetDateTime, history: &HistoryCache) -> Result<Step, StateError> {
+    let still_open = match closing_reason(p, f, history).await? {
+        Closing::Closed(reason) => {
+            p.followups.close(f, &reason, now).await?;
+            info!(run = %last_segment(&f.run_id), route = %f.route, %reason, "Follow-up closed.");
+            return Ok(Step::Closed { run: last_segment(&f.run_id).to_owned(), target: f.target(), reason });
+        }
+        Closing::Open(machines) => machines,
+    };
+    if f.snoozed_until.is_some_and(|until| until > now) {
+        return Ok(Step::Open(Vec::new()));
     }
-    if let Err(e) = p.notifier.silences.prune(now - time::Duration::days(KEEP_CLOSED_DAYS)).await {
+    Ok(Step::Open(remind(p, f, &still_open, now).await))
+}
+
+/// Drops follow-ups closed long ago (from the list this pass read) and silences long over.
+async fn prune(p: &Pipeline, all: &[FollowUp], now: OffsetDateTime) {
+    let before = now - time::Duration::days(KEEP_CLOSED_DAYS);
+    for f in all.iter().filter(|f| f.closed.as_ref().is_some_and(|c| c.at < before)) {
+        if let Err(e) = p.followups.remove(f).await {
+            warn!(error = %e, "An old follow-up could not be pruned.");
+        }
+    }
+    if let Err(e) = p.notifier.silences.prune(before).await {
         warn!(error = %e, "Old silences could not be pruned.");
     }
-    Ok(pass)
+}
+
+/// Each configuration's run history, read once per pass however many follow-ups it has.
+#[derive(Default)]
+struct HistoryCache(tokio::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<RunRecord>>>>);
+
+impl HistoryCache {
+    async fn runs(&self, p: &Pipeline, configuration: &str) -> Result<std::sync::Arc<Vec<RunRecord>>, StateError> {
+        let key = configuration.to_ascii_lowercase();
+        if let Some(runs) = self.0.lock().await.get(&key) {
+            return Ok(runs.clone());
+        }
+        // Read outside the lock: two follow-ups of one configuration may both read it once.
+        let runs = std::sync::Arc::new(p.history.runs(configuration).await?);
+        self.0.lock().await.insert(key, runs.clone());
+        Ok(runs)
+    }
 }
 
 enum Closing {
@@ -198,7 +248,7 @@ enum Closing {
 }
 
 /// Why a follow-up ends now, or the machines it is still about.
-async fn closing_reason(p: &Pipeline, f: &FollowUp) -> Result<Closing, StateError> {
+async fn closing_reason(p: &Pipeline, f: &FollowUp, history: &HistoryCache) -> Result<Closing, StateError> {
     if let Some(ack) = p.approvals.acknowledgement(&f.run_id).await? {
         return Ok(Closing::Closed(format!("acknowledged by {} via {}", ack.by, ack.caller)));
     }
@@ -210,11 +260,9 @@ async fn closing_reason(p: &Pipeline, f: &FollowUp) -> Result<Closing, StateErro
         return Ok(Closing::Closed(format!("route {} no longer reminds", f.route)));
     }
     // Later runs of the same configuration: the machines they patched are fixed.
-    let later: Vec<_> = p
-        .history
-        .runs(&f.configuration)
-        .await?
-        .into_iter()
+    let runs = history.runs(p, &f.configuration).await?;
+    let later: Vec<&RunRecord> = runs
+        .iter()
         .filter(|r| r.configuration.eq_ignore_ascii_case(&f.configuration) && r.window_start > f.window_start)
         .collect();
     let fixed: HashSet<String> =

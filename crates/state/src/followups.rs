@@ -191,6 +191,11 @@ impl FollowUps {
         Ok(out)
     }
 
+    /// Deletes one follow-up (the reminders pass prunes those closed long ago).
+    pub async fn remove(&self, f: &FollowUp) -> Result<bool, StateError> {
+        self.store.delete(&f.key(), None).await
+    }
+
     /// Deletes follow-ups closed before `before` (kept a while for `deliveries` and audits).
     pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StateError> {
         let mut removed = 0;
