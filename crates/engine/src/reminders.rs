@@ -162,7 +162,7 @@ pub async fn tick(p: &Pipeline) -> Result<Pass, StateError> {
 
 /// Follow-ups handled at once: each is a few state reads and writes (network round trips on a
 /// blob store), so a pass over thousands is bound by latency, not by the two cores.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 8;
 
 /// What one follow-up came to in a pass.
 enum Step {
@@ -172,22 +172,20 @@ enum Step {
 
 /// One pass over every follow-up: close what is owned or fixed, send each due step once.
 pub async fn run(p: &Pipeline) -> Result<Pass, StateError> {
-    use futures::StreamExt;
     let now = p.now();
     let all = p.followups.all().await?;
     let history = HistoryCache::default();
-    // The futures are made up front (a stream's mapping closure would not be `Send` for every
-    // lifetime); at most CONCURRENCY of them run at once.
-    let pending: Vec<_> = all.iter().filter(|f| f.closed.is_none()).map(|f| follow(p, f, now, &history)).collect();
-    let steps: Vec<Result<Step, StateError>> =
-        futures::stream::iter(pending).buffer_unordered(CONCURRENCY).collect().await;
+    let open: Vec<&FollowUp> = all.iter().filter(|f| f.closed.is_none()).collect();
     let mut pass = Pass::default();
-    for step in steps {
-        match step? {
-            Step::Closed { run, target, reason } => pass.closed.push((run, target, reason)),
-            Step::Open(sent) => {
-                pass.open += 1;
-                pass.deliveries.absorb(sent);
+    // CONCURRENCY at a time, each batch's futures made only when it starts (memory stays flat).
+    for batch in open.chunks(CONCURRENCY) {
+        for step in futures::future::join_all(batch.iter().map(|f| follow(p, f, now, &history))).await {
+            match step? {
+                Step::Closed { run, target, reason } => pass.closed.push((run, target, reason)),
+                Step::Open(sent) => {
+                    pass.open += 1;
+                    pass.deliveries.absorb(sent);
+                }
             }
         }
     }
