@@ -263,10 +263,8 @@ async fn closing_reason(p: &Pipeline, f: &FollowUp, history: &HistoryCache) -> R
         .iter()
         .filter(|r| r.configuration.eq_ignore_ascii_case(&f.configuration) && r.window_start > f.window_start)
         .collect();
-    let fixed: HashSet<String> =
-        later.iter().flat_map(|r| r.succeeded.iter().map(|id| id.to_ascii_lowercase())).collect();
     let open: Vec<OpenMachine> =
-        f.machines.iter().filter(|m| !fixed.contains(&m.id.to_ascii_lowercase())).cloned().collect();
+        f.machines.iter().filter(|m| !later.iter().any(|r| r.succeeded_on(&m.id))).cloned().collect();
     if open.is_empty() && !f.machines.is_empty() {
         let by = later.last().map_or("a later run", |r| last_segment(&r.run_id));
         return Ok(Closing::Closed(format!("every machine succeeded in a later run ({by})")));
