@@ -140,14 +140,10 @@ fn window(p: &Pipeline) -> Duration {
     p.routing.as_ref().map_or(DEFAULT_GROUP_WINDOW, |r| r.control.alerts.group_window())
 }
 
-/// The ledger record of an alert's own delivery that was not sent on its own.
+/// The ledger record of an alert's own delivery that was not sent on its own: a notice's
+/// identity, as the notifier keeps it, under a target of its own.
 fn own_id<'a>(notice: &'a Notice, target: &'a str) -> DeliveryId<'a> {
-    DeliveryId {
-        run_id: &notice.key,
-        configuration: notice.configuration.as_deref().unwrap_or("-"),
-        phase: notice.kind.as_str(),
-        target,
-    }
+    crate::notifier::notice_id(notice, target)
 }
 
 /// Records a delivery as inhibited (once): folded into the message `detail` names.

@@ -432,7 +432,7 @@ fn notice_target(channel: &str) -> String {
 }
 
 /// A notice's ledger identity: its key is the run, its kind the phase.
-fn notice_id<'a>(notice: &'a Notice, target: &'a str) -> DeliveryId<'a> {
+pub(crate) fn notice_id<'a>(notice: &'a Notice, target: &'a str) -> DeliveryId<'a> {
     DeliveryId {
         run_id: &notice.key,
         configuration: notice.configuration.as_deref().unwrap_or("-"),

@@ -121,6 +121,15 @@ fn segment_after<'a>(id: &'a str, marker: &str) -> Option<&'a str> {
     id[at..].split('/').next().filter(|s| !s.is_empty())
 }
 
+/// The machine a configuration assignment's resource id is under (empty when none).
+fn assigned_machine(resource_id: &str) -> String {
+    resource_id
+        .to_ascii_lowercase()
+        .find("/providers/microsoft.maintenance/configurationassignments/")
+        .map(|i| last_segment(&resource_id[..i]).to_owned())
+        .unwrap_or_default()
+}
+
 /// The notice for a maintenance operation, or why there is none.
 pub fn notice(a: &Activity) -> Result<Notice, String> {
     let op = a.operation.to_ascii_lowercase();
@@ -140,12 +149,7 @@ pub fn notice(a: &Activity) -> Result<Notice, String> {
         )
     } else if op.starts_with("microsoft.maintenance/configurationassignments/") {
         let assignment = segment_after(&a.resource_id, "/configurationAssignments/").unwrap_or("?");
-        let machine = a
-            .resource_id
-            .to_ascii_lowercase()
-            .find("/providers/microsoft.maintenance/configurationassignments/")
-            .map(|i| last_segment(&a.resource_id[..i]).to_owned())
-            .unwrap_or_default();
+        let machine = assigned_machine(&a.resource_id);
         let on = if machine.is_empty() { String::new() } else { format!(" on {machine}") };
         (format!("Configuration assignment {assignment}{on} {verb}"), Some(assignment.to_owned()), Severity::Warning)
     } else if op.starts_with("microsoft.maintenance/applyupdates/") {
@@ -206,12 +210,7 @@ pub fn inhibition(a: &Activity) -> Inhibition {
     let op = a.operation.to_ascii_lowercase();
     if let Some(verb) = op.strip_prefix("microsoft.maintenance/configurationassignments/") {
         let configuration = segment_after(&a.resource_id, "/configurationAssignments/").unwrap_or("?");
-        let machine = a
-            .resource_id
-            .to_ascii_lowercase()
-            .find("/providers/microsoft.maintenance/configurationassignments/")
-            .map(|i| last_segment(&a.resource_id[..i]).to_owned())
-            .unwrap_or_default();
+        let machine = assigned_machine(&a.resource_id);
         let event = if a.event_id.is_empty() { a.correlation_id.as_str() } else { a.event_id.as_str() };
         return Inhibition::Group(Box::new(Member {
             configuration: configuration.to_owned(),
