@@ -54,6 +54,7 @@ fn summarised(event_json: &str, snapshot_bytes: &[u8]) -> (MaintenanceEvent, Run
         subscription_ids: vec![],
         include_results: true,
         since: None,
+        watch: Vec::new(),
     };
     let data = snapshot::parse(snapshot_bytes, &q).unwrap();
     let Decision::Ready(s) = summarise(&event, &data, time::OffsetDateTime::now_utc(), Duration::ZERO) else {

@@ -60,6 +60,7 @@ async fn machines(p: &Pipeline, event: &MaintenanceEvent) -> BTreeMap<String, BT
         subscription_ids: event.subscription_ids.clone(),
         include_results: false,
         since: Some(event.start),
+        watch: Vec::new(),
     };
     let data = p.source.load(&query).await.unwrap();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -111,6 +111,7 @@ fn run_data(event: &MaintenanceEvent) -> RunData {
         subscription_ids: vec![],
         include_results: true,
         since: None,
+        watch: Vec::new(),
     };
     snapshot::parse(example("snapshot.json").as_bytes(), &query).unwrap()
 }

@@ -181,6 +181,7 @@ async fn graph_machine_tags_route_like_the_snapshot() {
         subscription_ids: event.subscription_ids.clone(),
         include_results: true,
         since: Some(event.start),
+        watch: Vec::new(),
     };
     let text = "[channels.c]\ntype = \"teams\"\nurl_env = \"T\"\n[[routes]]\nname = \"o\"\nsplit_by_tag = \"PatchOwner\"\nrecipients_from_tag = true\nchannels = [\"c\"]\n";
     let (routing, _) = patchwatch_model::routing::Routing::parse(text, &|_| true).unwrap();

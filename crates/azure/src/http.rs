@@ -20,6 +20,9 @@ pub enum AzureError {
     Throttled { retry_after: Duration },
     #[error("Azure's response could not be read: {0}")]
     Decode(String),
+    /// A run load used its whole time budget; it goes on from where it stopped next time.
+    #[error("Resource Graph load did not finish within {spent:?}; it continues on the next delivery")]
+    Unfinished { spent: Duration },
 }
 
 impl AzureError {
@@ -29,6 +32,7 @@ impl AzureError {
             Self::Throttled { retry_after } => *retry_after,
             Self::Status { status: 401 | 403, .. } => ACCESS_RETRY,
             Self::Credential(_) => CREDENTIAL_RETRY,
+            Self::Unfinished { .. } => UNFINISHED_RETRY,
             _ => OUTAGE_RETRY,
         }
     }
@@ -38,6 +42,8 @@ impl AzureError {
 const ACCESS_RETRY: Duration = Duration::from_secs(300);
 /// A token endpoint that failed usually answers again within a minute.
 const CREDENTIAL_RETRY: Duration = Duration::from_secs(60);
+/// A load that ran out of time goes on soon: its pages so far are saved.
+const UNFINISHED_RETRY: Duration = Duration::from_secs(10);
 /// Any other failure (transport, 5xx, an unreadable answer).
 const OUTAGE_RETRY: Duration = Duration::from_secs(30);
 /// How long to wait on a 429 that names no wait.

@@ -208,6 +208,7 @@ pub fn summary_candidate(n: &Notification) -> Candidate<'_> {
         channel: &n.channel,
         outcome: (s.phase == Phase::Post).then_some(s.verdict),
         machines: s.machines.iter().map(|m| MachineRef::new(&m.id, &m.name, &m.tags)).collect(),
+        groups: s.succeeded.iter().map(|g| g.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect(),
     }
 }
 
@@ -217,6 +218,7 @@ fn notice_candidate<'a>(notice: &'a Notice, channel: &'a str) -> Candidate<'a> {
         channel: if channel.is_empty() { DEFAULT_CHANNEL } else { channel },
         outcome: None,
         machines: Vec::new(),
+        groups: Vec::new(),
     }
 }
 

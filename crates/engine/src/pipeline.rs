@@ -28,6 +28,7 @@ use patchwatch_render::{RenderError, Templates};
 use patchwatch_state::{
     approvals::Approvals,
     followups::FollowUps,
+    loads::Loads,
     history::{History, RunRecord},
     keys,
     ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, Finish, Ledger, Once},
@@ -46,6 +47,10 @@ use crate::{
     notifier::{DEFAULT_ROUTE, Email, Notifier, Target},
     source::RunDataSource,
 };
+
+/// Most machines of open follow-ups a post event lists by id: each is a literal in the run's
+/// Resource Graph query, which must stay well inside its size limit.
+const MAX_WATCHED: usize = 500;
 
 /// Why a pipeline could not be built at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,8 @@ pub struct Pipeline {
     pub approvals: Approvals,
     /// Failed runs followed up until someone owns them (reminders, escalation, snoozes).
     pub followups: FollowUps,
+    /// Progress of run loads that stopped early, continued by the next delivery.
+    pub loads: Loads,
 
     pub source: RunDataSource,
     pub grace: Duration,
@@ -223,7 +230,8 @@ impl Pipeline {
             notifier,
             history: History::new(store.clone(), config.history_days),
             approvals: Approvals::new(store.clone()),
-            followups: FollowUps::new(store),
+            followups: FollowUps::new(store.clone()),
+            loads: Loads::new(store),
             source,
             grace: config.result_grace,
             links: config.action_links.clone(),
@@ -304,6 +312,27 @@ impl Pipeline {
         self.process_inner(event, &run, final_attempt).instrument(span).await
     }
 
+    /// The machines of this configuration's open follow-ups (lower-cased, at most [`MAX_WATCHED`]):
+    /// listed by a post event even when they simply succeeded, so its history record can close
+    /// the follow-ups they are in.
+    async fn watched_machines(&self, event: &MaintenanceEvent) -> Result<Vec<String>, StateError> {
+        if event.phase != Phase::Post {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<String> = self
+            .followups
+            .all()
+            .await?
+            .into_iter()
+            .filter(|f| f.closed.is_none() && f.configuration_id.eq_ignore_ascii_case(&event.maintenance_configuration_id))
+            .flat_map(|f| f.machines.into_iter().map(|m| m.id.to_ascii_lowercase()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.truncate(MAX_WATCHED);
+        Ok(ids)
+    }
+
     async fn process_inner(&self, event: &MaintenanceEvent, run: &str, final_attempt: bool) -> EventOutcome {
         let run_id = DeliveryId {
             run_id: &event.correlation_id,
@@ -320,13 +349,18 @@ impl Pipeline {
             Ok(_) => {}
             Err(e) => return state_down(&e),
         }
+        let watch = match self.watched_machines(event).await {
+            Ok(w) => w,
+            Err(e) => return state_down(&e),
+        };
         let query = RunQuery {
             correlation_id: event.correlation_id.clone(),
             subscription_ids: event.subscription_ids.clone(),
             include_results: event.phase == Phase::Post,
             since: Some(event.start),
+            watch,
         };
-        let data = match self.source.load(&query).await {
+        let data = match self.source.load_resumable(&query, &self.loads, event.phase.as_str()).await {
             Ok(d) => d,
             Err(e) => {
                 return match e.retry_after() {

@@ -309,6 +309,7 @@ async fn remind(p: &Pipeline, f: &FollowUp, open: &[OpenMachine], now: OffsetDat
         channel: "",
         outcome: Some(f.verdict),
         machines: open.iter().map(|m| MachineRef::new(&m.id, &m.name, m.tags.iter().map(|(k, v)| (k, v)))).collect(),
+        groups: Vec::new(),
     };
     let phase = step_phase(due);
     for channel in &channels {

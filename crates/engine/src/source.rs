@@ -2,9 +2,14 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use patchwatch_azure::{http::AzureError, resource_graph::ResourceGraphClient};
+use patchwatch_azure::{
+    http::AzureError,
+    resource_graph::{LoadProgress, ResourceGraphClient},
+};
 use patchwatch_fleet::{Fleet, collect::FleetCollector};
 use patchwatch_model::rundata::{RunData, RunQuery, rows::RunCollector, snapshot};
+use patchwatch_state::{loads::Loads, store::StateError};
+use tracing::{info, warn};
 use time::OffsetDateTime;
 
 /// A snapshot being replaced is readable again within seconds.
@@ -20,6 +25,9 @@ pub enum RunDataError {
     SnapshotRead { path: PathBuf, problem: String },
     #[error(transparent)]
     Graph(#[from] AzureError),
+    /// Saved load progress could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl RunDataError {
@@ -29,6 +37,7 @@ impl RunDataError {
             Self::Snapshot { .. } => None,
             Self::SnapshotRead { .. } => Some(SNAPSHOT_RETRY),
             Self::Graph(e) => Some(e.retry_after()),
+            Self::State(_) => Some(SNAPSHOT_RETRY),
         }
     }
 }
@@ -54,7 +63,7 @@ impl RunDataSource {
                     // Streamed: a 50,000-machine snapshot with its fleet is hundreds of MB.
                     let file = std::fs::File::open(&path)
                         .map_err(|e| RunDataError::SnapshotRead { path: path.clone(), problem: e.to_string() })?;
-                    let mut collector = RunCollector::new(&query.correlation_id);
+                    let mut collector = RunCollector::for_query(&query);
                     snapshot::read_into(file, &mut collector)
                         .map_err(|problem| RunDataError::Snapshot { path, problem })?;
                     Ok(collector.finish())
@@ -64,7 +73,40 @@ impl RunDataSource {
             }
             Self::SnapshotText(text) => snapshot::parse(text.as_bytes(), query)
                 .map_err(|problem| RunDataError::Snapshot { path: PathBuf::from("(embedded)"), problem }),
-            Self::ResourceGraph(client) => Ok(client.load_run(query).await?),
+            Self::ResourceGraph(client) => client.load_run(query, None).await.map_err(|i| i.error.into()),
+        }
+    }
+
+    /// As [`RunDataSource::load`]; a Resource Graph load that stops early (its time budget spent,
+    /// throttled) saves what it read under the run and `phase` in `loads`, and the next call
+    /// goes on from there. Snapshots load whole.
+    pub async fn load_resumable(&self, query: &RunQuery, loads: &Loads, phase: &str) -> Result<RunData, RunDataError> {
+        let Self::ResourceGraph(client) = self else { return self.load(query).await };
+        let run = &query.correlation_id;
+        let resume = match loads.get(run, phase).await? {
+            // Unreadable progress (an older format) is no reason to fail: start over.
+            Some(bytes) => serde_json::from_slice::<LoadProgress>(&bytes).ok(),
+            None => None,
+        };
+        if let Some(r) = &resume {
+            info!(pages = r.len(), "Resuming the run's Resource Graph load from saved progress.");
+        }
+        match client.load_run(query, resume).await {
+            Ok(data) => {
+                loads.clear(run, phase).await?;
+                Ok(data)
+            }
+            Err(stopped) => {
+                if stopped.progress.resumable && !stopped.progress.is_empty() {
+                    let bytes = serde_json::to_vec(&stopped.progress).unwrap_or_default();
+                    match loads.save(run, phase, &bytes).await {
+                        Ok(()) => info!(pages = stopped.progress.len(), "Saved the run load's progress."),
+                        // The load fails anyway; the next delivery starts over.
+                        Err(e) => warn!(error = %e, "The run load's progress could not be saved."),
+                    }
+                }
+                Err(stopped.error.into())
+            }
         }
     }
 

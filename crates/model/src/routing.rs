@@ -16,7 +16,7 @@ use crate::{
     notice::{Notice, NoticeKind, Severity},
     rundata::RunData,
     settings::{AlertsSpec, Control, GateSpec, ItsmSpec, PowerSpec, Section, SuppressAlertsSpec},
-    summary::{MachineOutcome, RunSummary, Verdict, summarise_subset},
+    summary::{Facets, RunSummary, Verdict, summarise_subset},
     text::glob,
 };
 
@@ -953,7 +953,7 @@ fn narrow(m: &MatchSpec, summary: &RunSummary, event: &MaintenanceEvent, data: &
     if !narrowed {
         return Some(summary.clone());
     }
-    let keep = |mo: &MachineOutcome| machine_matches(m, mo);
+    let keep = |mo: &dyn Facets| machine_matches(m, mo);
     let scoped = summarise_subset(summary, event, data, &keep);
     (scoped.counts.total > 0).then_some(scoped)
 }
@@ -967,14 +967,19 @@ fn split_parts(
     data: &RunData,
 ) -> Vec<(Option<String>, RunSummary)> {
     let Some(tag) = &r.split_by_tag else { return vec![(None, scoped)] };
-    let mut values: Vec<String> =
-        scoped.machines.iter().map(|mo| tag_value(mo, tag).unwrap_or(UNTAGGED).to_owned()).collect();
+    let mut values: Vec<String> = scoped
+        .machines
+        .iter()
+        .map(|mo| mo.tag(tag))
+        .chain(scoped.succeeded.iter().map(|g| g.tag(tag)))
+        .map(|v| v.unwrap_or(UNTAGGED).to_owned())
+        .collect();
     values.sort_by_key(|v| v.to_ascii_lowercase());
     values.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     values
         .into_iter()
         .map(|v| {
-            let keep = |mo: &MachineOutcome| tag_value(mo, tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
+            let keep = |mo: &dyn Facets| mo.tag(tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
             let part = summarise_subset(&scoped, event, data, &keep);
             (Some(v), part)
         })
@@ -1005,22 +1010,18 @@ pub fn group_recipients(r: &RouteSpec, group: Option<&str>) -> Vec<String> {
 /// The group of machines without the split tag.
 pub const UNTAGGED: &str = "untagged";
 
-fn tag_value<'a>(m: &'a MachineOutcome, tag: &str) -> Option<&'a str> {
-    m.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v.as_str())
-}
-
-fn machine_matches(m: &MatchSpec, mo: &MachineOutcome) -> bool {
+fn machine_matches(m: &MatchSpec, mo: &dyn Facets) -> bool {
     if let Some(subs) = &m.subscription
-        && !subs.iter().any(|s| s.eq_ignore_ascii_case(&mo.subscription_id))
+        && !subs.iter().any(|s| s.eq_ignore_ascii_case(mo.subscription_id()))
     {
         return false;
     }
     if let Some(rg) = &m.resource_group
-        && !glob(rg, &mo.resource_group)
+        && !glob(rg, mo.resource_group())
     {
         return false;
     }
-    m.tags.iter().all(|(k, pattern)| tag_value(mo, k).is_some_and(|v| glob(pattern, v)))
+    m.tags.iter().all(|(k, pattern)| mo.tag(k).is_some_and(|v| glob(pattern, v)))
 }
 
 /// Parses a routing file's text; issues are formatted `file:line:column: level: message`,
@@ -1127,6 +1128,7 @@ mod tests {
             subscription_ids: vec![],
             include_results: true,
             since: None,
+            watch: Vec::new(),
         };
         let data = crate::rundata::snapshot::parse(include_str!("../../../examples/snapshot.json").as_bytes(), &query)
             .unwrap();

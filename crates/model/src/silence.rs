@@ -50,16 +50,25 @@ impl Matchers {
         let channel = self.channel.as_ref().is_none_or(|p| glob(p, d.channel));
         let outcome = self.outcome.is_empty() || d.outcome.is_some_and(|o| self.outcome.contains(&o));
         let per_machine = self.machine.is_some() || !self.tags.is_empty();
-        let machines = !per_machine || (!d.machines.is_empty() && d.machines.iter().all(|m| self.machine_matches(m)));
+        // Machines that simply succeeded are counted without names: a name matcher judges the
+        // listed machines (what the delivery is about), a tag matcher the groups too.
+        let covered = !d.machines.is_empty() || (self.machine.is_none() && !d.groups.is_empty());
+        let machines = !per_machine
+            || (covered
+                && d.machines.iter().all(|m| self.machine_matches(m))
+                && d.groups.iter().all(|tags| self.tags_match(tags)));
         configuration && channel && outcome && machines
     }
 
     fn machine_matches(&self, m: &MachineRef<'_>) -> bool {
         let name = self.machine.as_ref().is_none_or(|p| glob(p, m.name) || glob(p, m.id));
-        let tags = self.tags.iter().all(|(k, pattern)| {
-            m.tags.iter().find(|(tk, _)| tk.eq_ignore_ascii_case(k)).is_some_and(|(_, v)| glob(pattern, v))
-        });
-        name && tags
+        name && self.tags_match(&m.tags)
+    }
+
+    fn tags_match(&self, tags: &[(&str, &str)]) -> bool {
+        self.tags.iter().all(|(k, pattern)| {
+            tags.iter().find(|(tk, _)| tk.eq_ignore_ascii_case(k)).is_some_and(|(_, v)| glob(pattern, v))
+        })
     }
 
     /// `configuration=Ring2-* machine=vm-sql-* tag:PatchOwner=team-data outcome=Failed channel=ops-*`.
@@ -106,6 +115,8 @@ pub struct Candidate<'a> {
     pub channel: &'a str,
     pub outcome: Option<Verdict>,
     pub machines: Vec<MachineRef<'a>>,
+    /// The tags of each group of machines that simply succeeded (counted, not listed).
+    pub groups: Vec<Vec<(&'a str, &'a str)>>,
 }
 
 /// One silence.
@@ -212,7 +223,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-12-02 10:00 UTC);
 
     fn summary<'a>(machines: Vec<MachineRef<'a>>, outcome: Verdict, channel: &'a str) -> Candidate<'a> {
-        Candidate { configuration: Some("Ring2-Prod"), channel, outcome: Some(outcome), machines }
+        Candidate { configuration: Some("Ring2-Prod"), channel, outcome: Some(outcome), machines, groups: vec![] }
     }
 
     fn tags(owner: &str) -> Vec<(&str, &str)> {
@@ -225,7 +236,7 @@ mod tests {
         let sql1 = MachineRef { id: "/s/x/vm-sql-1", name: "vm-sql-1", tags: tags("team-data") };
         let sql2 = MachineRef { id: "/s/x/vm-sql-2", name: "vm-sql-2", tags: tags("team-data") };
         let web1 = MachineRef { id: "/s/x/vm-web-1", name: "vm-web-1", tags: tags("team-web") };
-        let notice = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![] };
+        let notice = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![], groups: vec![] };
         let m = |f: &dyn Fn(&mut Matchers)| {
             let mut m = Matchers::default();
             f(&mut m);
@@ -331,7 +342,7 @@ mod tests {
     fn silences_are_time_boxed_and_checked() {
         let any = Matchers { configuration: Some("Ring2-*".into()), ..Matchers::default() };
         let s = Silence::new(any.clone(), NOW..NOW + time::Duration::hours(4), "alice", "CHG0042", NOW).unwrap();
-        let d = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![] };
+        let d = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![], groups: vec![] };
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(1)).is_some());
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(4)).is_none(), "ended");
         assert!(matching(std::slice::from_ref(&s), &d, NOW - time::Duration::minutes(1)).is_none(), "not begun");

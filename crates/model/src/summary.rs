@@ -3,7 +3,7 @@
 //! The run's own status is never trusted on its own: a run Update Manager calls "Succeeded"
 //! while machines never reported is summarised as incomplete.
 
-use std::{cmp::Reverse, collections::HashMap, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::{
     event::{MaintenanceEvent, Phase},
     resource_id::last_segment,
-    rundata::{InstallResult, MachineInfo, RunData},
+    rundata::{InstallResult, MachineInfo, RunData, SucceededGroup},
 };
 
 /// The portal's maximum maintenance window.
@@ -130,6 +130,39 @@ impl MachineOutcome {
     }
 }
 
+/// What routes and silences may select machines by: a listed machine or a group of machines that
+/// simply succeeded.
+pub trait Facets {
+    fn subscription_id(&self) -> &str;
+    fn resource_group(&self) -> &str;
+    /// The value of tag `key` (compared case-insensitively).
+    fn tag(&self, key: &str) -> Option<&str>;
+}
+
+impl Facets for MachineOutcome {
+    fn subscription_id(&self) -> &str {
+        &self.subscription_id
+    }
+    fn resource_group(&self) -> &str {
+        &self.resource_group
+    }
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Facets for SucceededGroup {
+    fn subscription_id(&self) -> &str {
+        &self.subscription_id
+    }
+    fn resource_group(&self) -> &str {
+        &self.resource_group
+    }
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// A patch that failed, with the machines it failed on.
 #[derive(Clone, Debug, Serialize)]
 pub struct PatchFailure {
@@ -182,8 +215,11 @@ pub struct RunSummary {
     pub reported_status: Option<String>,
     pub verdict: Verdict,
     pub counts: Counts,
-    /// Worst outcome first, then by name.
+    /// Worst outcome first, then by name. After the window: every machine that did not simply
+    /// succeed (and watched ones); before it, every machine.
     pub machines: Vec<MachineOutcome>,
+    /// The machines that simply succeeded, counted per subscription, resource group and tags.
+    pub succeeded: Vec<SucceededGroup>,
     pub failed_patches: Vec<PatchFailure>,
     /// Earliest install start and latest result among the machines.
     pub first_start: Option<OffsetDateTime>,
@@ -262,7 +298,8 @@ pub fn summarise(event: &MaintenanceEvent, data: &RunData, now: OffsetDateTime, 
 }
 
 fn build(event: &MaintenanceEvent, data: &RunData) -> RunSummary {
-    assemble(event, data, machine_outcomes(event, data))
+    let groups = if event.phase == Phase::Post { data.succeeded.clone() } else { Vec::new() };
+    assemble(event, data, machine_outcomes(event, data), groups)
 }
 
 /// The summary of only the machines `keep` selects (a route's share of a run).
@@ -270,10 +307,11 @@ pub fn summarise_subset(
     summary: &RunSummary,
     event: &MaintenanceEvent,
     data: &RunData,
-    keep: &dyn Fn(&MachineOutcome) -> bool,
+    keep: &dyn Fn(&dyn Facets) -> bool,
 ) -> RunSummary {
-    let machines = summary.machines.iter().filter(|m| keep(m)).cloned().collect();
-    assemble(event, data, machines)
+    let machines = summary.machines.iter().filter(|m| keep(*m)).cloned().collect();
+    let groups = summary.succeeded.iter().filter(|g| keep(*g)).cloned().collect();
+    assemble(event, data, machines, groups)
 }
 
 /// One outcome for every machine of the run (and every unlisted machine that reported).
@@ -312,8 +350,15 @@ fn machine_outcomes(event: &MaintenanceEvent, data: &RunData) -> Vec<MachineOutc
 }
 
 /// Counts, verdict, grouped failures and advice for a set of machine outcomes.
-fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutcome>) -> RunSummary {
-    let mut counts = Counts { total: machines.len(), ..Counts::default() };
+fn assemble(
+    event: &MaintenanceEvent,
+    data: &RunData,
+    machines: Vec<MachineOutcome>,
+    succeeded: Vec<SucceededGroup>,
+) -> RunSummary {
+    let grouped: usize = succeeded.iter().map(|g| g.count).sum();
+    let mut counts =
+        Counts { total: machines.len() + grouped, succeeded: grouped, patched: grouped, ..Counts::default() };
     for m in &machines {
         match m.outcome {
             Outcome::Succeeded => counts.succeeded += 1,
@@ -336,6 +381,7 @@ fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutco
     } else if counts.total == 0 {
         Verdict::NoMachines
     } else {
+        // Grouped machines all succeeded, so the worst listed outcome decides.
         match machines.iter().map(|m| m.outcome).min().unwrap_or(Outcome::Succeeded) {
             Outcome::Failed => Verdict::Failed,
             Outcome::NoResult => Verdict::Incomplete,
@@ -347,12 +393,17 @@ fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutco
     };
 
     let failed_patches = group_failed_patches(data, &machines);
-    let first_start = machines.iter().filter_map(|m| m.started).min();
-    let last_finish = machines.iter().filter_map(|m| m.finished).max();
+    let first_start = machines.iter().filter_map(|m| m.started).chain(succeeded.iter().filter_map(|g| g.first_start)).min();
+    let last_finish =
+        machines.iter().filter_map(|m| m.finished).chain(succeeded.iter().filter_map(|g| g.last_finish)).max();
+    // Ties go to the greatest name: Resource Graph computes a group's longest install as the
+    // `max()` of minutes-then-name, and both paths must agree.
     let longest_install = machines
         .iter()
-        .filter_map(|m| Some((m.name.clone(), m.install_minutes()?)))
-        .max_by_key(|(name, mins)| (*mins, Reverse(name.clone())));
+        .filter_map(|m| Some((m.install_minutes()?, m.name.clone())))
+        .chain(succeeded.iter().filter_map(|g| g.longest_install.clone()))
+        .max()
+        .map(|(mins, name)| (name, mins));
 
     let mut summary = RunSummary {
         phase: event.phase,
@@ -367,6 +418,7 @@ fn assemble(event: &MaintenanceEvent, data: &RunData, machines: Vec<MachineOutco
         verdict,
         counts,
         machines,
+        succeeded,
         failed_patches,
         first_start,
         last_finish,
@@ -431,22 +483,10 @@ fn machine(record: &MachineRecord<'_>, phase: Phase) -> MachineOutcome {
     m.started = r.started;
     m.finished = r.last_modified;
     m.errors = r.errors.clone();
-    let status = r.status.to_ascii_lowercase();
-    let reboot = r.reboot_status.as_deref().unwrap_or("").to_ascii_lowercase();
-    m.outcome = match status.as_str() {
-        "notstarted" | "inprogress" => {
-            m.note = Some(format!("Still {} when this summary was made", r.status));
-            Outcome::NoResult
-        }
-        _ if r.failed > 0 => Outcome::Failed,
-        _ if r.window_exceeded => Outcome::WindowExceeded,
-        "failed" => Outcome::Failed,
-        _ if reboot == "required" || reboot == "failed" => Outcome::RebootPending,
-        "completedwithwarnings" => Outcome::CompletedWithWarnings,
-        "succeeded" => Outcome::Succeeded,
-        // An unknown status is shown as it is, never as success.
-        _ => Outcome::CompletedWithWarnings,
-    };
+    m.outcome = result_outcome(r);
+    if m.outcome == Outcome::NoResult {
+        m.note = Some(format!("Still {} when this summary was made", r.status));
+    }
     if m.note.is_none() {
         m.note = match m.outcome {
             Outcome::Failed if r.failed == 0 => Some(
@@ -464,6 +504,24 @@ fn machine(record: &MachineRecord<'_>, phase: Phase) -> MachineOutcome {
         };
     }
     m
+}
+
+/// The outcome an installation result gives its machine. Resource Graph's run queries compute
+/// [`Outcome::Succeeded`] by the same rules (`resource_graph::SIMPLY_SUCCEEDED`): keep them in step.
+pub fn result_outcome(r: &InstallResult) -> Outcome {
+    let status = r.status.to_ascii_lowercase();
+    let reboot = r.reboot_status.as_deref().unwrap_or("").to_ascii_lowercase();
+    match status.as_str() {
+        "notstarted" | "inprogress" => Outcome::NoResult,
+        _ if r.failed > 0 => Outcome::Failed,
+        _ if r.window_exceeded => Outcome::WindowExceeded,
+        "failed" => Outcome::Failed,
+        _ if reboot == "required" || reboot == "failed" => Outcome::RebootPending,
+        "completedwithwarnings" => Outcome::CompletedWithWarnings,
+        "succeeded" => Outcome::Succeeded,
+        // An unknown status is shown as it is, never as success.
+        _ => Outcome::CompletedWithWarnings,
+    }
 }
 
 fn machine_state_note(info: &MachineInfo) -> Option<String> {

@@ -445,6 +445,7 @@ mod tests {
                 unlisted: false,
                 tags: Default::default(),
             }],
+            succeeded: vec![],
             failed_patches: vec![],
             first_start: None,
             last_finish: None,

@@ -155,6 +155,14 @@ pub fn silence(id: &str) -> String {
     format!("{SILENCES}{}", segment(id))
 }
 
+/// Prefix of every saved run-load progress.
+pub const LOADS: &str = "loads/";
+
+/// The saved progress of one run's load for one phase (`pre`, `post`).
+pub fn load_progress(run_id: &str, phase: &str) -> String {
+    format!("{LOADS}{:016x}/{}", fnv64(&run_id.trim().trim_end_matches('/').to_ascii_lowercase()), segment(phase))
+}
+
 /// Prefix of every follow-up.
 pub const FOLLOWUPS: &str = "followups/";
 

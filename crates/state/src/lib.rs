@@ -14,6 +14,7 @@ pub mod followups;
 pub mod history;
 pub mod keys;
 pub mod ledger;
+pub mod loads;
 pub mod power;
 pub mod silences;
 pub mod store;

@@ -34,6 +34,7 @@ fn pipeline(c: &mut Criterion) {
             subscription_ids: event.subscription_ids.clone(),
             include_results: true,
             since: Some(event.start),
+            watch: Vec::new(),
         };
         let now = event.event_time.unwrap() + time::Duration::hours(1);
         group.throughput(Throughput::Bytes(bytes.len() as u64));

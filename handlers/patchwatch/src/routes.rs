@@ -195,6 +195,7 @@ async fn test_event(routing: &Routing, source: &RunDataSource, event: &Maintenan
         subscription_ids: event.subscription_ids.clone(),
         include_results: true,
         since: Some(event.start),
+        watch: Vec::new(),
     };
     let data = match source.load(&query).await {
         Ok(d) => d,

@@ -4,13 +4,15 @@
 //! [`RunCollector`] keeps only what belongs to one run and drops the rest as it goes, so a
 //! snapshot with many runs or a whole tenant's patch rows stays within bounded memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData};
+use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups};
+use crate::summary::{Outcome, result_outcome};
 
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +58,12 @@ pub struct Row {
     /// The machine's tags, joined onto `applyupdates` rows by the live query.
     #[serde(default, rename = "machineTags")]
     pub machine_tags: Option<HashMap<String, Value>>,
+    /// The machine's `resources` row (the columns read here), joined on by the live query.
+    #[serde(default)]
+    pub machine: Option<Box<Row>>,
+    /// The machine's installation result for the run, joined onto its `applyupdates` row.
+    #[serde(default)]
+    pub result: Option<Box<Row>>,
 }
 
 /// The union of the `properties` fields patchwatch reads across row types. Numbers and booleans
@@ -154,6 +162,14 @@ pub struct RunCollector {
     /// Failed patch rows keyed by their parent installation-result id; matched to the run at the end.
     failed_by_result: HashMap<String, Vec<FailedPatch>>,
     info: HashMap<String, MachineInfo>,
+    /// Post events: machines that simply succeeded are counted into groups at the end.
+    fold: bool,
+    /// Pre events read no results or patches (a snapshot taken after the run has them).
+    results_wanted: bool,
+    /// Lower-cased ids listed even when they simply succeeded.
+    watch: HashSet<String>,
+    /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
+    groups: Vec<SucceededGroup>,
     pub rows_seen: u64,
 }
 
@@ -165,18 +181,46 @@ impl RunCollector {
             results: HashMap::new(),
             failed_by_result: HashMap::new(),
             info: HashMap::new(),
+            fold: false,
+            results_wanted: true,
+            watch: HashSet::new(),
+            groups: Vec::new(),
             rows_seen: 0,
         }
     }
 
-    /// Feeds one row of `table`.
-    pub fn accept(&mut self, table: Table, row: Row) {
+    /// The collector of `query`'s run: after the window, machines that simply succeeded are
+    /// counted, not listed (except watched ones).
+    pub fn for_query(query: &RunQuery) -> Self {
+        let mut c = Self::new(&query.correlation_id);
+        c.fold = query.include_results;
+        c.results_wanted = query.include_results;
+        c.watch = query.watch.iter().map(|id| id.to_ascii_lowercase()).collect();
+        c
+    }
+
+    /// A group of simply succeeded machines that Resource Graph counted.
+    pub fn accept_group(&mut self, group: SucceededGroup) {
         self.rows_seen += 1;
+        self.groups.push(group);
+    }
+
+    /// Feeds one row of `table`; a live row may carry its machine's `resources` row and its
+    /// result joined on, each read as if it had come on its own.
+    pub fn accept(&mut self, table: Table, mut row: Row) {
+        self.rows_seen += 1;
+        if let Some(machine) = row.machine.take() {
+            self.accept(Table::Resources, *machine);
+        }
+        if let Some(result) = row.result.take() {
+            self.accept(Table::PatchInstallationResources, *result);
+        }
         let kind = row.kind.to_ascii_lowercase();
         match table {
             Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => {
                 self.accept_apply_update(row)
             }
+            Table::PatchInstallationResources if !self.results_wanted => {}
             Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults") => self.accept_result(row),
             Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults/softwarepatches") => {
                 self.accept_patch(row)
@@ -292,8 +336,12 @@ impl RunCollector {
         info.tags.extend(tags);
     }
 
-    /// Finishes collection: attaches failed patches to this run's results.
+    /// Finishes collection: counts the machines that simply succeeded (post events) and attaches
+    /// failed patches to this run's listed results.
     pub fn finish(mut self) -> RunData {
+        if self.fold {
+            self.fold_succeeded();
+        }
         let mut failed_patches = Vec::new();
         for (machine_key, result) in &self.results {
             if let Some(patches) = self.failed_by_result.remove(&result.result_id) {
@@ -305,7 +353,57 @@ impl RunCollector {
         }
         let mut expected: Vec<ExpectedMachine> = self.expected.into_values().collect();
         expected.sort_by_cached_key(|m| m.id.to_ascii_lowercase());
-        RunData { expected, results: self.results, failed_patches, machines: self.info }
+        RunData {
+            expected,
+            results: self.results,
+            failed_patches,
+            machines: self.info,
+            succeeded: merge_groups(self.groups),
+        }
+    }
+
+    /// Moves every expected machine whose result simply succeeded (and is not watched) from the
+    /// lists into a [`SucceededGroup`]. Results of machines the run does not list stay listed.
+    fn fold_succeeded(&mut self) {
+        let mut groups: HashMap<(String, String, Arc<BTreeMap<String, String>>), SucceededGroup> = HashMap::new();
+        let mut folded = Vec::new();
+        for (key, machine) in &self.expected {
+            let Some(result) = self.results.get(key) else { continue };
+            if result_outcome(result) != Outcome::Succeeded || self.watch.contains(key) {
+                continue;
+            }
+            let tags: BTreeMap<String, String> =
+                self.info.get(key).map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let tags = Arc::new(tags);
+            let subscription = segment_after(key, "subscriptions");
+            let resource_group = segment_after(key, "resourcegroups");
+            let minutes = match (result.started, result.last_modified) {
+                (Some(s), Some(f)) => Some((f - s).whole_minutes()).filter(|m| *m >= 0),
+                _ => None,
+            };
+            let one = SucceededGroup {
+                subscription_id: subscription.clone(),
+                resource_group: resource_group.clone(),
+                tags: tags.clone(),
+                count: 1,
+                first_start: result.started,
+                last_finish: result.last_modified,
+                longest_install: minutes.map(|m| (m, crate::resource_id::last_segment(&machine.id).to_owned())),
+            };
+            match groups.get_mut(&(subscription.clone(), resource_group.clone(), tags.clone())) {
+                Some(g) => g.merge(&one),
+                None => {
+                    groups.insert((subscription, resource_group, tags), one);
+                }
+            }
+            folded.push(key.clone());
+        }
+        for key in folded {
+            self.expected.remove(&key);
+            self.results.remove(&key);
+            self.info.remove(&key);
+        }
+        self.groups.extend(groups.into_values());
     }
 
     /// Lower-cased ids of the expected machines seen so far.
@@ -316,6 +414,17 @@ impl RunCollector {
     pub fn result_keys(&self) -> impl Iterator<Item = &String> {
         self.results.keys()
     }
+}
+
+/// The path segment after `key` (lower-cased ids only), e.g. the subscription of a machine id.
+fn segment_after(lower_id: &str, key: &str) -> String {
+    let mut parts = lower_id.split('/');
+    while let Some(p) = parts.next() {
+        if p == key {
+            return parts.next().unwrap_or_default().to_owned();
+        }
+    }
+    String::new()
 }
 
 /// Run ids are compared lower-cased and without a trailing slash (ARG lower-cases some ids).

@@ -36,7 +36,7 @@ impl RowSink for RunCollector {
 
 /// Parses snapshot bytes for one run. The error names the table and row index.
 pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
-    let mut collector = RunCollector::new(&query.correlation_id);
+    let mut collector = RunCollector::for_query(&query);
     parse_into(bytes, &mut collector)?;
     Ok(collector.finish())
 }
@@ -138,6 +138,7 @@ mod tests {
             subscription_ids: vec![],
             include_results: true,
             since: None,
+            watch: Vec::new(),
         }
     }
 

@@ -280,6 +280,7 @@ mod tests {
             subscription_ids: vec![],
             include_results: true,
             since: None,
+            watch: Vec::new(),
         }
     }
 
