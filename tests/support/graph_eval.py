@@ -241,12 +241,26 @@ def timespan(d):
     return out + (f".{d.microseconds:06d}0" if d.microseconds else "")
 
 
-def convert(value, type_name):
+def is_dynamic(type_name):
+    """Whether a DuckDB column type is KQL's dynamic: JSON, or a list (what make_list and
+    make_set give), struct or map."""
+    return type_name == "JSON" or type_name.endswith("]") or type_name.startswith(("STRUCT", "MAP"))
+
+
+def convert(value, type_name, top=True):
     if value is None:
-        # A Kusto string is never null: an unmatched leftouter join gives "".
-        return "" if type_name == "VARCHAR" else None
+        # A Kusto string is never null: an unmatched leftouter join gives "". Inside a dynamic
+        # value a null stays null.
+        return "" if top and type_name == "VARCHAR" else None
     if type_name == "JSON":
         return json.loads(value)
+    if type_name.endswith("[]"):
+        return [convert(v, type_name[:-2], False) for v in value]
+    if isinstance(value, dict):
+        # STRUCT or MAP: no element type to hand down; JSON text inside is left as text.
+        return {str(k): convert(v, "", False) for k, v in value.items()}
+    if isinstance(value, list):
+        return [convert(v, "", False) for v in value]
     if isinstance(value, datetime.datetime):
         return iso(value)
     if isinstance(value, datetime.timedelta):
@@ -261,7 +275,7 @@ def convert(value, type_name):
 
 
 def kusto_type(type_name):
-    if type_name == "JSON":
+    if is_dynamic(type_name):
         return "dynamic"
     if type_name == "VARCHAR":
         return "string"
@@ -285,7 +299,7 @@ class Result:
         self.columns, self.types, self.rows = columns, types, rows
         # ARG cannot page an answer whose columns are all dynamic (or null), nor one cut by
         # take/limit/sample: it returns one truncated page without a skip token.
-        self.all_dynamic = all(t in ("JSON", '"NULL"', "NULL") for t in types)
+        self.all_dynamic = all(is_dynamic(t) or t == '"NULL"' for t in types)
 
 
 class Fake:
