@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::example;
-use integration_tests::graph_eval::{EvalGraph, RecordedQuery};
+use integration_tests::graph_eval::{EvalGraph, EvalOptions, RecordedQuery};
 use integration_tests::kql;
 use patchwatch_azure::resource_graph::queries_for_check;
 use patchwatch_engine::source::RunDataSource;
@@ -247,7 +247,7 @@ fn assert_every_query_answered(queries: &[RecordedQuery]) {
     assert!(failed.is_empty(), "queries the fake refused: {failed:#?}");
 }
 
-/// A query with its literals (strings, datetimes) and literal lists reduced to `?` and its
+/// A query with its literals (strings, `datetime(...)`) and literal lists reduced to `?` and its
 /// whitespace collapsed: two queries of one builder have one shape whatever their arguments.
 fn shape(query: &str) -> String {
     let mut out = String::new();
@@ -270,6 +270,15 @@ fn shape(query: &str) -> String {
                 }
                 out.push(' ');
             }
+            // `datetime(2026-11-10T22:00:00Z)`: a literal without quotes.
+            '(' if out.ends_with("datetime") && chars.peek().is_some_and(|d| !matches!(d, '\'' | '"' | ')')) => {
+                for d in chars.by_ref() {
+                    if d == ')' {
+                        break;
+                    }
+                }
+                out.push_str("(?)");
+            }
             c => out.push(c),
         }
     }
@@ -287,7 +296,7 @@ async fn the_fake_pages_refuses_and_throttles_as_resource_graph_does() {
     let graph = EvalGraph::start_with(
         &rows,
         // A long window: the seven queries below must fall in one, however slow the machine.
-        &integration_tests::graph_eval::EvalOptions { quota: 6, quota_window: Duration::from_secs(120), now: None },
+        &EvalOptions { quota: 6, quota_window: Duration::from_secs(120), ..EvalOptions::default() },
     );
     let url = format!("{}/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01", graph.url());
     let http = integration_tests::http();
@@ -330,4 +339,29 @@ async fn the_fake_pages_refuses_and_throttles_as_resource_graph_does() {
     assert_eq!(wrong_token.await.unwrap().status(), 401);
     let statuses: Vec<u16> = graph.queries().await.iter().map(|q| q.status).collect();
     assert_eq!(statuses, [200, 200, 200, 400, 400, 200, 429, 401]);
+}
+
+#[test]
+fn shapes_ignore_literal_values_only() {
+    let a = shape("resources\n| where tolower(id) in ('a', 'b\\'c')\n| where t > datetime(2026-11-10T22:00:00Z)");
+    let b = shape("resources | where tolower(id) in ('x') | where t > datetime(2020-01-01)");
+    assert_eq!(a, b);
+    assert_eq!(a, "resources | where tolower(id) in (?) | where t > datetime(?)");
+    assert_ne!(shape("resources | where type =~ 'x'"), shape("resources | where type == 'x'"));
+}
+
+/// Without duckdb-kql (here: the interpreter without its site-packages) the fake does not start
+/// and the test fails with the install hint; it never skips.
+#[test]
+fn without_duckdb_kql_the_fake_fails_with_the_install_hint() {
+    let options = EvalOptions { python_flags: vec!["-S".to_owned()], ..EvalOptions::default() };
+    let started = std::panic::catch_unwind(|| EvalGraph::start_with("{}", &options));
+    let message = match started {
+        Ok(_) => panic!("the fake started without site-packages"),
+        Err(payload) => payload.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(
+        message.contains("needs duckdb-kql") && message.contains("pip install 'duckdb-kql[duckdb]==1.1.2'"),
+        "{message}"
+    );
 }

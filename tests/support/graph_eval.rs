@@ -35,11 +35,14 @@ pub struct EvalOptions {
     pub quota_window: Duration,
     /// RFC 3339; `None` reads the real clock, as ARG does.
     pub now: Option<String>,
+    /// Flags for the interpreter before the script (`-S`, no site-packages, proves the failure
+    /// without duckdb-kql).
+    pub python_flags: Vec<String>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { quota: 15, quota_window: Duration::from_secs(5), now: None }
+        Self { quota: 15, quota_window: Duration::from_secs(5), now: None, python_flags: Vec::new() }
     }
 }
 
@@ -74,7 +77,8 @@ impl EvalGraph {
         let py = crate::smtp::python();
         let script = crate::root().join("tests/support/graph_eval.py");
         let mut cmd = Command::new(&py);
-        cmd.arg(&script)
+        cmd.args(&options.python_flags)
+            .arg(&script)
             .arg(&rows)
             .env("GRAPH_EVAL_TOKEN", TOKEN)
             .env("GRAPH_EVAL_QUOTA", options.quota.to_string())
