@@ -365,3 +365,53 @@ fn without_duckdb_kql_the_fake_fails_with_the_install_hint() {
         "{message}"
     );
 }
+
+/// Rows as ARG holds them: every standard column (a string never null), `subscriptionId` and
+/// `resourceGroup` from the id, table names in any case, and only the requested subscriptions'
+/// rows on both sides of a join.
+#[tokio::test]
+async fn the_fake_fills_standard_columns_scopes_subscriptions_and_ignores_table_case() {
+    let vm = |sub: &str, name: &str| {
+        format!("/subscriptions/{sub}/resourceGroups/RG-{name}/providers/Microsoft.Compute/virtualMachines/{name}")
+    };
+    let rows = serde_json::json!({
+        "Resources": [
+            { "id": vm("s1", "a"), "type": "microsoft.compute/virtualmachines", "tags": { "team": "web" } },
+            { "id": vm("s2", "b"), "type": "microsoft.compute/virtualmachines", "subscriptionId": "s2", "resourceGroup": "rg-b" },
+        ],
+        "maintenanceresources": [
+            { "id": format!("{}/providers/microsoft.maintenance/applyupdates/1", vm("s1", "a")), "properties": { "resourceId": vm("s1", "a") } },
+            { "id": format!("{}/providers/microsoft.maintenance/applyupdates/1", vm("s2", "b")), "properties": { "resourceId": vm("s2", "b") } },
+        ],
+    });
+    let graph = EvalGraph::start(&rows.to_string());
+    let url = format!("{}/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01", graph.url());
+    let http = integration_tests::http();
+    let ask = |body: Value| {
+        let request = http.post(&url).bearer_auth("fake-token").json(&body).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            body["data"].as_array().unwrap().clone()
+        }
+    };
+    // `['kind']`: duckdb-kql parses a bare `kind` as its keyword (/work/notes/duckdb-kql.md).
+    let all = ask(serde_json::json!({ "query": "resources | project id, subscriptionId, resourceGroup, ['kind'], managedBy, sku | order by id asc" })).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (&all[0]["subscriptionId"], &all[0]["resourceGroup"], &all[0]["kind"], &all[0]["managedBy"], &all[0]["sku"]),
+        (&Value::from("s1"), &Value::from("RG-a"), &Value::from(""), &Value::from(""), &Value::Null)
+    );
+    assert_eq!(all[1]["resourceGroup"], "rg-b", "a row's own value wins");
+    let joined = ask(serde_json::json!({
+        "query": "MaintenanceResources | extend machineId = tolower(tostring(properties.resourceId)) \
+                  | join kind=leftouter (Resources | project machineId = tolower(id), machineTags = tags) on machineId \
+                  | project id, machineTags",
+        "subscriptions": ["S1"],
+    }))
+    .await;
+    assert_eq!(joined.len(), 1, "{joined:?}");
+    assert_eq!(joined[0]["machineTags"], serde_json::json!({ "team": "web" }));
+}
