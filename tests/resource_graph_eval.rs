@@ -1,0 +1,417 @@
+//! Run data through a Resource Graph fake that evaluates the KQL patchwatch sends
+//! (tests/support/graph_eval.py, duckdb-kql): whatever the queries are, the graph path must give
+//! the same summary and fleet as the snapshot path over the same rows, and every query, exactly
+//! as sent, must pass Microsoft's KQL parser (tests/kql/check.mjs).
+//!
+//! Needs duckdb-kql in the test venv and tests/kql's node modules (.ci/run installs both); the
+//! tests fail with an install hint without them, never skip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::example;
+use integration_tests::graph_eval::{EvalGraph, EvalOptions, RecordedQuery};
+use integration_tests::kql;
+use patchwatch_azure::resource_graph::queries_for_check;
+use patchwatch_engine::source::RunDataSource;
+use patchwatch_fleet::lint::{LintOptions, lint};
+use patchwatch_model::event::{Incoming, MaintenanceEvent, Phase, parse_delivery};
+use patchwatch_model::rundata::RunQuery;
+use patchwatch_model::summary::{Decision, RunSummary, summarise};
+use patchwatch_simulation::{FleetOptions, SimulateOptions, write_fleet_snapshot};
+use serde_json::Value;
+
+/// Generous: the fake throttles like ARG (15 queries per 5 s) and the machine is shared.
+const THROTTLE_BUDGET: Duration = Duration::from_secs(60);
+
+fn event(delivery: &[u8]) -> MaintenanceEvent {
+    match parse_delivery(delivery).unwrap().remove(0) {
+        Incoming::Maintenance(m) => *m,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The example snapshot with its post and pre events.
+fn example_run() -> (String, MaintenanceEvent, MaintenanceEvent) {
+    let post = event(example("events/post-maintenance.json").as_bytes());
+    let pre = event(example("events/pre-maintenance.json").as_bytes());
+    (example("snapshot.json"), post, pre)
+}
+
+/// A simulated run of 300 machines over four subscriptions, inside a fleet of 700 machines
+/// (every fate: failed patches, window exceeded, no result).
+fn simulated_run() -> (String, MaintenanceEvent, MaintenanceEvent) {
+    let opts = SimulateOptions { machines: 300, subscriptions: 4, seed: 42, ..SimulateOptions::default() };
+    let mut out = Vec::new();
+    let sim = write_fleet_snapshot(&opts, &FleetOptions { machines: 700 }, &mut out).unwrap();
+    let post = event(&serde_json::to_vec(&sim.events.post).unwrap());
+    let pre = event(&serde_json::to_vec(&sim.events.pre).unwrap());
+    (String::from_utf8(out).unwrap(), post, pre)
+}
+
+/// The world a pre event sees: `rows` without the run's installation results and their patch
+/// rows, which ARG has only once the run is under way. (The snapshot path reads results for a
+/// pre event when a snapshot has them; the graph path never asks for them. Compared over the
+/// snapshot taken after the run, the two differ in `failed_patches`.)
+fn before_the_run(rows: &str, event: &MaintenanceEvent) -> String {
+    let run = event.correlation_id.trim_end_matches('/').to_ascii_lowercase();
+    let mut tables: BTreeMap<String, Vec<Value>> = serde_json::from_str(rows).unwrap();
+    let results = tables.get_mut("patchinstallationresources").expect("the snapshot has installation results");
+    let of_run: Vec<String> = results
+        .iter()
+        .filter(|r| {
+            r["properties"]["maintenanceRunId"].as_str().unwrap_or_default().trim_end_matches('/').to_ascii_lowercase()
+                == run
+        })
+        .map(|r| format!("{}/", r["id"].as_str().unwrap().to_ascii_lowercase()))
+        .collect();
+    assert!(!of_run.is_empty(), "the snapshot has results of {run}");
+    results.retain(|r| {
+        let id = format!("{}/", r["id"].as_str().unwrap().to_ascii_lowercase());
+        !of_run.iter().any(|result| id.starts_with(result.as_str()))
+    });
+    serde_json::to_string(&tables).unwrap()
+}
+
+/// The run query the pipeline builds for `event` (crates/engine/src/pipeline.rs).
+fn run_query(event: &MaintenanceEvent) -> RunQuery {
+    RunQuery {
+        correlation_id: event.correlation_id.clone(),
+        subscription_ids: event.subscription_ids.clone(),
+        include_results: event.phase == Phase::Post,
+        since: Some(event.start),
+    }
+}
+
+/// `event`'s summary from `source`, as of an hour after its window (no grace: never "wait").
+async fn summary(source: &RunDataSource, event: &MaintenanceEvent, what: &str) -> RunSummary {
+    let data = source.load(&run_query(event)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    match summarise(event, &data, event.end + time::Duration::hours(1), Duration::ZERO) {
+        Decision::Ready(s) => *s,
+        other => panic!("{what}: expected a summary, got {other:?}"),
+    }
+}
+
+/// The whole summary as text: its serialisation, then each machine's tags (not serialised, but
+/// routing reads them), sorted.
+fn render(s: &RunSummary) -> String {
+    let mut text = serde_json::to_string_pretty(s).unwrap();
+    for m in &s.machines {
+        let tags: BTreeMap<&String, &String> = m.tags.iter().collect();
+        text.push_str(&format!("\ntags {}: {tags:?}", m.id));
+    }
+    text
+}
+
+/// Fails with the first differing lines and their context when `graph` and `snapshot` differ.
+fn assert_same(what: &str, graph: &str, snapshot: &str) {
+    if graph == snapshot {
+        return;
+    }
+    let (g, s): (Vec<&str>, Vec<&str>) = (graph.lines().collect(), snapshot.lines().collect());
+    let first = g.iter().zip(&s).position(|(a, b)| a != b).unwrap_or(g.len().min(s.len()));
+    let from = first.saturating_sub(5);
+    let mut diff = String::new();
+    for (label, lines) in [("graph", &g), ("snapshot", &s)] {
+        diff.push_str(&format!("--- {label} ({} lines), from line {}:\n", lines.len(), from + 1));
+        for (i, line) in lines.iter().enumerate().skip(from).take(16) {
+            diff.push_str(&format!("{}{:>6} {line}\n", if i == first { ">" } else { " " }, i + 1));
+        }
+    }
+    let differing = g.iter().zip(&s).filter(|(a, b)| a != b).count() + g.len().abs_diff(s.len());
+    panic!(
+        "{what}: the graph path and the snapshot path differ ({differing} lines), first at line {}:\n{diff}",
+        first + 1
+    );
+}
+
+/// Loads `event` both ways and asserts the summaries are identical; returns the summary.
+async fn same_summary(graph: &EvalGraph, rows: &str, event: &MaintenanceEvent, what: &str) -> RunSummary {
+    let from_graph = summary(&graph.source(THROTTLE_BUDGET), event, what).await;
+    let from_snapshot = summary(&RunDataSource::SnapshotText(Arc::from(rows)), event, what).await;
+    assert_same(what, &render(&from_graph), &render(&from_snapshot));
+    from_graph
+}
+
+/// The fleet both ways: the same lint findings, as of the snapshot's newest timestamp.
+async fn same_fleet(graph: &EvalGraph, rows: &str, what: &str) {
+    let (from_snapshot, newest) = RunDataSource::SnapshotText(Arc::from(rows)).load_fleet().await.unwrap();
+    let (from_graph, _) = graph.source(THROTTLE_BUDGET).load_fleet().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let options = LintOptions::new(newest.expect("the snapshot has timestamps"));
+    let render = |f: &patchwatch_fleet::Fleet| {
+        let counts = format!(
+            "machines {} configurations {} assignments {} scopes {} assessments {} pending {} runs {}",
+            f.machines.len(),
+            f.configurations.len(),
+            f.assignments.len(),
+            f.scopes.len(),
+            f.assessments.len(),
+            f.pending.len(),
+            f.runs.len()
+        );
+        format!("{counts}\n{}", serde_json::to_string_pretty(&lint(f, &options)).unwrap())
+    };
+    assert_same(what, &render(&from_graph), &render(&from_snapshot));
+    assert!(!from_graph.machines.is_empty() && !from_graph.runs.is_empty(), "{what}: an empty fleet proves nothing");
+}
+
+#[tokio::test]
+async fn example_run_graph_path_equals_snapshot_path() {
+    let (rows, post, pre) = example_run();
+    let graph = EvalGraph::start(&rows);
+    let s = same_summary(&graph, &rows, &post, "example post").await;
+    assert!(s.counts.total > 0 && s.counts.no_result > 0, "example post: {}", s.subject());
+    assert_every_query_answered(&graph.queries().await);
+    let rows = before_the_run(&rows, &pre);
+    let graph = EvalGraph::start(&rows);
+    let s = same_summary(&graph, &rows, &pre, "example pre").await;
+    assert!(s.counts.total > 0, "example pre: {}", s.subject());
+    assert_every_query_answered(&graph.queries().await);
+}
+
+#[tokio::test]
+async fn simulated_run_and_fleet_graph_path_equals_snapshot_path() {
+    let (rows, post, pre) = simulated_run();
+    let graph = EvalGraph::start(&rows);
+    let s = same_summary(&graph, &rows, &post, "simulated post").await;
+    assert_eq!(s.counts.total, 300, "{}", s.subject());
+    assert!(s.counts.failed > 0 && s.counts.no_result > 0 && !s.failed_patches.is_empty(), "{}", s.subject());
+    same_fleet(&graph, &rows, "simulated fleet").await;
+    let queries = graph.queries().await;
+    assert_every_query_answered(&queries);
+    let rows = before_the_run(&rows, &pre);
+    let graph = EvalGraph::start(&rows);
+    let s = same_summary(&graph, &rows, &pre, "simulated pre").await;
+    assert_eq!(s.counts.total, 300, "{}", s.subject());
+    assert_every_query_answered(&graph.queries().await);
+    // Scoped to the event's four subscriptions, in one group.
+    let scoped: BTreeSet<Option<usize>> = queries.iter().map(|q| q.subscriptions.as_ref().map(Vec::len)).collect();
+    assert!(scoped.contains(&Some(4)), "{scoped:?}");
+}
+
+/// A 429 in the middle of a run is waited out (its `Retry-After`) and changes nothing.
+#[tokio::test]
+async fn throttled_mid_run_gives_the_same_summary() {
+    let (rows, post, _) = example_run();
+    let graph = EvalGraph::start(&rows);
+    graph.fail(429, 1, 1, Some(1)).await;
+    same_summary(&graph, &rows, &post, "example post, throttled").await;
+    let statuses: Vec<u16> = graph.queries().await.iter().map(|q| q.status).collect();
+    assert_eq!(&statuses[..3], [200, 429, 200], "{statuses:?}");
+    let queries = graph.queries().await;
+    assert_eq!(queries[1].query, queries[2].query, "the throttled query is sent again");
+}
+
+/// Every query code path, recorded as sent: each passes Microsoft's KQL parser, and together
+/// they are exactly the query shapes `queries_for_check` lists (tests/kql.rs checks those), so a
+/// path that stops querying, or a query missing from that list, is noticed.
+#[tokio::test]
+async fn every_query_sent_passes_microsofts_kql_parser() {
+    let (rows, post, pre) = simulated_run();
+    let graph = EvalGraph::start(&rows);
+    // Post with results, failed patches and machines without a result; pre (machines only, all
+    // looked up); the fleet (the compliance digest's load).
+    summary(&graph.source(THROTTLE_BUDGET), &post, "post").await;
+    summary(&graph.source(THROTTLE_BUDGET), &pre, "pre").await;
+    graph.source(THROTTLE_BUDGET).load_fleet().await.unwrap();
+    let (example_rows, example_post, _) = example_run();
+    let example_graph = EvalGraph::start(&example_rows);
+    summary(&example_graph.source(THROTTLE_BUDGET), &example_post, "example post").await;
+
+    let mut recorded = graph.queries().await;
+    recorded.extend(example_graph.queries().await);
+    assert_every_query_answered(&recorded);
+    let sent: BTreeSet<String> = recorded.iter().filter_map(|q| q.query.clone()).collect();
+    let queries: Vec<(String, String)> =
+        sent.iter().enumerate().map(|(i, q)| (format!("sent #{i}"), q.clone())).collect();
+    let (code, checked) = kql::check(&queries);
+    let errors = kql::describe(&checked, &queries);
+    assert!(errors.is_empty(), "Microsoft's KQL parser rejects queries patchwatch sent:{errors}");
+    assert_eq!(code, Some(0));
+
+    let sent_shapes: BTreeSet<String> = sent.iter().map(|q| shape(q)).collect();
+    let listed: BTreeMap<String, &str> =
+        queries_for_check().iter().map(|(n, q)| (shape(q), *n)).collect::<Vec<_>>().into_iter().collect();
+    let never_sent: Vec<&str> = listed.iter().filter(|(s, _)| !sent_shapes.contains(*s)).map(|(_, n)| *n).collect();
+    assert!(never_sent.is_empty(), "queries_for_check lists queries no code path sent: {never_sent:?}");
+    let unlisted: Vec<&String> = sent_shapes.iter().filter(|s| !listed.contains_key(*s)).collect();
+    assert!(unlisted.is_empty(), "queries sent but missing from queries_for_check (tests/kql.rs): {unlisted:#?}");
+}
+
+/// The fake answered every request with data: a query it could not evaluate is ARG's 400 with
+/// duckdb-kql's reason, shown here in full.
+fn assert_every_query_answered(queries: &[RecordedQuery]) {
+    assert!(!queries.is_empty(), "no query reached the fake");
+    let failed: Vec<&RecordedQuery> = queries.iter().filter(|q| q.status != 200 && q.status != 429).collect();
+    assert!(failed.is_empty(), "queries the fake refused: {failed:#?}");
+}
+
+/// A query with its literals (strings, `datetime(...)`) and literal lists reduced to `?` and its
+/// whitespace collapsed: two queries of one builder have one shape whatever their arguments.
+fn shape(query: &str) -> String {
+    let mut out = String::new();
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                while let Some(d) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+                out.push('?');
+            }
+            c if c.is_whitespace() => {
+                while chars.peek().is_some_and(|d| d.is_whitespace()) {
+                    chars.next();
+                }
+                out.push(' ');
+            }
+            // `datetime(2026-11-10T22:00:00Z)`: a literal without quotes.
+            '(' if out.ends_with("datetime") && chars.peek().is_some_and(|d| !matches!(d, '\'' | '"' | ')')) => {
+                for d in chars.by_ref() {
+                    if d == ')' {
+                        break;
+                    }
+                }
+                out.push_str("(?)");
+            }
+            c => out.push(c),
+        }
+    }
+    while out.contains("?, ?") {
+        out = out.replace("?, ?", "?");
+    }
+    out.trim().to_owned()
+}
+
+/// The fake itself follows the REST contract: paging with opaque skip tokens, ARG's error shape
+/// for a query it cannot evaluate and for a bad token, the quota headers and 429 when spent.
+#[tokio::test]
+async fn the_fake_pages_refuses_and_throttles_as_resource_graph_does() {
+    let (rows, _, _) = example_run();
+    let graph = EvalGraph::start_with(
+        &rows,
+        // A long window: the seven queries below must fall in one, however slow the machine.
+        &EvalOptions { quota: 6, quota_window: Duration::from_secs(120), ..EvalOptions::default() },
+    );
+    let url = format!("{}/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01", graph.url());
+    let http = integration_tests::http();
+    let post = |body: Value| http.post(&url).bearer_auth("fake-token").json(&body).send();
+    let query = "resources | where type =~ 'microsoft.compute/virtualmachines' | project id | order by id asc";
+
+    let all: Value =
+        post(serde_json::json!({ "query": query, "options": { "$top": 1000 } })).await.unwrap().json().await.unwrap();
+    let total = all["totalRecords"].as_u64().unwrap();
+    assert!(total > 10 && all["$skipToken"].is_null() && all["resultTruncated"] == "false", "{total}");
+    let first = post(serde_json::json!({ "query": query, "options": { "$top": 7 } })).await.unwrap();
+    assert_eq!(first.headers()["x-ms-user-quota-remaining"], "4");
+    assert!(first.headers().contains_key("x-ms-user-quota-resets-after"));
+    let first: Value = first.json().await.unwrap();
+    assert_eq!((first["count"].as_u64(), first["totalRecords"].as_u64()), (Some(7), Some(total)));
+    let token = first["$skipToken"].as_str().unwrap();
+    let second: Value = post(serde_json::json!({ "query": query, "options": { "$skipToken": token } }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["data"][0], all["data"][7], "the token carries the page size and offset");
+
+    let bad =
+        post(serde_json::json!({ "query": query, "options": { "$skipToken": "bm90IGEgdG9rZW4" } })).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let broken = post(serde_json::json!({ "query": "resources | summarize first = count()" })).await.unwrap();
+    assert_eq!(broken.status(), 400);
+    let body: Value = broken.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "BadRequest");
+    assert_eq!(body["error"]["details"][0]["code"], "InvalidQuery", "{body}");
+    let last = post(serde_json::json!({ "query": query })).await.unwrap();
+    assert_eq!(last.headers()["x-ms-user-quota-remaining"], "0");
+    // Six queries spent the window's quota: the seventh is refused with a wait.
+    let refused = post(serde_json::json!({ "query": query })).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let wrong_token = http.post(&url).bearer_auth("another").json(&serde_json::json!({ "query": query })).send();
+    assert_eq!(wrong_token.await.unwrap().status(), 401);
+    let statuses: Vec<u16> = graph.queries().await.iter().map(|q| q.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 400, 400, 200, 429, 401]);
+}
+
+#[test]
+fn shapes_ignore_literal_values_only() {
+    let a = shape("resources\n| where tolower(id) in ('a', 'b\\'c')\n| where t > datetime(2026-11-10T22:00:00Z)");
+    let b = shape("resources | where tolower(id) in ('x') | where t > datetime(2020-01-01)");
+    assert_eq!(a, b);
+    assert_eq!(a, "resources | where tolower(id) in (?) | where t > datetime(?)");
+    assert_ne!(shape("resources | where type =~ 'x'"), shape("resources | where type == 'x'"));
+}
+
+/// Without duckdb-kql (here: the interpreter without its site-packages) the fake does not start
+/// and the test fails with the install hint; it never skips.
+#[test]
+fn without_duckdb_kql_the_fake_fails_with_the_install_hint() {
+    let options = EvalOptions { python_flags: vec!["-S".to_owned()], ..EvalOptions::default() };
+    let started = std::panic::catch_unwind(|| EvalGraph::start_with("{}", &options));
+    let message = match started {
+        Ok(_) => panic!("the fake started without site-packages"),
+        Err(payload) => payload.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(
+        message.contains("needs duckdb-kql") && message.contains("pip install 'duckdb-kql[duckdb]==1.1.2'"),
+        "{message}"
+    );
+}
+
+/// Rows as ARG holds them: every standard column (a string never null), `subscriptionId` and
+/// `resourceGroup` from the id, table names in any case, and only the requested subscriptions'
+/// rows on both sides of a join.
+#[tokio::test]
+async fn the_fake_fills_standard_columns_scopes_subscriptions_and_ignores_table_case() {
+    let vm = |sub: &str, name: &str| {
+        format!("/subscriptions/{sub}/resourceGroups/RG-{name}/providers/Microsoft.Compute/virtualMachines/{name}")
+    };
+    let rows = serde_json::json!({
+        "Resources": [
+            { "id": vm("s1", "a"), "type": "microsoft.compute/virtualmachines", "tags": { "team": "web" } },
+            { "id": vm("s2", "b"), "type": "microsoft.compute/virtualmachines", "subscriptionId": "s2", "resourceGroup": "rg-b" },
+        ],
+        "maintenanceresources": [
+            { "id": format!("{}/providers/microsoft.maintenance/applyupdates/1", vm("s1", "a")), "properties": { "resourceId": vm("s1", "a") } },
+            { "id": format!("{}/providers/microsoft.maintenance/applyupdates/1", vm("s2", "b")), "properties": { "resourceId": vm("s2", "b") } },
+        ],
+    });
+    let graph = EvalGraph::start(&rows.to_string());
+    let url = format!("{}/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01", graph.url());
+    let http = integration_tests::http();
+    let ask = |body: Value| {
+        let request = http.post(&url).bearer_auth("fake-token").json(&body).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            body["data"].as_array().unwrap().clone()
+        }
+    };
+    // `['kind']`: duckdb-kql parses a bare `kind` as its keyword (/work/notes/duckdb-kql.md).
+    let all = ask(serde_json::json!({ "query": "resources | project id, subscriptionId, resourceGroup, ['kind'], managedBy, sku | order by id asc" })).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (&all[0]["subscriptionId"], &all[0]["resourceGroup"], &all[0]["kind"], &all[0]["managedBy"], &all[0]["sku"]),
+        (&Value::from("s1"), &Value::from("RG-a"), &Value::from(""), &Value::from(""), &Value::Null)
+    );
+    assert_eq!(all[1]["resourceGroup"], "rg-b", "a row's own value wins");
+    let joined = ask(serde_json::json!({
+        "query": "MaintenanceResources | extend machineId = tolower(tostring(properties.resourceId)) \
+                  | join kind=leftouter (Resources | project machineId = tolower(id), machineTags = tags) on machineId \
+                  | project id, machineTags",
+        "subscriptions": ["S1"],
+    }))
+    .await;
+    assert_eq!(joined.len(), 1, "{joined:?}");
+    assert_eq!(joined[0]["machineTags"], serde_json::json!({ "team": "web" }));
+}
