@@ -81,6 +81,7 @@ fn run_query(event: &MaintenanceEvent) -> RunQuery {
         subscription_ids: event.subscription_ids.clone(),
         include_results: event.phase == Phase::Post,
         since: Some(event.start),
+        watch: Vec::new(),
     }
 }
 
