@@ -125,8 +125,14 @@ pub struct MachineOutcome {
 }
 
 impl MachineOutcome {
+    /// Whole seconds from start to finish, as Resource Graph's `datetime_diff('second', …)`
+    /// counts them (second boundaries crossed), so that both paths agree on the longest install.
+    pub fn install_seconds(&self) -> Option<i64> {
+        install_seconds(self.started, self.finished)
+    }
+
     pub fn install_minutes(&self) -> Option<i64> {
-        Some((self.finished? - self.started?).whole_minutes()).filter(|m| *m >= 0)
+        self.install_seconds().map(|s| s / 60)
     }
 }
 
@@ -400,10 +406,10 @@ fn assemble(
     // `max()` of minutes-then-name, and both paths must agree.
     let longest_install = machines
         .iter()
-        .filter_map(|m| Some((m.install_minutes()?, m.name.clone())))
+        .filter_map(|m| Some((m.install_seconds()?, m.name.clone())))
         .chain(succeeded.iter().filter_map(|g| g.longest_install.clone()))
         .max()
-        .map(|(mins, name)| (name, mins));
+        .map(|(seconds, name)| (name, seconds / 60));
 
     let mut summary = RunSummary {
         phase: event.phase,
@@ -504,6 +510,12 @@ fn machine(record: &MachineRecord<'_>, phase: Phase) -> MachineOutcome {
         };
     }
     m
+}
+
+/// Seconds from `started` to `finished` (second boundaries crossed); none when either is missing
+/// or the finish comes first.
+pub fn install_seconds(started: Option<OffsetDateTime>, finished: Option<OffsetDateTime>) -> Option<i64> {
+    Some(finished?.unix_timestamp() - started?.unix_timestamp()).filter(|s| *s >= 0)
 }
 
 /// The outcome an installation result gives its machine. Resource Graph's run queries compute

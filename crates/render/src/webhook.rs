@@ -51,6 +51,10 @@ pub fn body(n: &Notification, now: OffsetDateTime) -> String {
             "subscriptions": s.subscriptions,
             "counts": s.counts,
             "machines": machines,
+            // Machines that simply succeeded are counted, not listed (a 50,000-machine run).
+            "succeeded": s.succeeded.iter().map(|g| json!({
+                "subscriptionId": g.subscription_id, "resourceGroup": g.resource_group, "machines": g.count,
+            })).collect::<Vec<Value>>(),
             "failedPatches": patches,
             "advice": s.advice,
             // One-click links are for people: a receiving system that logs bodies would keep

@@ -82,7 +82,7 @@ pub struct SucceededGroup {
     pub count: usize,
     pub first_start: Option<OffsetDateTime>,
     pub last_finish: Option<OffsetDateTime>,
-    /// The longest install among them (whole minutes, machine name); ties go to the greatest name.
+    /// The longest install among them (whole seconds, machine name); ties go to the greatest name.
     pub longest_install: Option<(i64, String)>,
 }
 

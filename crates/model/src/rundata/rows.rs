@@ -377,10 +377,7 @@ impl RunCollector {
             let tags = Arc::new(tags);
             let subscription = segment_after(key, "subscriptions");
             let resource_group = segment_after(key, "resourcegroups");
-            let minutes = match (result.started, result.last_modified) {
-                (Some(s), Some(f)) => Some((f - s).whole_minutes()).filter(|m| *m >= 0),
-                _ => None,
-            };
+            let seconds = crate::summary::install_seconds(result.started, result.last_modified);
             let one = SucceededGroup {
                 subscription_id: subscription.clone(),
                 resource_group: resource_group.clone(),
@@ -388,7 +385,7 @@ impl RunCollector {
                 count: 1,
                 first_start: result.started,
                 last_finish: result.last_modified,
-                longest_install: minutes.map(|m| (m, crate::resource_id::last_segment(&machine.id).to_owned())),
+                longest_install: seconds.map(|s| (s, crate::resource_id::last_segment(&machine.id).to_owned())),
             };
             match groups.get_mut(&(subscription.clone(), resource_group.clone(), tags.clone())) {
                 Some(g) => g.merge(&one),
