@@ -1,8 +1,10 @@
-//! A loopback fake of Azure Resource Graph built from the REST contract (azure-contracts §4.4):
-//! it serves a snapshot's tables as `objectArray` pages with `$skipToken`, and a fixed-token
-//! credential.
+//! Resource Graph behind wiremock (azure-contracts §4.4): every query is evaluated by the
+//! evaluating fake (`graph_eval`), with small pages; wiremock adds the transport failures a test
+//! mounts in front. And a fixed-token credential.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
+
+use crate::graph_eval::EvalGraph;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use patchwatch_azure::resource_graph::ResourceGraphClient;
@@ -24,95 +26,70 @@ impl TokenCredential for FakeCredential {
     }
 }
 
-/// Serves snapshot tables in pages of `page` rows.
+/// Serves snapshot tables in pages of `page` rows by handing each query to the evaluating fake
+/// ([`EvalGraph`]: the KQL really runs, on duckdb-kql): wiremock stays in front for tests about
+/// transport (429s, 5xx, 403s mounted before it, tokens checked by the managed-identity fake).
 pub struct FakeGraph {
-    tables: HashMap<String, Vec<Value>>,
+    eval: EvalGraph,
     page: usize,
 }
 
 impl FakeGraph {
     pub fn from_snapshot(text: &str, page: usize) -> Self {
-        let v: HashMap<String, Vec<Value>> = serde_json::from_str(text).unwrap();
-        Self { tables: v, page }
+        Self { eval: EvalGraph::start(text), page }
     }
 }
 
 impl Respond for FakeGraph {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let body: Value = match serde_json::from_slice(&req.body) {
+        let mut body: Value = match serde_json::from_slice(&req.body) {
             Ok(b) => b,
             Err(_) => {
                 return ResponseTemplate::new(400)
                     .set_body_json(json!({"error": {"code": "BadRequest", "message": "body"}}));
             }
         };
-        let query = body["query"].as_str().unwrap_or_default();
-        let table = query.split_whitespace().next().unwrap_or_default().to_owned();
-        let offset = body["options"]["$skipToken"]
-            .as_str()
-            .and_then(|t| t.strip_prefix(&format!("{table}:")))
-            .and_then(|o| o.parse::<usize>().ok())
-            .unwrap_or(0);
-        let rows: Vec<&Value> = self.tables.get(&table).into_iter().flatten().filter(|r| keeps(query, r)).collect();
-        let end = (offset + self.page).min(rows.len());
-        let mut data: Vec<Value> = rows[offset.min(end)..end].iter().map(|r| (*r).clone()).collect();
-        // The machines query joins each machine's tags from `resources` (leftouter on the id).
-        if query.contains("join kind=leftouter") && query.contains("machineTags") {
-            let tags: HashMap<String, Value> = self
-                .tables
-                .get("resources")
-                .into_iter()
-                .flatten()
-                .map(|r| (r["id"].as_str().unwrap_or_default().to_lowercase(), r["tags"].clone()))
-                .collect();
-            for row in &mut data {
-                let machine = row["properties"]["resourceId"].as_str().unwrap_or_default().to_lowercase();
-                row["machineTags"] = tags.get(&machine).cloned().unwrap_or(Value::Null);
+        // Small pages, so that paging is exercised on small examples.
+        body["options"]["$top"] = json!(self.page);
+        match forward(&self.eval.url(), &serde_json::to_vec(&body).unwrap()) {
+            Ok((status, headers, answer)) => {
+                let mut t = ResponseTemplate::new(status).set_body_raw(answer, "application/json");
+                for (k, v) in headers {
+                    t = t.insert_header(k.as_str(), v.as_str());
+                }
+                t
             }
+            Err(e) => ResponseTemplate::new(500).set_body_json(json!({"error": {"code": "FakeDown", "message": e}})),
         }
-        let mut answer = json!({
-            "totalRecords": rows.len(), "count": data.len(), "resultTruncated": "false", "facets": [], "data": data
-        });
-        if end < rows.len() {
-            answer["$skipToken"] = json!(format!("{table}:{end}"));
-        }
-        ResponseTemplate::new(200).set_body_json(answer)
     }
 }
 
-/// The first filters of patchwatch's queries, applied the way ARG would: the row `type`
-/// (`=~`, `endswith`, `in~`) and a run's correlation or maintenance run id (`==`). Anything
-/// else passes: the client's own parser must drop rows it does not read.
-fn keeps(query: &str, row: &Value) -> bool {
-    // Filters of a joined table apply to that table, not to these rows.
-    let query = query.split("| join").next().unwrap_or(query);
-    let kind = row["type"].as_str().unwrap_or_default().to_ascii_lowercase();
-    let literal = |after: &str| -> Option<String> {
-        let rest = query.split(after).nth(1)?.trim_start();
-        let rest = rest.strip_prefix('\'')?;
-        Some(rest[..rest.find('\'')?].to_ascii_lowercase())
-    };
-    if literal("where type =~").is_some_and(|t| kind != t) {
-        return false;
-    }
-    if literal("where type endswith").is_some_and(|t| !kind.ends_with(&t)) {
-        return false;
-    }
-    if let Some(list) = query.split("where type in~ (").nth(1).and_then(|r| r.split(')').next()) {
-        let allowed: Vec<String> = list.split(',').map(|t| t.trim().trim_matches('\'').to_ascii_lowercase()).collect();
-        if !allowed.contains(&kind) {
-            return false;
-        }
-    }
-    for field in ["correlationId", "maintenanceRunId"] {
-        if let Some(want) = literal(&format!("tolower(tostring(properties.{field})) ==")) {
-            let have = row["properties"][field].as_str().unwrap_or_default().trim_end_matches('/').to_ascii_lowercase();
-            if have != want {
-                return false;
-            }
-        }
-    }
-    true
+/// One blocking POST to the evaluating fake (wiremock responders are synchronous): its status,
+/// quota and retry headers, and body.
+fn forward(base: &str, body: &[u8]) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST /providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01 HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer fake-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no header end")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or("status")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .filter(|(k, _)| k.starts_with("x-ms-user-quota") || k == "retry-after")
+        .collect();
+    Ok((status, headers, raw[split + 4..].to_vec()))
 }
 
 /// Mounts `responder` as the Resource Graph query endpoint, requiring the documented contract.

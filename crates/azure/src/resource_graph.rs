@@ -516,7 +516,7 @@ struct SucceededRow {
     rg: String,
     #[serde(default)]
     tag_set: Option<String>,
-    #[serde(deserialize_with = "patchwatch_model::rundata::rows::lenient_u32")]
+    #[serde(default, deserialize_with = "patchwatch_model::rundata::rows::lenient_u32")]
     machines: Option<u32>,
     #[serde(default)]
     first_start: Option<String>,
