@@ -1,16 +1,14 @@
-//! A loopback fake of Azure Resource Graph built from the REST contract (azure-contracts §4.4):
-//! it serves a snapshot's tables as `objectArray` pages with `$skipToken`, and a fixed-token
-//! credential.
+//! A fixed-token credential for loopback fakes of Azure, and the pattern-matching Resource Graph
+//! responder that only the managed-identity fake ([`crate::managed_identity::TokenArm`]) still
+//! uses. Run-data tests use the evaluating fake ([`crate::graph_eval`]) instead: this one does not
+//! evaluate the queries, so it cannot answer the run plan's summarised and joined queries.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::collections::HashMap;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use patchwatch_azure::resource_graph::ResourceGraphClient;
-use patchwatch_azure::resource_graph::ResourceGraphOptions;
-use patchwatch_engine::source::RunDataSource;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
+use wiremock::{Request, Respond, ResponseTemplate};
 
 /// A credential that hands out `fake-token`.
 #[derive(Debug)]
@@ -113,26 +111,4 @@ fn keeps(query: &str, row: &Value) -> bool {
         }
     }
     true
-}
-
-/// Mounts `responder` as the Resource Graph query endpoint, requiring the documented contract.
-pub async fn mount(server: &MockServer, responder: impl Respond + 'static) {
-    Mock::given(matchers::method("POST"))
-        .and(matchers::path("/providers/Microsoft.ResourceGraph/resources"))
-        .and(matchers::query_param("api-version", "2024-04-01"))
-        .and(matchers::header("authorization", "Bearer fake-token"))
-        .and(matchers::header("content-type", "application/json"))
-        .respond_with(responder)
-        .mount(server)
-        .await;
-}
-
-/// A run-data source querying `server` with the fake credential.
-pub fn source(server: &MockServer, max_throttle_wait: Duration) -> RunDataSource {
-    let options = ResourceGraphOptions { max_throttle_wait, ..Default::default() };
-    RunDataSource::ResourceGraph(Arc::new(ResourceGraphClient::new(
-        server.uri().parse().unwrap(),
-        Arc::new(FakeCredential),
-        options,
-    )))
 }
