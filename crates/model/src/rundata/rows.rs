@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups};
+use super::{
+    ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
+};
 use crate::summary::{Outcome, result_outcome};
 
 /// ARG tables patchwatch reads.
@@ -372,8 +374,11 @@ impl RunCollector {
             if result_outcome(result) != Outcome::Succeeded || self.watch.contains(key) {
                 continue;
             }
-            let tags: BTreeMap<String, String> =
-                self.info.get(key).map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let tags: BTreeMap<String, String> = self
+                .info
+                .get(key)
+                .map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
             let tags = Arc::new(tags);
             let subscription = segment_after(key, "subscriptions");
             let resource_group = segment_after(key, "resourcegroups");
