@@ -402,16 +402,17 @@ fn machines_query(run: &str) -> String {
 }
 
 /// The machines that simply succeeded, counted server-side per subscription, resource group and
-/// tag set, with their earliest start, latest finish and longest install (seconds, zero-padded,
-/// then the name: the greatest string is the longest install, ties to the greatest name).
+/// tag set, with their earliest start, latest finish and longest install (whole minutes, as
+/// `SucceededGroup::longest_install` counts them, zero-padded, then the name: the greatest string
+/// is the longest install, ties to the greatest name).
 fn succeeded_counts_query(run: &str, watch: &[String]) -> String {
     format!(
         "{list}\n\
          | project machineId, machineName = tostring(split(machineRef, '/')[8])\n\
          | join kind=inner ({results}\n| where simplySucceeded{not_watched}\n| project machineId, started = todatetime(properties.startDateTime), finished = todatetime(properties.lastModifiedDateTime)) on machineId\n\
          | join kind=leftouter ({MACHINE_COLUMNS}\n| project machineId, machineTags) on machineId\n\
-         | extend seconds = datetime_diff('second', finished, started)\n\
-         | extend longest = iff(isnull(seconds) or seconds < 0, '', strcat(tostring(10000000000 + seconds), '/', machineName))\n\
+         | extend minutes = datetime_diff('second', finished, started) / 60\n\
+         | extend longest = iff(isnull(minutes) or minutes < 0, '', strcat(tostring(10000000000 + minutes), '/', machineName))\n\
          | summarize machines = count(), firstStart = min(started), lastFinish = max(finished), longest = max(longest) by subscription = tostring(split(machineId, '/')[2]), rg = tostring(split(machineId, '/')[4]), tagSet = tostring(machineTags)\n\
          | order by subscription asc, rg asc, tagSet asc",
         list = machine_list(run),
@@ -536,10 +537,10 @@ impl SucceededRow {
                 .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
                 .collect(),
         };
-        // `10000000000 + seconds` then `/name`: see `succeeded_counts_query`.
+        // `10000000000 + minutes` then `/name`: see `succeeded_counts_query`.
         let longest_install = self.longest.as_deref().and_then(|l| {
-            let (seconds, name) = l.split_once('/')?;
-            Some((seconds.parse::<i64>().ok()? - 10_000_000_000, name.to_owned()))
+            let (minutes, name) = l.split_once('/')?;
+            Some((minutes.parse::<i64>().ok()? - 10_000_000_000, name.to_owned()))
         });
         Ok(SucceededGroup {
             subscription_id: self.subscription.to_ascii_lowercase(),
