@@ -14,6 +14,7 @@ use integration_tests::example;
 use integration_tests::graph_eval::{EvalGraph, EvalOptions, RecordedQuery};
 use integration_tests::kql;
 use patchwatch_azure::resource_graph::{ResourceGraphOptions, queries_for_check};
+use patchwatch_engine::pipeline::{EventOutcome, Pipeline};
 use patchwatch_engine::source::RunDataSource;
 use patchwatch_fleet::lint::{LintOptions, lint};
 use patchwatch_model::event::{Incoming, MaintenanceEvent, Phase, parse_delivery};
@@ -566,4 +567,93 @@ async fn fifty_thousand_machine_run_loads_in_at_most_ten_queries() {
     assert_eq!(c.total, 50_000, "{}", from_graph.subject());
     assert!(c.failed >= 900 && c.no_result >= 400, "{}", from_graph.subject());
     assert!(!from_graph.failed_patches.is_empty(), "{}", from_graph.subject());
+}
+
+/// Files under `dir` (recursively) whose path names `loads`: a run load's saved progress in a
+/// `file://` state store (key `loads/<run hash>/<phase>`).
+fn saved_loads(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.strip_prefix(dir).is_ok_and(|p| p.components().any(|c| c.as_os_str() == "loads"))
+                // Not the store's `.<key>.lock` files.
+                && !entry.file_name().to_string_lossy().starts_with('.')
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// A pipeline mailing to `out`, its state in `state`, its run data from `source`.
+fn pipeline_with(out: &tempfile::TempDir, state: &tempfile::TempDir, source: RunDataSource) -> Pipeline {
+    let outbox = out.path().display().to_string();
+    let state = format!("file://{}", state.path().display());
+    let mut p = integration_tests::pipeline(&[
+        ("PATCHWATCH_OUTBOX", &outbox),
+        ("PATCHWATCH_SNAPSHOT", "unused"),
+        ("PATCHWATCH_STATE", &state),
+    ]);
+    p.source = source;
+    p
+}
+
+/// Resource Graph throttles a post event's load mid-run for longer than the delivery may wait:
+/// the delivery is retried later with nothing sent and the pages read so far saved; the next
+/// delivery goes on from the throttled page, reads no page twice, sends the summary the
+/// snapshot path gives, and forgets the saved progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_mid_run_beyond_the_budget_resumes_from_saved_progress() {
+    // Every machine has a problem, so all 2,500 are listed: three pages of the machines query.
+    let (rows, post) = large_run(2_500, true);
+    let graph = EvalGraph::start(&rows);
+    let (out, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p = pipeline_with(&out, &state, patient_source(&graph));
+    // Requests 1 and 2 (the succeeded counts, the machines' first page) succeed; the third (the
+    // machines' second page) is throttled for two minutes, beyond the throttle budget.
+    graph.fail(429, 1, 2, Some(120)).await;
+    match p.process(&post).await {
+        EventOutcome::RetryLater { after, .. } => assert_eq!(after, Duration::from_secs(120)),
+        other => panic!("expected retry later, got {other:?}"),
+    }
+    assert!(integration_tests::files_any(out.path()).is_empty(), "nothing may be sent");
+    let first = graph.queries().await;
+    assert_eq!(first.iter().map(|q| q.status).collect::<Vec<_>>(), [200, 200, 429]);
+    assert!(first[2].options.as_ref().is_some_and(|o| o["$skipToken"].is_string()), "{:?}", first[2].options);
+    assert_eq!(saved_loads(state.path()).len(), 1, "the pages read are saved: {:?}", saved_loads(state.path()));
+
+    let sent = match p.process(&post).await {
+        EventOutcome::Sent(sent) => sent,
+        other => panic!("expected the summary sent, got {other:?}"),
+    };
+    assert!(!integration_tests::files_any(out.path()).is_empty(), "the summary was mailed");
+    let all = graph.queries().await;
+    let second = &all[first.len()..];
+    eprintln!("resumed load: first delivery {} requests, second {}", first.len(), second.len());
+    let request = |q: &RecordedQuery| {
+        let token = q.options.as_ref().and_then(|o| o["$skipToken"].as_str().map(str::to_owned));
+        (q.query.clone().unwrap_or_default(), token)
+    };
+    let answered: BTreeSet<(String, Option<String>)> = first.iter().filter(|q| q.status == 200).map(request).collect();
+    let repeated: Vec<usize> = (0..second.len()).filter(|i| answered.contains(&request(&second[*i]))).collect();
+    assert!(repeated.is_empty(), "the second delivery read again pages the first had read: {repeated:?}");
+    assert_eq!(request(&second[0]), request(&first[2]), "it goes on from the throttled page");
+    assert!(second.iter().all(|q| q.status == 200));
+    // The machines' last page, unlisted results and failed patches (at most two pages).
+    assert!((3..=4).contains(&second.len()), "{} requests", second.len());
+    assert!(saved_loads(state.path()).is_empty(), "the finished load forgets its progress");
+
+    let (offline_out, offline_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let offline = pipeline_with(&offline_out, &offline_state, RunDataSource::SnapshotText(Arc::from(rows.as_str())));
+    let expected = match offline.process(&post).await {
+        EventOutcome::Sent(sent) => sent,
+        other => panic!("snapshot path: expected the summary sent, got {other:?}"),
+    };
+    assert_eq!(sent.summary.counts.total, 2_500);
+    assert_same("resumed load", &render(&sent.summary), &render(&expected.summary));
 }
