@@ -16,6 +16,9 @@ use super::{
 };
 use crate::summary::{Outcome, result_outcome};
 
+/// A succeeded group's key: subscription, resource group and tags.
+type GroupKey = (String, String, Arc<BTreeMap<String, String>>);
+
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
@@ -367,7 +370,7 @@ impl RunCollector {
     /// Moves every expected machine whose result simply succeeded (and is not watched) from the
     /// lists into a [`SucceededGroup`]. Results of machines the run does not list stay listed.
     fn fold_succeeded(&mut self) {
-        let mut groups: HashMap<(String, String, Arc<BTreeMap<String, String>>), SucceededGroup> = HashMap::new();
+        let mut groups: HashMap<GroupKey, SucceededGroup> = HashMap::new();
         let mut folded = Vec::new();
         for (key, machine) in &self.expected {
             let Some(result) = self.results.get(key) else { continue };
