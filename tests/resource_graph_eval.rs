@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use integration_tests::example;
 use integration_tests::graph_eval::{EvalGraph, EvalOptions, RecordedQuery};
 use integration_tests::kql;
-use patchwatch_azure::resource_graph::queries_for_check;
+use patchwatch_azure::resource_graph::{ResourceGraphOptions, queries_for_check};
+use patchwatch_engine::pipeline::{EventOutcome, Pipeline};
 use patchwatch_engine::source::RunDataSource;
 use patchwatch_fleet::lint::{LintOptions, lint};
 use patchwatch_model::event::{Incoming, MaintenanceEvent, Phase, parse_delivery};
@@ -204,8 +205,8 @@ async fn throttled_mid_run_gives_the_same_summary() {
     assert_eq!(queries[1].query, queries[2].query, "the throttled query is sent again");
 }
 
-/// Every query code path, recorded as sent: each passes Microsoft's KQL parser, and together
-/// they are exactly the query shapes `queries_for_check` lists (tests/kql.rs checks those), so a
+/// Every query code path, recorded as sent: each passes Microsoft's KQL parser, every shape sent
+/// is one `queries_for_check` lists, and every listed shape but the `watching: …` ones is sent (tests/kql.rs checks those), so a
 /// path that stops querying, or a query missing from that list, is noticed.
 #[tokio::test]
 async fn every_query_sent_passes_microsofts_kql_parser() {
@@ -234,7 +235,13 @@ async fn every_query_sent_passes_microsofts_kql_parser() {
     let sent_shapes: BTreeSet<String> = sent.iter().map(|q| shape(q)).collect();
     let listed: BTreeMap<String, &str> =
         queries_for_check().iter().map(|(n, q)| (shape(q), *n)).collect::<Vec<_>>().into_iter().collect();
-    let never_sent: Vec<&str> = listed.iter().filter(|(s, _)| !sent_shapes.contains(*s)).map(|(_, n)| *n).collect();
+    // A run with an open follow-up (`watching: …`, a watch list of machine ids) is not driven
+    // here: those shapes are checked by tests/kql.rs, and must not be sent unlisted.
+    let never_sent: Vec<&str> = listed
+        .iter()
+        .filter(|(s, n)| !n.starts_with("watching:") && !sent_shapes.contains(*s))
+        .map(|(_, n)| *n)
+        .collect();
     assert!(never_sent.is_empty(), "queries_for_check lists queries no code path sent: {never_sent:?}");
     let unlisted: Vec<&String> = sent_shapes.iter().filter(|s| !listed.contains_key(*s)).collect();
     assert!(unlisted.is_empty(), "queries sent but missing from queries_for_check (tests/kql.rs): {unlisted:#?}");
@@ -415,4 +422,238 @@ async fn the_fake_fills_standard_columns_scopes_subscriptions_and_ignores_table_
     .await;
     assert_eq!(joined.len(), 1, "{joined:?}");
     assert_eq!(joined[0]["machineTags"], serde_json::json!({ "team": "web" }));
+}
+
+/// A run of `machines` VMs over the example post event's three subscriptions, written straight
+/// in ARG's shapes (lean rows: the fake loads them as JSON Lines). About 5% have a problem, by
+/// a fixed spread: 2% failed with a failed patch, 1% without a result (deallocated), 1% over the
+/// window, 1% awaiting a reboot; the rest simply succeeded. `all_problems`: every machine has one
+/// of these problems (two fifths failed, one fifth each of the others), so all are listed.
+fn large_run(machines: usize, all_problems: bool) -> (String, MaintenanceEvent) {
+    use serde_json::json;
+    let post = event(example("events/post-maintenance.json").as_bytes());
+    let run = post.correlation_id.to_ascii_lowercase();
+    let config = post.maintenance_configuration_id.to_ascii_lowercase();
+    let subs = &post.subscription_ids;
+    let (mut updates, mut results, mut resources) = (Vec::new(), Vec::new(), Vec::new());
+    updates.push(json!({
+        "id": run, "type": "microsoft.maintenance/applyupdates",
+        "properties": { "correlationId": run, "maintenanceConfigurationId": config, "status": "Completed",
+                        "startDateTime": "2026-11-10T22:00:00Z", "endDateTime": "2026-11-11T00:14:00Z" },
+    }));
+    for i in 0..machines {
+        let sub = &subs[i % subs.len()];
+        let rg = format!("rg-{:02}", (i / 7) % 25);
+        let name = format!("vm-{i:05}");
+        let machine =
+            format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}");
+        let fate = (i * 7919) % if all_problems { 5 } else { 100 };
+        let team = ["team-web", "team-data", "team-infra", "team-batch"][(i / 3) % 4];
+        updates.push(json!({
+            "id": format!("{machine}/providers/microsoft.maintenance/applyupdates/20261110220000"),
+            "type": "microsoft.maintenance/applyupdates",
+            "properties": { "correlationId": run, "maintenanceConfigurationId": config, "resourceId": machine,
+                            "status": "Completed", "startDateTime": "2026-11-10T22:00:00Z",
+                            "endDateTime": "2026-11-11T00:00:00Z" },
+        }));
+        let power = if fate == 2 { "PowerState/deallocated" } else { "PowerState/running" };
+        resources.push(json!({
+            "id": machine, "name": name, "type": "microsoft.compute/virtualmachines",
+            "tags": { "PatchOwner": team, "env": "prod" },
+            "properties": { "extended": { "instanceView": { "powerState": { "code": power } } },
+                            "storageProfile": { "osDisk": { "osType": "Windows" } } },
+        }));
+        if fate == 2 {
+            continue;
+        }
+        let result =
+            format!("{machine}/patchInstallationResults/{:08x}-0000-4000-8000-{i:012}", i * 2654435761 % (1 << 32));
+        let started = 60 * (i % 90) as i64;
+        let minutes = 5 + (i % 40) as i64;
+        let at = |seconds: i64| {
+            (time::macros::datetime!(2026-11-10 22:00 UTC) + time::Duration::seconds(seconds))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let (status, failed, exceeded, reboot) = match fate {
+            0 | 1 => ("Failed", 1, false, "NotNeeded"),
+            3 => ("Succeeded", 0, true, "NotNeeded"),
+            4 => ("Succeeded", 0, false, "Required"),
+            _ => ("Succeeded", 0, false, "NotNeeded"),
+        };
+        results.push(json!({
+            "id": result, "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+            "properties": { "maintenanceRunId": run, "status": status, "installedPatchCount": 3,
+                            "failedPatchCount": failed, "pendingPatchCount": 0, "maintenanceWindowExceeded": exceeded,
+                            "rebootStatus": reboot, "startDateTime": at(started),
+                            "lastModifiedDateTime": at(started + 60 * minutes + (i % 59) as i64), "osType": "Windows" },
+        }));
+        if failed > 0 {
+            results.push(json!({
+                "id": format!("{result}/softwarePatches/p{}", i % 3),
+                "type": "microsoft.compute/virtualmachines/patchinstallationresults/softwarepatches",
+                "properties": { "installationState": "Failed", "kbId": format!("50{}", 31989 + i % 3),
+                                "patchName": format!("2026-11 Cumulative Update (KB50{})", 31989 + i % 3),
+                                "classifications": ["Security"] },
+            }));
+        }
+    }
+    let rows =
+        json!({ "maintenanceresources": updates, "patchinstallationresources": results, "resources": resources });
+    (rows.to_string(), post)
+}
+
+/// A client of `graph` that only throttling can stop: the load budget covers the fake's
+/// evaluation of a large run on a slow machine.
+fn patient_source(graph: &EvalGraph) -> RunDataSource {
+    let options = ResourceGraphOptions {
+        max_throttle_wait: THROTTLE_BUDGET,
+        load_budget: Duration::from_secs(120),
+        ..ResourceGraphOptions::default()
+    };
+    RunDataSource::ResourceGraph(Arc::new(graph.client(options)))
+}
+
+/// Pages per query text, in the order first sent.
+fn pages_per_query(queries: &[RecordedQuery]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for q in queries {
+        let text = q.query.clone().unwrap_or_default();
+        match out.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, n)) => *n += 1,
+            None => out.push((text, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(t, n)| (t.lines().last().unwrap_or_default().to_owned() + &format!(" [{} chars]", t.len()), n))
+        .collect()
+}
+
+/// A 50,000-machine run with about 5% problems: the graph path reads it in at most ten queries
+/// (simply succeeded machines are counted server-side), never throttled under ARG's default
+/// quota, and summarises it exactly as the snapshot path does.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_thousand_machine_run_loads_in_at_most_ten_queries() {
+    let clock = Instant::now();
+    let (rows, post) = large_run(50_000, false);
+    let generated = clock.elapsed();
+    let clock = Instant::now();
+    let graph = EvalGraph::start(&rows);
+    let fake_loaded = clock.elapsed();
+    let clock = Instant::now();
+    let from_graph = summary(&patient_source(&graph), &post, "50k post").await;
+    let graph_load = clock.elapsed();
+    let clock = Instant::now();
+    let from_snapshot = summary(&RunDataSource::SnapshotText(Arc::from(rows.as_str())), &post, "50k post").await;
+    let snapshot_load = clock.elapsed();
+    assert_same("50k post", &render(&from_graph), &render(&from_snapshot));
+
+    let queries = graph.queries().await;
+    let pages = pages_per_query(&queries);
+    eprintln!(
+        "50k run: {} MB of rows generated in {generated:?}; fake loaded in {fake_loaded:?}; graph load {graph_load:?} \
+         in {} requests; snapshot load {snapshot_load:?}; pages per query: {pages:#?}",
+        rows.len() >> 20,
+        queries.len()
+    );
+    assert_every_query_answered(&queries);
+    assert!(
+        queries.iter().all(|q| q.status == 200),
+        "throttled: {:?}",
+        queries.iter().map(|q| q.status).collect::<Vec<_>>()
+    );
+    assert!(queries.len() <= 10, "{} requests: {pages:#?}", queries.len());
+    let c = &from_graph.counts;
+    assert_eq!(c.total, 50_000, "{}", from_graph.subject());
+    assert!(c.failed >= 900 && c.no_result >= 400, "{}", from_graph.subject());
+    assert!(!from_graph.failed_patches.is_empty(), "{}", from_graph.subject());
+}
+
+/// Files under `dir` (recursively) whose path names `loads`: a run load's saved progress in a
+/// `file://` state store (key `loads/<run hash>/<phase>`).
+fn saved_loads(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.strip_prefix(dir).is_ok_and(|p| p.components().any(|c| c.as_os_str() == "loads"))
+                // Not the store's `.<key>.lock` files.
+                && !entry.file_name().to_string_lossy().starts_with('.')
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// A pipeline mailing to `out`, its state in `state`, its run data from `source`.
+fn pipeline_with(out: &tempfile::TempDir, state: &tempfile::TempDir, source: RunDataSource) -> Pipeline {
+    let outbox = out.path().display().to_string();
+    let state = format!("file://{}", state.path().display());
+    let mut p = integration_tests::pipeline(&[
+        ("PATCHWATCH_OUTBOX", &outbox),
+        ("PATCHWATCH_SNAPSHOT", "unused"),
+        ("PATCHWATCH_STATE", &state),
+    ]);
+    p.source = source;
+    p
+}
+
+/// Resource Graph throttles a post event's load mid-run for longer than the delivery may wait:
+/// the delivery is retried later with nothing sent and the pages read so far saved; the next
+/// delivery goes on from the throttled page, reads no page twice, sends the summary the
+/// snapshot path gives, and forgets the saved progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_mid_run_beyond_the_budget_resumes_from_saved_progress() {
+    // Every machine has a problem, so all 2,500 are listed: three pages of the machines query.
+    let (rows, post) = large_run(2_500, true);
+    let graph = EvalGraph::start(&rows);
+    let (out, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p = pipeline_with(&out, &state, patient_source(&graph));
+    // Requests 1 and 2 (the succeeded counts, the machines' first page) succeed; the third (the
+    // machines' second page) is throttled for two minutes, beyond the throttle budget.
+    graph.fail(429, 1, 2, Some(120)).await;
+    match p.process(&post).await {
+        EventOutcome::RetryLater { after, .. } => assert_eq!(after, Duration::from_secs(120)),
+        other => panic!("expected retry later, got {other:?}"),
+    }
+    assert!(integration_tests::files_any(out.path()).is_empty(), "nothing may be sent");
+    let first = graph.queries().await;
+    assert_eq!(first.iter().map(|q| q.status).collect::<Vec<_>>(), [200, 200, 429]);
+    assert!(first[2].options.as_ref().is_some_and(|o| o["$skipToken"].is_string()), "{:?}", first[2].options);
+    assert_eq!(saved_loads(state.path()).len(), 1, "the pages read are saved: {:?}", saved_loads(state.path()));
+
+    let sent = match p.process(&post).await {
+        EventOutcome::Sent(sent) => sent,
+        other => panic!("expected the summary sent, got {other:?}"),
+    };
+    assert!(!integration_tests::files_any(out.path()).is_empty(), "the summary was mailed");
+    let all = graph.queries().await;
+    let second = &all[first.len()..];
+    eprintln!("resumed load: first delivery {} requests, second {}", first.len(), second.len());
+    let request = |q: &RecordedQuery| {
+        let token = q.options.as_ref().and_then(|o| o["$skipToken"].as_str().map(str::to_owned));
+        (q.query.clone().unwrap_or_default(), token)
+    };
+    let answered: BTreeSet<(String, Option<String>)> = first.iter().filter(|q| q.status == 200).map(request).collect();
+    let repeated: Vec<usize> = (0..second.len()).filter(|i| answered.contains(&request(&second[*i]))).collect();
+    assert!(repeated.is_empty(), "the second delivery read again pages the first had read: {repeated:?}");
+    assert_eq!(request(&second[0]), request(&first[2]), "it goes on from the throttled page");
+    assert!(second.iter().all(|q| q.status == 200));
+    // The machines' last page, unlisted results and failed patches (at most two pages).
+    assert!((3..=4).contains(&second.len()), "{} requests", second.len());
+    assert!(saved_loads(state.path()).is_empty(), "the finished load forgets its progress");
+
+    let (offline_out, offline_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let offline = pipeline_with(&offline_out, &offline_state, RunDataSource::SnapshotText(Arc::from(rows.as_str())));
+    let expected = match offline.process(&post).await {
+        EventOutcome::Sent(sent) => sent,
+        other => panic!("snapshot path: expected the summary sent, got {other:?}"),
+    };
+    assert_eq!(sent.summary.counts.total, 2_500);
+    assert_same("resumed load", &render(&sent.summary), &render(&expected.summary));
 }

@@ -1,15 +1,13 @@
 //! Resource Graph behind wiremock (azure-contracts §4.4): every query is evaluated by the
 //! evaluating fake (`graph_eval`), with small pages; wiremock adds the transport failures a test
-//! mounts in front. And a fixed-token credential.
+//! mounts in front (the managed-identity fake, [`crate::managed_identity::TokenArm`], serves it).
+//! And a fixed-token credential. Run-data tests use [`crate::graph_eval`] directly.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crate::graph_eval::EvalGraph;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use patchwatch_azure::resource_graph::ResourceGraphClient;
-use patchwatch_azure::resource_graph::ResourceGraphOptions;
-use patchwatch_engine::source::RunDataSource;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
@@ -52,7 +50,7 @@ impl Respond for FakeGraph {
         // Small pages, so that paging is exercised on small examples.
         body["options"]["$top"] = json!(self.page);
         match forward(&self.eval.url(), &serde_json::to_vec(&body).unwrap()) {
-            Ok((status, headers, answer)) => {
+            Ok(Forwarded { status, headers, body: answer }) => {
                 let mut t = ResponseTemplate::new(status).set_body_raw(answer, "application/json");
                 for (k, v) in headers {
                     t = t.insert_header(k.as_str(), v.as_str());
@@ -64,9 +62,15 @@ impl Respond for FakeGraph {
     }
 }
 
-/// One blocking POST to the evaluating fake (wiremock responders are synchronous): its status,
-/// quota and retry headers, and body.
-fn forward(base: &str, body: &[u8]) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+/// The evaluating fake's answer: status, quota and retry headers, body.
+struct Forwarded {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// One blocking POST to the evaluating fake (wiremock responders are synchronous).
+fn forward(base: &str, body: &[u8]) -> Result<Forwarded, String> {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -89,7 +93,7 @@ fn forward(base: &str, body: &[u8]) -> Result<(u16, Vec<(String, String)>, Vec<u
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .filter(|(k, _)| k.starts_with("x-ms-user-quota") || k == "retry-after")
         .collect();
-    Ok((status, headers, raw[split + 4..].to_vec()))
+    Ok(Forwarded { status, headers, body: raw[split + 4..].to_vec() })
 }
 
 /// Mounts `responder` as the Resource Graph query endpoint, requiring the documented contract.
@@ -102,14 +106,4 @@ pub async fn mount(server: &MockServer, responder: impl Respond + 'static) {
         .respond_with(responder)
         .mount(server)
         .await;
-}
-
-/// A run-data source querying `server` with the fake credential.
-pub fn source(server: &MockServer, max_throttle_wait: Duration) -> RunDataSource {
-    let options = ResourceGraphOptions { max_throttle_wait, ..Default::default() };
-    RunDataSource::ResourceGraph(Arc::new(ResourceGraphClient::new(
-        server.uri().parse().unwrap(),
-        Arc::new(FakeCredential),
-        options,
-    )))
 }

@@ -509,7 +509,8 @@ class Handler(BaseHTTPRequestHandler):
             for start, end, status, retry_after in self.fake.failures:
                 if start <= number < end:
                     extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-                    code = "RateLimiting" if status == 429 else ("ServiceUnavailable" if status >= 500 else "BadRequest")
+                    code = {401: "AuthenticationFailed", 403: "AuthorizationFailed", 429: "RateLimiting"}.get(
+                        status, "ServiceUnavailable" if status >= 500 else "BadRequest")
                     raise ArgError(status, code, f"injected failure of request {number + 1}", headers=extra)
             if not allowed:
                 raise ArgError(429, "RateLimiting", "Please provide below info when asking for support: the user's "

@@ -28,10 +28,10 @@ use patchwatch_render::{RenderError, Templates};
 use patchwatch_state::{
     approvals::Approvals,
     followups::FollowUps,
-    loads::Loads,
     history::{History, RunRecord},
     keys,
     ledger::{ALL_TARGETS, DeliveryId, DeliveryRecord, Finish, Ledger, Once},
+    loads::Loads,
     silences::Silences,
     store::{self, StateError},
 };
@@ -324,7 +324,9 @@ impl Pipeline {
             .all()
             .await?
             .into_iter()
-            .filter(|f| f.closed.is_none() && f.configuration_id.eq_ignore_ascii_case(&event.maintenance_configuration_id))
+            .filter(|f| {
+                f.closed.is_none() && f.configuration_id.eq_ignore_ascii_case(&event.maintenance_configuration_id)
+            })
             .flat_map(|f| f.machines.into_iter().map(|m| m.id.to_ascii_lowercase()))
             .collect();
         ids.sort_unstable();

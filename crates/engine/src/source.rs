@@ -9,8 +9,8 @@ use patchwatch_azure::{
 use patchwatch_fleet::{Fleet, collect::FleetCollector};
 use patchwatch_model::rundata::{RunData, RunQuery, rows::RunCollector, snapshot};
 use patchwatch_state::{loads::Loads, store::StateError};
-use tracing::{info, warn};
 use time::OffsetDateTime;
+use tracing::{info, warn};
 
 /// A snapshot being replaced is readable again within seconds.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);

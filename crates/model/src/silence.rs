@@ -236,7 +236,13 @@ mod tests {
         let sql1 = MachineRef { id: "/s/x/vm-sql-1", name: "vm-sql-1", tags: tags("team-data") };
         let sql2 = MachineRef { id: "/s/x/vm-sql-2", name: "vm-sql-2", tags: tags("team-data") };
         let web1 = MachineRef { id: "/s/x/vm-web-1", name: "vm-web-1", tags: tags("team-web") };
-        let notice = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![], groups: vec![] };
+        let notice = Candidate {
+            configuration: Some("Ring2-Prod"),
+            channel: "ops",
+            outcome: None,
+            machines: vec![],
+            groups: vec![],
+        };
         let m = |f: &dyn Fn(&mut Matchers)| {
             let mut m = Matchers::default();
             f(&mut m);
@@ -342,7 +348,13 @@ mod tests {
     fn silences_are_time_boxed_and_checked() {
         let any = Matchers { configuration: Some("Ring2-*".into()), ..Matchers::default() };
         let s = Silence::new(any.clone(), NOW..NOW + time::Duration::hours(4), "alice", "CHG0042", NOW).unwrap();
-        let d = Candidate { configuration: Some("Ring2-Prod"), channel: "ops", outcome: None, machines: vec![], groups: vec![] };
+        let d = Candidate {
+            configuration: Some("Ring2-Prod"),
+            channel: "ops",
+            outcome: None,
+            machines: vec![],
+            groups: vec![],
+        };
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(1)).is_some());
         assert!(matching(std::slice::from_ref(&s), &d, NOW + time::Duration::hours(4)).is_none(), "ended");
         assert!(matching(std::slice::from_ref(&s), &d, NOW - time::Duration::minutes(1)).is_none(), "not begun");

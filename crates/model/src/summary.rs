@@ -399,7 +399,8 @@ fn assemble(
     };
 
     let failed_patches = group_failed_patches(data, &machines);
-    let first_start = machines.iter().filter_map(|m| m.started).chain(succeeded.iter().filter_map(|g| g.first_start)).min();
+    let first_start =
+        machines.iter().filter_map(|m| m.started).chain(succeeded.iter().filter_map(|g| g.first_start)).min();
     let last_finish =
         machines.iter().filter_map(|m| m.finished).chain(succeeded.iter().filter_map(|g| g.last_finish)).max();
     // Ties go to the greatest name: Resource Graph computes a group's longest install as the

@@ -412,8 +412,13 @@ async fn rerun(
 ) -> Result<(StatusCode, Value), ItsmError> {
     let p = &state.pipeline;
     let run = req.run.clone().unwrap_or_default();
-    let query =
-        RunQuery { correlation_id: run.clone(), subscription_ids: Vec::new(), include_results: true, since: None, watch: Vec::new() };
+    let query = RunQuery {
+        correlation_id: run.clone(),
+        subscription_ids: Vec::new(),
+        include_results: true,
+        since: None,
+        watch: Vec::new(),
+    };
     let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     let configuration_id = configuration_id_of_run(&run).to_owned();
     let event = synthetic_event(&run, &configuration_id, p.now(), 0, None);
@@ -474,8 +479,13 @@ async fn emergency(
 ) -> Result<(StatusCode, Value), ItsmError> {
     let p = &state.pipeline;
     let run_id = latest_run_id(p, configuration).await?;
-    let query =
-        RunQuery { correlation_id: run_id.clone(), subscription_ids: Vec::new(), include_results: false, since: None, watch: Vec::new() };
+    let query = RunQuery {
+        correlation_id: run_id.clone(),
+        subscription_ids: Vec::new(),
+        include_results: false,
+        since: None,
+        watch: Vec::new(),
+    };
     let data = p.source.load(&query).await.map_err(|e| ItsmError::RetryLater(e.to_string()))?;
     let targets = emergency_targets(req, &data, configuration)?;
     let params = emergency_params(req);

@@ -11,8 +11,13 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups};
+use super::{
+    ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
+};
 use crate::summary::{Outcome, result_outcome};
+
+/// A succeeded group's key: subscription, resource group and tags.
+type GroupKey = (String, String, Arc<BTreeMap<String, String>>);
 
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,15 +370,18 @@ impl RunCollector {
     /// Moves every expected machine whose result simply succeeded (and is not watched) from the
     /// lists into a [`SucceededGroup`]. Results of machines the run does not list stay listed.
     fn fold_succeeded(&mut self) {
-        let mut groups: HashMap<(String, String, Arc<BTreeMap<String, String>>), SucceededGroup> = HashMap::new();
+        let mut groups: HashMap<GroupKey, SucceededGroup> = HashMap::new();
         let mut folded = Vec::new();
         for (key, machine) in &self.expected {
             let Some(result) = self.results.get(key) else { continue };
             if result_outcome(result) != Outcome::Succeeded || self.watch.contains(key) {
                 continue;
             }
-            let tags: BTreeMap<String, String> =
-                self.info.get(key).map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let tags: BTreeMap<String, String> = self
+                .info
+                .get(key)
+                .map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
             let tags = Arc::new(tags);
             let subscription = segment_after(key, "subscriptions");
             let resource_group = segment_after(key, "resourcegroups");

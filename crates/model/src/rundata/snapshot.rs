@@ -36,7 +36,7 @@ impl RowSink for RunCollector {
 
 /// Parses snapshot bytes for one run. The error names the table and row index.
 pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
-    let mut collector = RunCollector::for_query(&query);
+    let mut collector = RunCollector::for_query(query);
     parse_into(bytes, &mut collector)?;
     Ok(collector.finish())
 }
