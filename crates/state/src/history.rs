@@ -41,9 +41,10 @@ pub struct RunRecord {
     pub machines: Vec<(String, Outcome)>,
     /// `[KB or package, machine count]`.
     pub failed_patches: Vec<(String, usize)>,
-    /// The machines that succeeded, with or without warnings: the FNV-1a hash of each lower-cased
-    /// resource id as 16 hex digits, sorted and concatenated (a 50,000-machine run keeps 800 KB,
-    /// not 7 MB of ids). A later clean run of a failed machine closes its follow-up.
+    /// The listed machines that succeeded, with or without warnings: the FNV-1a hash of each
+    /// lower-cased resource id as 16 hex digits, sorted and concatenated. Machines that simply
+    /// succeeded are only counted, except those of open follow-ups (`RunQuery::watch`), which a
+    /// post event lists so that this record can close their follow-up.
     #[serde(default)]
     pub succeeded: String,
     #[serde(with = "time::serde::rfc3339")]
