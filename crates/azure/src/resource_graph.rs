@@ -381,13 +381,20 @@ const MACHINE_COLUMNS: &str = "resources\n\
     | where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')\n\
     | project machineId = tolower(id), machineTags = tags, machine = pack('id', id, 'type', type, 'properties', pack('extended', pack('instanceView', pack('powerState', properties.extended.instanceView.powerState)), 'storageProfile', pack('osDisk', pack('osType', properties.storageProfile.osDisk.osType)), 'osType', properties.osType, 'osName', properties.osName, 'status', properties.status))";
 
+/// The watched machines' ids as KQL literals, `'a', 'b'`.
+fn id_list(watch: &[String]) -> String {
+    watch.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ")
+}
+
 /// `and machineId !in (…)` for the watched machines, or nothing.
 fn not_watched(watch: &[String]) -> String {
-    if watch.is_empty() {
-        String::new()
-    } else {
-        format!(" and machineId !in ({})", watch.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", "))
-    }
+    if watch.is_empty() { String::new() } else { format!(" and machineId !in ({})", id_list(watch)) }
+}
+
+/// Keeps the machines a summary lists: without a result, not simply succeeded, or watched.
+fn listed_only(watch: &[String]) -> String {
+    let listed = "| where isnull(simplySucceeded) or not(simplySucceeded)";
+    if watch.is_empty() { listed.to_owned() } else { format!("{listed} or machineId in ({})", id_list(watch)) }
 }
 
 /// A pre event's machines: every one, with its tags and power state or agent status.
@@ -423,12 +430,7 @@ fn succeeded_counts_query(run: &str, watch: &[String]) -> String {
 /// One row per machine that did not simply succeed (or is watched), including machines without
 /// a result, with the result, tags and machine columns joined on.
 fn listed_machines_query(run: &str, watch: &[String]) -> String {
-    let keep = if watch.is_empty() {
-        "| where isnull(simplySucceeded) or not(simplySucceeded)".to_owned()
-    } else {
-        let ids = watch.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
-        format!("| where isnull(simplySucceeded) or not(simplySucceeded) or machineId in ({ids})")
-    };
+    let keep = listed_only(watch);
     format!(
         "{list}\n\
          | join kind=leftouter ({results}\n| project machineId, simplySucceeded, result = pack('id', id, 'type', type, 'resourceGroup', resourceGroup, 'properties', properties)) on machineId\n\
@@ -458,12 +460,7 @@ fn unlisted_results_query(run: &str) -> String {
 /// Failed patch rows under this run's results that are listed (not simply succeeded, or
 /// watched): patch rows carry no run id, so they are matched to the results by id.
 fn failed_patches_query(run: &str, watch: &[String]) -> String {
-    let keep = if watch.is_empty() {
-        "| where not(simplySucceeded)".to_owned()
-    } else {
-        let ids = watch.iter().map(|id| kql_string(id)).collect::<Vec<_>>().join(", ");
-        format!("| where not(simplySucceeded) or machineId in ({ids})")
-    };
+    let keep = listed_only(watch);
     format!(
         "patchinstallationresources\n\
          | where type endswith '/patchinstallationresults/softwarepatches'\n\

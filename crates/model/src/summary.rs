@@ -153,8 +153,13 @@ impl Facets for MachineOutcome {
         &self.resource_group
     }
     fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        tag_value(&self.tags, key)
     }
+}
+
+/// Tag `key`'s value, the key compared case-insensitively (Azure tag names are).
+fn tag_value<'a>(tags: impl IntoIterator<Item = (&'a String, &'a String)>, key: &str) -> Option<&'a str> {
+    tags.into_iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
 }
 
 impl Facets for SucceededGroup {
@@ -165,7 +170,7 @@ impl Facets for SucceededGroup {
         &self.resource_group
     }
     fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        tag_value(self.tags.iter(), key)
     }
 }
 
