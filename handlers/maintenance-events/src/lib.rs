@@ -39,12 +39,18 @@ use patchwatch_model::secret::Secret;
 use serde_json::{Value, json};
 use tracing::{Instrument, warn};
 
+/// [`AppState::deadline`]'s default.
+pub const DEADLINE: Duration = Duration::from_secs(25);
+
 /// Shared state: the pipeline every route feeds.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// How long a request waits for its events before answering "retry later" (Event Grid
-    /// gives up after 30 s); the work itself runs on to completion.
+    /// gives up after 30 s); the work itself runs on to completion. Longer than a run load's
+    /// budget ([`ResourceGraphOptions::load_budget`], 20 s), so no query is sent after the answer.
+    ///
+    /// [`ResourceGraphOptions::load_budget`]: patchwatch_azure::resource_graph::ResourceGraphOptions
     pub deadline: Duration,
     /// Required bearer token for `POST /api/events` (`PATCHWATCH_WEBHOOK_TOKEN`), if any.
     pub token: Option<Secret>,
@@ -54,7 +60,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pipeline: Pipeline, token: Option<Secret>) -> Self {
-        Self { pipeline: Arc::new(pipeline), deadline: Duration::from_secs(25), token, entra: None }
+        Self { pipeline: Arc::new(pipeline), deadline: DEADLINE, token, entra: None }
     }
 
     /// Also accept Entra ID bearer tokens checked by `entra`.
@@ -282,5 +288,15 @@ fn describe(o: &EventOutcome) -> Value {
         EventOutcome::Ignored { event_type } => json!({ "outcome": "ignored", "eventType": event_type }),
         EventOutcome::RetryLater { reason, .. } => json!({ "outcome": "retry_later", "reason": reason }),
         EventOutcome::Failed { reason } => json!({ "outcome": "failed", "reason": reason }),
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    /// A run load stops (and saves its pages) before the request that started it is answered.
+    #[test]
+    fn a_run_load_stops_before_the_request_is_answered() {
+        let load = patchwatch_azure::resource_graph::ResourceGraphOptions::default().load_budget;
+        assert!(load < super::DEADLINE, "load budget {load:?} must end before the {:?} deadline", super::DEADLINE);
     }
 }
