@@ -83,7 +83,8 @@ impl EvalGraph {
             .env("GRAPH_EVAL_TOKEN", TOKEN)
             .env("GRAPH_EVAL_QUOTA", options.quota.to_string())
             .env("GRAPH_EVAL_QUOTA_WINDOW", options.quota_window.as_secs_f64().to_string())
-            .stdin(Stdio::null())
+            // Held open until drop: the fake exits when it closes (see graph_eval.py's main).
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);
         if let Some(now) = &options.now {
