@@ -24,6 +24,8 @@ use crate::graph::FakeCredential;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The token [`FakeCredential`] hands out, the only one the fake accepts.
 const TOKEN: &str = "fake-token";
+/// A run load's wall-clock budget in tests (production: 20 s).
+pub const TEST_LOAD_BUDGET: Duration = Duration::from_secs(120);
 const INSTALL_HINT: &str = "install it into the test venv: .ci/venv/bin/pip install 'duckdb-kql[duckdb]==1.1.2' \
      (.ci/run does), or set PATCHWATCH_TEST_PYTHON to an interpreter that has it";
 
@@ -144,8 +146,11 @@ impl EvalGraph {
     }
 
     /// A run-data source querying the fake, allowed to wait `max_throttle_wait` on throttling.
+    /// A source whose loads may take up to [`TEST_LOAD_BUDGET`]: the fake evaluates each query
+    /// on duckdb, which on a busy 2-core machine can take seconds; a test about the budget
+    /// itself sets its own.
     pub fn source(&self, max_throttle_wait: Duration) -> RunDataSource {
-        let options = ResourceGraphOptions { max_throttle_wait, ..Default::default() };
+        let options = ResourceGraphOptions { max_throttle_wait, load_budget: TEST_LOAD_BUDGET, ..Default::default() };
         RunDataSource::ResourceGraph(Arc::new(self.client(options)))
     }
 

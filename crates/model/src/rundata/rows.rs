@@ -176,6 +176,12 @@ pub struct RunCollector {
     /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
     groups: Vec<SucceededGroup>,
     pub rows_seen: u64,
+    /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
+    /// another table (a JSON object has each table once). From then on `resources` rows of
+    /// machines outside the run are dropped as they stream past, so a snapshot of a million
+    /// machines costs what the run's few machines cost.
+    list_complete: bool,
+    seen_list: bool,
 }
 
 impl RunCollector {
@@ -191,6 +197,8 @@ impl RunCollector {
             watch: HashSet::new(),
             groups: Vec::new(),
             rows_seen: 0,
+            list_complete: false,
+            seen_list: false,
         }
     }
 
@@ -214,12 +222,23 @@ impl RunCollector {
     /// result joined on, each read as if it had come on its own.
     pub fn accept(&mut self, table: Table, mut row: Row) {
         self.rows_seen += 1;
-        if let Some(machine) = row.machine.take() {
-            self.accept(Table::Resources, *machine);
+        if table == Table::MaintenanceResources {
+            self.seen_list = true;
+        } else if self.seen_list {
+            self.list_complete = true;
         }
-        if let Some(result) = row.result.take() {
-            self.accept(Table::PatchInstallationResources, *result);
+        let (machine, result) = (row.machine.take(), row.result.take());
+        // The row itself first: a joined machine row is kept because its machine is now listed.
+        self.dispatch(table, row);
+        if let Some(result) = result {
+            self.dispatch(Table::PatchInstallationResources, *result);
         }
+        if let Some(machine) = machine {
+            self.dispatch(Table::Resources, *machine);
+        }
+    }
+
+    fn dispatch(&mut self, table: Table, row: Row) {
         let kind = row.kind.to_ascii_lowercase();
         match table {
             Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => {
@@ -317,6 +336,10 @@ impl RunCollector {
     }
 
     fn accept_machine(&mut self, row: Row) {
+        let key = row.id.to_ascii_lowercase();
+        if self.list_complete && !self.expected.contains_key(&key) && !self.results.contains_key(&key) {
+            return;
+        }
         let p = row.properties;
         let power_state = p
             .extended
@@ -334,7 +357,7 @@ impl RunCollector {
         // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
         let agent_status =
             if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
-        let info = self.info.entry(row.id.to_ascii_lowercase()).or_default();
+        let info = self.info.entry(key).or_default();
         info.os_type = os_type;
         info.power_state = power_state;
         info.agent_status = agent_status;
