@@ -3,7 +3,8 @@
 //! deallocated or stopped, spread through the id order (more than the old 500-machine cap on
 //! power-state lookups). The run data comes through the evaluating Resource Graph fake
 //! (tests/support/graph_eval.py), ARM is the loopback fake (tests/support/arm.rs), `[power]`
-//! starts the stopped VMs.
+//! starts the stopped VMs and, after the post event, returns exactly those to their earlier
+//! state.
 //!
 //! Needs duckdb-kql in the test venv (.ci/run installs it); fails with an install hint without it.
 
@@ -55,6 +56,8 @@ fn pre_event() -> MaintenanceEvent {
 struct Expected {
     /// Azure VMs deallocated or stopped.
     stopped: BTreeSet<String>,
+    /// Those of them stopped but still allocated (powered off, not deallocated).
+    powered_off: BTreeSet<String>,
     /// Azure VMs running.
     running: BTreeSet<String>,
     arc_connected: BTreeSet<String>,
@@ -117,6 +120,9 @@ fn run_rows(event: &MaintenanceEvent) -> (String, Expected) {
                 "properties": { "extended": { "instanceView": { "powerState": { "code": power } } },
                                 "storageProfile": { "osDisk": { "osType": "Windows" } } },
             }));
+            if power == "PowerState/stopped" {
+                expected.powered_off.insert(key.clone());
+            }
             if power == "PowerState/running" { &mut expected.running } else { &mut expected.stopped }.insert(key);
         }
     }
@@ -250,9 +256,48 @@ async fn every_stopped_vm_of_a_large_run_is_started_once() {
     assert!(matches!(again, EventOutcome::Duplicate { .. }), "{again:?}");
     assert_eq!(arm.calls_ending("POST", "/start").len(), STOPPED);
     assert_eq!(graph.queries().await.len(), 3);
+
+    // The post event (no results reported: every machine is "no result"): exactly the started
+    // machines go back, each once, to its state before: deallocated, or powered off.
+    let post = match parse_delivery(example("events/post-maintenance.json").as_bytes()).unwrap().remove(0) {
+        Incoming::Maintenance(m) => *m,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(post.correlation_id, pre.correlation_id, "premise: the same run");
+    let p = integration_tests::at(p, post.end + time::Duration::hours(2));
+    let clock = Instant::now();
+    let outcome = p.process(&post).await;
+    let post_processed = clock.elapsed();
+    assert!(matches!(outcome, EventOutcome::Sent(_)), "{outcome:?}");
+    let back = |action: &str| -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for call in arm.calls_ending("POST", &format!("/{action}")) {
+            let id = call
+                .path
+                .to_ascii_lowercase()
+                .strip_suffix(&format!("/{}", action.to_ascii_lowercase()))
+                .unwrap()
+                .to_owned();
+            *out.entry(id).or_insert(0usize) += 1;
+        }
+        out
+    };
+    let (deallocated, powered_off) = (back("deallocate"), back("powerOff"));
+    assert!(deallocated.values().chain(powered_off.values()).all(|n| *n == 1), "stopped more than once");
+    let was_deallocated: BTreeSet<String> = expected.stopped.difference(&expected.powered_off).cloned().collect();
+    assert_eq!(deallocated.keys().cloned().collect::<BTreeSet<_>>(), was_deallocated);
+    assert_eq!(powered_off.keys().cloned().collect::<BTreeSet<_>>(), expected.powered_off);
+    assert_eq!((deallocated.len(), powered_off.len()), (900, 300));
+    assert_eq!(arm.calls_ending("POST", "/start").len(), STOPPED, "the post event starts nothing");
+    // Succeeded counts, the 3,000 listed machines (three pages), unlisted results, failed patches.
+    let post_queries = graph.queries().await.split_off(3);
+    assert!(post_queries.iter().all(|q| q.status == 200));
+    assert_eq!(post_queries.len(), 6, "post load requests");
     eprintln!(
         "power at scale: fake loaded in {fake_loaded:?}; pre event (3 Resource Graph requests, {STOPPED} starts at \
-         concurrency {CONCURRENCY}) processed in {processed:?}"
+         concurrency {CONCURRENCY}) processed in {processed:?}; post event ({} Resource Graph requests, {STOPPED} \
+         stops) in {post_processed:?}",
+        post_queries.len()
     );
 }
 
