@@ -206,8 +206,9 @@ async fn throttled_mid_run_gives_the_same_summary() {
 }
 
 /// Every query code path, recorded as sent: each passes Microsoft's KQL parser, every shape sent
-/// is one `queries_for_check` lists, and every listed shape but the `watching: …` ones is sent (tests/kql.rs checks those), so a
-/// path that stops querying, or a query missing from that list, is noticed.
+/// is one `queries_for_check` lists, and every listed shape but the `watching: …` ones is sent
+/// (those are required, sent and parsed by `watched_machines_of_an_open_follow_up_are_listed_and_close_it`),
+/// so a path that stops querying, or a query missing from that list, is noticed.
 #[tokio::test]
 async fn every_query_sent_passes_microsofts_kql_parser() {
     let (rows, post, pre) = simulated_run();
@@ -235,8 +236,9 @@ async fn every_query_sent_passes_microsofts_kql_parser() {
     let sent_shapes: BTreeSet<String> = sent.iter().map(|q| shape(q)).collect();
     let listed: BTreeMap<String, &str> =
         queries_for_check().iter().map(|(n, q)| (shape(q), *n)).collect::<Vec<_>>().into_iter().collect();
-    // A run with an open follow-up (`watching: …`, a watch list of machine ids) is not driven
-    // here: those shapes are checked by tests/kql.rs, and must not be sent unlisted.
+    // A run with an open follow-up (`watching: …`, a watch list of machine ids) is driven by
+    // `watched_machines_of_an_open_follow_up_are_listed_and_close_it`, which requires every one
+    // of those shapes to be sent; here they must not be sent unlisted.
     let never_sent: Vec<&str> = listed
         .iter()
         .filter(|(s, n)| !n.starts_with("watching:") && !sent_shapes.contains(*s))
@@ -656,4 +658,209 @@ async fn throttled_mid_run_beyond_the_budget_resumes_from_saved_progress() {
     };
     assert_eq!(sent.summary.counts.total, 2_500);
     assert_same("resumed load", &render(&sent.summary), &render(&expected.summary));
+}
+
+/// Routing for [`watched_machines_of_an_open_follow_up_are_listed_and_close_it`]: the owners
+/// are reminded until the run's machines are patched.
+const FOLLOW_UP_CONFIG: &str = r#"
+[channels.owners]
+type = "email"
+to = ["owners@example.com"]
+
+[[routes]]
+name = "owners"
+channels = ["owners"]
+remind_after = ["4h"]
+"#;
+
+/// The example post event's configuration (Ring2-Prod) running twice, a week apart, over 60 VMs
+/// in ARG's shapes: the first run (the example post event) has problems on 12 machines (6
+/// failed with a failed patch, 3 over the window, 3 without a result), the second run patches
+/// every machine cleanly. Answers the rows, both post events and the first run's problem
+/// machines (lower-cased ids).
+fn a_failed_run_then_a_clean_one() -> (String, MaintenanceEvent, MaintenanceEvent, BTreeSet<String>) {
+    use serde_json::json;
+    let first = event(example("events/post-maintenance.json").as_bytes());
+    let mut second = first.clone();
+    let week = time::Duration::days(7);
+    second.correlation_id = first.correlation_id.replace("20261110220000", "20261117220000");
+    assert_ne!(second.correlation_id, first.correlation_id, "the example run's name changed");
+    second.id = format!("{}-next", first.id);
+    second.start += week;
+    second.end += week;
+    second.event_time = first.event_time.map(|t| t + week);
+    let config = first.maintenance_configuration_id.to_ascii_lowercase();
+    let subs = &first.subscription_ids;
+    let (mut updates, mut results, mut resources) = (Vec::new(), Vec::new(), Vec::new());
+    let mut problems = BTreeSet::new();
+    let at = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    for (n, run_event) in [&first, &second].into_iter().enumerate() {
+        let run = run_event.correlation_id.to_ascii_lowercase();
+        let stamp = if n == 0 { "20261110220000" } else { "20261117220000" };
+        updates.push(json!({
+            "id": run, "type": "microsoft.maintenance/applyupdates",
+            "properties": { "correlationId": run, "maintenanceConfigurationId": config, "status": "Completed",
+                            "startDateTime": at(run_event.start), "endDateTime": at(run_event.end) },
+        }));
+        for i in 0..60usize {
+            let sub = &subs[i % subs.len()];
+            let rg = format!("rg-{:02}", i % 4);
+            let name = format!("vm-{i:03}");
+            let machine =
+                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}");
+            updates.push(json!({
+                "id": format!("{machine}/providers/microsoft.maintenance/applyupdates/{stamp}"),
+                "type": "microsoft.maintenance/applyupdates",
+                "properties": { "correlationId": run, "maintenanceConfigurationId": config, "resourceId": machine,
+                                "status": "Completed", "startDateTime": at(run_event.start),
+                                "endDateTime": at(run_event.end) },
+            }));
+            // The first run's fates; the second run patches everything.
+            let fate = if n == 0 { i % 20 } else { 1 };
+            if n == 0 {
+                let power = if fate == 15 { "PowerState/deallocated" } else { "PowerState/running" };
+                resources.push(json!({
+                    "id": machine, "name": name, "type": "microsoft.compute/virtualmachines",
+                    "tags": { "PatchOwner": if i % 2 == 0 { "team-web" } else { "team-data" }, "env": "prod" },
+                    "properties": { "extended": { "instanceView": { "powerState": { "code": power } } },
+                                    "storageProfile": { "osDisk": { "osType": "Windows" } } },
+                }));
+                if matches!(fate, 0 | 10 | 5 | 15) {
+                    problems.insert(machine.to_ascii_lowercase());
+                }
+            }
+            if fate == 15 {
+                continue;
+            }
+            let (status, failed, exceeded) = match fate {
+                0 | 10 => ("Failed", 1, false),
+                5 => ("Succeeded", 0, true),
+                _ => ("Succeeded", 0, false),
+            };
+            let result = format!("{machine}/patchInstallationResults/{stamp}-{i:04}");
+            let started = run_event.start + time::Duration::minutes((i % 30) as i64);
+            results.push(json!({
+                "id": result, "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+                "properties": { "maintenanceRunId": run, "status": status, "installedPatchCount": 3,
+                                "failedPatchCount": failed, "pendingPatchCount": 0, "maintenanceWindowExceeded": exceeded,
+                                "rebootStatus": "NotNeeded", "startDateTime": at(started),
+                                "lastModifiedDateTime": at(started + time::Duration::minutes(20)), "osType": "Windows" },
+            }));
+            if failed > 0 {
+                results.push(json!({
+                    "id": format!("{result}/softwarePatches/p1"),
+                    "type": "microsoft.compute/virtualmachines/patchinstallationresults/softwarepatches",
+                    "properties": { "installationState": "Failed", "kbId": "5031989",
+                                    "patchName": "2026-11 Cumulative Update (KB5031989)", "classifications": ["Security"] },
+                }));
+            }
+        }
+    }
+    let rows =
+        json!({ "maintenanceresources": updates, "patchinstallationresources": results, "resources": resources });
+    (rows.to_string(), first, second, problems)
+}
+
+/// A routed pipeline mailing to `out`, its state in `state`, its run data from `source`, at `now`.
+fn routed_pipeline(
+    dir: &tempfile::TempDir,
+    config: &str,
+    source: RunDataSource,
+    now: time::OffsetDateTime,
+) -> Pipeline {
+    let path = dir.path().join("patchwatch.toml");
+    std::fs::write(&path, config).unwrap();
+    let vars = [
+        ("PATCHWATCH_CONFIG", path.display().to_string()),
+        ("PATCHWATCH_OUTBOX", dir.path().join("outbox").display().to_string()),
+        ("PATCHWATCH_SNAPSHOT", "unused".to_owned()),
+        ("PATCHWATCH_STATE", format!("file://{}", dir.path().join("state").display())),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut p = integration_tests::pipeline(&vars);
+    p.source = source;
+    integration_tests::at(p, now)
+}
+
+/// A failed run opens a follow-up; the configuration's next run, on which those machines simply
+/// succeed, sends the `watching: …` queries (every one `queries_for_check` lists, each passing
+/// Microsoft's KQL parser), lists the watched machines as Succeeded and counts the rest, and the
+/// reminders timer then closes the follow-up as fixed by that run.
+#[tokio::test(flavor = "multi_thread")]
+async fn watched_machines_of_an_open_follow_up_are_listed_and_close_it() {
+    let (rows, first, second, problems) = a_failed_run_then_a_clean_one();
+    assert_eq!(problems.len(), 12, "premise");
+    let graph = EvalGraph::start(&rows);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = |now| routed_pipeline(&dir, FOLLOW_UP_CONFIG, graph.source(THROTTLE_BUDGET), now);
+
+    // The failed run: its summary goes to the owners and a follow-up opens on its 12 machines.
+    let t0 = first.end + time::Duration::hours(1);
+    let p = pipeline(t0);
+    let outcome = p.process(&first).await;
+    let EventOutcome::Sent(sent) = outcome else { panic!("first run: {outcome:?}") };
+    assert!(sent.summary.verdict.is_failure(), "{}", sent.summary.subject());
+    let followups = p.followups.all().await.unwrap();
+    assert_eq!(followups.len(), 1, "{followups:#?}");
+    let watched: BTreeSet<String> = followups[0].machines.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+    assert_eq!(watched, problems, "the follow-up is about the failed run's problem machines");
+    let first_queries = graph.queries().await;
+    assert_every_query_answered(&first_queries);
+    // Nothing watched yet: the first run sends exactly the plain post queries.
+    let listed = queries_for_check();
+    let shapes_named = |prefix: &str| -> BTreeSet<String> {
+        listed.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, q)| shape(q)).collect()
+    };
+    let first_shapes: BTreeSet<String> = first_queries.iter().filter_map(|q| q.query.as_deref()).map(shape).collect();
+    assert_eq!(first_shapes, shapes_named("post:"), "the first run sends the plain post queries");
+
+    // The next run a week later: every machine simply succeeds.
+    let t1 = second.end + time::Duration::hours(1);
+    let outcome = pipeline(t1).process(&second).await;
+    let EventOutcome::Sent(sent) = outcome else { panic!("second run: {outcome:?}") };
+    let all = graph.queries().await;
+    let second_queries = &all[first_queries.len()..];
+    assert_every_query_answered(second_queries);
+    assert!(second_queries.iter().all(|q| q.status == 200));
+    assert_eq!(second_queries.len(), 4, "four queries, one page each");
+
+    // The queries it sent are exactly the `watching: …` shapes, each naming every watched machine.
+    let watching: BTreeMap<String, &str> =
+        listed.iter().filter(|(n, _)| n.starts_with("watching:")).map(|(n, q)| (shape(q), *n)).collect();
+    let sent_texts: Vec<String> = second_queries.iter().filter_map(|q| q.query.clone()).collect();
+    let sent_shapes: BTreeSet<String> = sent_texts.iter().map(|q| shape(q)).collect();
+    let expected_shapes = shapes_named("watching:");
+    let missing: Vec<&str> = watching.iter().filter(|(s, _)| !sent_shapes.contains(*s)).map(|(_, n)| *n).collect();
+    assert!(missing.is_empty(), "watching shapes not sent by the second run: {missing:?}");
+    assert_eq!(sent_shapes, expected_shapes, "the second run sent only watching shapes");
+    let naming_all = sent_texts.iter().filter(|t| problems.iter().all(|m| t.contains(&format!("'{m}'")))).count();
+    assert_eq!(naming_all, 3, "the counts, run machines and failed patches queries name every watched machine");
+    let named: Vec<(String, String)> =
+        sent_texts.iter().enumerate().map(|(i, q)| (format!("second run #{i}"), q.clone())).collect();
+    let (code, checked) = kql::check(&named);
+    let errors = kql::describe(&checked, &named);
+    assert!(errors.is_empty(), "Microsoft's KQL parser rejects the watching queries:{errors}");
+    assert_eq!(code, Some(0));
+
+    // Its summary: the watched machines listed as Succeeded, the other 48 counted.
+    let s = &sent.summary;
+    assert_eq!(s.verdict, patchwatch_model::summary::Verdict::Succeeded, "{}", s.subject());
+    assert_eq!((s.counts.total, s.counts.succeeded, s.counts.patched), (60, 60, 60), "{}", s.subject());
+    let listed_machines: BTreeSet<String> = s.machines.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+    assert_eq!(listed_machines, problems, "exactly the watched machines are listed");
+    assert!(
+        s.machines.iter().all(|m| m.outcome == patchwatch_model::summary::Outcome::Succeeded),
+        "{:?}",
+        s.machines.iter().map(|m| (&m.name, m.outcome)).collect::<Vec<_>>()
+    );
+    assert_eq!(s.succeeded.iter().map(|g| g.count).sum::<usize>(), 48, "{:?}", s.succeeded);
+
+    // The reminders timer closes the follow-up as fixed by the later run; nothing stays open.
+    let pass = patchwatch_engine::reminders::tick(&pipeline(t1 + time::Duration::hours(1))).await.unwrap();
+    assert_eq!(pass.open, 0, "{pass:?}");
+    assert_eq!(pass.closed.len(), 1, "{pass:?}");
+    assert!(pass.closed[0].2.contains("succeeded in a later run (20261117220000)"), "{:?}", pass.closed);
+    assert!(pass.deliveries.reports.is_empty(), "no reminder sent: {:?}", pass.deliveries.reports);
+    let followups = pipeline(t1).followups.all().await.unwrap();
+    assert!(followups.iter().all(|f| f.closed.is_some()), "{followups:#?}");
 }
