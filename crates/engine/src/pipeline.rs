@@ -312,14 +312,16 @@ impl Pipeline {
         self.process_inner(event, &run, final_attempt).instrument(span).await
     }
 
-    /// The machines of this configuration's open follow-ups (lower-cased, at most [`MAX_WATCHED`]):
-    /// listed by a post event even when they simply succeeded, so its history record can close
-    /// the follow-ups they are in.
+    /// The machines of this configuration's open follow-ups that no later run has fixed yet
+    /// (lower-cased, at most [`MAX_WATCHED`]): listed by a post event even when they simply
+    /// succeeded, so its history record can close the follow-ups they are in. Machines a later
+    /// run already fixed drop out, so a follow-up of more than [`MAX_WATCHED`] machines is worked
+    /// through over the following runs.
     async fn watched_machines(&self, event: &MaintenanceEvent) -> Result<Vec<String>, StateError> {
         if event.phase != Phase::Post {
             return Ok(Vec::new());
         }
-        let mut ids: Vec<String> = self
+        let open: Vec<_> = self
             .followups
             .all()
             .await?
@@ -327,7 +329,18 @@ impl Pipeline {
             .filter(|f| {
                 f.closed.is_none() && f.configuration_id.eq_ignore_ascii_case(&event.maintenance_configuration_id)
             })
-            .flat_map(|f| f.machines.into_iter().map(|m| m.id.to_ascii_lowercase()))
+            .collect();
+        let Some(first) = open.first() else { return Ok(Vec::new()) };
+        let runs = self.history.runs(&first.configuration).await?;
+        let mut ids: Vec<String> = open
+            .iter()
+            .flat_map(|f| {
+                let later: Vec<_> = runs.iter().filter(|r| r.window_start > f.window_start).collect();
+                f.machines
+                    .iter()
+                    .filter(move |m| !later.iter().any(|r| r.succeeded_on(&m.id)))
+                    .map(|m| m.id.to_ascii_lowercase())
+            })
             .collect();
         ids.sort_unstable();
         ids.dedup();
