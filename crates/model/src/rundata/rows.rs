@@ -19,6 +19,13 @@ use crate::summary::{Outcome, result_outcome};
 /// A succeeded group's key: subscription, resource group and tags.
 type GroupKey = (String, String, Arc<BTreeMap<String, String>>);
 
+/// A result that simply succeeded: all a count needs of it.
+#[derive(Clone, Copy, Debug)]
+struct Success {
+    started: Option<OffsetDateTime>,
+    finished: Option<OffsetDateTime>,
+}
+
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
@@ -175,6 +182,10 @@ pub struct RunCollector {
     watch: HashSet<String>,
     /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
     groups: Vec<SucceededGroup>,
+    /// Listed machines whose result simply succeeded, kept small (start and finish) until their
+    /// `resources` row gives their tags and they are counted into `folded`.
+    successes: HashMap<String, Success>,
+    folded: HashMap<GroupKey, SucceededGroup>,
     pub rows_seen: u64,
     /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
     /// another table (a JSON object has each table once). From then on `resources` rows of
@@ -196,6 +207,8 @@ impl RunCollector {
             results_wanted: true,
             watch: HashSet::new(),
             groups: Vec::new(),
+            successes: HashMap::new(),
+            folded: HashMap::new(),
             rows_seen: 0,
             list_complete: false,
             seen_list: false,
@@ -306,10 +319,55 @@ impl RunCollector {
             errors: error_messages(p.error_details.as_ref()),
         };
         // Several results for one machine and run (a retried install): the latest one counts.
-        match self.results.get(&machine_key) {
-            Some(existing) if existing.last_modified >= result.last_modified => {}
-            _ => {
-                self.results.insert(machine_key, result);
+        let existing = match (self.results.get(&machine_key), self.successes.get(&machine_key)) {
+            (Some(r), _) => Some(r.last_modified),
+            (None, Some(s)) => Some(s.finished),
+            (None, None) => None,
+        };
+        if existing.is_some_and(|lm| lm >= result.last_modified) {
+            return;
+        }
+        let countable = self.fold
+            && self.list_complete
+            && self.expected.contains_key(&machine_key)
+            && !self.watch.contains(&machine_key)
+            && result_outcome(&result) == Outcome::Succeeded;
+        if countable {
+            self.results.remove(&machine_key);
+            // Counted when its `resources` row comes (tables come whole, so every result is in by
+            // then) or at the end; a retried install's later result still replaces it until then.
+            self.successes.insert(machine_key, Success { started: result.started, finished: result.last_modified });
+        } else {
+            self.successes.remove(&machine_key);
+            self.results.insert(machine_key, result);
+        }
+    }
+
+    /// Counts one machine that simply succeeded into its group (by subscription, resource group
+    /// and tags) and forgets it.
+    fn fold_one(&mut self, key: &str, success: Success) {
+        let Some(machine) = self.expected.remove(key) else { return };
+        self.results.remove(key);
+        let tags: BTreeMap<String, String> =
+            self.info.remove(key).map(|i| i.tags.into_iter().collect()).unwrap_or_default();
+        let subscription = segment_after(key, "subscriptions");
+        let resource_group = segment_after(key, "resourcegroups");
+        let seconds = crate::summary::install_seconds(success.started, success.finished);
+        let one = SucceededGroup {
+            subscription_id: subscription,
+            resource_group,
+            tags: Arc::new(tags),
+            count: 1,
+            first_start: success.started,
+            last_finish: success.finished,
+            longest_install: seconds.map(|s| (s, crate::resource_id::last_segment(&machine.id).to_owned())),
+        };
+        // Look up by reference first: most machines join an existing group.
+        let group_key = (one.subscription_id.clone(), one.resource_group.clone(), one.tags.clone());
+        match self.folded.get_mut(&group_key) {
+            Some(g) => g.merge(&one),
+            None => {
+                self.folded.insert(group_key, one);
             }
         }
     }
@@ -357,11 +415,14 @@ impl RunCollector {
         // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
         let agent_status =
             if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
-        let info = self.info.entry(key).or_default();
+        let info = self.info.entry(key.clone()).or_default();
         info.os_type = os_type;
         info.power_state = power_state;
         info.agent_status = agent_status;
         info.tags.extend(tags);
+        if let Some(success) = self.successes.remove(&key) {
+            self.fold_one(&key, success);
+        }
     }
 
     /// Finishes collection: counts the machines that simply succeeded (post events) and attaches
@@ -390,48 +451,28 @@ impl RunCollector {
         }
     }
 
-    /// Moves every expected machine whose result simply succeeded (and is not watched) from the
-    /// lists into a [`SucceededGroup`]. Results of machines the run does not list stay listed.
+    /// Counts every listed machine whose result simply succeeded (and is not watched): those
+    /// kept small while their tags were awaited, and those whose result came before the run's
+    /// machine list. Results of machines the run does not list stay listed.
     fn fold_succeeded(&mut self) {
-        let mut groups: HashMap<GroupKey, SucceededGroup> = HashMap::new();
-        let mut folded = Vec::new();
-        for (key, machine) in &self.expected {
-            let Some(result) = self.results.get(key) else { continue };
-            if result_outcome(result) != Outcome::Succeeded || self.watch.contains(key) {
-                continue;
-            }
-            let tags: BTreeMap<String, String> = self
-                .info
-                .get(key)
-                .map(|i| i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
-            let tags = Arc::new(tags);
-            let subscription = segment_after(key, "subscriptions");
-            let resource_group = segment_after(key, "resourcegroups");
-            let seconds = crate::summary::install_seconds(result.started, result.last_modified);
-            let one = SucceededGroup {
-                subscription_id: subscription.clone(),
-                resource_group: resource_group.clone(),
-                tags: tags.clone(),
-                count: 1,
-                first_start: result.started,
-                last_finish: result.last_modified,
-                longest_install: seconds.map(|s| (s, crate::resource_id::last_segment(&machine.id).to_owned())),
-            };
-            match groups.get_mut(&(subscription.clone(), resource_group.clone(), tags.clone())) {
-                Some(g) => g.merge(&one),
-                None => {
-                    groups.insert((subscription, resource_group, tags), one);
-                }
-            }
-            folded.push(key.clone());
+        let waiting: Vec<(String, Success)> = self.successes.drain().collect();
+        for (key, success) in waiting {
+            self.fold_one(&key, success);
         }
-        for key in folded {
-            self.expected.remove(&key);
-            self.results.remove(&key);
-            self.info.remove(&key);
+        let late: Vec<(String, Success)> = self
+            .results
+            .iter()
+            .filter(|(key, r)| {
+                self.expected.contains_key(*key)
+                    && !self.watch.contains(*key)
+                    && result_outcome(r) == Outcome::Succeeded
+            })
+            .map(|(key, r)| (key.clone(), Success { started: r.started, finished: r.last_modified }))
+            .collect();
+        for (key, success) in late {
+            self.fold_one(&key, success);
         }
-        self.groups.extend(groups.into_values());
+        self.groups.extend(self.folded.drain().map(|(_, g)| g));
     }
 
     /// Lower-cased ids of the expected machines seen so far.
