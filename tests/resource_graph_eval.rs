@@ -679,33 +679,59 @@ remind_after = ["4h"]
 /// every machine cleanly. Answers the rows, both post events and the first run's problem
 /// machines (lower-cased ids).
 fn a_failed_run_then_a_clean_one() -> (String, MaintenanceEvent, MaintenanceEvent, BTreeSet<String>) {
+    let (rows, mut runs, problems) = a_failed_run_then_clean_ones(60, 1, 1);
+    let second = runs.pop().unwrap();
+    let first = runs.pop().unwrap();
+    (rows, first, second, problems)
+}
+
+/// The example post event's configuration (Ring2-Prod) running `1 + clean_runs` times, a week
+/// apart, over `machines` VMs in ARG's shapes. The first run (the example post event) has a
+/// problem on `problem_fifths` of every five machines (`i % 5 < problem_fifths`); by `i % 20`,
+/// half of them failed with a failed patch (0–4, 10–14), a quarter ran over the window (5–9)
+/// and a quarter have no result (15–19, deallocated). Every later run patches every machine
+/// cleanly. Answers the rows, the post events (oldest first) and the first run's problem
+/// machines (lower-cased ids).
+fn a_failed_run_then_clean_ones(
+    machines: usize,
+    problem_fifths: usize,
+    clean_runs: usize,
+) -> (String, Vec<MaintenanceEvent>, BTreeSet<String>) {
     use serde_json::json;
     let first = event(example("events/post-maintenance.json").as_bytes());
-    let mut second = first.clone();
-    let week = time::Duration::days(7);
-    second.correlation_id = first.correlation_id.replace("20261110220000", "20261117220000");
-    assert_ne!(second.correlation_id, first.correlation_id, "the example run's name changed");
-    second.id = format!("{}-next", first.id);
-    second.start += week;
-    second.end += week;
-    second.event_time = first.event_time.map(|t| t + week);
+    let stamp_of = |t: time::OffsetDateTime| {
+        t.format(time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap()
+    };
+    let first_stamp = stamp_of(first.start);
+    assert!(first.correlation_id.ends_with(&first_stamp), "the example run's name changed: {}", first.correlation_id);
+    let mut events = vec![first.clone()];
+    for n in 1..=clean_runs {
+        let later = time::Duration::days(7 * n as i64);
+        let mut next = first.clone();
+        next.start += later;
+        next.end += later;
+        next.event_time = first.event_time.map(|t| t + later);
+        next.correlation_id = first.correlation_id.replace(&first_stamp, &stamp_of(next.start));
+        next.id = if n == 1 { format!("{}-next", first.id) } else { format!("{}-next-{n}", first.id) };
+        events.push(next);
+    }
     let config = first.maintenance_configuration_id.to_ascii_lowercase();
     let subs = &first.subscription_ids;
     let (mut updates, mut results, mut resources) = (Vec::new(), Vec::new(), Vec::new());
     let mut problems = BTreeSet::new();
     let at = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
-    for (n, run_event) in [&first, &second].into_iter().enumerate() {
+    for (n, run_event) in events.iter().enumerate() {
         let run = run_event.correlation_id.to_ascii_lowercase();
-        let stamp = if n == 0 { "20261110220000" } else { "20261117220000" };
+        let stamp = stamp_of(run_event.start);
         updates.push(json!({
             "id": run, "type": "microsoft.maintenance/applyupdates",
             "properties": { "correlationId": run, "maintenanceConfigurationId": config, "status": "Completed",
                             "startDateTime": at(run_event.start), "endDateTime": at(run_event.end) },
         }));
-        for i in 0..60usize {
+        for i in 0..machines {
             let sub = &subs[i % subs.len()];
             let rg = format!("rg-{:02}", i % 4);
-            let name = format!("vm-{i:03}");
+            let name = format!("vm-{i:05}");
             let machine =
                 format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}");
             updates.push(json!({
@@ -715,29 +741,27 @@ fn a_failed_run_then_a_clean_one() -> (String, MaintenanceEvent, MaintenanceEven
                                 "status": "Completed", "startDateTime": at(run_event.start),
                                 "endDateTime": at(run_event.end) },
             }));
-            // The first run's fates; the second run patches everything.
-            let fate = if n == 0 { i % 20 } else { 1 };
+            // The first run's fates (`None`: simply succeeded); the later runs patch everything.
+            let problem = (n == 0 && i % 5 < problem_fifths).then_some((i % 20) / 5);
             if n == 0 {
-                let power = if fate == 15 { "PowerState/deallocated" } else { "PowerState/running" };
+                let power = if problem == Some(3) { "PowerState/deallocated" } else { "PowerState/running" };
                 resources.push(json!({
                     "id": machine, "name": name, "type": "microsoft.compute/virtualmachines",
                     "tags": { "PatchOwner": if i % 2 == 0 { "team-web" } else { "team-data" }, "env": "prod" },
                     "properties": { "extended": { "instanceView": { "powerState": { "code": power } } },
                                     "storageProfile": { "osDisk": { "osType": "Windows" } } },
                 }));
-                if matches!(fate, 0 | 10 | 5 | 15) {
+                if problem.is_some() {
                     problems.insert(machine.to_ascii_lowercase());
                 }
             }
-            if fate == 15 {
-                continue;
-            }
-            let (status, failed, exceeded) = match fate {
-                0 | 10 => ("Failed", 1, false),
-                5 => ("Succeeded", 0, true),
-                _ => ("Succeeded", 0, false),
+            let (status, failed, exceeded) = match problem {
+                Some(3) => continue,
+                Some(0 | 2) => ("Failed", 1, false),
+                Some(_) => ("Succeeded", 0, true),
+                None => ("Succeeded", 0, false),
             };
-            let result = format!("{machine}/patchInstallationResults/{stamp}-{i:04}");
+            let result = format!("{machine}/patchInstallationResults/{stamp}-{i:05}");
             let started = run_event.start + time::Duration::minutes((i % 30) as i64);
             results.push(json!({
                 "id": result, "type": "microsoft.compute/virtualmachines/patchinstallationresults",
@@ -758,7 +782,7 @@ fn a_failed_run_then_a_clean_one() -> (String, MaintenanceEvent, MaintenanceEven
     }
     let rows =
         json!({ "maintenanceresources": updates, "patchinstallationresources": results, "resources": resources });
-    (rows.to_string(), first, second, problems)
+    (rows.to_string(), events, problems)
 }
 
 /// A routed pipeline mailing to `out`, its state in `state`, its run data from `source`, at `now`.
@@ -863,4 +887,116 @@ async fn watched_machines_of_an_open_follow_up_are_listed_and_close_it() {
     assert!(pass.deliveries.reports.is_empty(), "no reminder sent: {:?}", pass.deliveries.reports);
     let followups = pipeline(t1).followups.all().await.unwrap();
     assert!(followups.iter().all(|f| f.closed.is_some()), "{followups:#?}");
+}
+
+/// Most machines a post event watches (`MAX_WATCHED`, crates/engine/src/pipeline.rs).
+const MAX_WATCHED: usize = 500;
+
+/// A follow-up of more machines than a run may watch is worked through over the following runs:
+/// 1,300 machines, 780 with a problem in the failed run. The next (clean) run lists the first
+/// 500 of them as Succeeded and the follow-up stays open on the other 280 (the reminder says
+/// so); the run after it lists exactly those 280, the reminders timer closes the follow-up, and
+/// no reminder is sent after that. Every run stays within a few Resource Graph requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follow_up_of_more_machines_than_watched_closes_over_the_following_runs() {
+    let clock = Instant::now();
+    let (rows, runs, problems) = a_failed_run_then_clean_ones(1_300, 3, 2);
+    let [first, second, third] = <[MaintenanceEvent; 3]>::try_from(runs).unwrap();
+    assert_eq!(problems.len(), 780, "premise");
+    let graph = EvalGraph::start(&rows);
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let pipeline = |now| routed_pipeline(&dir, FOLLOW_UP_CONFIG, graph.source(THROTTLE_BUDGET), now);
+    let mut seen = 0;
+    let mut requests = Vec::new();
+    let mut new_requests = |queries: Vec<RecordedQuery>, what: &str| {
+        let new = queries[seen..].to_vec();
+        seen = queries.len();
+        assert_every_query_answered(&new);
+        assert!(new.iter().all(|q| q.status == 200), "{what}: throttled");
+        assert!(new.len() <= 6, "{what}: {} requests: {:#?}", new.len(), pages_per_query(&new));
+        requests.push((what.to_owned(), new.len()));
+        new
+    };
+
+    // The failed run: a follow-up opens on its 780 problem machines.
+    let outcome = pipeline(first.end + time::Duration::hours(1)).process(&first).await;
+    let EventOutcome::Sent(sent) = outcome else { panic!("first run: {outcome:?}") };
+    assert!(sent.summary.verdict.is_failure(), "{}", sent.summary.subject());
+    new_requests(graph.queries().await, "first run");
+    let followups = pipeline(first.end).followups.all().await.unwrap();
+    assert_eq!(followups.len(), 1, "{:#?}", followups.iter().map(|f| (&f.route, &f.group)).collect::<Vec<_>>());
+    let in_follow_up: BTreeSet<String> = followups[0].machines.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+    assert_eq!(in_follow_up, problems, "the follow-up is about the failed run's 780 problem machines");
+
+    // Each clean run lists the next machines still open (in id order, at most MAX_WATCHED) as
+    // Succeeded and counts the rest.
+    let watched_first: Vec<&String> = problems.iter().take(MAX_WATCHED).collect();
+    let watched_next: Vec<&String> = problems.iter().skip(MAX_WATCHED).collect();
+    let mut reminded = Vec::new();
+    for (run, expected, what) in [(&second, &watched_first, "second run"), (&third, &watched_next, "third run")] {
+        let now = run.end + time::Duration::hours(1);
+        let outcome = pipeline(now).process(run).await;
+        let EventOutcome::Sent(sent) = outcome else { panic!("{what}: {outcome:?}") };
+        let sent_queries = new_requests(graph.queries().await, what);
+        let s = &sent.summary;
+        assert_eq!(s.verdict, patchwatch_model::summary::Verdict::Succeeded, "{what}: {}", s.subject());
+        assert_eq!((s.counts.total, s.counts.succeeded, s.counts.patched), (1_300, 1_300, 1_300), "{what}");
+        let listed: BTreeSet<String> = s.machines.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+        let expected: BTreeSet<String> = expected.iter().map(|id| (*id).clone()).collect();
+        assert_eq!(listed.len(), expected.len(), "{what}: machines listed");
+        assert_eq!(listed, expected, "{what}: exactly the machines still open are listed");
+        assert!(
+            s.machines.iter().all(|m| m.outcome == patchwatch_model::summary::Outcome::Succeeded),
+            "{what}: {:?}",
+            s.machines.iter().filter(|m| m.outcome != patchwatch_model::summary::Outcome::Succeeded).count()
+        );
+        assert_eq!(s.succeeded.iter().map(|g| g.count).sum::<usize>(), 1_300 - expected.len(), "{what}");
+        let naming_all = sent_queries
+            .iter()
+            .filter_map(|q| q.query.as_deref())
+            .filter(|t| expected.iter().all(|m| t.contains(&format!("'{m}'"))))
+            .count();
+        assert_eq!(
+            naming_all, 3,
+            "{what}: the counts, run machines and failed patches queries name every watched machine"
+        );
+
+        // The reminders timer an hour later.
+        let pass = patchwatch_engine::reminders::tick(&pipeline(now + time::Duration::hours(1))).await.unwrap();
+        reminded.push((what, pass.open, pass.closed.len(), pass.deliveries.reports.len()));
+        if what == "second run" {
+            // 280 machines are still open: the follow-up stays, and its (due) reminder says so.
+            assert_eq!((pass.open, pass.closed.len()), (1, 0), "{what}: {pass:?}");
+            let mails: Vec<String> = integration_tests::files(&outbox, "eml")
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap())
+                .filter(|m| m.contains("still not patched"))
+                .collect();
+            assert_eq!(mails.len(), 1, "{what}: one reminder: {:?}", pass.deliveries.reports);
+            assert!(mails[0].contains("280 machine(s) of this run are still not patched"), "{}", mails[0]);
+        } else {
+            assert_eq!((pass.open, pass.closed.len()), (0, 1), "{what}: {pass:?}");
+            let stamp = third.correlation_id.rsplit('/').next().unwrap();
+            assert!(
+                pass.closed[0].2.contains(&format!("every machine succeeded in a later run ({stamp})")),
+                "{:?}",
+                pass.closed
+            );
+            assert!(pass.deliveries.reports.is_empty(), "{what}: no reminder sent: {:?}", pass.deliveries.reports);
+        }
+    }
+    let followups = pipeline(third.end).followups.all().await.unwrap();
+    assert!(followups.iter().all(|f| f.closed.is_some()), "{followups:#?}");
+    // A day later nothing is reminded any more.
+    let later = third.end + time::Duration::days(1);
+    let pass = patchwatch_engine::reminders::tick(&pipeline(later)).await.unwrap();
+    assert_eq!((pass.open, pass.closed.len()), (0, 0), "{pass:?}");
+    assert!(pass.deliveries.reports.is_empty(), "no reminder after the close: {:?}", pass.deliveries.reports);
+    let reminders = integration_tests::files(&outbox, "eml")
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("still not patched"))
+        .count();
+    assert_eq!(reminders, 1, "only the reminder after the second run");
+    eprintln!("requests per run: {requests:?}; reminder passes: {reminded:?}; took {:?}", clock.elapsed());
 }
