@@ -397,12 +397,17 @@ fn listed_only(watch: &[String]) -> String {
     if watch.is_empty() { listed.to_owned() } else { format!("{listed} or machineId in ({})", id_list(watch)) }
 }
 
+/// The `applyupdates` columns the row parser reads (not the whole `properties`): a 50,000-machine
+/// pre event's pages stay small enough to keep as progress.
+const LIST_PROPERTIES: &str =
+    "properties = pack('correlationId', properties.correlationId, 'resourceId', properties.resourceId)";
+
 /// A pre event's machines: every one, with its tags and power state or agent status.
 fn machines_query(run: &str) -> String {
     format!(
         "{list}\n\
          | join kind=leftouter ({MACHINE_COLUMNS}) on machineId\n\
-         | project id, type, resourceGroup, properties, machineTags, machine\n\
+         | project id, type, resourceGroup, {LIST_PROPERTIES}, machineTags, machine\n\
          | order by id asc",
         list = machine_list(run)
     )
@@ -436,7 +441,7 @@ fn listed_machines_query(run: &str, watch: &[String]) -> String {
          | join kind=leftouter ({results}\n| project machineId, simplySucceeded, result = pack('id', id, 'type', type, 'resourceGroup', resourceGroup, 'properties', properties)) on machineId\n\
          {keep}\n\
          | join kind=leftouter ({MACHINE_COLUMNS}) on machineId\n\
-         | project id, type, resourceGroup, properties, machineTags, machine, result\n\
+         | project id, type, resourceGroup, {LIST_PROPERTIES}, machineTags, machine, result\n\
          | order by id asc",
         list = machine_list(run),
         results = run_results(run),
@@ -602,7 +607,7 @@ pub struct SavedPage {
 
 /// Saved pages stop being kept past this size (a pre event of a very large run): such a load
 /// starts over rather than writing hundreds of MB of progress.
-const MAX_KEPT_BYTES: usize = 32 << 20;
+const MAX_KEPT_BYTES: usize = 128 << 20;
 
 impl LoadProgress {
     fn keep(&mut self, query: usize, group: usize, body: &[u8], next: Option<String>) {
