@@ -102,7 +102,7 @@ pub enum EventOutcome {
 /// A summary that was delivered.
 #[derive(Debug)]
 pub struct Processed {
-    pub summary: RunSummary,
+    pub summary: Arc<RunSummary>,
     /// One line per notification: its ledger target and what happened.
     pub deliveries: Vec<DeliveryReport>,
 }
@@ -454,10 +454,11 @@ impl Pipeline {
         event: &MaintenanceEvent,
         data: &RunData,
         final_attempt: bool,
-    ) -> Result<RunSummary, EventOutcome> {
+    ) -> Result<Arc<RunSummary>, EventOutcome> {
         let grace = if final_attempt { Duration::ZERO } else { self.grace };
         match summarise(event, data, self.now(), grace) {
-            Decision::Ready(s) => Ok(*s),
+            // Shared by every notification that covers the whole run: never deep-cloned.
+            Decision::Ready(s) => Ok(Arc::from(s)),
             Decision::Wait { missing, total, retry_after } => {
                 info!(missing, total, "Results still missing inside the grace period; retrying later.");
                 Err(EventOutcome::RetryLater {
@@ -469,10 +470,10 @@ impl Pipeline {
     }
 
     /// What to send: the routing file's plan, or one email to the default recipients.
-    fn plan(&self, event: &MaintenanceEvent, summary: &RunSummary, data: &RunData) -> Vec<Notification> {
+    fn plan(&self, event: &MaintenanceEvent, summary: &Arc<RunSummary>, data: &RunData) -> Vec<Notification> {
         match &self.routing {
             Some(routing) => {
-                let plan = routing.plan(event, summary, data);
+                let plan = routing.plan_shared(event, summary, data);
                 if plan.is_empty() {
                     info!("No route matched this run; nothing to send.");
                 }
@@ -484,7 +485,7 @@ impl Pipeline {
 
     /// After every delivery: retry what must be retried, else mark the run complete, answer
     /// duplicate when nothing new went out, and record the run's history.
-    async fn conclude(&self, event: &MaintenanceEvent, summary: RunSummary, sent: Deliveries) -> EventOutcome {
+    async fn conclude(&self, event: &MaintenanceEvent, summary: Arc<RunSummary>, sent: Deliveries) -> EventOutcome {
         if let Some(retry) = sent.retry {
             // What went out stays sent; the redelivery sends only what is missing.
             return EventOutcome::retry(retry);
@@ -644,7 +645,7 @@ impl EventOutcome {
     }
 }
 
-fn default_notification(summary: &RunSummary) -> Notification {
+fn default_notification(summary: &Arc<RunSummary>) -> Notification {
     Notification {
         route: DEFAULT_ROUTE.to_owned(),
         channel: "email".to_owned(),
@@ -652,7 +653,7 @@ fn default_notification(summary: &RunSummary) -> Notification {
         group: None,
         recipients: Vec::new(),
         receiver: None,
-        summary: summary.clone(),
+        summary: Arc::clone(summary),
         actions: Vec::new(),
     }
 }

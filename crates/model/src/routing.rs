@@ -5,7 +5,7 @@
 //! per owner (`split_by_tag`), so each team sees only its machines. Secrets are never in the
 //! file: channels name the environment variables that hold them.
 
-use std::{collections::BTreeMap, ops::Range, time::Duration};
+use std::{collections::BTreeMap, ops::Range, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -761,7 +761,8 @@ pub struct Notification {
     pub recipients: Vec<String>,
     /// One receiver of a fanned-out channel (an action group's email or webhook receiver).
     pub receiver: Option<String>,
-    pub summary: RunSummary,
+    /// Shared: the channels of a route (and an unsplit run's routes) send the same part.
+    pub summary: Arc<RunSummary>,
     /// One-click actions (label, signed URL) the message carries; filled in at delivery.
     pub actions: Vec<(String, String)>,
 }
@@ -781,6 +782,16 @@ impl Notification {
 impl Routing {
     /// The notifications for a run, in route order.
     pub fn plan(&self, event: &MaintenanceEvent, summary: &RunSummary, data: &RunData) -> Vec<Notification> {
+        self.plan_shared(event, &Arc::new(summary.clone()), data)
+    }
+
+    /// As [`Routing::plan`], sharing `summary` with every notification that covers the whole run.
+    pub fn plan_shared(
+        &self,
+        event: &MaintenanceEvent,
+        summary: &Arc<RunSummary>,
+        data: &RunData,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         for r in &self.routes {
             let parts = self.route_parts(r, event, summary, data);
@@ -789,7 +800,7 @@ impl Routing {
                 continue;
             }
             for (group, part) in parts {
-                self.notify_group(r, group, &part, &mut out);
+                self.notify_group(r, group, part, &mut out);
             }
             if !r.continue_after {
                 break;
@@ -804,9 +815,9 @@ impl Routing {
         &self,
         r: &RouteSpec,
         event: &MaintenanceEvent,
-        summary: &RunSummary,
+        summary: &Arc<RunSummary>,
         data: &RunData,
-    ) -> Vec<(Option<String>, RunSummary)> {
+    ) -> Vec<(Option<String>, Arc<RunSummary>)> {
         let m = &r.matcher;
         if !m.phase.admits(event.phase) || !self.configuration_matches(m, summary) {
             return Vec::new();
@@ -820,7 +831,7 @@ impl Routing {
     }
 
     /// One notification per channel of the route for one group's part of the run.
-    fn notify_group(&self, r: &RouteSpec, group: Option<String>, part: &RunSummary, out: &mut Vec<Notification>) {
+    fn notify_group(&self, r: &RouteSpec, group: Option<String>, part: Arc<RunSummary>, out: &mut Vec<Notification>) {
         let recipients = group_recipients(r, group.as_deref());
         for c in &r.channels {
             let Some(spec) = self.channels.get(c.get_ref()).cloned() else { continue };
@@ -842,7 +853,7 @@ impl Routing {
                 group: group.clone(),
                 recipients,
                 receiver: None,
-                summary: part.clone(),
+                summary: Arc::clone(&part),
                 actions: Vec::new(),
             });
         }
@@ -948,24 +959,29 @@ impl OutcomeMatch {
 }
 
 /// The run narrowed to the machines the route's filters select; `None` when filters select none.
-fn narrow(m: &MatchSpec, summary: &RunSummary, event: &MaintenanceEvent, data: &RunData) -> Option<RunSummary> {
+fn narrow(
+    m: &MatchSpec,
+    summary: &Arc<RunSummary>,
+    event: &MaintenanceEvent,
+    data: &RunData,
+) -> Option<Arc<RunSummary>> {
     let narrowed = m.subscription.is_some() || m.resource_group.is_some() || !m.tags.is_empty();
     if !narrowed {
-        return Some(summary.clone());
+        return Some(Arc::clone(summary));
     }
     let keep = |mo: &dyn Facets| machine_matches(m, mo);
     let scoped = summarise_subset(summary, event, data, &keep);
-    (scoped.counts.total > 0).then_some(scoped)
+    (scoped.counts.total > 0).then(|| Arc::new(scoped))
 }
 
 /// The route's run whole, or split into one part per value of its tag (values compared
 /// case-insensitively, sorted; machines without the tag are [`UNTAGGED`]).
 fn split_parts(
     r: &RouteSpec,
-    scoped: RunSummary,
+    scoped: Arc<RunSummary>,
     event: &MaintenanceEvent,
     data: &RunData,
-) -> Vec<(Option<String>, RunSummary)> {
+) -> Vec<(Option<String>, Arc<RunSummary>)> {
     let Some(tag) = &r.split_by_tag else { return vec![(None, scoped)] };
     let mut values: Vec<String> = scoped
         .machines
@@ -981,7 +997,7 @@ fn split_parts(
         .map(|v| {
             let keep = |mo: &dyn Facets| mo.tag(tag).unwrap_or(UNTAGGED).eq_ignore_ascii_case(&v);
             let part = summarise_subset(&scoped, event, data, &keep);
-            (Some(v), part)
+            (Some(v), Arc::new(part))
         })
         .collect()
 }
