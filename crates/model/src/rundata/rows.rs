@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use super::listed::{Entry, Listed, Success};
 use super::{
     ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
 };
@@ -18,13 +19,6 @@ use crate::summary::{Outcome, result_outcome};
 
 /// A succeeded group's key: subscription, resource group and tags.
 type GroupKey = (String, String, Arc<BTreeMap<String, String>>);
-
-/// A result that simply succeeded: all a count needs of it.
-#[derive(Clone, Copy, Debug)]
-struct Success {
-    started: Option<OffsetDateTime>,
-    finished: Option<OffsetDateTime>,
-}
 
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +163,8 @@ pub fn parent_of(id: &str, marker: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct RunCollector {
     run_id: String,
-    expected: HashMap<String, ExpectedMachine>,
+    /// The run's machines; a simply succeeded one's result waits here, small, to be counted.
+    expected: Listed,
     results: HashMap<String, InstallResult>,
     /// Failed patch rows keyed by their parent installation-result id; matched to the run at the end.
     failed_by_result: HashMap<String, Vec<FailedPatch>>,
@@ -182,9 +177,7 @@ pub struct RunCollector {
     watch: HashSet<String>,
     /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
     groups: Vec<SucceededGroup>,
-    /// Listed machines whose result simply succeeded, kept small (start and finish) until their
-    /// `resources` row gives their tags and they are counted into `folded`.
-    successes: HashMap<String, Success>,
+    /// Machines that simply succeeded, counted per group as their `resources` row gives their tags.
     folded: HashMap<GroupKey, SucceededGroup>,
     pub rows_seen: u64,
     /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
@@ -199,7 +192,7 @@ impl RunCollector {
     pub fn new(correlation_id: &str) -> Self {
         Self {
             run_id: normalise_run_id(correlation_id),
-            expected: HashMap::new(),
+            expected: Listed::default(),
             results: HashMap::new(),
             failed_by_result: HashMap::new(),
             info: HashMap::new(),
@@ -207,7 +200,6 @@ impl RunCollector {
             results_wanted: true,
             watch: HashSet::new(),
             groups: Vec::new(),
-            successes: HashMap::new(),
             folded: HashMap::new(),
             rows_seen: 0,
             list_complete: false,
@@ -294,7 +286,7 @@ impl RunCollector {
                 }
             }
         }
-        self.expected.entry(key).or_insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
+        self.expected.insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
     }
 
     fn accept_result(&mut self, row: Row) {
@@ -319,7 +311,8 @@ impl RunCollector {
             errors: error_messages(p.error_details.as_ref()),
         };
         // Several results for one machine and run (a retried install): the latest one counts.
-        let existing = match (self.results.get(&machine_key), self.successes.get(&machine_key)) {
+        let waiting = self.expected.get(&machine_key).and_then(|e| e.success);
+        let existing = match (self.results.get(&machine_key), waiting) {
             (Some(r), _) => Some(r.last_modified),
             (None, Some(s)) => Some(s.finished),
             (None, None) => None,
@@ -329,16 +322,18 @@ impl RunCollector {
         }
         let countable = self.fold
             && self.list_complete
-            && self.expected.contains_key(&machine_key)
+            && self.expected.contains(&machine_key)
             && !self.watch.contains(&machine_key)
             && result_outcome(&result) == Outcome::Succeeded;
-        if countable {
-            self.results.remove(&machine_key);
+        let success = countable.then_some(Success { started: result.started, finished: result.last_modified });
+        if let Some(entry) = self.expected.get_mut(&machine_key) {
             // Counted when its `resources` row comes (tables come whole, so every result is in by
             // then) or at the end; a retried install's later result still replaces it until then.
-            self.successes.insert(machine_key, Success { started: result.started, finished: result.last_modified });
+            entry.success = success;
+        }
+        if countable {
+            self.results.remove(&machine_key);
         } else {
-            self.successes.remove(&machine_key);
             self.results.insert(machine_key, result);
         }
     }
@@ -346,7 +341,7 @@ impl RunCollector {
     /// Counts one machine that simply succeeded into its group (by subscription, resource group
     /// and tags) and forgets it.
     fn fold_one(&mut self, key: &str, success: Success) {
-        let Some(machine) = self.expected.remove(key) else { return };
+        let Some(Entry { machine, .. }) = self.expected.remove(key) else { return };
         self.results.remove(key);
         let tags: BTreeMap<String, String> =
             self.info.remove(key).map(|i| i.tags.into_iter().collect()).unwrap_or_default();
@@ -395,7 +390,7 @@ impl RunCollector {
 
     fn accept_machine(&mut self, row: Row) {
         let key = row.id.to_ascii_lowercase();
-        if self.list_complete && !self.expected.contains_key(&key) && !self.results.contains_key(&key) {
+        if self.list_complete && !self.expected.contains(&key) && !self.results.contains_key(&key) {
             return;
         }
         let p = row.properties;
@@ -420,7 +415,7 @@ impl RunCollector {
         info.power_state = power_state;
         info.agent_status = agent_status;
         info.tags.extend(tags);
-        if let Some(success) = self.successes.remove(&key) {
+        if let Some(success) = self.expected.get_mut(&key).and_then(|e| e.success.take()) {
             self.fold_one(&key, success);
         }
     }
@@ -440,7 +435,7 @@ impl RunCollector {
                 }
             }
         }
-        let mut expected: Vec<ExpectedMachine> = self.expected.into_values().collect();
+        let mut expected: Vec<ExpectedMachine> = self.expected.into_machines().collect();
         expected.sort_by_cached_key(|m| m.id.to_ascii_lowercase());
         RunData {
             expected,
@@ -455,17 +450,14 @@ impl RunCollector {
     /// kept small while their tags were awaited, and those whose result came before the run's
     /// machine list. Results of machines the run does not list stay listed.
     fn fold_succeeded(&mut self) {
-        let waiting: Vec<(String, Success)> = self.successes.drain().collect();
-        for (key, success) in waiting {
+        for (key, success) in self.expected.waiting() {
             self.fold_one(&key, success);
         }
         let late: Vec<(String, Success)> = self
             .results
             .iter()
             .filter(|(key, r)| {
-                self.expected.contains_key(*key)
-                    && !self.watch.contains(*key)
-                    && result_outcome(r) == Outcome::Succeeded
+                self.expected.contains(key) && !self.watch.contains(*key) && result_outcome(r) == Outcome::Succeeded
             })
             .map(|(key, r)| (key.clone(), Success { started: r.started, finished: r.last_modified }))
             .collect();
@@ -473,15 +465,6 @@ impl RunCollector {
             self.fold_one(&key, success);
         }
         self.groups.extend(self.folded.drain().map(|(_, g)| g));
-    }
-
-    /// Lower-cased ids of the expected machines seen so far.
-    pub fn expected_ids(&self) -> impl Iterator<Item = &String> {
-        self.expected.keys()
-    }
-
-    pub fn result_keys(&self) -> impl Iterator<Item = &String> {
-        self.results.keys()
     }
 }
 
