@@ -50,7 +50,7 @@ replay() {
 }
 for n in $sizes; do
   dir="$work/sim$n"
-  printf '%-13s %s\n' "$n" "snapshot $(du -m --apparent-size "$dir/snapshot.json" | cut -f1) MB"
+  printf '%-13s snapshot %s MB\n' "$n" "$(( $(stat -c %s "$dir/snapshot.json") / 1000000 ))"
   for i in 1 2 3; do
     replay "$n" patchwatch "$bin"
     if [ -n "$base" ]; then replay "$n" baseline "$base"; fi

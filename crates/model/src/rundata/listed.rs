@@ -30,7 +30,7 @@ pub(super) struct Listed {
 }
 
 /// FNV-1a over the ASCII-lower-cased bytes of `id` (no lower-cased copy is made).
-fn hash_lower(id: &str) -> u64 {
+pub(super) fn hash_lower(id: &str) -> u64 {
     id.bytes()
         .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
 }
@@ -84,6 +84,11 @@ impl Listed {
             .chain(&self.collided)
             .filter_map(|e| Some((e.machine.id.to_ascii_lowercase(), e.success?)))
             .collect()
+    }
+
+    /// Every listed machine's [`hash_lower`].
+    pub(super) fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.by_hash.keys().copied().chain(self.collided.iter().map(|e| hash_lower(&e.machine.id)))
     }
 
     pub(super) fn into_machines(self) -> impl Iterator<Item = ExpectedMachine> {

@@ -6,9 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::{borrow::Cow, fmt};
 
-use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde::{
+    Deserialize, Deserializer,
+    de::{MapAccess, Visitor},
+};
+use serde_json::{Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::listed::{Entry, Listed, Success};
@@ -159,6 +163,217 @@ pub fn parent_of(id: &str, marker: &str) -> Option<String> {
     lower.find(marker).map(|at| lower[..at].trim_end_matches('/').to_owned())
 }
 
+impl Row {
+    /// Parses one snapshot row of `table`, or `None` for a row no run keeps, whichever run it
+    /// is: not an `applyupdates` row, an installation result or a failed patch, or a machine.
+    /// Every row is checked as strictly as [`Row`]'s own parser does, with the same messages,
+    /// but only the rows kept get their strings allocated (at 50,000 machines, two in five
+    /// rows are installed patches).
+    pub fn parse_for_run(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
+        let row: RowRef<'_> = serde_json::from_slice(bytes)?;
+        if row.may_matter_to_a_run(table) { row.into_row().map(Some) } else { Ok(None) }
+    }
+}
+
+/// A [`Row`] as it lies in the snapshot's bytes: the same columns, types and checks (serde's
+/// messages name `Row` and `Props`, as for the owned rows), with the text borrowed.
+#[derive(Deserialize)]
+#[serde(rename = "Row", expecting = "struct Row")]
+struct RowRef<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(default, rename = "resourceGroup", borrow)]
+    resource_group: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    tags: Option<MapRef<'a>>,
+    #[serde(default, borrow)]
+    properties: PropsRef<'a>,
+    #[serde(default, rename = "machineTags", borrow)]
+    machine_tags: Option<MapRef<'a>>,
+}
+
+/// [`Props`], borrowed: every field as there, JSON values kept as their raw text.
+#[derive(Default, Deserialize)]
+#[serde(default, rename = "Props", expecting = "struct Props", rename_all = "camelCase")]
+struct PropsRef<'a> {
+    #[serde(borrow)]
+    correlation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    resource_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    maintenance_run_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    status: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient_u32")]
+    installed_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_u32")]
+    failed_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_u32")]
+    pending_patch_count: Option<u32>,
+    #[serde(deserialize_with = "lenient_bool")]
+    maintenance_window_exceeded: Option<bool>,
+    #[serde(borrow)]
+    reboot_status: Option<Text<'a>>,
+    #[serde(borrow)]
+    start_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    last_modified_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    os_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    error_details: Option<&'a RawValue>,
+    #[serde(borrow)]
+    installation_state: Option<Text<'a>>,
+    #[serde(borrow)]
+    patch_name: Option<Text<'a>>,
+    #[serde(alias = "Kbid", alias = "kbid", alias = "KBId", borrow)]
+    kb_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    version: Option<Text<'a>>,
+    #[serde(borrow)]
+    classifications: Option<&'a RawValue>,
+    extended: Option<Extended>,
+    storage_profile: Option<StorageProfile>,
+    #[serde(borrow)]
+    os_name: Option<Text<'a>>,
+}
+
+impl RowRef<'_> {
+    /// Mirrors the tables and row types [`RunCollector::accept`] reads; a row it would drop
+    /// for any run is never built. (`the_stream_keeps_what_the_collector_keeps` in `stream.rs`
+    /// checks the two agree.)
+    fn may_matter_to_a_run(&self, table: Table) -> bool {
+        let kind = self.kind.0.as_ref();
+        match table {
+            Table::MaintenanceResources => kind.eq_ignore_ascii_case("microsoft.maintenance/applyupdates"),
+            Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults") => true,
+            Table::PatchInstallationResources
+                if ends_with_ignore_case(kind, "/patchinstallationresults/softwarepatches") =>
+            {
+                self.properties.installation_state.as_ref().is_some_and(|s| s.0.eq_ignore_ascii_case("failed"))
+            }
+            Table::Resources => {
+                kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines")
+                    || kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines")
+            }
+            _ => false,
+        }
+    }
+
+    fn into_row(self) -> serde_json::Result<Row> {
+        let p = self.properties;
+        Ok(Row {
+            id: self.id.into(),
+            kind: self.kind.into(),
+            resource_group: self.resource_group.map(Into::into),
+            tags: self.tags.map(MapRef::into_map).transpose()?,
+            properties: Props {
+                correlation_id: p.correlation_id.map(Into::into),
+                resource_id: p.resource_id.map(Into::into),
+                maintenance_run_id: p.maintenance_run_id.map(Into::into),
+                status: p.status.map(Into::into),
+                installed_patch_count: p.installed_patch_count,
+                failed_patch_count: p.failed_patch_count,
+                pending_patch_count: p.pending_patch_count,
+                maintenance_window_exceeded: p.maintenance_window_exceeded,
+                reboot_status: p.reboot_status.map(Into::into),
+                start_date_time: p.start_date_time.map(Into::into),
+                last_modified_date_time: p.last_modified_date_time.map(Into::into),
+                os_type: p.os_type.map(Into::into),
+                error_details: p.error_details.map(raw_to_value).transpose()?,
+                installation_state: p.installation_state.map(Into::into),
+                patch_name: p.patch_name.map(Into::into),
+                kb_id: p.kb_id.map(Into::into),
+                version: p.version.map(Into::into),
+                classifications: p.classifications.map(raw_to_value).transpose()?,
+                extended: p.extended,
+                storage_profile: p.storage_profile,
+                os_name: p.os_name.map(Into::into),
+            },
+            machine_tags: self.machine_tags.map(MapRef::into_map).transpose()?,
+            // Joined columns come only from live queries, never in a snapshot.
+            machine: None,
+            result: None,
+        })
+    }
+}
+
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len() && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+/// A JSON string, borrowed from the input unless it holds escapes. Refuses what `String`
+/// refuses, with the same message.
+struct Text<'a>(Cow<'a, str>);
+
+impl From<Text<'_>> for String {
+    fn from(t: Text<'_>) -> String {
+        t.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object of any values (what `HashMap<String, Value>` accepts, refused with the same
+/// message otherwise), its values kept as raw text.
+struct MapRef<'a>(Vec<(Text<'a>, &'a RawValue)>);
+
+impl MapRef<'_> {
+    fn into_map(self) -> serde_json::Result<HashMap<String, Value>> {
+        let mut map = HashMap::with_capacity(self.0.len());
+        for (k, v) in self.0 {
+            map.insert(k.into(), raw_to_value(v)?);
+        }
+        Ok(map)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MapRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MapRef<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MapRef<'de>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(MapRef(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn raw_to_value(raw: &RawValue) -> serde_json::Result<Value> {
+    serde_json::from_str(raw.get())
+}
+
 /// Accumulates the rows of one run.
 #[derive(Debug)]
 pub struct RunCollector {
@@ -181,9 +396,7 @@ pub struct RunCollector {
     folded: HashMap<GroupKey, SucceededGroup>,
     pub rows_seen: u64,
     /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
-    /// another table (a JSON object has each table once). From then on `resources` rows of
-    /// machines outside the run are dropped as they stream past, so a snapshot of a million
-    /// machines costs what the run's few machines cost.
+    /// another table (a JSON object has each table once), so a result can be judged countable.
     list_complete: bool,
     seen_list: bool,
 }
@@ -390,9 +603,6 @@ impl RunCollector {
 
     fn accept_machine(&mut self, row: Row) {
         let key = row.id.to_ascii_lowercase();
-        if self.list_complete && !self.expected.contains(&key) && !self.results.contains_key(&key) {
-            return;
-        }
         let p = row.properties;
         let power_state = p
             .extended
@@ -444,6 +654,12 @@ impl RunCollector {
             machines: self.info,
             succeeded: merge_groups(self.groups),
         }
+    }
+
+    /// FNV-1a hashes of the lower-cased ids of the machines the run lists or that reported for it
+    /// (a snapshot's stream drops other machines' `resources` rows by them).
+    pub fn machine_hashes(&self) -> HashSet<u64> {
+        self.expected.hashes().chain(self.results.keys().map(|k| super::listed::hash_lower(k))).collect()
     }
 
     /// Counts every listed machine whose result simply succeeded (and is not watched): those

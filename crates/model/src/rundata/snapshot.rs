@@ -2,7 +2,7 @@
 //! unprojected rows. Parsed as a stream of rows into a [`RowSink`] (the run's [`RunCollector`], or
 //! the fleet's collector), so the file is never held as a tree of `Value`s.
 
-use std::fmt;
+use std::{collections::HashSet, fmt, io::Read};
 
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -18,6 +18,34 @@ pub trait RowSink {
     /// parsed on one thread while the sink keeps rows on another.
     type Row: DeserializeOwned + Send;
     fn accept(&mut self, table: Table, row: Self::Row);
+
+    /// Parses one streamed row, or `None` for a row this sink drops whatever else the stream
+    /// holds (checked in full all the same: a broken row is still reported). Runs on the
+    /// stream's parser thread.
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Self::Row>> {
+        let _ = table;
+        serde_json::from_slice(bytes).map(Some)
+    }
+
+    /// Counts rows that `parse` dropped.
+    fn dropped(&mut self, rows: u64) {
+        let _ = rows;
+    }
+
+    /// A table's rows begin (a stream's tables come one after another); an error stops the stream.
+    fn begin_table(&mut self, table: Table) -> Result<(), String> {
+        let _ = table;
+        Ok(())
+    }
+
+    /// Streams a snapshot into this sink. A sink may wrap itself to drop rows on what earlier
+    /// tables showed (the run's sink does).
+    fn read_stream(&mut self, reader: impl Read + Send) -> Result<(), String>
+    where
+        Self: Sized,
+    {
+        super::stream::drive(reader, self)
+    }
 }
 
 impl<T: RowSink> RowSink for &mut T {
@@ -25,12 +53,101 @@ impl<T: RowSink> RowSink for &mut T {
     fn accept(&mut self, table: Table, row: T::Row) {
         (**self).accept(table, row);
     }
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<T::Row>> {
+        T::parse(table, bytes)
+    }
+    fn dropped(&mut self, rows: u64) {
+        (**self).dropped(rows);
+    }
+    fn begin_table(&mut self, table: Table) -> Result<(), String> {
+        (**self).begin_table(table)
+    }
+    fn read_stream(&mut self, reader: impl Read + Send) -> Result<(), String> {
+        (**self).read_stream(reader)
+    }
 }
 
 impl RowSink for RunCollector {
     type Row = Row;
     fn accept(&mut self, table: Table, row: Row) {
         RunCollector::accept(self, table, row);
+    }
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
+        Row::parse_for_run(table, bytes)
+    }
+    fn dropped(&mut self, rows: u64) {
+        self.rows_seen += rows;
+    }
+    fn read_stream(&mut self, reader: impl Read + Send) -> Result<(), String> {
+        super::stream::drive(reader, &mut RunSink::new(self))
+    }
+}
+
+/// The run's collector as a stream's sink: once the tables that name the run's machines
+/// (`maintenanceresources`, `patchinstallationresources`) are complete, `resources` rows of
+/// other machines are dropped before the collector keeps their facts. A 5-machine run in a
+/// 1,000,000-machine fleet then keeps 5 machines' facts, not a million. Tables in another
+/// order only mean nothing is dropped.
+struct RunSink<'a> {
+    collector: &'a mut RunCollector,
+    /// The table streaming now, and the tables complete before it.
+    current: Option<Table>,
+    complete: Vec<Table>,
+    /// Hashes of the run's machines, listed or reporting (a collision only keeps a row).
+    machines: Option<HashSet<u64>>,
+    /// Whether a machine row was dropped: a run table after that would have needed it.
+    dropped_machines: bool,
+}
+
+impl<'a> RunSink<'a> {
+    fn new(collector: &'a mut RunCollector) -> Self {
+        Self { collector, current: None, complete: Vec::new(), machines: None, dropped_machines: false }
+    }
+
+    fn run_machines(&mut self) -> Option<&HashSet<u64>> {
+        let ready =
+            [Table::MaintenanceResources, Table::PatchInstallationResources].iter().all(|t| self.complete.contains(t));
+        if self.machines.is_none() && ready {
+            let c = &*self.collector;
+            self.machines = Some(c.machine_hashes());
+        }
+        self.machines.as_ref()
+    }
+}
+
+impl RowSink for RunSink<'_> {
+    type Row = Row;
+    fn accept(&mut self, table: Table, row: Row) {
+        if table == Table::Resources
+            && let Some(machines) = self.run_machines()
+            && !machines.contains(&super::listed::hash_lower(&row.id))
+        {
+            self.dropped_machines = true;
+            self.collector.rows_seen += 1;
+            return;
+        }
+        self.collector.accept(table, row);
+    }
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
+        Row::parse_for_run(table, bytes)
+    }
+    fn dropped(&mut self, rows: u64) {
+        self.collector.rows_seen += rows;
+    }
+    fn begin_table(&mut self, table: Table) -> Result<(), String> {
+        if let Some(previous) = self.current.replace(table)
+            && !self.complete.contains(&previous)
+        {
+            self.complete.push(previous);
+        }
+        if matches!(table, Table::MaintenanceResources | Table::PatchInstallationResources) {
+            if self.dropped_machines {
+                return Err(format!("{}: listed a second time, after `resources`; list each table once", table.name()));
+            }
+            self.complete.retain(|t| *t != table);
+            self.machines = None;
+        }
+        Ok(())
     }
 }
 
@@ -46,8 +163,11 @@ pub fn parse_into<S: RowSink>(bytes: &[u8], sink: &mut S) -> Result<(), String> 
     run(serde_json::Deserializer::from_slice(bytes), sink)
 }
 
-/// Streams a snapshot from a reader (a file of hundreds of MB need not be read into memory first).
-pub use super::stream::read_into;
+/// Streams a snapshot from a reader (a file of hundreds of MB need not be read into memory
+/// first). The error names the table and row index.
+pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<(), String> {
+    sink.read_stream(reader)
+}
 
 fn run<'de, R: serde_json::de::Read<'de>, S: RowSink>(
     mut de: serde_json::Deserializer<R>,

@@ -1,8 +1,12 @@
 //! A snapshot file read as a stream: the top-level object and its arrays are scanned here, and
-//! each row's bytes go to serde_json as one slice. Memory stays at one row (plus the read
-//! buffer) whatever the file's size, and each row parses at slice speed, not reader speed.
+//! each row's bytes go to serde_json as one slice. Memory stays at a few batches of rows
+//! whatever the file's size, and each row parses at slice speed, not reader speed.
 
-use std::io::{BufRead, BufReader, Read};
+use std::{
+    io::{BufRead, BufReader, Read},
+    ops::Range,
+    sync::mpsc::{Receiver, SyncSender, channel, sync_channel},
+};
 
 use serde::de::IgnoredAny;
 
@@ -48,10 +52,10 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    /// Copies one JSON value's bytes into `out` (cleared first). Structure only: serde checks
-    /// the rest when it parses the slice.
-    fn value(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        out.clear();
+    /// Appends one JSON value's bytes to `out` and answers where they are. Structure only:
+    /// serde checks the rest when it parses the slice.
+    fn value(&mut self, out: &mut Vec<u8>) -> Result<Range<usize>> {
+        let start = out.len();
         let mut depth = 0usize;
         let mut in_string = false;
         let mut escaped = false;
@@ -118,89 +122,156 @@ impl<R: Read> Scanner<R> {
             self.input.consume(used);
             self.offset += used as u64;
             if done {
-                return if out.is_empty() {
+                return if out.len() == start {
                     Err(format!("invalid JSON: expected a value at byte {}", self.offset))
                 } else {
-                    Ok(())
+                    Ok(start..out.len())
                 };
             }
         }
     }
 }
 
-/// Rows handed from one stage to the next at a time.
-const BATCH: usize = 512;
+/// A batch is handed on once its rows hold this many bytes (a few hundred rows).
+const BATCH_BYTES: usize = 512 * 1024;
 
-/// Raw rows found by the scanner: their table, index in it, and bytes in `bytes`.
+/// What the scanner found: a table beginning, or a row (its table, index there, and bytes).
+enum Found {
+    Table(Table),
+    Row(Table, usize, Range<usize>),
+}
+
+/// Scanned rows, their bytes side by side in one buffer.
 struct RawBatch {
-    rows: Vec<(Table, usize, std::ops::Range<usize>)>,
+    found: Vec<Found>,
     bytes: Vec<u8>,
 }
 
 impl RawBatch {
     fn new() -> Self {
-        Self { rows: Vec::with_capacity(BATCH), bytes: Vec::with_capacity(BATCH * 1024) }
+        // Room for a full batch and the row that crosses the limit, so the buffer rarely grows.
+        Self { found: Vec::with_capacity(1024), bytes: Vec::with_capacity(2 * BATCH_BYTES) }
     }
 }
 
-/// Streams a snapshot from `reader` into `sink`. Errors name the table and row index.
+/// Parsed rows in stream order, and how many rows the sink's parser dropped.
+struct Parsed<R> {
+    items: Vec<Parsed1<R>>,
+    dropped: u64,
+}
+
+enum Parsed1<R> {
+    Table(Table),
+    Row(Table, R),
+}
+
+/// Streams a snapshot from `reader` into `sink`; see [`RowSink::read_stream`]. Errors name the
+/// table and row index.
 ///
 /// Three stages, each on its own thread: the scanner finds each row's bytes, the parser turns
-/// them into the sink's rows, and the caller's thread keeps what it needs. On two cores a
-/// large file loads in about half the time one thread needs, with a few batches in flight.
-pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<()> {
-    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<RawBatch>(4);
-    let (row_tx, row_rx) = std::sync::mpsc::sync_channel::<Vec<(Table, S::Row)>>(4);
+/// them into the sink's rows (or drops them, through [`RowSink::parse`]), and the caller's thread
+/// keeps what it needs. A few batches are in flight, and their buffers go back to be refilled:
+/// the memory is touched once, not once per batch.
+pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<()> {
+    let (raw_tx, raw_rx) = sync_channel::<RawBatch>(4);
+    let (row_tx, row_rx) = sync_channel::<Parsed<S::Row>>(4);
+    let (spare_raw_tx, spare_raw_rx) = channel::<RawBatch>();
+    let (spare_rows_tx, spare_rows_rx) = channel::<Vec<Parsed1<S::Row>>>();
     std::thread::scope(|scope| {
         let scanner = scope.spawn(move || {
-            let mut batch = RawBatch::new();
-            let scanned = scan_rows(reader, &mut |table, index, row| {
-                let at = batch.bytes.len();
-                batch.bytes.extend_from_slice(row);
-                batch.rows.push((table, index, at..batch.bytes.len()));
-                if batch.rows.len() == BATCH {
-                    // A closed channel means a later stage stopped (and says why); stop reading.
-                    raw_tx.send(std::mem::replace(&mut batch, RawBatch::new())).map_err(|_| String::new())?;
-                }
-                Ok(())
-            });
-            if scanned.is_ok() && !batch.rows.is_empty() {
-                let _ = raw_tx.send(batch);
+            let mut out = Out { batch: RawBatch::new(), tx: raw_tx, spare: spare_raw_rx };
+            let scanned = scan_rows(reader, &mut out);
+            // Even after a structural error: a broken row before it is the first problem.
+            if !out.batch.found.is_empty() {
+                let _ = out.tx.send(out.batch);
             }
             scanned
         });
         let parser = scope.spawn(move || -> Result<()> {
-            for raw in raw_rx {
-                let mut rows = Vec::with_capacity(raw.rows.len());
-                for (table, index, range) in raw.rows {
-                    let bytes = raw.bytes.get(range).unwrap_or_default();
-                    let row = serde_json::from_slice::<S::Row>(bytes)
-                        .map_err(|e| format!("{}[{index}]: {e}", table.name()))?;
-                    rows.push((table, row));
+            for mut raw in raw_rx {
+                let mut items = spare_rows_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(raw.found.len()));
+                let mut dropped = 0;
+                let mut failed = None;
+                for found in raw.found.drain(..) {
+                    match found {
+                        Found::Table(table) => items.push(Parsed1::Table(table)),
+                        Found::Row(table, index, range) => {
+                            match S::parse(table, raw.bytes.get(range).unwrap_or_default()) {
+                                Ok(Some(row)) => items.push(Parsed1::Row(table, row)),
+                                Ok(None) => dropped += 1,
+                                Err(e) => {
+                                    failed = Some(format!("{}[{index}]: {e}", table.name()));
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 }
-                if row_tx.send(rows).is_err() {
+                raw.bytes.clear();
+                let _ = spare_raw_tx.send(raw);
+                // The rows before a broken one are still kept: a later stage may fail first.
+                if row_tx.send(Parsed { items, dropped }).is_err() {
                     break;
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
             }
             Ok(())
         });
-        for batch in row_rx {
-            for (table, row) in batch {
-                sink.accept(table, row);
-            }
-        }
+        let kept = keep(row_rx, sink, &spare_rows_tx);
+        // The first problem in the file is the one reported: the keeping stage only ever sees
+        // rows before a row the parser refused, and the parser only rows the scanner found.
         let stopped = |_| "the snapshot reader stopped unexpectedly".to_owned();
-        // A row the parser refused comes before anything the scanner found later in the file.
-        parser.join().map_err(stopped)??;
-        scanner.join().map_err(stopped)?
+        let parsed = parser.join().map_err(stopped);
+        let scanned = scanner.join().map_err(stopped);
+        kept?;
+        parsed??;
+        scanned?
     })
 }
 
-/// Receives each row of a known table: its table, its index there, and its bytes.
-type Emit<'a> = dyn FnMut(Table, usize, &[u8]) -> Result<()> + 'a;
+/// The caller's stage: hands each parsed row to the sink, in stream order.
+fn keep<S: RowSink>(
+    rows: Receiver<Parsed<S::Row>>,
+    sink: &mut S,
+    spare: &std::sync::mpsc::Sender<Vec<Parsed1<S::Row>>>,
+) -> Result<()> {
+    for mut parsed in rows {
+        sink.dropped(parsed.dropped);
+        for item in parsed.items.drain(..) {
+            match item {
+                Parsed1::Table(table) => sink.begin_table(table)?,
+                Parsed1::Row(table, row) => sink.accept(table, row),
+            }
+        }
+        let _ = spare.send(parsed.items);
+    }
+    Ok(())
+}
 
-/// Scans the object and hands each row of a known table to `emit`.
-fn scan_rows(reader: impl Read, emit: &mut Emit<'_>) -> Result<()> {
+/// The scanner's output: the batch being filled, and where it goes when full.
+struct Out {
+    batch: RawBatch,
+    tx: SyncSender<RawBatch>,
+    /// Batches the parser is done with, to be refilled.
+    spare: Receiver<RawBatch>,
+}
+
+impl Out {
+    fn push(&mut self, found: Found) -> Result<()> {
+        self.batch.found.push(found);
+        if self.batch.bytes.len() >= BATCH_BYTES {
+            let next = self.spare.try_recv().unwrap_or_else(|_| RawBatch::new());
+            // A closed channel means a later stage stopped (and says why); stop reading.
+            self.tx.send(std::mem::replace(&mut self.batch, next)).map_err(|_| String::new())?;
+        }
+        Ok(())
+    }
+}
+
+/// Scans the object and hands each table and row of a known table to `out`.
+fn scan_rows(reader: impl Read, out: &mut Out) -> Result<()> {
     let mut s = Scanner { input: BufReader::with_capacity(1 << 20, reader), offset: 0 };
     let mut buf = Vec::with_capacity(64 * 1024);
     s.expect(b'{', "an object of ARG table names to arrays of rows")?;
@@ -209,17 +280,18 @@ fn scan_rows(reader: impl Read, emit: &mut Emit<'_>) -> Result<()> {
         return end(&mut s);
     }
     loop {
-        s.value(&mut buf)?;
-        let name: String = serde_json::from_slice(&buf).map_err(|e| format!("invalid JSON: table name: {e}"))?;
+        buf.clear();
+        let name = s.value(&mut buf)?;
+        let name: String = serde_json::from_slice(&buf[name]).map_err(|e| format!("invalid JSON: table name: {e}"))?;
         s.expect(b':', "`:` after a table name")?;
         s.skip_ws()?;
         match Table::from_name(&name) {
-            Some(table) => rows(&mut s, table, emit, &mut buf)?,
-            // Unknown tables are tolerated so that exports with extra tables still load.
-            None => {
-                s.value(&mut buf)?;
-                serde_json::from_slice::<IgnoredAny>(&buf).map_err(|e| format!("invalid JSON: {name}: {e}"))?;
+            Some(table) => {
+                out.push(Found::Table(table))?;
+                rows(&mut s, table, out)?;
             }
+            // Unknown tables are tolerated so that exports with extra tables still load.
+            None => skip(&mut s, &name, &mut buf)?,
         }
         match s.skip_ws()? {
             Some(b',') => s.bump(),
@@ -233,7 +305,7 @@ fn scan_rows(reader: impl Read, emit: &mut Emit<'_>) -> Result<()> {
     }
 }
 
-fn rows<R: Read>(s: &mut Scanner<R>, table: Table, emit: &mut Emit<'_>, buf: &mut Vec<u8>) -> Result<()> {
+fn rows<R: Read>(s: &mut Scanner<R>, table: Table, out: &mut Out) -> Result<()> {
     s.expect(b'[', &format!("an array of {} rows", table.name()))?;
     if s.skip_ws()? == Some(b']') {
         s.bump();
@@ -241,8 +313,8 @@ fn rows<R: Read>(s: &mut Scanner<R>, table: Table, emit: &mut Emit<'_>, buf: &mu
     }
     for index in 0usize.. {
         s.skip_ws()?;
-        s.value(buf)?;
-        emit(table, index, buf)?;
+        let row = s.value(&mut out.batch.bytes)?;
+        out.push(Found::Row(table, index, row))?;
         match s.skip_ws()? {
             Some(b',') => s.bump(),
             Some(b']') => {
@@ -261,6 +333,37 @@ fn rows<R: Read>(s: &mut Scanner<R>, table: Table, emit: &mut Emit<'_>, buf: &mu
     Ok(())
 }
 
+/// Checks and skips an unknown table's value; an array one element at a time, so a large
+/// unknown table is never held whole.
+fn skip<R: Read>(s: &mut Scanner<R>, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+    let mut check = |s: &mut Scanner<R>, what: &dyn std::fmt::Display| -> Result<()> {
+        buf.clear();
+        let value = s.value(buf)?;
+        serde_json::from_slice::<IgnoredAny>(&buf[value]).map(drop).map_err(|e| format!("invalid JSON: {what}: {e}"))
+    };
+    if s.skip_ws()? != Some(b'[') {
+        return check(s, &name);
+    }
+    s.bump();
+    if s.skip_ws()? == Some(b']') {
+        s.bump();
+        return Ok(());
+    }
+    for index in 0usize.. {
+        s.skip_ws()?;
+        check(s, &format_args!("{name}[{index}]"))?;
+        match s.skip_ws()? {
+            Some(b',') => s.bump(),
+            Some(b']') => {
+                s.bump();
+                return Ok(());
+            }
+            _ => return Err(format!("invalid JSON: {name}[{index}]: expected `,` or `]` at byte {}", s.offset)),
+        }
+    }
+    Ok(())
+}
+
 /// Only whitespace may follow the object.
 fn end<R: Read>(s: &mut Scanner<R>) -> Result<()> {
     match s.skip_ws()? {
@@ -271,8 +374,14 @@ fn end<R: Read>(s: &mut Scanner<R>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
-    use crate::rundata::{RunQuery, rows::RunCollector, snapshot};
+    use crate::rundata::{
+        RunData, RunQuery,
+        rows::{Row, RunCollector},
+        snapshot::{self, read_into},
+    };
 
     fn q() -> RunQuery {
         RunQuery {
@@ -304,16 +413,213 @@ mod tests {
         assert!(read(r#"{"x": [1, }"#).is_err());
         assert_eq!(read("{}"), Ok(0));
         assert_eq!(read(r#"{"resources": []}"#), Ok(0));
+        // Unknown tables are checked element by element.
+        assert_eq!(read(r#"{"x": [], "y": [1, {"a": [2]}], "z": 3}"#), Ok(0));
+        let err = read(r#"{"x": [1, {"a" 2}]}"#).unwrap_err();
+        assert!(err.starts_with("invalid JSON: x[1]: "), "{err}");
+        // A row the parser refuses comes before a structural error later in the same batch.
+        let err = read(r#"{"resources": [{"id": 1, "type": "t"}, {"id": "b", "type": "t"} x]}"#).unwrap_err();
+        assert!(err.starts_with("resources[0]: invalid type: integer `1`"), "{err}");
+    }
+
+    /// Everything a summary reads of a run: its machines' facts only for the run's machines.
+    fn what_a_summary_reads(data: &RunData) -> Vec<String> {
+        let mut out: Vec<String> = data.expected.iter().map(|m| format!("{m:?}")).collect();
+        let mut results: Vec<String> = data.results.iter().map(|r| format!("{r:?}")).collect();
+        let mut patches: Vec<String> = data.failed_patches.iter().map(|p| format!("{p:?}")).collect();
+        let run_machines: HashSet<String> =
+            data.expected.iter().map(|m| m.id.to_ascii_lowercase()).chain(data.results.keys().cloned()).collect();
+        let mut machines: Vec<String> = data
+            .machines
+            .iter()
+            .filter(|(k, _)| run_machines.contains(*k))
+            .map(|(k, m)| {
+                let mut tags: Vec<_> = m.tags.iter().collect();
+                tags.sort();
+                format!("{k} {:?} {:?} {:?} {tags:?}", m.os_type, m.power_state, m.agent_status)
+            })
+            .collect();
+        for part in [&mut results, &mut patches, &mut machines] {
+            part.sort();
+            out.append(part);
+        }
+        out
     }
 
     #[test]
-    fn the_stream_reads_what_the_slice_parser_reads() {
+    fn the_stream_keeps_what_the_collector_keeps() {
         let text = include_str!("../../../../examples/snapshot.json");
-        let mut streamed = RunCollector::new(&q().correlation_id);
-        read_into(text.as_bytes(), &mut streamed).unwrap();
-        let mut sliced = RunCollector::new(&q().correlation_id);
-        snapshot::parse_into(text.as_bytes(), &mut sliced).unwrap();
-        assert_eq!(streamed.rows_seen, sliced.rows_seen);
-        assert!(streamed.rows_seen > 5_000, "{}", streamed.rows_seen);
+        let runs = [
+            "/subscriptions/910a2dec-8902-4cc1-8bee-8da1658eec67/resourcegroups/rg-patching/providers/microsoft.maintenance/maintenanceconfigurations/ring2-prod/providers/microsoft.maintenance/applyupdates/20261110220000",
+            "/subscriptions/910a2dec-8902-4cc1-8bee-8da1658eec67/resourcegroups/rg-patching/providers/microsoft.maintenance/maintenanceconfigurations/prod-weekend/providers/microsoft.maintenance/applyupdates/20261108030000",
+            &q().correlation_id,
+        ];
+        for run in runs {
+            let mut streamed = RunCollector::new(run);
+            read_into(text.as_bytes(), &mut streamed).unwrap();
+            let mut sliced = RunCollector::new(run);
+            snapshot::parse_into(text.as_bytes(), &mut sliced).unwrap();
+            assert_eq!(streamed.rows_seen, sliced.rows_seen);
+            assert!(streamed.rows_seen > 5_000, "{}", streamed.rows_seen);
+            let (streamed, sliced) = (streamed.finish(), sliced.finish());
+            assert_eq!(what_a_summary_reads(&streamed), what_a_summary_reads(&sliced), "{run}");
+            // The fleet's other machines are not kept.
+            assert!(streamed.machines.len() < sliced.machines.len(), "{run}");
+        }
+        let mut ring2 = RunCollector::new(runs[0]);
+        read_into(text.as_bytes(), &mut ring2).unwrap();
+        let data = ring2.finish();
+        assert_eq!((data.expected.len(), data.machines.len()), (40, 40));
+        assert!(data.expected.iter().all(|m| data.machines.contains_key(&m.id.to_ascii_lowercase())));
+    }
+
+    #[test]
+    fn a_run_table_after_dropped_machines_is_refused() {
+        let run = "/s/providers/microsoft.maintenance/applyupdates/1";
+        let vm =
+            |n: u32| format!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{n}");
+        let apply = |n: u32| {
+            format!(
+                r#"{{"id": "{}/providers/microsoft.maintenance/applyupdates/1", "type": "microsoft.maintenance/applyupdates", "properties": {{"correlationId": "{run}"}}}}"#,
+                vm(n)
+            )
+        };
+        let machine = |n: u32| {
+            format!(r#"{{"id": "{}", "type": "Microsoft.Compute/virtualMachines", "tags": {{"n": "{n}"}}}}"#, vm(n))
+        };
+        let load = |text: &str| {
+            let mut c = RunCollector::new(run);
+            read_into(text.as_bytes(), &mut c).map(|()| c.finish())
+        };
+        // Tables in the usual order: only the run's machine is kept.
+        let data = load(&format!(
+            r#"{{"maintenanceresources": [{}], "patchinstallationresources": [], "resources": [{}, {}]}}"#,
+            apply(1),
+            machine(1),
+            machine(2)
+        ))
+        .unwrap();
+        assert_eq!(data.machines.len(), 1);
+        assert_eq!(data.machines[&vm(1).to_ascii_lowercase()].tags["n"], "1");
+        // Machines before the run's tables: nothing is known yet, every machine is kept.
+        let data = load(&format!(
+            r#"{{"resources": [{}, {}], "maintenanceresources": [{}], "patchinstallationresources": []}}"#,
+            machine(1),
+            machine(2),
+            apply(1)
+        ))
+        .unwrap();
+        assert_eq!(data.machines.len(), 2);
+        // A run table again after machines were dropped would have needed them.
+        let err = load(&format!(
+            r#"{{"maintenanceresources": [{}], "patchinstallationresources": [], "resources": [{}, {}], "maintenanceresources": [{}]}}"#,
+            apply(1),
+            machine(1),
+            machine(2),
+            apply(2)
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("maintenanceresources: listed a second time"), "{err}");
+        // Before any machine was dropped, a repeated table is read as before.
+        let data = load(&format!(
+            r#"{{"maintenanceresources": [{}], "patchinstallationresources": [], "maintenanceresources": [{}], "resources": [{}, {}]}}"#,
+            apply(1),
+            apply(2),
+            machine(1),
+            machine(2)
+        ))
+        .unwrap();
+        assert_eq!((data.expected.len(), data.machines.len()), (2, 2));
+    }
+
+    #[test]
+    fn rows_parsed_for_a_run_are_checked_like_rows() {
+        let tables = [
+            Table::MaintenanceResources,
+            Table::PatchInstallationResources,
+            Table::PatchAssessmentResources,
+            Table::Resources,
+        ];
+        let rows = [
+            "[1]",
+            "null",
+            r#""row""#,
+            r#"{"type": "t"}"#,
+            r#"{"id": "a"}"#,
+            r#"{"id": 1, "type": "t"}"#,
+            r#"{"id": "a", "type": ["t"]}"#,
+            r#"{"id": "a", "type": "t", "id": "b"}"#,
+            r#"{"id": "a", "type": "t", "resourceGroup": 2}"#,
+            r#"{"id": "a", "type": "t", "tags": [1]}"#,
+            r#"{"id": "a", "type": "t", "tags": {"k": 1, "k2": {"x": [null]}}}"#,
+            r#"{"id": "a", "type": "t", "tags": "x"}"#,
+            r#"{"id": "a", "type": "t", "properties": null}"#,
+            r#"{"id": "a", "type": "t", "properties": []}"#,
+            r#"{"id": "a", "type": "t", "properties": {"status": 3}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"status": "x", "status": "y"}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"kbId": "1", "kbid": "2"}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"errorDetails": {"a": }}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"classifications": [1, 2}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"extended": {"instanceView": 1}}}"#,
+            r#"{"id": "a", "type": "t", "properties": {"installedPatchCount": {"x": 1}, "installationState": 2}}"#,
+            r#"{"id": "a", "type": "t", "machineTags": {"k": "v"}, "machineTags": null}"#,
+            r#"{"id": "a\u0022", "type": "t"} x"#,
+            r#"{"id": "a", "type": "t", "properties": {"osName": "\ud800"}}"#,
+        ];
+        for row in rows {
+            let owned = serde_json::from_slice::<Row>(row.as_bytes()).map(|_| ()).map_err(|e| e.to_string());
+            for table in tables {
+                let parsed = Row::parse_for_run(table, row.as_bytes()).map(|_| ()).map_err(|e| e.to_string());
+                assert_eq!(parsed, owned, "{row} in {}", table.name());
+            }
+        }
+    }
+
+    #[test]
+    fn rows_a_run_keeps_are_built_as_rows() {
+        let rows = [
+            (
+                Table::MaintenanceResources,
+                r#"{"id": "x/a\"pply", "type": "Microsoft.Maintenance/applyUpdates", "resourceGroup": "RG", "tags": {},
+                    "machineTags": {"n": 3}, "properties": {"correlationId": "r", "resourceId": "vm"}}"#,
+            ),
+            (
+                Table::PatchInstallationResources,
+                r#"{"id": "vm/patchInstallationResults/1", "type": "microsoft.compute/virtualmachines/patchinstallationresults",
+                    "properties": {"maintenanceRunId": "r", "status": "Failed", "installedPatchCount": "3", "failedPatchCount": 1,
+                    "pendingPatchCount": -1, "maintenanceWindowExceeded": "TRUE", "rebootStatus": "Required",
+                    "startDateTime": "2026-11-10T22:00:00Z", "lastModifiedDateTime": "2026-11-10T22:30:00Z", "osType": "Windows",
+                    "errorDetails": {"code": "c", "message": "m\u00e9", "details": [{"message": "d"}]}}}"#,
+            ),
+            (
+                Table::PatchInstallationResources,
+                r#"{"id": "vm/patchInstallationResults/1/softwarePatches/p", "type": "Microsoft.Compute/virtualMachines/patchInstallationResults/softwarePatches",
+                    "properties": {"installationState": "FAILED", "patchName": "P", "Kbid": "5031364", "version": "1.0", "classifications": ["Security", 2]}}"#,
+            ),
+            (
+                Table::Resources,
+                r#"{"id": "vm", "type": "microsoft.hybridcompute/machines", "tags": {"owner": "web"},
+                    "properties": {"status": "Connected", "osName": "linux", "extended": {"instanceView": {"powerState": {"code": "PowerState/running"}}},
+                    "storageProfile": {"osDisk": {"osType": "Linux"}}}}"#,
+            ),
+        ];
+        for (table, row) in rows {
+            let parsed = Row::parse_for_run(table, row.as_bytes()).unwrap().expect(row);
+            let owned: Row = serde_json::from_str(row).unwrap();
+            assert_eq!(format!("{parsed:?}"), format!("{owned:?}"));
+        }
+        let dropped = [
+            (Table::MaintenanceResources, r#"{"id": "c", "type": "microsoft.maintenance/configurationassignments"}"#),
+            (
+                Table::PatchInstallationResources,
+                r#"{"id": "p", "type": "x/patchinstallationresults/softwarepatches", "properties": {"installationState": "Installed"}}"#,
+            ),
+            (Table::PatchInstallationResources, r#"{"id": "p", "type": "x/patchinstallationresults/softwarepatches"}"#),
+            (Table::PatchAssessmentResources, r#"{"id": "a", "type": "x/patchassessmentresults"}"#),
+            (Table::Resources, r#"{"id": "m", "type": "microsoft.maintenance/maintenanceconfigurations"}"#),
+        ];
+        for (table, row) in dropped {
+            assert!(Row::parse_for_run(table, row.as_bytes()).unwrap().is_none(), "{row}");
+        }
     }
 }
