@@ -104,13 +104,20 @@ impl ResourceGraphClient {
     /// included, stops at [`ResourceGraphOptions::load_budget`]: what was read is handed back in
     /// [`Interrupted::progress`] for the next delivery to continue from.
     pub async fn load_run(&self, query: &RunQuery, resume: Option<LoadProgress>) -> Result<RunData, Interrupted> {
-        let plan = run_plan(query);
-        let fingerprint = plan_fingerprint(&plan, &query.subscription_ids);
-        let mut progress = resume.filter(|p| p.fingerprint == fingerprint).unwrap_or_else(|| LoadProgress {
-            fingerprint,
-            pages: Vec::new(),
-            kept_bytes: 0,
-            resumable: true,
+        // A resumed load keeps its cutoff (and so its exact queries); a fresh one starts now.
+        let resumed = resume.and_then(|p| {
+            let plan = run_plan(query, p.cutoff.as_deref()?);
+            (p.fingerprint == plan_fingerprint(&plan, &query.subscription_ids)).then_some((plan, p))
+        });
+        let (plan, mut progress) = resumed.unwrap_or_else(|| {
+            let cutoff = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let plan = run_plan(query, &cutoff);
+            let fingerprint = plan_fingerprint(&plan, &query.subscription_ids);
+            let progress =
+                LoadProgress { fingerprint, cutoff: Some(cutoff), pages: Vec::new(), kept_bytes: 0, resumable: true };
+            (plan, progress)
         });
         let mut collector = RunCollector::for_query(query);
         // Pages a previous delivery read are applied again from the saved text, never re-read.
@@ -143,14 +150,21 @@ impl ResourceGraphClient {
                     };
                     page += 1;
                     debug!(part = part.name(), page, "Resource Graph page read.");
-                    progress.keep(qi, gi, &bytes, next.token.clone());
                     if page >= MAX_PAGES {
                         let error = AzureError::Decode(format!("{} needed more than {MAX_PAGES} pages", part.name()));
                         return Err(Interrupted { error, progress });
                     }
+                    // Checked before the page is kept: a truncated or looping answer is never
+                    // saved as read, so no later delivery summarises it.
+                    let token = next.token.clone();
                     match next_skip_token(part.name(), skip_token.as_deref(), next) {
-                        Ok(Some(t)) => skip_token = Some(t),
-                        Ok(None) => break,
+                        Ok(next_token) => {
+                            progress.keep(qi, gi, &bytes, token);
+                            match next_token {
+                                Some(t) => skip_token = Some(t),
+                                None => break,
+                            }
+                        }
                         Err(error) => return Err(Interrupted { error, progress }),
                     }
                 }
@@ -219,8 +233,15 @@ impl ResourceGraphClient {
                 .get_token(&[self.options.scope.as_str()], None)
                 .await
                 .map_err(AzureError::Credential)?;
-            let response =
-                self.options.http.post(self.url.clone()).bearer_auth(token.token.secret()).json(body).send().await?;
+            // Nothing is sent, or waited for, past the deadline (a slow token, a slow answer).
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(AzureError::Unfinished { spent: self.options.load_budget });
+            }
+            let send = self.options.http.post(self.url.clone()).bearer_auth(token.token.secret()).json(body).send();
+            let response = tokio::time::timeout(left, send)
+                .await
+                .map_err(|_| AzureError::Unfinished { spent: self.options.load_budget })??;
             let status = response.status();
             let headers = response.headers().clone();
             if status == StatusCode::TOO_MANY_REQUESTS {
@@ -284,7 +305,7 @@ pub fn queries_for_check() -> Vec<(&'static str, String)> {
     let pre = RunQuery { include_results: false, ..post.clone() };
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for (label, query) in [("post", &post), ("post, watching", &watched), ("pre", &pre)] {
-        for (part, text) in run_plan(query) {
+        for (part, text) in run_plan(query, "2026-11-11T01:00:00Z") {
             let name: &'static str = match (label, part) {
                 ("pre", _) => "pre: run machines",
                 ("post", RunPart::Succeeded) => "post: succeeded machine counts",
@@ -330,17 +351,22 @@ impl RunPart {
 
 /// The queries of one run's load, in order: a pre event needs only the machines (every one is
 /// listed, with its power state), a post event also counts and reads results and patches.
-fn run_plan(query: &RunQuery) -> Vec<(RunPart, String)> {
+///
+/// Results modified after `cutoff` (when the load started) are left out of every query, so the
+/// counts and the lists read the same results even when one lands between two queries, or
+/// between a stopped load and the delivery that continues it.
+fn run_plan(query: &RunQuery, cutoff: &str) -> Vec<(RunPart, String)> {
     let run = normalise_run_id(&query.correlation_id);
     if !query.include_results {
         return vec![(RunPart::Listed, machines_query(&run))];
     }
     let watch: Vec<String> = query.watch.iter().map(|id| id.to_ascii_lowercase()).collect();
+    let results = run_results(&run, cutoff);
     vec![
-        (RunPart::Succeeded, succeeded_counts_query(&run, &watch)),
-        (RunPart::Listed, listed_machines_query(&run, &watch)),
-        (RunPart::Unlisted, unlisted_results_query(&run)),
-        (RunPart::FailedPatches, failed_patches_query(&run, &watch)),
+        (RunPart::Succeeded, succeeded_counts_query(&run, &results, &watch)),
+        (RunPart::Listed, listed_machines_query(&run, &results, &watch)),
+        (RunPart::Unlisted, unlisted_results_query(&run, &results)),
+        (RunPart::FailedPatches, failed_patches_query(&results, &watch)),
     ]
 }
 
@@ -362,16 +388,18 @@ fn machine_list(run: &str) -> String {
 /// The run's installation results, the latest per machine, with `simplySucceeded` computed by
 /// the rules of `patchwatch_model::summary::result_outcome` (status Succeeded, no failed patch,
 /// within the window, no reboot pending): keep the two in step.
-fn run_results(run: &str) -> String {
+fn run_results(run: &str, cutoff: &str) -> String {
     format!(
         "patchinstallationresources\n\
          | where type endswith '/patchinstallationresults'\n\
          | where tolower(tostring(properties.maintenanceRunId)) == {run}\n\
          | extend machineId = tolower(substring(id, 0, indexof(tolower(id), '/patchinstallationresults/')))\n\
          | extend modified = todatetime(properties.lastModifiedDateTime)\n\
+         | where isnull(modified) or modified <= todatetime({cutoff})\n\
          | summarize arg_max(modified, *) by machineId\n\
          | extend simplySucceeded = tolower(tostring(properties.status)) == 'succeeded' and coalesce(toint(properties.failedPatchCount), 0) == 0 and not(coalesce(tobool(properties.maintenanceWindowExceeded), false)) and tolower(tostring(properties.rebootStatus)) !in ('required', 'failed')",
-        run = kql_string(run)
+        run = kql_string(run),
+        cutoff = kql_string(cutoff),
     )
 }
 
@@ -416,10 +444,11 @@ fn machines_query(run: &str) -> String {
 /// The machines that simply succeeded, counted server-side per subscription, resource group and
 /// tag set, with their earliest start, latest finish and longest install (seconds, zero-padded,
 /// then the name: the greatest string is the longest install, ties to the greatest name).
-fn succeeded_counts_query(run: &str, watch: &[String]) -> String {
+fn succeeded_counts_query(run: &str, results: &str, watch: &[String]) -> String {
     format!(
         "{list}\n\
          | project machineId, machineName = tostring(split(machineRef, '/')[8])\n\
+         | summarize machineName = min(machineName) by machineId\n\
          | join kind=inner ({results}\n| where simplySucceeded{not_watched}\n| project machineId, started = todatetime(properties.startDateTime), finished = todatetime(properties.lastModifiedDateTime)) on machineId\n\
          | join kind=leftouter ({MACHINE_COLUMNS}\n| project machineId, machineTags) on machineId\n\
          | extend seconds = datetime_diff('second', finished, started)\n\
@@ -427,14 +456,13 @@ fn succeeded_counts_query(run: &str, watch: &[String]) -> String {
          | summarize machines = count(), firstStart = min(started), lastFinish = max(finished), longest = max(longest) by subscription = tostring(split(machineId, '/')[2]), rg = tostring(split(machineId, '/')[4]), tagSet = tostring(machineTags)\n\
          | order by subscription asc, rg asc, tagSet asc",
         list = machine_list(run),
-        results = run_results(run),
         not_watched = not_watched(watch),
     )
 }
 
 /// One row per machine that did not simply succeed (or is watched), including machines without
 /// a result, with the result, tags and machine columns joined on.
-fn listed_machines_query(run: &str, watch: &[String]) -> String {
+fn listed_machines_query(run: &str, results: &str, watch: &[String]) -> String {
     let keep = listed_only(watch);
     format!(
         "{list}\n\
@@ -444,12 +472,11 @@ fn listed_machines_query(run: &str, watch: &[String]) -> String {
          | project id, type, resourceGroup, {LIST_PROPERTIES}, machineTags, machine, result\n\
          | order by id asc",
         list = machine_list(run),
-        results = run_results(run),
     )
 }
 
 /// Results of this run from machines its list does not name (shown, flagged), whatever they say.
-fn unlisted_results_query(run: &str) -> String {
+fn unlisted_results_query(run: &str, results: &str) -> String {
     format!(
         "{results}\n\
          | join kind=leftouter ({list}\n| project machineId, listed = true) on machineId\n\
@@ -457,14 +484,13 @@ fn unlisted_results_query(run: &str) -> String {
          | join kind=leftouter ({MACHINE_COLUMNS}) on machineId\n\
          | project id, type, resourceGroup, properties, machineTags, machine\n\
          | order by id asc",
-        results = run_results(run),
         list = machine_list(run),
     )
 }
 
 /// Failed patch rows under this run's results that are listed (not simply succeeded, or
 /// watched): patch rows carry no run id, so they are matched to the results by id.
-fn failed_patches_query(run: &str, watch: &[String]) -> String {
+fn failed_patches_query(results: &str, watch: &[String]) -> String {
     let keep = listed_only(watch);
     format!(
         "patchinstallationresources\n\
@@ -474,7 +500,6 @@ fn failed_patches_query(run: &str, watch: &[String]) -> String {
          | join kind=inner ({results}\n{keep}\n| project resultId = tolower(id)) on resultId\n\
          | project id, type, properties\n\
          | order by id asc",
-        results = run_results(run),
     )
 }
 
@@ -583,6 +608,9 @@ fn apply_page(part: RunPart, bytes: &[u8], collector: &mut RunCollector) -> Resu
 pub struct LoadProgress {
     /// The plan these pages belong to (the queries and subscriptions, hashed).
     pub fingerprint: String,
+    /// When the load started: results modified later are left out of every query.
+    #[serde(default)]
+    pub cutoff: Option<String>,
     pub pages: Vec<SavedPage>,
     #[serde(default)]
     kept_bytes: usize,

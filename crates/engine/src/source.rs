@@ -97,13 +97,23 @@ impl RunDataSource {
                 Ok(data)
             }
             Err(stopped) => {
-                if stopped.progress.resumable && !stopped.progress.is_empty() {
+                // Only a load that ran out of time or was throttled goes on from where it
+                // stopped; any other failure (a refused skip token, unreadable saved pages, a
+                // truncated answer) or progress too large to keep starts over next time.
+                let goes_on = matches!(stopped.error, AzureError::Unfinished { .. } | AzureError::Throttled { .. })
+                    && stopped.progress.resumable
+                    && !stopped.progress.is_empty();
+                let kept = if goes_on {
                     let bytes = serde_json::to_vec(&stopped.progress).unwrap_or_default();
-                    match loads.save(run, phase, &bytes).await {
-                        Ok(()) => info!(pages = stopped.progress.len(), "Saved the run load's progress."),
-                        // The load fails anyway; the next delivery starts over.
-                        Err(e) => warn!(error = %e, "The run load's progress could not be saved."),
-                    }
+                    loads.save(run, phase, &bytes).await
+                } else {
+                    loads.clear(run, phase).await
+                };
+                match kept {
+                    Ok(()) if goes_on => info!(pages = stopped.progress.len(), "Saved the run load's progress."),
+                    Ok(()) => {}
+                    // The load fails anyway; the next delivery starts over.
+                    Err(e) => warn!(error = %e, "The run load's progress could not be saved or cleared."),
                 }
                 Err(stopped.error.into())
             }
