@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         ],
         include_results: true,
         since: None,
+        watch: Vec::new(),
     };
     let Ok(run) = snapshot::parse(data, &query) else { return };
     for m in &run.expected {
