@@ -229,9 +229,25 @@ pub fn build_message_with(
     Ok(builder.multipart(body(content)?)?)
 }
 
+/// `s` with CRLF line endings, as a message body carries them. lettre converts a body itself,
+/// but with one `String::insert` per line, which is quadratic: 0.1 s of copying for the
+/// 900 KB email of a 50,000-machine run. Given CRLF already, it inserts nothing.
+fn crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 16);
+    let mut rest = s;
+    while let Some(at) = rest.find('\n') {
+        let line = &rest[..at];
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str("\r\n");
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn body(content: Content<'_>) -> Result<MultiPart, MailError> {
-    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(content.rendered.text.clone());
-    let html = SinglePart::builder().header(ContentType::TEXT_HTML).body(content.rendered.html.clone());
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(&content.rendered.text));
+    let html = SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(&content.rendered.html));
     let alternative = if content.images.is_empty() {
         MultiPart::alternative().singlepart(text).singlepart(html)
     } else {
@@ -353,9 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn bodies_get_crlf_line_endings_in_one_pass() {
+        assert_eq!(crlf("a\nb\r\nc\n\n\r\nd"), "a\r\nb\r\nc\r\n\r\n\r\nd");
+        assert_eq!(crlf("\n"), "\r\n");
+        assert_eq!(crlf("no line end, \r alone"), "no line end, \r alone");
+        assert_eq!(crlf(""), "");
+    }
+
+    #[test]
     fn messages_without_parts_stay_text_and_html_alternatives() {
         let from: Mailbox = "patchwatch <pw@example.com>".parse().unwrap();
-        let r = rendered("Ring — Failed");
+        // Line endings of every kind, converted here as lettre would convert them.
+        let r = Rendered {
+            text: "hi\nsecond line\r\nthird\n\n\nend\n".into(),
+            html: "<p>hi</p>\n<p>é</p>\r\n\n".into(),
+            ..rendered("Ring — Failed")
+        };
         let plain = build_message(&from, std::slice::from_ref(&from), &r, "<a@example.com>").unwrap();
         // The message as it was built before messages could carry parts.
         let before = Message::builder()

@@ -1,6 +1,9 @@
 //! The run's machine list inside a collector: each id stored once, as the run lists it.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    hash::{BuildHasherDefault, Hasher},
+};
 
 use time::OffsetDateTime;
 
@@ -20,19 +23,72 @@ pub(super) struct Entry {
     pub(super) success: Option<Success>,
 }
 
-/// Keyed by the FNV-1a hash of the lower-cased id, so a 200,000-machine run keeps no second,
+/// Keyed by [`hash_lower`] of the id, so a 200,000-machine run keeps no second,
 /// lower-cased copy of every id; ids whose hashes collide are kept in `collided` and told apart
 /// case-insensitively, so a collision costs a scan, never a wrong machine.
 #[derive(Debug, Default)]
 pub(super) struct Listed {
-    by_hash: HashMap<u64, Entry>,
+    by_hash: HashMap<u64, Entry, Prehashed>,
     collided: Vec<Entry>,
 }
 
-/// FNV-1a over the ASCII-lower-cased bytes of `id` (no lower-cased copy is made).
+/// Maps and sets keyed by [`hash_lower`] values, which need no second hashing.
+pub(super) type Prehashed = BuildHasherDefault<IdentityHasher>;
+pub(super) type HashSet64 = HashSet<u64, Prehashed>;
+
+/// Passes a `u64` key through: it is a well-mixed hash already.
+#[derive(Default)]
+pub(super) struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys come here; anything else is still hashed, if poorly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A hash of the ASCII-lower-cased bytes of `id`, eight at a time (no lower-cased copy is made):
+/// the keeping stage of a snapshot's stream looks up every row's machine, and a byte-at-a-time
+/// hash of 100-byte ids was a fifth of its time. In memory only, never stored.
 pub(super) fn hash_lower(id: &str) -> u64 {
-    id.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = id.as_bytes();
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = (h ^ lower8(u64::from_le_bytes(w))).wrapping_mul(K).rotate_left(31);
+    }
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h ^ lower8(u64::from_le_bytes(last))).wrapping_mul(K);
+    // murmur3's finaliser: every input bit reaches the low bits a hash table indexes by.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Eight bytes ASCII-lower-cased at once: 0x20 is added to each byte in `A..=Z`; other bytes,
+/// non-ASCII ones included, are left as they are (as `to_ascii_lowercase` leaves them).
+fn lower8(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & (0x7f * ONES);
+    // Each byte stays under 0x100, so no carry crosses into the next byte.
+    let at_least_a = low7 + (0x80 - u64::from(b'A')) * ONES;
+    let above_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
+    let upper = at_least_a & !above_z & !w & (0x80 * ONES);
+    w | (upper >> 2)
 }
 
 impl Listed {
@@ -113,6 +169,33 @@ mod tests {
         assert!(l.get(key).unwrap().machine.id.contains("VM1"));
         assert!(l.remove(key).is_some());
         assert!(!l.contains(key));
+    }
+
+    #[test]
+    fn hashes_ignore_ascii_case_only() {
+        let ids = [
+            "",
+            "a",
+            "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/VM-01",
+            "@[\\]^_`{|}~ AZaz09 ÄÖÜ é ǅ Σ \u{7f}\u{80}",
+            "exactly8",
+            "exactly16bytes!!",
+        ];
+        for id in ids {
+            assert_eq!(hash_lower(id), hash_lower(&id.to_ascii_lowercase()), "{id}");
+            assert_eq!(hash_lower(id), hash_lower(&id.to_ascii_uppercase()), "{id}");
+            for b in 0..=255u8 {
+                assert_eq!(lower8(u64::from(b) << 24) >> 24, u64::from(b.to_ascii_lowercase()), "{b}");
+            }
+        }
+        // Non-ASCII letters are not folded, as `to_ascii_lowercase` does not fold them.
+        assert_ne!(hash_lower("Ä"), hash_lower("ä"));
+        // Ids that differ anywhere, or only in length, hash apart.
+        let mut seen = HashSet::new();
+        for n in 0..20_000 {
+            assert!(seen.insert(hash_lower(&format!("/subscriptions/s/resourcegroups/rg/vm{n}"))));
+        }
+        assert_ne!(hash_lower("ab"), hash_lower("ab\0"));
     }
 
     #[test]

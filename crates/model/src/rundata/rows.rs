@@ -15,14 +15,11 @@ use serde::{
 use serde_json::{Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::listed::{Entry, Listed, Success};
+use super::listed::{Entry, HashSet64, Listed, Prehashed, Success, hash_lower};
 use super::{
     ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
 };
 use crate::summary::{Outcome, result_outcome};
-
-/// A succeeded group's key: subscription, resource group and tags.
-type GroupKey = (String, String, Arc<BTreeMap<String, String>>);
 
 /// ARG tables patchwatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,8 +156,26 @@ pub fn parse_time(s: Option<&String>) -> Option<OffsetDateTime> {
 
 /// The part of `id` before `/{marker}/` (case-insensitive), lower-cased: the owning machine.
 pub fn parent_of(id: &str, marker: &str) -> Option<String> {
-    let lower = id.to_ascii_lowercase();
-    lower.find(marker).map(|at| lower[..at].trim_end_matches('/').to_owned())
+    let at = find_ignore_ascii_case(id, marker)?;
+    Some(id[..at].trim_end_matches('/').to_ascii_lowercase())
+}
+
+/// Where `needle_lower` (lower-cased ASCII) first occurs in `hay`, ignoring ASCII case; no
+/// lower-cased copy of `hay` is made.
+fn find_ignore_ascii_case(hay: &str, needle_lower: &str) -> Option<usize> {
+    let (hay, needle) = (hay.as_bytes(), needle_lower.as_bytes());
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    // Candidates start where the needle's first byte does, in either case (ids' markers begin
+    // with `/`, so this is a plain memchr).
+    while let Some(at) = memchr::memchr2(first, first.to_ascii_uppercase(), &hay[from..]) {
+        let start = from + at;
+        if hay.len() - start >= needle.len() && hay[start + 1..start + needle.len()].eq_ignore_ascii_case(rest) {
+            return Some(start);
+        }
+        from = start + 1;
+    }
+    None
 }
 
 impl Row {
@@ -392,8 +407,9 @@ pub struct RunCollector {
     watch: HashSet<String>,
     /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
     groups: Vec<SucceededGroup>,
-    /// Machines that simply succeeded, counted per group as their `resources` row gives their tags.
-    folded: HashMap<GroupKey, SucceededGroup>,
+    /// Machines that simply succeeded, counted per group as their `resources` row gives their tags;
+    /// keyed by [`group_hash`], groups whose hashes collide side by side.
+    folded: HashMap<u64, Vec<SucceededGroup>, Prehashed>,
     pub rows_seen: u64,
     /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
     /// another table (a JSON object has each table once), so a result can be judged countable.
@@ -413,7 +429,7 @@ impl RunCollector {
             results_wanted: true,
             watch: HashSet::new(),
             groups: Vec::new(),
-            folded: HashMap::new(),
+            folded: HashMap::default(),
             rows_seen: 0,
             list_complete: false,
             seen_list: false,
@@ -457,42 +473,48 @@ impl RunCollector {
     }
 
     fn dispatch(&mut self, table: Table, row: Row) {
-        let kind = row.kind.to_ascii_lowercase();
+        let kind = row.kind.as_str();
         match table {
-            Table::MaintenanceResources if kind == "microsoft.maintenance/applyupdates" => {
+            Table::MaintenanceResources if kind.eq_ignore_ascii_case("microsoft.maintenance/applyupdates") => {
                 self.accept_apply_update(row)
             }
             Table::PatchInstallationResources if !self.results_wanted => {}
-            Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults") => self.accept_result(row),
-            Table::PatchInstallationResources if kind.ends_with("/patchinstallationresults/softwarepatches") => {
+            Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults") => {
+                self.accept_result(row)
+            }
+            Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults/softwarepatches") => {
                 self.accept_patch(row)
             }
-            Table::Resources if is_machine_type(&kind) => self.accept_machine(row),
+            Table::Resources if is_machine_kind(kind) => self.accept_machine(row),
             _ => {}
         }
     }
 
+    /// Whether `id` names this run (ids compared as [`normalise_run_id`] compares them).
+    fn is_this_run(&self, id: Option<&String>) -> bool {
+        id.is_some_and(|id| id.trim().trim_end_matches('/').eq_ignore_ascii_case(&self.run_id))
+    }
+
     fn accept_apply_update(&mut self, row: Row) {
-        let props = row.properties;
-        if props.correlation_id.as_deref().map(normalise_run_id).as_deref() != Some(self.run_id.as_str()) {
+        if !self.is_this_run(row.properties.correlation_id.as_ref()) {
             return;
         }
+        let props = row.properties;
         let machine_id = props
             .resource_id
             .filter(|r| !r.trim().is_empty())
             .or_else(|| {
-                let lower = row.id.to_ascii_lowercase();
-                lower.find("/providers/microsoft.maintenance/applyupdates").map(|at| row.id[..at].to_owned())
+                find_ignore_ascii_case(&row.id, "/providers/microsoft.maintenance/applyupdates")
+                    .map(|at| row.id[..at].to_owned())
             })
             .unwrap_or(row.id);
-        let key = machine_id.to_ascii_lowercase();
-        if !key.contains("/providers/microsoft.compute/virtualmachines/")
-            && !key.contains("/providers/microsoft.hybridcompute/machines/")
+        if find_ignore_ascii_case(&machine_id, "/providers/microsoft.compute/virtualmachines/").is_none()
+            && find_ignore_ascii_case(&machine_id, "/providers/microsoft.hybridcompute/machines/").is_none()
         {
             return;
         }
         if let Some(tags) = row.machine_tags.filter(|t| !t.is_empty()) {
-            let info = self.info.entry(key.clone()).or_default();
+            let info = self.info.entry(machine_id.to_ascii_lowercase()).or_default();
             for (k, v) in tags {
                 if let Some(v) = v.as_str() {
                     info.tags.entry(k).or_insert_with(|| v.to_owned());
@@ -503,10 +525,10 @@ impl RunCollector {
     }
 
     fn accept_result(&mut self, row: Row) {
-        let p = row.properties;
-        if p.maintenance_run_id.as_deref().map(normalise_run_id).as_deref() != Some(self.run_id.as_str()) {
+        if !self.is_this_run(row.properties.maintenance_run_id.as_ref()) {
             return;
         }
+        let p = row.properties;
         let Some(machine_key) = parent_of(&row.id, "/patchinstallationresults/") else { return };
         let result = InstallResult {
             result_id: row.id.to_ascii_lowercase(),
@@ -524,7 +546,8 @@ impl RunCollector {
             errors: error_messages(p.error_details.as_ref()),
         };
         // Several results for one machine and run (a retried install): the latest one counts.
-        let waiting = self.expected.get(&machine_key).and_then(|e| e.success);
+        let listed = self.expected.get_mut(&machine_key);
+        let waiting = listed.as_ref().and_then(|e| e.success);
         let existing = match (self.results.get(&machine_key), waiting) {
             (Some(r), _) => Some(r.last_modified),
             (None, Some(s)) => Some(s.finished),
@@ -535,11 +558,11 @@ impl RunCollector {
         }
         let countable = self.fold
             && self.list_complete
-            && self.expected.contains(&machine_key)
+            && listed.is_some()
             && !self.watch.contains(&machine_key)
             && result_outcome(&result) == Outcome::Succeeded;
         let success = countable.then_some(Success { started: result.started, finished: result.last_modified });
-        if let Some(entry) = self.expected.get_mut(&machine_key) {
+        if let Some(entry) = listed {
             // Counted when its `resources` row comes (tables come whole, so every result is in by
             // then) or at the end; a retried install's later result still replaces it until then.
             entry.success = success;
@@ -551,32 +574,47 @@ impl RunCollector {
         }
     }
 
-    /// Counts one machine that simply succeeded into its group (by subscription, resource group
-    /// and tags) and forgets it.
+    /// Counts one machine that simply succeeded into its group, with the tags kept for it.
     fn fold_one(&mut self, key: &str, success: Success) {
+        let tags = self.info.remove(key).map(|i| i.tags).unwrap_or_default();
+        self.fold_machine(key, success, tags);
+    }
+
+    /// Counts one machine that simply succeeded into its group (by subscription, resource group
+    /// and tags) and forgets it. Most machines join an existing group: nothing is allocated then
+    /// but the sorted tags.
+    fn fold_machine(&mut self, key: &str, success: Success, tags: HashMap<String, String>) {
         let Some(Entry { machine, .. }) = self.expected.remove(key) else { return };
         self.results.remove(key);
-        let tags: BTreeMap<String, String> =
-            self.info.remove(key).map(|i| i.tags.into_iter().collect()).unwrap_or_default();
+        let tags: BTreeMap<String, String> = tags.into_iter().collect();
         let subscription = segment_after(key, "subscriptions");
         let resource_group = segment_after(key, "resourcegroups");
-        let seconds = crate::summary::install_seconds(success.started, success.finished);
-        let one = SucceededGroup {
-            subscription_id: subscription,
-            resource_group,
-            tags: Arc::new(tags),
-            count: 1,
-            first_start: success.started,
-            last_finish: success.finished,
-            longest_install: seconds.map(|s| (s, crate::resource_id::last_segment(&machine.id).to_owned())),
-        };
-        // Look up by reference first: most machines join an existing group.
-        let group_key = (one.subscription_id.clone(), one.resource_group.clone(), one.tags.clone());
-        match self.folded.get_mut(&group_key) {
-            Some(g) => g.merge(&one),
+        let groups = self.folded.entry(group_hash(subscription, resource_group, &tags)).or_default();
+        let at = match groups.iter().position(|g| g.key() == (subscription, resource_group, &tags)) {
+            Some(at) => at,
             None => {
-                self.folded.insert(group_key, one);
+                groups.push(SucceededGroup {
+                    subscription_id: subscription.to_owned(),
+                    resource_group: resource_group.to_owned(),
+                    tags: Arc::new(tags),
+                    count: 0,
+                    first_start: None,
+                    last_finish: None,
+                    longest_install: None,
+                });
+                groups.len() - 1
             }
+        };
+        let Some(group) = groups.get_mut(at) else { return };
+        group.count += 1;
+        group.first_start = group.first_start.into_iter().chain(success.started).min();
+        group.last_finish = group.last_finish.into_iter().chain(success.finished).max();
+        // As `SucceededGroup::merge` picks: the longest, ties to the greatest name.
+        let name = crate::resource_id::last_segment(&machine.id);
+        if let Some(seconds) = crate::summary::install_seconds(success.started, success.finished)
+            && group.longest_install.as_ref().is_none_or(|(s, n)| (seconds, name) > (*s, n.as_str()))
+        {
+            group.longest_install = Some((seconds, name.to_owned()));
         }
     }
 
@@ -603,6 +641,7 @@ impl RunCollector {
 
     fn accept_machine(&mut self, row: Row) {
         let key = row.id.to_ascii_lowercase();
+        let is_arc = row.kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines");
         let p = row.properties;
         let power_state = p
             .extended
@@ -617,17 +656,21 @@ impl RunCollector {
             .into_iter()
             .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
             .collect();
+        // A machine that simply succeeded is counted now that its tags are known (the row's
+        // tags over those its `applyupdates` row carried), and not kept.
+        if let Some(success) = self.expected.get(&key).and_then(|e| e.success) {
+            let mut all = self.info.remove(&key).map(|i| i.tags).unwrap_or_default();
+            all.extend(tags);
+            self.fold_machine(&key, success, all);
+            return;
+        }
         // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
-        let agent_status =
-            if row.kind.to_ascii_lowercase().starts_with("microsoft.hybridcompute") { p.status } else { None };
-        let info = self.info.entry(key.clone()).or_default();
+        let agent_status = if is_arc { p.status } else { None };
+        let info = self.info.entry(key).or_default();
         info.os_type = os_type;
         info.power_state = power_state;
         info.agent_status = agent_status;
         info.tags.extend(tags);
-        if let Some(success) = self.expected.get_mut(&key).and_then(|e| e.success.take()) {
-            self.fold_one(&key, success);
-        }
     }
 
     /// Finishes collection: counts the machines that simply succeeded (post events) and attaches
@@ -658,7 +701,7 @@ impl RunCollector {
 
     /// FNV-1a hashes of the lower-cased ids of the machines the run lists or that reported for it
     /// (a snapshot's stream drops other machines' `resources` rows by them).
-    pub fn machine_hashes(&self) -> HashSet<u64> {
+    pub(super) fn machine_hashes(&self) -> HashSet64 {
         self.expected.hashes().chain(self.results.keys().map(|k| super::listed::hash_lower(k))).collect()
     }
 
@@ -680,19 +723,25 @@ impl RunCollector {
         for (key, success) in late {
             self.fold_one(&key, success);
         }
-        self.groups.extend(self.folded.drain().map(|(_, g)| g));
+        self.groups.extend(self.folded.drain().flat_map(|(_, g)| g));
     }
 }
 
 /// The path segment after `key` (lower-cased ids only), e.g. the subscription of a machine id.
-fn segment_after(lower_id: &str, key: &str) -> String {
+fn segment_after<'a>(lower_id: &'a str, key: &str) -> &'a str {
     let mut parts = lower_id.split('/');
     while let Some(p) = parts.next() {
         if p == key {
-            return parts.next().unwrap_or_default().to_owned();
+            return parts.next().unwrap_or_default();
         }
     }
-    String::new()
+    ""
+}
+
+/// A succeeded group's key, hashed: subscription, resource group and tags in order.
+fn group_hash(subscription: &str, resource_group: &str, tags: &BTreeMap<String, String>) -> u64 {
+    let parts = [subscription, resource_group].into_iter().chain(tags.iter().flat_map(|(k, v)| [k.as_str(), v]));
+    parts.fold(0, |h, part| (h ^ hash_lower(part)).rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Run ids are compared lower-cased and without a trailing slash (ARG lower-cases some ids).
@@ -702,6 +751,12 @@ pub fn normalise_run_id(id: &str) -> String {
 
 pub fn is_machine_type(kind_lower: &str) -> bool {
     kind_lower == "microsoft.compute/virtualmachines" || kind_lower == "microsoft.hybridcompute/machines"
+}
+
+/// [`is_machine_type`], ignoring ASCII case.
+fn is_machine_kind(kind: &str) -> bool {
+    kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines")
+        || kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines")
 }
 
 /// `errorDetails` holds up to five errors, as an ARM error object (`code`, `message`, `details[]`),

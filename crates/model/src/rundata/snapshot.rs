@@ -2,12 +2,13 @@
 //! unprojected rows. Parsed as a stream of rows into a [`RowSink`] (the run's [`RunCollector`], or
 //! the fleet's collector), so the file is never held as a tree of `Value`s.
 
-use std::{collections::HashSet, fmt, io::Read};
+use std::{fmt, io::Read};
 
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{
     RunData, RunQuery,
+    listed::HashSet64,
     rows::{Row, RunCollector, Table},
 };
 
@@ -94,7 +95,7 @@ struct RunSink<'a> {
     current: Option<Table>,
     complete: Vec<Table>,
     /// Hashes of the run's machines, listed or reporting (a collision only keeps a row).
-    machines: Option<HashSet<u64>>,
+    machines: Option<HashSet64>,
     /// Whether a machine row was dropped: a run table after that would have needed it.
     dropped_machines: bool,
 }
@@ -104,7 +105,7 @@ impl<'a> RunSink<'a> {
         Self { collector, current: None, complete: Vec::new(), machines: None, dropped_machines: false }
     }
 
-    fn run_machines(&mut self) -> Option<&HashSet<u64>> {
+    fn run_machines(&mut self) -> Option<&HashSet64> {
         let ready =
             [Table::MaintenanceResources, Table::PatchInstallationResources].iter().all(|t| self.complete.contains(t));
         if self.machines.is_none() && ready {

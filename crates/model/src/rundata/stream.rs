@@ -5,7 +5,7 @@
 use std::{
     io::{BufRead, BufReader, Read},
     ops::Range,
-    sync::mpsc::{Receiver, SyncSender, channel, sync_channel},
+    sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel},
 };
 
 use serde::de::IgnoredAny;
@@ -154,10 +154,12 @@ impl RawBatch {
     }
 }
 
-/// Parsed rows in stream order, and how many rows the sink's parser dropped.
+/// Parsed rows in stream order, how many rows the sink's parser dropped, and the first row it
+/// refused (the batch's rows stop there).
 struct Parsed<R> {
     items: Vec<Parsed1<R>>,
     dropped: u64,
+    failed: Option<String>,
 }
 
 enum Parsed1<R> {
@@ -165,79 +167,99 @@ enum Parsed1<R> {
     Row(Table, R),
 }
 
+/// A parser's batches, and where their emptied row vectors go back to it.
+type FromParser<R> = (Receiver<Parsed<R>>, Sender<Vec<Parsed1<R>>>);
+
+/// Parser threads. Parsing is most of a load's work; two parsers over alternate batches keep
+/// both cores of a small instance busy (the scanner and the keeping stage are lighter).
+const PARSERS: usize = 2;
+
 /// Streams a snapshot from `reader` into `sink`; see [`RowSink::read_stream`]. Errors name the
 /// table and row index.
 ///
-/// Three stages, each on its own thread: the scanner finds each row's bytes, the parser turns
-/// them into the sink's rows (or drops them, through [`RowSink::parse`]), and the caller's thread
-/// keeps what it needs. A few batches are in flight, and their buffers go back to be refilled:
-/// the memory is touched once, not once per batch.
+/// Three stages: the scanner finds each row's bytes, [`PARSERS`] parsers turn alternate batches
+/// into the sink's rows (or drop them, through [`RowSink::parse`]), and the caller's thread keeps
+/// what it needs, taking the parsers' batches in turn so that rows arrive in stream order. A few
+/// batches are in flight, and their buffers go back to be refilled: the memory is touched once,
+/// not once per batch.
 pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<()> {
-    let (raw_tx, raw_rx) = sync_channel::<RawBatch>(4);
-    let (row_tx, row_rx) = sync_channel::<Parsed<S::Row>>(4);
     let (spare_raw_tx, spare_raw_rx) = channel::<RawBatch>();
-    let (spare_rows_tx, spare_rows_rx) = channel::<Vec<Parsed1<S::Row>>>();
+    let mut to_parsers = Vec::with_capacity(PARSERS);
+    let mut from_parsers = Vec::with_capacity(PARSERS);
     std::thread::scope(|scope| {
+        for _ in 0..PARSERS {
+            let (raw_tx, raw_rx) = sync_channel::<RawBatch>(2);
+            let (row_tx, row_rx) = sync_channel::<Parsed<S::Row>>(2);
+            let (spare_rows_tx, spare_rows_rx) = channel::<Vec<Parsed1<S::Row>>>();
+            let spare_raw = spare_raw_tx.clone();
+            scope.spawn(move || parse_batches::<S>(&raw_rx, &row_tx, &spare_raw, &spare_rows_rx));
+            to_parsers.push(raw_tx);
+            from_parsers.push((row_rx, spare_rows_tx));
+        }
+        drop(spare_raw_tx);
         let scanner = scope.spawn(move || {
-            let mut out = Out { batch: RawBatch::new(), tx: raw_tx, spare: spare_raw_rx };
+            let mut out = Out { batch: RawBatch::new(), tx: to_parsers, next: 0, spare: spare_raw_rx };
             let scanned = scan_rows(reader, &mut out);
             // Even after a structural error: a broken row before it is the first problem.
             if !out.batch.found.is_empty() {
-                let _ = out.tx.send(out.batch);
+                let _ = out.send();
             }
             scanned
         });
-        let parser = scope.spawn(move || -> Result<()> {
-            for mut raw in raw_rx {
-                let mut items = spare_rows_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(raw.found.len()));
-                let mut dropped = 0;
-                let mut failed = None;
-                for found in raw.found.drain(..) {
-                    match found {
-                        Found::Table(table) => items.push(Parsed1::Table(table)),
-                        Found::Row(table, index, range) => {
-                            match S::parse(table, raw.bytes.get(range).unwrap_or_default()) {
-                                Ok(Some(row)) => items.push(Parsed1::Row(table, row)),
-                                Ok(None) => dropped += 1,
-                                Err(e) => {
-                                    failed = Some(format!("{}[{index}]: {e}", table.name()));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-                raw.bytes.clear();
-                let _ = spare_raw_tx.send(raw);
-                // The rows before a broken one are still kept: a later stage may fail first.
-                if row_tx.send(Parsed { items, dropped }).is_err() {
-                    break;
-                }
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-            }
-            Ok(())
-        });
-        let kept = keep(row_rx, sink, &spare_rows_tx);
-        // The first problem in the file is the one reported: the keeping stage only ever sees
-        // rows before a row the parser refused, and the parser only rows the scanner found.
-        let stopped = |_| "the snapshot reader stopped unexpectedly".to_owned();
-        let parsed = parser.join().map_err(stopped);
-        let scanned = scanner.join().map_err(stopped);
+        // The first problem in the file is the one reported: the keeping stage sees batches in
+        // stream order, each with the row its parser refused, and the scanner stops at the first
+        // structural error, after every batch before it.
+        let kept = keep(from_parsers, sink);
+        let scanned = scanner.join().map_err(|_| "the snapshot reader stopped unexpectedly".to_owned());
         kept?;
-        parsed??;
         scanned?
     })
 }
 
-/// The caller's stage: hands each parsed row to the sink, in stream order.
+/// A parser thread: parses each batch it is given and hands the rows on, until either side stops.
+fn parse_batches<S: RowSink>(
+    raw_rx: &Receiver<RawBatch>,
+    row_tx: &SyncSender<Parsed<S::Row>>,
+    spare_raw: &Sender<RawBatch>,
+    spare_rows: &Receiver<Vec<Parsed1<S::Row>>>,
+) {
+    for mut raw in raw_rx {
+        let mut items = spare_rows.try_recv().unwrap_or_else(|_| Vec::with_capacity(raw.found.len()));
+        let mut dropped = 0;
+        let mut failed = None;
+        for found in raw.found.drain(..) {
+            match found {
+                Found::Table(table) => items.push(Parsed1::Table(table)),
+                Found::Row(table, index, range) => match S::parse(table, raw.bytes.get(range).unwrap_or_default()) {
+                    Ok(Some(row)) => items.push(Parsed1::Row(table, row)),
+                    Ok(None) => dropped += 1,
+                    Err(e) => {
+                        failed = Some(format!("{}[{index}]: {e}", table.name()));
+                        break;
+                    }
+                },
+            }
+        }
+        raw.bytes.clear();
+        raw.found.clear();
+        let _ = spare_raw.send(raw);
+        let stop = failed.is_some();
+        // The rows before a refused one are still kept: an earlier problem may be reported first.
+        if row_tx.send(Parsed { items, dropped, failed }).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// The caller's stage: takes the parsers' batches in turn (the order the scanner dealt them)
+/// and hands each row to the sink, in stream order. Stops at the first refused row.
 fn keep<S: RowSink>(
-    rows: Receiver<Parsed<S::Row>>,
+    parsers: Vec<FromParser<S::Row>>,
     sink: &mut S,
-    spare: &std::sync::mpsc::Sender<Vec<Parsed1<S::Row>>>,
 ) -> Result<()> {
-    for mut parsed in rows {
+    for (rows, spare) in parsers.iter().cycle() {
+        // A parser that has stopped has no more batches, and neither has the next one in turn.
+        let Ok(mut parsed) = rows.recv() else { return Ok(()) };
         sink.dropped(parsed.dropped);
         for item in parsed.items.drain(..) {
             match item {
@@ -245,28 +267,38 @@ fn keep<S: RowSink>(
                 Parsed1::Row(table, row) => sink.accept(table, row),
             }
         }
+        if let Some(e) = parsed.failed {
+            return Err(e);
+        }
         let _ = spare.send(parsed.items);
     }
     Ok(())
 }
 
-/// The scanner's output: the batch being filled, and where it goes when full.
+/// The scanner's output: the batch being filled, and the parsers it is dealt to in turn.
 struct Out {
     batch: RawBatch,
-    tx: SyncSender<RawBatch>,
-    /// Batches the parser is done with, to be refilled.
+    tx: Vec<SyncSender<RawBatch>>,
+    /// The parser the next batch goes to.
+    next: usize,
+    /// Batches the parsers are done with, to be refilled.
     spare: Receiver<RawBatch>,
 }
 
 impl Out {
     fn push(&mut self, found: Found) -> Result<()> {
         self.batch.found.push(found);
-        if self.batch.bytes.len() >= BATCH_BYTES {
-            let next = self.spare.try_recv().unwrap_or_else(|_| RawBatch::new());
-            // A closed channel means a later stage stopped (and says why); stop reading.
-            self.tx.send(std::mem::replace(&mut self.batch, next)).map_err(|_| String::new())?;
-        }
-        Ok(())
+        if self.batch.bytes.len() >= BATCH_BYTES { self.send() } else { Ok(()) }
+    }
+
+    /// Hands the batch to the next parser in turn.
+    fn send(&mut self) -> Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| RawBatch::new());
+        let batch = std::mem::replace(&mut self.batch, next);
+        let parser = &self.tx[self.next % self.tx.len()];
+        self.next += 1;
+        // A closed channel means a later stage stopped (and says why); stop reading.
+        parser.send(batch).map_err(|_| String::new())
     }
 }
 
