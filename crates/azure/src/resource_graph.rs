@@ -176,7 +176,10 @@ impl ResourceGraphClient {
     /// Loads the fleet into `sink`: machines with their patch settings, maintenance
     /// configurations, assignments and dynamic scopes, assessments with pending critical and
     /// security patches, and the runs Resource Graph still holds (about 30 days).
-    pub async fn load_fleet<S: RowSink>(&self, sink: &mut S) -> Result<(), AzureError> {
+    pub async fn load_fleet<S: RowSink<Row: serde::de::DeserializeOwned>>(
+        &self,
+        sink: &mut S,
+    ) -> Result<(), AzureError> {
         // The fleet is read by a timer with minutes to spare, not within an event's delivery.
         let deadline = Instant::now() + FLEET_LOAD_BUDGET;
         let mut load = Load { subscriptions: &[], collector: sink, budget: self.options.max_throttle_wait, deadline };
@@ -187,7 +190,12 @@ impl ResourceGraphClient {
     }
 
     /// Runs `query` over each group of the load's subscriptions, every page into its collector.
-    async fn run_query<S: RowSink>(&self, load: &mut Load<'_, S>, table: Table, query: &str) -> Result<(), AzureError> {
+    async fn run_query<S: RowSink<Row: serde::de::DeserializeOwned>>(
+        &self,
+        load: &mut Load<'_, S>,
+        table: Table,
+        query: &str,
+    ) -> Result<(), AzureError> {
         for group in subscription_groups(load.subscriptions) {
             let mut skip_token: Option<String> = None;
             let mut page = 0u32;

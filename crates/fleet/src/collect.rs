@@ -178,6 +178,9 @@ pub struct FleetCollector {
 
 impl RowSink for FleetCollector {
     type Row = FleetRow;
+    fn parse(_: Table, bytes: &[u8]) -> serde_json::Result<Option<FleetRow>> {
+        serde_json::from_slice(bytes).map(Some)
+    }
     fn accept(&mut self, table: Table, mut row: FleetRow) {
         self.rows_seen += 1;
         let mut kind = std::mem::take(&mut row.kind);

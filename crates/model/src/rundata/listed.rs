@@ -93,14 +93,21 @@ fn lower8(w: u64) -> u64 {
 
 impl Listed {
     pub(super) fn get(&self, key: &str) -> Option<&Entry> {
-        match self.by_hash.get(&hash_lower(key)) {
+        self.get_hashed(hash_lower(key), key)
+    }
+
+    /// [`Listed::get`] with `hash` = [`hash_lower`]`(key)` computed already.
+    pub(super) fn get_hashed(&self, hash: u64, key: &str) -> Option<&Entry> {
+        match self.by_hash.get(&hash) {
             Some(e) if e.machine.id.eq_ignore_ascii_case(key) => Some(e),
+            _ if self.collided.is_empty() => None,
             _ => self.collided.iter().find(|e| e.machine.id.eq_ignore_ascii_case(key)),
         }
     }
 
-    pub(super) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        match self.by_hash.get_mut(&hash_lower(key)) {
+    /// [`Listed::get_hashed`], mutable.
+    pub(super) fn get_mut_hashed(&mut self, hash: u64, key: &str) -> Option<&mut Entry> {
+        match self.by_hash.get_mut(&hash) {
             Some(e) if e.machine.id.eq_ignore_ascii_case(key) => Some(e),
             _ => self.collided.iter_mut().find(|e| e.machine.id.eq_ignore_ascii_case(key)),
         }
@@ -111,12 +118,18 @@ impl Listed {
     }
 
     /// Adds `machine` unless the list names it already (the first listing wins).
+    #[cfg(test)]
     pub(super) fn insert(&mut self, machine: ExpectedMachine) {
-        if self.contains(&machine.id) {
+        self.insert_hashed(hash_lower(&machine.id), machine);
+    }
+
+    /// [`Listed::insert`] with `hash` = [`hash_lower`] of the machine's id computed already.
+    pub(super) fn insert_hashed(&mut self, hash: u64, machine: ExpectedMachine) {
+        if self.get_hashed(hash, &machine.id).is_some() {
             return;
         }
         let entry = Entry { machine, success: None };
-        match self.by_hash.entry(hash_lower(&entry.machine.id)) {
+        match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(entry);
             }

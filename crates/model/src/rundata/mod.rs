@@ -3,6 +3,7 @@
 //! One seam, two sources (a snapshot file or Azure Resource Graph), one row parser
 //! ([`rows::RunCollector`]).
 
+pub mod digest;
 mod listed;
 pub mod rows;
 pub mod snapshot;

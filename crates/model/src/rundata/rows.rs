@@ -15,6 +15,7 @@ use serde::{
 use serde_json::{Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use super::digest::{Listing, MachineRow, ResultRow, RunRow};
 use super::listed::{Entry, HashSet64, Listed, Prehashed, Success, hash_lower};
 use super::{
     ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
@@ -78,33 +79,33 @@ pub struct Row {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Props {
-    correlation_id: Option<String>,
-    resource_id: Option<String>,
-    maintenance_run_id: Option<String>,
-    status: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) resource_id: Option<String>,
+    pub(super) maintenance_run_id: Option<String>,
+    pub(super) status: Option<String>,
     #[serde(deserialize_with = "lenient_u32")]
-    installed_patch_count: Option<u32>,
+    pub(super) installed_patch_count: Option<u32>,
     #[serde(deserialize_with = "lenient_u32")]
-    failed_patch_count: Option<u32>,
+    pub(super) failed_patch_count: Option<u32>,
     #[serde(deserialize_with = "lenient_u32")]
-    pending_patch_count: Option<u32>,
+    pub(super) pending_patch_count: Option<u32>,
     #[serde(deserialize_with = "lenient_bool")]
-    maintenance_window_exceeded: Option<bool>,
-    reboot_status: Option<String>,
-    start_date_time: Option<String>,
-    last_modified_date_time: Option<String>,
+    pub(super) maintenance_window_exceeded: Option<bool>,
+    pub(super) reboot_status: Option<String>,
+    pub(super) start_date_time: Option<String>,
+    pub(super) last_modified_date_time: Option<String>,
     pub os_type: Option<String>,
-    error_details: Option<Value>,
-    installation_state: Option<String>,
-    patch_name: Option<String>,
+    pub(super) error_details: Option<Value>,
+    pub(super) installation_state: Option<String>,
+    pub(super) patch_name: Option<String>,
     #[serde(alias = "Kbid", alias = "kbid", alias = "KBId")]
-    kb_id: Option<String>,
-    version: Option<String>,
-    classifications: Option<Value>,
+    pub(super) kb_id: Option<String>,
+    pub(super) version: Option<String>,
+    pub(super) classifications: Option<Value>,
     // `resources` rows (VMs and Arc machines).
-    extended: Option<Extended>,
-    storage_profile: Option<StorageProfile>,
-    os_name: Option<String>,
+    pub(super) extended: Option<Extended>,
+    pub(super) storage_profile: Option<StorageProfile>,
+    pub(super) os_name: Option<String>,
 }
 
 /// `properties.extended.instanceView.powerState.code` of a VM row (shared with the fleet's rows).
@@ -162,7 +163,7 @@ pub fn parent_of(id: &str, marker: &str) -> Option<String> {
 
 /// Where `needle_lower` (lower-cased ASCII) first occurs in `hay`, ignoring ASCII case; no
 /// lower-cased copy of `hay` is made.
-fn find_ignore_ascii_case(hay: &str, needle_lower: &str) -> Option<usize> {
+pub(super) fn find_ignore_ascii_case(hay: &str, needle_lower: &str) -> Option<usize> {
     let (hay, needle) = (hay.as_bytes(), needle_lower.as_bytes());
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
@@ -185,7 +186,12 @@ impl Row {
     /// but only the rows kept get their strings allocated (at 50,000 machines, two in five
     /// rows are installed patches).
     pub fn parse_for_run(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
-        let row: RowRef<'_> = serde_json::from_slice(bytes)?;
+        // The row's UTF-8 checked at once (mostly ASCII: a word at a time) instead of string by
+        // string inside serde; an invalid row is parsed as bytes, for serde's own message.
+        let row: RowRef<'_> = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text)?,
+            Err(_) => serde_json::from_slice(bytes)?,
+        };
         if row.may_matter_to_a_run(table) { row.into_row().map(Some) } else { Ok(None) }
     }
 }
@@ -315,7 +321,7 @@ impl RowRef<'_> {
     }
 }
 
-fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+pub(super) fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
     s.len() >= suffix.len() && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
@@ -455,98 +461,72 @@ impl RunCollector {
     /// Feeds one row of `table`; a live row may carry its machine's `resources` row and its
     /// result joined on, each read as if it had come on its own.
     pub fn accept(&mut self, table: Table, mut row: Row) {
+        self.count_row(table);
+        let (machine, result) = (row.machine.take(), row.result.take());
+        // The row itself first: a joined machine row is kept because its machine is now listed.
+        self.keep(RunRow::digest(table, row));
+        if let Some(result) = result {
+            self.keep(RunRow::digest(Table::PatchInstallationResources, *result));
+        }
+        if let Some(machine) = machine {
+            self.keep(RunRow::digest(Table::Resources, *machine));
+        }
+    }
+
+    /// Feeds one row of `table` digested already (a snapshot's rows are digested where they are
+    /// parsed); `None` for a row digested to nothing.
+    pub fn accept_digested(&mut self, table: Table, row: Option<RunRow>) {
+        self.count_row(table);
+        self.keep(row);
+    }
+
+    fn count_row(&mut self, table: Table) {
         self.rows_seen += 1;
         if table == Table::MaintenanceResources {
             self.seen_list = true;
         } else if self.seen_list {
             self.list_complete = true;
         }
-        let (machine, result) = (row.machine.take(), row.result.take());
-        // The row itself first: a joined machine row is kept because its machine is now listed.
-        self.dispatch(table, row);
-        if let Some(result) = result {
-            self.dispatch(Table::PatchInstallationResources, *result);
-        }
-        if let Some(machine) = machine {
-            self.dispatch(Table::Resources, *machine);
-        }
     }
 
-    fn dispatch(&mut self, table: Table, row: Row) {
-        let kind = row.kind.as_str();
-        match table {
-            Table::MaintenanceResources if kind.eq_ignore_ascii_case("microsoft.maintenance/applyupdates") => {
-                self.accept_apply_update(row)
+    fn keep(&mut self, row: Option<RunRow>) {
+        match row {
+            Some(RunRow::Listing(l)) => self.keep_listing(l),
+            Some(RunRow::Result(r)) if self.results_wanted => self.keep_result(r),
+            Some(RunRow::Patch { result_id, patch }) if self.results_wanted => {
+                self.failed_by_result.entry(result_id).or_default().push(patch);
             }
-            Table::PatchInstallationResources if !self.results_wanted => {}
-            Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults") => {
-                self.accept_result(row)
-            }
-            Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults/softwarepatches") => {
-                self.accept_patch(row)
-            }
-            Table::Resources if is_machine_kind(kind) => self.accept_machine(row),
-            _ => {}
+            Some(RunRow::Machine(m)) => self.keep_machine(m),
+            // Pre events read no results or patches (a snapshot taken after the run has them).
+            Some(RunRow::Result(_) | RunRow::Patch { .. }) | None => {}
         }
     }
 
     /// Whether `id` names this run (ids compared as [`normalise_run_id`] compares them).
-    fn is_this_run(&self, id: Option<&String>) -> bool {
-        id.is_some_and(|id| id.trim().trim_end_matches('/').eq_ignore_ascii_case(&self.run_id))
+    fn is_this_run(&self, id: &str) -> bool {
+        id.trim().trim_end_matches('/').eq_ignore_ascii_case(&self.run_id)
     }
 
-    fn accept_apply_update(&mut self, row: Row) {
-        if !self.is_this_run(row.properties.correlation_id.as_ref()) {
+    fn keep_listing(&mut self, l: Listing) {
+        if !self.is_this_run(&l.run) {
             return;
         }
-        let props = row.properties;
-        let machine_id = props
-            .resource_id
-            .filter(|r| !r.trim().is_empty())
-            .or_else(|| {
-                find_ignore_ascii_case(&row.id, "/providers/microsoft.maintenance/applyupdates")
-                    .map(|at| row.id[..at].to_owned())
-            })
-            .unwrap_or(row.id);
-        if find_ignore_ascii_case(&machine_id, "/providers/microsoft.compute/virtualmachines/").is_none()
-            && find_ignore_ascii_case(&machine_id, "/providers/microsoft.hybridcompute/machines/").is_none()
-        {
-            return;
-        }
-        if let Some(tags) = row.machine_tags.filter(|t| !t.is_empty()) {
-            let info = self.info.entry(machine_id.to_ascii_lowercase()).or_default();
-            for (k, v) in tags {
-                if let Some(v) = v.as_str() {
-                    info.tags.entry(k).or_insert_with(|| v.to_owned());
-                }
+        if !l.machine_tags.is_empty() {
+            let info = self.info.entry(l.machine.id.to_ascii_lowercase()).or_default();
+            for (k, v) in l.machine_tags {
+                info.tags.entry(k).or_insert(v);
             }
         }
-        self.expected.insert(ExpectedMachine { id: machine_id, resource_group: row.resource_group });
+        self.expected.insert_hashed(l.hash, l.machine);
     }
 
-    fn accept_result(&mut self, row: Row) {
-        if !self.is_this_run(row.properties.maintenance_run_id.as_ref()) {
+    fn keep_result(&mut self, r: ResultRow) {
+        if !self.is_this_run(&r.run) {
             return;
         }
-        let p = row.properties;
-        let Some(machine_key) = parent_of(&row.id, "/patchinstallationresults/") else { return };
-        let result = InstallResult {
-            result_id: row.id.to_ascii_lowercase(),
-            machine_id: row.id[..machine_key.len()].to_owned(),
-            resource_group: row.resource_group,
-            status: p.status.unwrap_or_default(),
-            installed: p.installed_patch_count.unwrap_or(0),
-            failed: p.failed_patch_count.unwrap_or(0),
-            pending: p.pending_patch_count.unwrap_or(0),
-            window_exceeded: p.maintenance_window_exceeded.unwrap_or(false),
-            reboot_status: p.reboot_status,
-            started: parse_time(p.start_date_time.as_ref()),
-            last_modified: parse_time(p.last_modified_date_time.as_ref()),
-            os_type: p.os_type,
-            errors: error_messages(p.error_details.as_ref()),
-        };
+        let ResultRow { key: machine_key, hash, result, .. } = r;
         // Several results for one machine and run (a retried install): the latest one counts.
-        let listed = self.expected.get_mut(&machine_key);
+        let listed = self.expected.get_mut_hashed(hash, &machine_key);
         let waiting = listed.as_ref().and_then(|e| e.success);
         let existing = match (self.results.get(&machine_key), waiting) {
             (Some(r), _) => Some(r.last_modified),
@@ -572,6 +552,23 @@ impl RunCollector {
         } else {
             self.results.insert(machine_key, result);
         }
+    }
+
+    fn keep_machine(&mut self, m: MachineRow) {
+        let MachineRow { key, hash, info: row } = m;
+        // A machine that simply succeeded is counted now that its tags are known (the row's
+        // tags over those its `applyupdates` row carried), and not kept.
+        if let Some(success) = self.expected.get_hashed(hash, &key).and_then(|e| e.success) {
+            let mut all = self.info.remove(&key).map(|i| i.tags).unwrap_or_default();
+            all.extend(row.tags);
+            self.fold_machine(&key, success, all);
+            return;
+        }
+        let info = self.info.entry(key).or_default();
+        info.os_type = row.os_type;
+        info.power_state = row.power_state;
+        info.agent_status = row.agent_status;
+        info.tags.extend(row.tags);
     }
 
     /// Counts one machine that simply succeeded into its group, with the tags kept for it.
@@ -616,61 +613,6 @@ impl RunCollector {
         {
             group.longest_install = Some((seconds, name.to_owned()));
         }
-    }
-
-    fn accept_patch(&mut self, row: Row) {
-        let p = row.properties;
-        if !p.installation_state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("failed")) {
-            return;
-        }
-        let Some(result_id) = parent_of(&row.id, "/softwarepatches/") else { return };
-        let classifications = match p.classifications {
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-            Some(Value::String(s)) => vec![s],
-            _ => Vec::new(),
-        };
-        let name = p.patch_name.unwrap_or_else(|| crate::resource_id::last_segment(&row.id).to_owned());
-        self.failed_by_result.entry(result_id).or_default().push(FailedPatch {
-            machine_id: String::new(),
-            name,
-            kb_id: p.kb_id.filter(|k| !k.trim().is_empty()),
-            version: p.version.filter(|v| !v.trim().is_empty()),
-            classifications,
-        });
-    }
-
-    fn accept_machine(&mut self, row: Row) {
-        let key = row.id.to_ascii_lowercase();
-        let is_arc = row.kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines");
-        let p = row.properties;
-        let power_state = p
-            .extended
-            .and_then(|e| e.instance_view)
-            .and_then(|i| i.power_state)
-            .and_then(|s| s.code)
-            .map(|c| c.trim_start_matches("PowerState/").to_owned());
-        let os_type = p.storage_profile.and_then(|s| s.os_disk).and_then(|d| d.os_type).or(p.os_type).or(p.os_name);
-        let tags: HashMap<String, String> = row
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-            .collect();
-        // A machine that simply succeeded is counted now that its tags are known (the row's
-        // tags over those its `applyupdates` row carried), and not kept.
-        if let Some(success) = self.expected.get(&key).and_then(|e| e.success) {
-            let mut all = self.info.remove(&key).map(|i| i.tags).unwrap_or_default();
-            all.extend(tags);
-            self.fold_machine(&key, success, all);
-            return;
-        }
-        // Arc machines report connectivity in `status` (Connected / Disconnected / Expired).
-        let agent_status = if is_arc { p.status } else { None };
-        let info = self.info.entry(key).or_default();
-        info.os_type = os_type;
-        info.power_state = power_state;
-        info.agent_status = agent_status;
-        info.tags.extend(tags);
     }
 
     /// Finishes collection: counts the machines that simply succeeded (post events) and attaches
@@ -751,44 +693,6 @@ pub fn normalise_run_id(id: &str) -> String {
 
 pub fn is_machine_type(kind_lower: &str) -> bool {
     kind_lower == "microsoft.compute/virtualmachines" || kind_lower == "microsoft.hybridcompute/machines"
-}
-
-/// [`is_machine_type`], ignoring ASCII case.
-fn is_machine_kind(kind: &str) -> bool {
-    kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines")
-        || kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines")
-}
-
-/// `errorDetails` holds up to five errors, as an ARM error object (`code`, `message`, `details[]`),
-/// an array of them, or a plain string. Messages are flattened, most specific first.
-fn error_messages(v: Option<&Value>) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_owned()),
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            Value::Object(o) => {
-                if let Some(details) = o.get("details") {
-                    walk(details, out);
-                }
-                let message = o.get("message").and_then(Value::as_str).map(str::trim).filter(|m| !m.is_empty());
-                let code = o.get("code").and_then(Value::as_str).map(str::trim).filter(|c| !c.is_empty());
-                match (code, message) {
-                    (Some(c), Some(m)) => out.push(format!("{c}: {m}")),
-                    (None, Some(m)) => out.push(m.to_owned()),
-                    (Some(c), None) => out.push(c.to_owned()),
-                    (None, None) => {}
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(v) = v {
-        walk(v, &mut out);
-    }
-    out.dedup();
-    out.truncate(5);
-    out
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, Map
 
 use super::{
     RunData, RunQuery,
+    digest::RunRow,
     listed::HashSet64,
     rows::{Row, RunCollector, Table},
 };
@@ -15,18 +16,15 @@ use super::{
 /// Whatever keeps what it needs of a stream of ARG rows. Live queries and snapshot files feed
 /// the same sink, so both go through one parser.
 pub trait RowSink {
-    /// The row shape this sink reads (unknown columns are skipped by serde). `Send`: a file is
-    /// parsed on one thread while the sink keeps rows on another.
-    type Row: DeserializeOwned + Send;
+    /// The row shape this sink keeps: a row as serde reads it (unknown columns skipped), or
+    /// something made of it. `Send`: a file is parsed on other threads than the sink's.
+    type Row: Send;
     fn accept(&mut self, table: Table, row: Self::Row);
 
     /// Parses one streamed row, or `None` for a row this sink drops whatever else the stream
     /// holds (checked in full all the same: a broken row is still reported). Runs on the
-    /// stream's parser thread.
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Self::Row>> {
-        let _ = table;
-        serde_json::from_slice(bytes).map(Some)
-    }
+    /// stream's parser threads.
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Self::Row>>;
 
     /// Counts rows that `parse` dropped.
     fn dropped(&mut self, rows: u64) {
@@ -117,20 +115,21 @@ impl<'a> RunSink<'a> {
 }
 
 impl RowSink for RunSink<'_> {
-    type Row = Row;
-    fn accept(&mut self, table: Table, row: Row) {
-        if table == Table::Resources
+    /// Digested on the parser threads; `None` for a row digested to nothing.
+    type Row = Option<RunRow>;
+    fn accept(&mut self, table: Table, row: Option<RunRow>) {
+        if let Some(RunRow::Machine(m)) = &row
             && let Some(machines) = self.run_machines()
-            && !machines.contains(&super::listed::hash_lower(&row.id))
+            && !machines.contains(&m.hash)
         {
             self.dropped_machines = true;
             self.collector.rows_seen += 1;
             return;
         }
-        self.collector.accept(table, row);
+        self.collector.accept_digested(table, row);
     }
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
-        Row::parse_for_run(table, bytes)
+    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Option<RunRow>>> {
+        Ok(Row::parse_for_run(table, bytes)?.map(|row| RunRow::digest(table, row)))
     }
     fn dropped(&mut self, rows: u64) {
         self.collector.rows_seen += rows;
@@ -160,7 +159,7 @@ pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
 }
 
 /// Streams snapshot bytes into `sink`. The error names the table and row index.
-pub fn parse_into<S: RowSink>(bytes: &[u8], sink: &mut S) -> Result<(), String> {
+pub fn parse_into<S: RowSink<Row: DeserializeOwned>>(bytes: &[u8], sink: &mut S) -> Result<(), String> {
     run(serde_json::Deserializer::from_slice(bytes), sink)
 }
 
@@ -170,7 +169,7 @@ pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<(
     sink.read_stream(reader)
 }
 
-fn run<'de, R: serde_json::de::Read<'de>, S: RowSink>(
+fn run<'de, R: serde_json::de::Read<'de>, S: RowSink<Row: DeserializeOwned>>(
     mut de: serde_json::Deserializer<R>,
     sink: &mut S,
 ) -> Result<(), String> {
@@ -187,14 +186,14 @@ struct Tables<'a, S> {
     failure: &'a mut Option<String>,
 }
 
-impl<'de, S: RowSink> DeserializeSeed<'de> for Tables<'_, S> {
+impl<'de, S: RowSink<Row: DeserializeOwned>> DeserializeSeed<'de> for Tables<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de, S: RowSink> Visitor<'de> for Tables<'_, S> {
+impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Tables<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of ARG table names to arrays of rows")
@@ -221,14 +220,14 @@ struct Rows<'a, S> {
     failure: &'a mut Option<String>,
 }
 
-impl<'de, S: RowSink> DeserializeSeed<'de> for Rows<'_, S> {
+impl<'de, S: RowSink<Row: DeserializeOwned>> DeserializeSeed<'de> for Rows<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, S: RowSink> Visitor<'de> for Rows<'_, S> {
+impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Rows<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "an array of {} rows", self.table.name())

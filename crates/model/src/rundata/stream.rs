@@ -253,10 +253,7 @@ fn parse_batches<S: RowSink>(
 
 /// The caller's stage: takes the parsers' batches in turn (the order the scanner dealt them)
 /// and hands each row to the sink, in stream order. Stops at the first refused row.
-fn keep<S: RowSink>(
-    parsers: Vec<FromParser<S::Row>>,
-    sink: &mut S,
-) -> Result<()> {
+fn keep<S: RowSink>(parsers: Vec<FromParser<S::Row>>, sink: &mut S) -> Result<()> {
     for (rows, spare) in parsers.iter().cycle() {
         // A parser that has stopped has no more batches, and neither has the next one in turn.
         let Ok(mut parsed) = rows.recv() else { return Ok(()) };
