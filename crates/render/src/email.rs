@@ -4,7 +4,11 @@
 //! file name. Strict mode makes a misspelt field an error instead of an empty string. HTML
 //! templates escape everything they print; the text templates strip control characters.
 
-use std::path::Path;
+use std::{
+    borrow::Cow,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use handlebars::Handlebars;
 use serde::Serialize;
@@ -55,12 +59,47 @@ pub struct Rendered {
     pub text: String,
 }
 
-/// The compiled templates (cheap to clone: a render can run on a thread of its own).
+/// The templates, each compiled on first use (cheap to clone: a render can run on a thread of
+/// its own). Compiling costs: handlebars' parser finds each element's line by counting from the
+/// start of the file, so compiling all eight took 12 ms at every start, most of it for the
+/// digest, which a run's summary never renders. Overrides are compiled at load, so that a broken
+/// one is reported at start.
 #[derive(Clone, Debug)]
 pub struct Templates {
-    html: Handlebars<'static>,
-    text: Handlebars<'static>,
+    templates: Arc<[Template]>,
     pub(crate) portal: Url,
+}
+
+#[derive(Debug)]
+struct Template {
+    name: &'static str,
+    source: Cow<'static, str>,
+    compiled: OnceLock<Handlebars<'static>>,
+}
+
+impl Template {
+    fn compiled(&self) -> Result<&Handlebars<'static>, RenderError> {
+        if let Some(registry) = self.compiled.get() {
+            return Ok(registry);
+        }
+        let registry = compile(self.name, &self.source)?;
+        // Two threads may compile it at once; either result is the same.
+        Ok(self.compiled.get_or_init(|| registry))
+    }
+}
+
+/// One template's registry: strict (a misspelt field is an error); HTML-escaped, or for text
+/// templates stripped of control characters.
+fn compile(name: &str, source: &str) -> Result<Handlebars<'static>, RenderError> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    if !name.ends_with(".html") {
+        registry.register_escape_fn(strip_controls);
+    }
+    registry
+        .register_template_string(name, source)
+        .map_err(|source| RenderError::Template { name: name.to_owned(), source: Box::new(source) })?;
+    Ok(registry)
 }
 
 impl Templates {
@@ -71,23 +110,32 @@ impl Templates {
     }
 
     pub fn load(dir: Option<&Path>, portal: Url) -> Result<Self, RenderError> {
-        let mut html = Handlebars::new();
-        html.set_strict_mode(true);
-        let mut text = Handlebars::new();
-        text.set_strict_mode(true);
-        text.register_escape_fn(strip_controls);
+        let mut templates = Vec::with_capacity(EMBEDDED.len());
         for (name, embedded) in EMBEDDED {
-            let source = match dir.map(|d| d.join(format!("{name}.hbs"))).filter(|p| p.exists()) {
-                Some(path) => std::fs::read_to_string(&path)
-                    .map_err(|source| RenderError::Io { path: path.display().to_string(), source })?,
-                None => embedded.to_owned(),
+            let template = match dir.map(|d| d.join(format!("{name}.hbs"))).filter(|p| p.exists()) {
+                Some(path) => {
+                    let source = std::fs::read_to_string(&path)
+                        .map_err(|source| RenderError::Io { path: path.display().to_string(), source })?;
+                    let compiled = OnceLock::from(compile(name, &source)?);
+                    Template { name, source: Cow::Owned(source), compiled }
+                }
+                None => Template { name, source: Cow::Borrowed(embedded), compiled: OnceLock::new() },
             };
-            let registry = if name.ends_with(".html") { &mut html } else { &mut text };
-            registry
-                .register_template_string(name, source)
-                .map_err(|source| RenderError::Template { name: name.to_owned(), source: Box::new(source) })?;
+            templates.push(template);
         }
-        Ok(Self { html, text, portal })
+        Ok(Self { templates: templates.into(), portal })
+    }
+
+    /// Renders template `name` (`summary.html`, …) with `model`.
+    fn render_one(&self, name: &str, model: &impl Serialize) -> Result<String, RenderError> {
+        let failed =
+            |source: handlebars::RenderError| RenderError::Render { name: name.to_owned(), source: Box::new(source) };
+        let template = self
+            .templates
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| failed(handlebars::RenderErrorReason::TemplateNotFound(name.to_owned()).into()))?;
+        template.compiled()?.render(name, model).map_err(failed)
     }
 
     /// Renders the email for a summary (post) or heads-up (pre).
@@ -109,13 +157,10 @@ impl Templates {
             Phase::Pre => "heads-up",
             Phase::Post => "summary",
         };
-        let render = |reg: &Handlebars<'static>, name: String| {
-            reg.render(&name, &model).map_err(|source| RenderError::Render { name, source: Box::new(source) })
-        };
         Ok(Rendered {
             subject: model.subject.clone(),
-            html: render(&self.html, format!("{base}.html"))?,
-            text: render(&self.text, format!("{base}.txt"))?,
+            html: self.render_one(&format!("{base}.html"), &model)?,
+            text: self.render_one(&format!("{base}.txt"), &model)?,
         })
     }
 }
@@ -123,10 +168,7 @@ impl Templates {
 impl Templates {
     /// Renders template `name` (`digest`, …) as HTML and as text from one model.
     pub(crate) fn render_pair(&self, name: &str, model: &impl Serialize) -> Result<(String, String), RenderError> {
-        let render = |reg: &Handlebars<'static>, name: String| {
-            reg.render(&name, model).map_err(|source| RenderError::Render { name, source: Box::new(source) })
-        };
-        Ok((render(&self.html, format!("{name}.html"))?, render(&self.text, format!("{name}.txt"))?))
+        Ok((self.render_one(&format!("{name}.html"), model)?, self.render_one(&format!("{name}.txt"), model)?))
     }
 }
 
@@ -181,14 +223,10 @@ impl Templates {
             actions: links(&n.actions),
             generated: format_time(OffsetDateTime::now_utc()),
         };
-        let render = |reg: &Handlebars<'static>, name: &str| {
-            reg.render(name, &model)
-                .map_err(|source| RenderError::Render { name: name.to_owned(), source: Box::new(source) })
-        };
         Ok(Rendered {
             subject: model.subject.clone(),
-            html: render(&self.html, "notice.html")?,
-            text: render(&self.text, "notice.txt")?,
+            html: self.render_one("notice.html", &model)?,
+            text: self.render_one("notice.txt", &model)?,
         })
     }
 }
@@ -492,6 +530,22 @@ mod tests {
         std::fs::write(dir.path().join("summary.txt.hbs"), "{{#if}}").unwrap();
         let err = Templates::load(Some(dir.path()), Url::parse("https://portal.azure.com/").unwrap()).unwrap_err();
         assert!(err.to_string().contains("summary.txt"), "{err}");
+    }
+
+    #[test]
+    fn every_embedded_template_compiles_and_once() {
+        let t = templates();
+        assert_eq!(t.templates.len(), EMBEDDED.len());
+        for template in t.templates.iter() {
+            assert!(template.compiled.get().is_none(), "{} compiled before its first use", template.name);
+            let first: *const Handlebars<'static> = template.compiled().unwrap();
+            assert!(std::ptr::eq(first, template.compiled().unwrap()), "{} compiled twice", template.name);
+        }
+        // Clones share the compiled templates.
+        let clone = t.clone();
+        assert!(clone.templates.iter().all(|template| template.compiled.get().is_some()));
+        let err = t.render_one("nothing.html", &()).unwrap_err();
+        assert!(err.to_string().contains("nothing.html"), "{err}");
     }
 
     #[test]
