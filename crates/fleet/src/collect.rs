@@ -178,7 +178,9 @@ pub struct FleetCollector {
 
 impl RowSink for FleetCollector {
     type Row = FleetRow;
-    fn parse(_: Table, bytes: &[u8]) -> serde_json::Result<Option<FleetRow>> {
+    type Context = ();
+    fn context(&self) {}
+    fn parse(_: &(), _: Table, bytes: &[u8]) -> serde_json::Result<Option<FleetRow>> {
         serde_json::from_slice(bytes).map(Some)
     }
     fn accept(&mut self, table: Table, mut row: FleetRow) {

@@ -7,10 +7,30 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::listed::hash_lower;
-use super::rows::{Row, Table, ends_with_ignore_case, find_ignore_ascii_case, parent_of, parse_time};
+use super::rows::{Row, Table, ends_with_ignore_case, find_ignore_ascii_case, normalise_run_id, parent_of, parse_time};
 use super::{ExpectedMachine, FailedPatch, InstallResult, MachineInfo};
 
-/// One row a run may keep, digested. Which run it belongs to is judged by the collector.
+/// Which rows a run keeps: its id, and whether it reads results (a pre event does not). Shared
+/// by the stream's parser threads, so that other runs' rows are dropped where they are parsed.
+#[derive(Clone, Debug)]
+pub struct RunFilter {
+    /// Normalised as [`normalise_run_id`] normalises.
+    run_id: String,
+    results: bool,
+}
+
+impl RunFilter {
+    pub(super) fn new(correlation_id: &str, results: bool) -> Self {
+        Self { run_id: normalise_run_id(correlation_id), results }
+    }
+
+    /// Whether `id` names this run (compared as [`normalise_run_id`] compares).
+    fn is_this_run(&self, id: Option<&String>) -> bool {
+        id.is_some_and(|id| id.trim().trim_end_matches('/').eq_ignore_ascii_case(&self.run_id))
+    }
+}
+
+/// One row a run keeps, digested.
 #[derive(Debug)]
 pub enum RunRow {
     /// An `applyupdates` row: the run lists this machine.
@@ -25,8 +45,6 @@ pub enum RunRow {
 
 #[derive(Debug)]
 pub struct Listing {
-    /// The run's id as the row gives it (`correlationId`).
-    pub(super) run: String,
     pub(super) machine: ExpectedMachine,
     /// [`hash_lower`] of the machine's id.
     pub(super) hash: u64,
@@ -36,8 +54,6 @@ pub struct Listing {
 
 #[derive(Debug)]
 pub struct ResultRow {
-    /// The run's id as the row gives it (`maintenanceRunId`).
-    pub(super) run: String,
     /// The machine's lower-cased id, and its hash.
     pub(super) key: String,
     pub(super) hash: u64,
@@ -53,16 +69,24 @@ pub struct MachineRow {
 }
 
 impl RunRow {
-    /// What a run's collector reads of `row` (its joined columns aside), or `None` for a row no
-    /// run keeps: another table's or type's row, a patch that did not fail, a listing of
-    /// something that is not a machine, a result or patch whose id names no parent.
-    pub fn digest(table: Table, row: Row) -> Option<RunRow> {
+    /// What the run of `filter` reads of `row` (its joined columns aside), or `None` for a row
+    /// it does not keep: another run's, another table's or type's row, a patch that did not
+    /// fail, a listing of something that is not a machine, a result or patch whose id names no
+    /// parent, and for a pre event any result or patch.
+    pub fn digest(table: Table, row: Row, filter: &RunFilter) -> Option<RunRow> {
         let kind = row.kind.as_str();
         match table {
             Table::MaintenanceResources if kind.eq_ignore_ascii_case("microsoft.maintenance/applyupdates") => {
+                if !filter.is_this_run(row.properties.correlation_id.as_ref()) {
+                    return None;
+                }
                 listing(row).map(RunRow::Listing)
             }
+            Table::PatchInstallationResources if !filter.results => None,
             Table::PatchInstallationResources if ends_with_ignore_case(kind, "/patchinstallationresults") => {
+                if !filter.is_this_run(row.properties.maintenance_run_id.as_ref()) {
+                    return None;
+                }
                 result(row).map(RunRow::Result)
             }
             Table::PatchInstallationResources
@@ -92,7 +116,6 @@ fn listing(row: Row) -> Option<Listing> {
         return None;
     }
     Some(Listing {
-        run: props.correlation_id.unwrap_or_default(),
         hash: hash_lower(&machine_id),
         machine: ExpectedMachine { id: machine_id, resource_group: row.resource_group },
         machine_tags: string_tags(row.machine_tags),
@@ -117,7 +140,7 @@ fn result(row: Row) -> Option<ResultRow> {
         os_type: p.os_type,
         errors: error_messages(p.error_details.as_ref()),
     };
-    Some(ResultRow { run: p.maintenance_run_id.unwrap_or_default(), hash: hash_lower(&key), key, result })
+    Some(ResultRow { hash: hash_lower(&key), key, result })
 }
 
 fn failed_patch(row: Row) -> Option<RunRow> {

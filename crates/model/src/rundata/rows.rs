@@ -15,7 +15,7 @@ use serde::{
 use serde_json::{Value, value::RawValue};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::digest::{Listing, MachineRow, ResultRow, RunRow};
+use super::digest::{Listing, MachineRow, ResultRow, RunFilter, RunRow};
 use super::listed::{Entry, HashSet64, Listed, Prehashed, Success, hash_lower};
 use super::{
     ExpectedMachine, FailedPatch, InstallResult, MachineInfo, RunData, RunQuery, SucceededGroup, merge_groups,
@@ -398,7 +398,8 @@ fn raw_to_value(raw: &RawValue) -> serde_json::Result<Value> {
 /// Accumulates the rows of one run.
 #[derive(Debug)]
 pub struct RunCollector {
-    run_id: String,
+    /// The run, and whether its results are read.
+    filter: RunFilter,
     /// The run's machines; a simply succeeded one's result waits here, small, to be counted.
     expected: Listed,
     results: HashMap<String, InstallResult>,
@@ -407,8 +408,6 @@ pub struct RunCollector {
     info: HashMap<String, MachineInfo>,
     /// Post events: machines that simply succeeded are counted into groups at the end.
     fold: bool,
-    /// Pre events read no results or patches (a snapshot taken after the run has them).
-    results_wanted: bool,
     /// Lower-cased ids listed even when they simply succeeded.
     watch: HashSet<String>,
     /// Groups counted by Resource Graph (live loads), merged with the folded ones at the end.
@@ -426,13 +425,12 @@ pub struct RunCollector {
 impl RunCollector {
     pub fn new(correlation_id: &str) -> Self {
         Self {
-            run_id: normalise_run_id(correlation_id),
+            filter: RunFilter::new(correlation_id, true),
             expected: Listed::default(),
             results: HashMap::new(),
             failed_by_result: HashMap::new(),
             info: HashMap::new(),
             fold: false,
-            results_wanted: true,
             watch: HashSet::new(),
             groups: Vec::new(),
             folded: HashMap::default(),
@@ -447,7 +445,7 @@ impl RunCollector {
     pub fn for_query(query: &RunQuery) -> Self {
         let mut c = Self::new(&query.correlation_id);
         c.fold = query.include_results;
-        c.results_wanted = query.include_results;
+        c.filter = RunFilter::new(&query.correlation_id, query.include_results);
         c.watch = query.watch.iter().map(|id| id.to_ascii_lowercase()).collect();
         c
     }
@@ -464,20 +462,20 @@ impl RunCollector {
         self.count_row(table);
         let (machine, result) = (row.machine.take(), row.result.take());
         // The row itself first: a joined machine row is kept because its machine is now listed.
-        self.keep(RunRow::digest(table, row));
+        self.keep(RunRow::digest(table, row, &self.filter));
         if let Some(result) = result {
-            self.keep(RunRow::digest(Table::PatchInstallationResources, *result));
+            self.keep(RunRow::digest(Table::PatchInstallationResources, *result, &self.filter));
         }
         if let Some(machine) = machine {
-            self.keep(RunRow::digest(Table::Resources, *machine));
+            self.keep(RunRow::digest(Table::Resources, *machine, &self.filter));
         }
     }
 
     /// Feeds one row of `table` digested already (a snapshot's rows are digested where they are
-    /// parsed); `None` for a row digested to nothing.
-    pub fn accept_digested(&mut self, table: Table, row: Option<RunRow>) {
+    /// parsed, and those digested to nothing are dropped there).
+    pub fn accept_digested(&mut self, table: Table, row: RunRow) {
         self.count_row(table);
-        self.keep(row);
+        self.keep(Some(row));
     }
 
     fn count_row(&mut self, table: Table) {
@@ -492,25 +490,21 @@ impl RunCollector {
     fn keep(&mut self, row: Option<RunRow>) {
         match row {
             Some(RunRow::Listing(l)) => self.keep_listing(l),
-            Some(RunRow::Result(r)) if self.results_wanted => self.keep_result(r),
-            Some(RunRow::Patch { result_id, patch }) if self.results_wanted => {
+            Some(RunRow::Result(r)) => self.keep_result(r),
+            Some(RunRow::Patch { result_id, patch }) => {
                 self.failed_by_result.entry(result_id).or_default().push(patch);
             }
             Some(RunRow::Machine(m)) => self.keep_machine(m),
-            // Pre events read no results or patches (a snapshot taken after the run has them).
-            Some(RunRow::Result(_) | RunRow::Patch { .. }) | None => {}
+            None => {}
         }
     }
 
-    /// Whether `id` names this run (ids compared as [`normalise_run_id`] compares them).
-    fn is_this_run(&self, id: &str) -> bool {
-        id.trim().trim_end_matches('/').eq_ignore_ascii_case(&self.run_id)
+    /// Which rows this collector keeps, for digesting them where they are parsed.
+    pub fn filter(&self) -> &RunFilter {
+        &self.filter
     }
 
     fn keep_listing(&mut self, l: Listing) {
-        if !self.is_this_run(&l.run) {
-            return;
-        }
         if !l.machine_tags.is_empty() {
             let info = self.info.entry(l.machine.id.to_ascii_lowercase()).or_default();
             for (k, v) in l.machine_tags {
@@ -521,10 +515,7 @@ impl RunCollector {
     }
 
     fn keep_result(&mut self, r: ResultRow) {
-        if !self.is_this_run(&r.run) {
-            return;
-        }
-        let ResultRow { key: machine_key, hash, result, .. } = r;
+        let ResultRow { key: machine_key, hash, result } = r;
         // Several results for one machine and run (a retried install): the latest one counts.
         let listed = self.expected.get_mut_hashed(hash, &machine_key);
         let waiting = listed.as_ref().and_then(|e| e.success);

@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, Map
 
 use super::{
     RunData, RunQuery,
-    digest::RunRow,
+    digest::{RunFilter, RunRow},
     listed::HashSet64,
     rows::{Row, RunCollector, Table},
 };
@@ -19,12 +19,15 @@ pub trait RowSink {
     /// The row shape this sink keeps: a row as serde reads it (unknown columns skipped), or
     /// something made of it. `Send`: a file is parsed on other threads than the sink's.
     type Row: Send;
+    /// What the parser threads know of this sink (the run whose rows are kept).
+    type Context: Sync;
+    fn context(&self) -> Self::Context;
     fn accept(&mut self, table: Table, row: Self::Row);
 
     /// Parses one streamed row, or `None` for a row this sink drops whatever else the stream
     /// holds (checked in full all the same: a broken row is still reported). Runs on the
     /// stream's parser threads.
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Self::Row>>;
+    fn parse(context: &Self::Context, table: Table, bytes: &[u8]) -> serde_json::Result<Option<Self::Row>>;
 
     /// Counts rows that `parse` dropped.
     fn dropped(&mut self, rows: u64) {
@@ -49,11 +52,15 @@ pub trait RowSink {
 
 impl<T: RowSink> RowSink for &mut T {
     type Row = T::Row;
+    type Context = T::Context;
+    fn context(&self) -> T::Context {
+        (**self).context()
+    }
     fn accept(&mut self, table: Table, row: T::Row) {
         (**self).accept(table, row);
     }
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<T::Row>> {
-        T::parse(table, bytes)
+    fn parse(context: &T::Context, table: Table, bytes: &[u8]) -> serde_json::Result<Option<T::Row>> {
+        T::parse(context, table, bytes)
     }
     fn dropped(&mut self, rows: u64) {
         (**self).dropped(rows);
@@ -68,10 +75,12 @@ impl<T: RowSink> RowSink for &mut T {
 
 impl RowSink for RunCollector {
     type Row = Row;
+    type Context = ();
+    fn context(&self) {}
     fn accept(&mut self, table: Table, row: Row) {
         RunCollector::accept(self, table, row);
     }
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
+    fn parse(_: &(), table: Table, bytes: &[u8]) -> serde_json::Result<Option<Row>> {
         Row::parse_for_run(table, bytes)
     }
     fn dropped(&mut self, rows: u64) {
@@ -115,10 +124,14 @@ impl<'a> RunSink<'a> {
 }
 
 impl RowSink for RunSink<'_> {
-    /// Digested on the parser threads; `None` for a row digested to nothing.
-    type Row = Option<RunRow>;
-    fn accept(&mut self, table: Table, row: Option<RunRow>) {
-        if let Some(RunRow::Machine(m)) = &row
+    /// Digested on the parser threads, where rows the run does not keep are dropped.
+    type Row = RunRow;
+    type Context = RunFilter;
+    fn context(&self) -> RunFilter {
+        self.collector.filter().clone()
+    }
+    fn accept(&mut self, table: Table, row: RunRow) {
+        if let RunRow::Machine(m) = &row
             && let Some(machines) = self.run_machines()
             && !machines.contains(&m.hash)
         {
@@ -128,8 +141,8 @@ impl RowSink for RunSink<'_> {
         }
         self.collector.accept_digested(table, row);
     }
-    fn parse(table: Table, bytes: &[u8]) -> serde_json::Result<Option<Option<RunRow>>> {
-        Ok(Row::parse_for_run(table, bytes)?.map(|row| RunRow::digest(table, row)))
+    fn parse(filter: &RunFilter, table: Table, bytes: &[u8]) -> serde_json::Result<Option<RunRow>> {
+        Ok(Row::parse_for_run(table, bytes)?.and_then(|row| RunRow::digest(table, row, filter)))
     }
     fn dropped(&mut self, rows: u64) {
         self.collector.rows_seen += rows;

@@ -75,7 +75,7 @@ impl<R: Read> Scanner<R> {
                         continue;
                     }
                     // Most bytes are inside strings: jump to the next quote or backslash.
-                    match memchr::memchr2(b'"', b'\\', &buf[used..]) {
+                    match quote_or_backslash(&buf[used..]) {
                         None => {
                             used = buf.len();
                             continue;
@@ -132,6 +132,30 @@ impl<R: Read> Scanner<R> {
     }
 }
 
+/// Where the first `"` or `\\` in `s` is. Most JSON strings are short (28 bytes on average in a
+/// snapshot, seven million of them at 50,000 machines), so the first 64 bytes are searched eight
+/// at a time inline, where a `memchr` call's set-up would cost more than the search; longer
+/// strings go on with `memchr`.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8).filter(|_| at < 64) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        let (q, b) = (w ^ (u64::from(b'"') * ONES), w ^ (u64::from(b'\\') * ONES));
+        // The high bit of each zero byte (a borrow may also mark bytes above the first zero,
+        // never below it, and only the lowest is read).
+        let found = (q.wrapping_sub(ONES) & !q | b.wrapping_sub(ONES) & !b) & HIGH;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr::memchr2(b'"', b'\\', s.get(at..)?).map(|i| at + i)
+}
+
 /// A batch is handed on once its rows hold this many bytes (a few hundred rows).
 const BATCH_BYTES: usize = 512 * 1024;
 
@@ -186,13 +210,15 @@ pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Resul
     let (spare_raw_tx, spare_raw_rx) = channel::<RawBatch>();
     let mut to_parsers = Vec::with_capacity(PARSERS);
     let mut from_parsers = Vec::with_capacity(PARSERS);
+    let context = sink.context();
     std::thread::scope(|scope| {
         for _ in 0..PARSERS {
             let (raw_tx, raw_rx) = sync_channel::<RawBatch>(2);
             let (row_tx, row_rx) = sync_channel::<Parsed<S::Row>>(2);
             let (spare_rows_tx, spare_rows_rx) = channel::<Vec<Parsed1<S::Row>>>();
             let spare_raw = spare_raw_tx.clone();
-            scope.spawn(move || parse_batches::<S>(&raw_rx, &row_tx, &spare_raw, &spare_rows_rx));
+            let context = &context;
+            scope.spawn(move || parse_batches::<S>(context, &raw_rx, &row_tx, &spare_raw, &spare_rows_rx));
             to_parsers.push(raw_tx);
             from_parsers.push((row_rx, spare_rows_tx));
         }
@@ -218,6 +244,7 @@ pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Resul
 
 /// A parser thread: parses each batch it is given and hands the rows on, until either side stops.
 fn parse_batches<S: RowSink>(
+    context: &S::Context,
     raw_rx: &Receiver<RawBatch>,
     row_tx: &SyncSender<Parsed<S::Row>>,
     spare_raw: &Sender<RawBatch>,
@@ -230,14 +257,16 @@ fn parse_batches<S: RowSink>(
         for found in raw.found.drain(..) {
             match found {
                 Found::Table(table) => items.push(Parsed1::Table(table)),
-                Found::Row(table, index, range) => match S::parse(table, raw.bytes.get(range).unwrap_or_default()) {
-                    Ok(Some(row)) => items.push(Parsed1::Row(table, row)),
-                    Ok(None) => dropped += 1,
-                    Err(e) => {
-                        failed = Some(format!("{}[{index}]: {e}", table.name()));
-                        break;
+                Found::Row(table, index, range) => {
+                    match S::parse(context, table, raw.bytes.get(range).unwrap_or_default()) {
+                        Ok(Some(row)) => items.push(Parsed1::Row(table, row)),
+                        Ok(None) => dropped += 1,
+                        Err(e) => {
+                            failed = Some(format!("{}[{index}]: {e}", table.name()));
+                            break;
+                        }
                     }
-                },
+                }
             }
         }
         raw.bytes.clear();
@@ -426,6 +455,25 @@ mod tests {
         let mut c = RunCollector::new(&q().correlation_id);
         read_into(text.as_bytes(), &mut c)?;
         Ok(usize::try_from(c.rows_seen).unwrap_or(usize::MAX))
+    }
+
+    #[test]
+    fn quotes_and_backslashes_are_found_where_memchr_finds_them() {
+        let mut text = Vec::new();
+        for n in 0..300u32 {
+            // Lengths across the eight-byte words and past the inline search.
+            text.extend((0..n % 97).map(|i| b"ab\xc3\xa9\x00\x7f\x80\xff "[(i % 8) as usize]));
+            text.push(if n % 3 == 0 { b'\\' } else { b'"' });
+        }
+        for start in 0..text.len() {
+            let s = &text[start..];
+            assert_eq!(quote_or_backslash(s), memchr::memchr2(b'"', b'\\', s), "from {start}");
+        }
+        assert_eq!(quote_or_backslash(b""), None);
+        assert_eq!(quote_or_backslash(&[b'a'; 200]), None);
+        // A byte that borrows (0x00 before the quote) does not hide or move the match.
+        assert_eq!(quote_or_backslash(b"\x00\x01\"\"abcdefgh"), Some(2));
+        assert_eq!(quote_or_backslash(b"#!\x21\x22"), Some(3));
     }
 
     #[test]
