@@ -36,7 +36,8 @@ pub(super) struct Listed {
 pub(super) type Prehashed = BuildHasherDefault<IdentityHasher>;
 pub(super) type HashSet64 = HashSet<u64, Prehashed>;
 
-/// Passes a `u64` key through: it is a well-mixed hash already.
+/// Passes a `u64` key through: it is a well-mixed hash already. (Unkeyed: ids crafted to collide
+/// would make lookups slow, never wrong; ids come from the tenant's own Resource Graph.)
 #[derive(Default)]
 pub(super) struct IdentityHasher(u64);
 

@@ -161,15 +161,15 @@ pub fn parent_of(id: &str, marker: &str) -> Option<String> {
     Some(id[..at].trim_end_matches('/').to_ascii_lowercase())
 }
 
-/// Where `needle_lower` (lower-cased ASCII) first occurs in `hay`, ignoring ASCII case; no
-/// lower-cased copy of `hay` is made.
-pub(super) fn find_ignore_ascii_case(hay: &str, needle_lower: &str) -> Option<usize> {
-    let (hay, needle) = (hay.as_bytes(), needle_lower.as_bytes());
+/// Where `needle` first occurs in `hay`, ignoring ASCII case (an empty needle is found nowhere);
+/// no lower-cased copy of `hay` is made.
+pub(super) fn find_ignore_ascii_case(hay: &str, needle: &str) -> Option<usize> {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
     // Candidates start where the needle's first byte does, in either case (ids' markers begin
     // with `/`, so this is a plain memchr).
-    while let Some(at) = memchr::memchr2(first, first.to_ascii_uppercase(), &hay[from..]) {
+    while let Some(at) = memchr::memchr2(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &hay[from..]) {
         let start = from + at;
         if hay.len() - start >= needle.len() && hay[start + 1..start + needle.len()].eq_ignore_ascii_case(rest) {
             return Some(start);
@@ -418,6 +418,8 @@ pub struct RunCollector {
     pub rows_seen: u64,
     /// The run's machine list is complete: `maintenanceresources` rows came, then a row of
     /// another table (a JSON object has each table once), so a result can be judged countable.
+    /// (A snapshot's rows that the run does not keep never come here: the first kept row of
+    /// another table completes the list, before it is judged.)
     list_complete: bool,
     seen_list: bool,
 }
@@ -549,10 +551,12 @@ impl RunCollector {
         let MachineRow { key, hash, info: row } = m;
         // A machine that simply succeeded is counted now that its tags are known (the row's
         // tags over those its `applyupdates` row carried), and not kept.
-        if let Some(success) = self.expected.get_hashed(hash, &key).and_then(|e| e.success) {
+        if let Some(success) = self.expected.get_hashed(hash, &key).and_then(|e| e.success)
+            && let Some(entry) = self.expected.remove(&key)
+        {
             let mut all = self.info.remove(&key).map(|i| i.tags).unwrap_or_default();
             all.extend(row.tags);
-            self.fold_machine(&key, success, all);
+            self.fold_machine(&key, entry, success, all);
             return;
         }
         let info = self.info.entry(key).or_default();
@@ -564,15 +568,16 @@ impl RunCollector {
 
     /// Counts one machine that simply succeeded into its group, with the tags kept for it.
     fn fold_one(&mut self, key: &str, success: Success) {
+        let Some(entry) = self.expected.remove(key) else { return };
         let tags = self.info.remove(key).map(|i| i.tags).unwrap_or_default();
-        self.fold_machine(key, success, tags);
+        self.fold_machine(key, entry, success, tags);
     }
 
-    /// Counts one machine that simply succeeded into its group (by subscription, resource group
-    /// and tags) and forgets it. Most machines join an existing group: nothing is allocated then
-    /// but the sorted tags.
-    fn fold_machine(&mut self, key: &str, success: Success, tags: HashMap<String, String>) {
-        let Some(Entry { machine, .. }) = self.expected.remove(key) else { return };
+    /// Counts one machine that simply succeeded, taken off the list, into its group (by
+    /// subscription, resource group and tags) and forgets it. Most machines join an existing
+    /// group: nothing is allocated then but the sorted tags.
+    fn fold_machine(&mut self, key: &str, entry: Entry, success: Success, tags: HashMap<String, String>) {
+        let machine = entry.machine;
         self.results.remove(key);
         let tags: BTreeMap<String, String> = tags.into_iter().collect();
         let subscription = segment_after(key, "subscriptions");
@@ -632,7 +637,7 @@ impl RunCollector {
         }
     }
 
-    /// FNV-1a hashes of the lower-cased ids of the machines the run lists or that reported for it
+    /// [`hash_lower`] of the ids of the machines the run lists or that reported for it
     /// (a snapshot's stream drops other machines' `resources` rows by them).
     pub(super) fn machine_hashes(&self) -> HashSet64 {
         self.expected.hashes().chain(self.results.keys().map(|k| super::listed::hash_lower(k))).collect()
@@ -749,5 +754,21 @@ mod tests {
         assert_eq!(info.power_state.as_deref(), Some("deallocated"));
         assert_eq!(info.os_type.as_deref(), Some("Windows"));
         assert_eq!(info.tags["PatchOwner"], "db");
+    }
+
+    #[test]
+    fn markers_are_found_ignoring_ascii_case() {
+        let id = "/subscriptions/s/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/vm/patchInstallationResults/1";
+        let at = id.find("/patchInstallationResults/").unwrap();
+        assert_eq!(find_ignore_ascii_case(id, "/patchinstallationresults/"), Some(at));
+        assert_eq!(find_ignore_ascii_case(id, "/PATCHINSTALLATIONRESULTS/"), Some(at));
+        assert_eq!(find_ignore_ascii_case("Pp", "p"), Some(0));
+        assert_eq!(find_ignore_ascii_case("xxaab", "aab"), Some(2), "overlapping candidates");
+        assert_eq!(find_ignore_ascii_case("/a", "/ab"), None, "needle longer than what is left");
+        assert_eq!(find_ignore_ascii_case("", "/"), None);
+        assert_eq!(find_ignore_ascii_case("abc", ""), None);
+        assert_eq!(find_ignore_ascii_case("é/X", "/x"), Some(2));
+        assert_eq!(parent_of(id, "/patchinstallationresults/").as_deref(), Some(&*id[..at].to_ascii_lowercase()));
+        assert_eq!(parent_of(id, "/softwarepatches/"), None);
     }
 }

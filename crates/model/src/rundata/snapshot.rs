@@ -4,7 +4,8 @@
 
 use std::{fmt, io::Read};
 
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::{
     RunData, RunQuery,
@@ -171,8 +172,9 @@ pub fn parse(bytes: &[u8], query: &RunQuery) -> Result<RunData, String> {
     Ok(collector.finish())
 }
 
-/// Streams snapshot bytes into `sink`. The error names the table and row index.
-pub fn parse_into<S: RowSink<Row: DeserializeOwned>>(bytes: &[u8], sink: &mut S) -> Result<(), String> {
+/// Streams snapshot bytes into `sink`, each row through [`RowSink::parse`] as a streamed file's
+/// rows go (so both read a row alike). The error names the table and row index.
+pub fn parse_into<S: RowSink>(bytes: &[u8], sink: &mut S) -> Result<(), String> {
     run(serde_json::Deserializer::from_slice(bytes), sink)
 }
 
@@ -182,31 +184,33 @@ pub fn read_into<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Result<(
     sink.read_stream(reader)
 }
 
-fn run<'de, R: serde_json::de::Read<'de>, S: RowSink<Row: DeserializeOwned>>(
+fn run<'de, R: serde_json::de::Read<'de>, S: RowSink>(
     mut de: serde_json::Deserializer<R>,
     sink: &mut S,
 ) -> Result<(), String> {
     let mut failure = None;
-    let seed = Tables { sink, failure: &mut failure };
+    let context = sink.context();
+    let seed = Tables { sink, context: &context, failure: &mut failure };
     match seed.deserialize(&mut de).and_then(|()| de.end()) {
         Ok(()) => Ok(()),
         Err(e) => Err(failure.unwrap_or_else(|| format!("invalid JSON: {e}"))),
     }
 }
 
-struct Tables<'a, S> {
+struct Tables<'a, S: RowSink> {
     sink: &'a mut S,
+    context: &'a S::Context,
     failure: &'a mut Option<String>,
 }
 
-impl<'de, S: RowSink<Row: DeserializeOwned>> DeserializeSeed<'de> for Tables<'_, S> {
+impl<'de, S: RowSink> DeserializeSeed<'de> for Tables<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Tables<'_, S> {
+impl<'de, S: RowSink> Visitor<'de> for Tables<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of ARG table names to arrays of rows")
@@ -215,7 +219,9 @@ impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Tables<'_, S> {
         while let Some(name) = map.next_key::<String>()? {
             match Table::from_name(&name) {
                 Some(table) => {
-                    map.next_value_seed(Rows { table, sink: &mut *self.sink, failure: &mut *self.failure })?
+                    let rows =
+                        Rows { table, sink: &mut *self.sink, context: self.context, failure: &mut *self.failure };
+                    map.next_value_seed(rows)?
                 }
                 // Unknown tables are tolerated so that exports with extra tables still load.
                 None => {
@@ -227,20 +233,21 @@ impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Tables<'_, S> {
     }
 }
 
-struct Rows<'a, S> {
+struct Rows<'a, S: RowSink> {
     table: Table,
     sink: &'a mut S,
+    context: &'a S::Context,
     failure: &'a mut Option<String>,
 }
 
-impl<'de, S: RowSink<Row: DeserializeOwned>> DeserializeSeed<'de> for Rows<'_, S> {
+impl<'de, S: RowSink> DeserializeSeed<'de> for Rows<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Rows<'_, S> {
+impl<'de, S: RowSink> Visitor<'de> for Rows<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "an array of {} rows", self.table.name())
@@ -248,12 +255,21 @@ impl<'de, S: RowSink<Row: DeserializeOwned>> Visitor<'de> for Rows<'_, S> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            match seq.next_element::<S::Row>() {
-                Ok(Some(row)) => self.sink.accept(self.table, row),
+            let row = match seq.next_element::<&'de RawValue>() {
+                Ok(Some(row)) => row,
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     *self.failure = Some(format!("{}[{index}]: {e}", self.table.name()));
                     return Err(e);
+                }
+            };
+            match S::parse(self.context, self.table, row.get().as_bytes()) {
+                Ok(Some(row)) => self.sink.accept(self.table, row),
+                Ok(None) => self.sink.dropped(1),
+                Err(e) => {
+                    let failure = format!("{}[{index}]: {e}", self.table.name());
+                    *self.failure = Some(failure.clone());
+                    return Err(serde::de::Error::custom(failure));
                 }
             }
             index += 1;

@@ -212,13 +212,15 @@ pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Resul
     let mut from_parsers = Vec::with_capacity(PARSERS);
     let context = sink.context();
     std::thread::scope(|scope| {
+        let mut parsers = Vec::with_capacity(PARSERS);
         for _ in 0..PARSERS {
             let (raw_tx, raw_rx) = sync_channel::<RawBatch>(2);
             let (row_tx, row_rx) = sync_channel::<Parsed<S::Row>>(2);
             let (spare_rows_tx, spare_rows_rx) = channel::<Vec<Parsed1<S::Row>>>();
             let spare_raw = spare_raw_tx.clone();
             let context = &context;
-            scope.spawn(move || parse_batches::<S>(context, &raw_rx, &row_tx, &spare_raw, &spare_rows_rx));
+            parsers
+                .push(scope.spawn(move || parse_batches::<S>(context, &raw_rx, &row_tx, &spare_raw, &spare_rows_rx)));
             to_parsers.push(raw_tx);
             from_parsers.push((row_rx, spare_rows_tx));
         }
@@ -236,7 +238,11 @@ pub(super) fn drive<S: RowSink>(reader: impl Read + Send, sink: &mut S) -> Resul
         // stream order, each with the row its parser refused, and the scanner stops at the first
         // structural error, after every batch before it.
         let kept = keep(from_parsers, sink);
-        let scanned = scanner.join().map_err(|_| "the snapshot reader stopped unexpectedly".to_owned());
+        // A parser that panicked ended its turn early, and the rows kept are not the whole file.
+        let stopped = || "the snapshot reader stopped unexpectedly".to_owned();
+        let parsed = parsers.into_iter().map(|p| p.join()).collect::<std::result::Result<Vec<()>, _>>();
+        let scanned = scanner.join().map_err(|_| stopped());
+        parsed.map_err(|_| stopped())?;
         kept?;
         scanned?
     })
@@ -284,7 +290,8 @@ fn parse_batches<S: RowSink>(
 /// and hands each row to the sink, in stream order. Stops at the first refused row.
 fn keep<S: RowSink>(parsers: Vec<FromParser<S::Row>>, sink: &mut S) -> Result<()> {
     for (rows, spare) in parsers.iter().cycle() {
-        // A parser that has stopped has no more batches, and neither has the next one in turn.
+        // A parser that has stopped has no more batches, and neither has the next one in turn
+        // (unless it panicked, which the caller finds when it joins it).
         let Ok(mut parsed) = rows.recv() else { return Ok(()) };
         sink.dropped(parsed.dropped);
         for item in parsed.items.drain(..) {
@@ -474,6 +481,68 @@ mod tests {
         // A byte that borrows (0x00 before the quote) does not hide or move the match.
         assert_eq!(quote_or_backslash(b"\x00\x01\"\"abcdefgh"), Some(2));
         assert_eq!(quote_or_backslash(b"#!\x21\x22"), Some(3));
+    }
+
+    /// `n` result rows of about 1 KB each (bytes enough for several batches), as a snapshot.
+    fn many_results(n: usize, bad: &[usize], tail: &str) -> String {
+        let pad = "x".repeat(900);
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let id =
+                    if bad.contains(&i) { "1".to_owned() } else { format!("\"/vm{i}/patchInstallationResults/1\"") };
+                format!(r#"{{"id": {id}, "type": "x/patchinstallationresults", "properties": {{"pad": "{pad}"}}}}"#)
+            })
+            .collect();
+        format!(r#"{{"patchinstallationresources": [{}]{tail}}}"#, rows.join(","))
+    }
+
+    #[test]
+    fn the_first_problem_in_the_file_is_reported_across_batches_and_parsers() {
+        // About 500 rows per batch, batches dealt to the two parsers in turn: rows 700 and 1,300
+        // are in the second and third batches, parsed by different parsers.
+        let text = many_results(4_000, &[1_300, 700], "");
+        assert!(text.len() > 6 * BATCH_BYTES);
+        let err = read(&text).unwrap_err();
+        assert!(err.starts_with("patchinstallationresources[700]: invalid type: integer `1`"), "{err}");
+        // A refused row before a structural error several batches later.
+        let text = many_results(4_000, &[700], ", x");
+        let err = read(&text).unwrap_err();
+        assert!(err.starts_with("patchinstallationresources[700]: "), "{err}");
+        // The structural error alone, after every row was parsed.
+        let err = read(&many_results(4_000, &[], ", x")).unwrap_err();
+        assert!(err.starts_with("invalid JSON: "), "{err}");
+        assert_eq!(read(&many_results(4_000, &[], "")), Ok(4_000));
+        // The whole-file parse reports the same first problem.
+        let mut c = RunCollector::new(&q().correlation_id);
+        let err = snapshot::parse_into(many_results(4_000, &[1_300, 700], "").as_bytes(), &mut c).unwrap_err();
+        assert!(err.starts_with("patchinstallationresources[700]: invalid type: integer `1`"), "{err}");
+    }
+
+    #[test]
+    fn joined_columns_are_read_from_live_rows_only() {
+        let run = &q().correlation_id;
+        let vm = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+        let text = format!(
+            r#"{{"maintenanceresources": [{{"id": "{vm}/providers/microsoft.maintenance/applyupdates/1", "type": "microsoft.maintenance/applyupdates",
+                "properties": {{"correlationId": "{run}", "resourceId": "{vm}"}},
+                "result": {{"id": "{vm}/patchInstallationResults/1", "type": "x/patchinstallationresults", "properties": {{"maintenanceRunId": "{run}", "status": "Failed"}}}},
+                "machine": {{"id": "{vm}", "type": "Microsoft.Compute/virtualMachines", "tags": {{"k": "v"}}}}}}]}}"#
+        );
+        let mut streamed = RunCollector::new(run);
+        read_into(text.as_bytes(), &mut streamed).unwrap();
+        let mut sliced = RunCollector::new(run);
+        snapshot::parse_into(text.as_bytes(), &mut sliced).unwrap();
+        for data in [streamed.finish(), sliced.finish()] {
+            assert_eq!(data.expected.len(), 1);
+            assert!(data.results.is_empty() && data.machines.is_empty(), "{data:?}");
+        }
+        // A live row (read as `Row`) carries them.
+        let mut live = RunCollector::new(run);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let row: Row = serde_json::from_value(value["maintenanceresources"][0].clone()).unwrap();
+        live.accept(Table::MaintenanceResources, row);
+        let data = live.finish();
+        assert_eq!((data.results.len(), data.machines.len()), (1, 1));
     }
 
     #[test]
