@@ -275,10 +275,7 @@ impl RowRef<'_> {
             {
                 self.properties.installation_state.as_ref().is_some_and(|s| s.0.eq_ignore_ascii_case("failed"))
             }
-            Table::Resources => {
-                kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines")
-                    || kind.eq_ignore_ascii_case("microsoft.hybridcompute/machines")
-            }
+            Table::Resources => super::digest::is_machine_kind(kind),
             _ => false,
         }
     }
@@ -685,10 +682,6 @@ fn group_hash(subscription: &str, resource_group: &str, tags: &BTreeMap<String, 
 /// Run ids are compared lower-cased and without a trailing slash (ARG lower-cases some ids).
 pub fn normalise_run_id(id: &str) -> String {
     id.trim().trim_end_matches('/').to_ascii_lowercase()
-}
-
-pub fn is_machine_type(kind_lower: &str) -> bool {
-    kind_lower == "microsoft.compute/virtualmachines" || kind_lower == "microsoft.hybridcompute/machines"
 }
 
 #[cfg(test)]
